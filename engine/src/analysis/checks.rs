@@ -1,0 +1,144 @@
+//! The "measure" and "evaluate" steps of a tick: webhooks and metric
+//! checks. Where values come from is behind two small traits, so the
+//! simulator can script them and the operator can ask Prometheus.
+
+use std::future::Future;
+
+use crate::api::{Canary, CanaryPhase, MetricCheck, Webhook};
+use crate::host::bindings::evaluator::{Metric, Samples, ThresholdRange, Verdict};
+use crate::host::{EvaluatorPlugin, PluginFault, PluginRegistry};
+
+/// Which workload a metric query is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricTarget {
+    Canary,
+    Primary,
+}
+
+/// Reads the current value of a metric. `Ok(None)` means the query
+/// returned no data.
+pub trait MetricsProvider: Send + Sync {
+    fn value(
+        &self,
+        canary: &Canary,
+        check: &MetricCheck,
+        target: MetricTarget,
+    ) -> impl Future<Output = Result<Option<f64>, String>> + Send;
+}
+
+/// Calls a webhook; `Err` carries why it did not pass.
+pub trait WebhookCaller: Send + Sync {
+    fn call(
+        &self,
+        canary: &Canary,
+        hook: &Webhook,
+        phase: CanaryPhase,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Runs a plugin call off the async executor: calls are CPU-bound and
+/// bounded by their time budget, and WASI's synchronous bindings must not
+/// run on an executor thread.
+pub async fn blocking<R: Send + 'static>(
+    plugin: &str,
+    f: impl FnOnce() -> Result<R, PluginFault> + Send + 'static,
+) -> Result<R, PluginFault> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(PluginFault {
+            plugin: plugin.to_string(),
+            kind: crate::host::FaultKind::Trap(format!("host task failed: {e}")),
+        }),
+    }
+}
+
+/// Checks every metric; returns one "Halt … advancement …" event message
+/// per failed check, in Flagger's wording.
+pub async fn run_metrics<M: MetricsProvider>(
+    provider: &M,
+    plugins: &PluginRegistry,
+    canary: &Canary,
+    checks: &[MetricCheck],
+    target_label: &str,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for check in checks {
+        if let Err(reason) = run_metric(provider, plugins, canary, check, target_label).await {
+            failures.push(reason);
+        }
+    }
+    failures
+}
+
+async fn run_metric<M: MetricsProvider>(
+    provider: &M,
+    plugins: &PluginRegistry,
+    canary: &Canary,
+    check: &MetricCheck,
+    target_label: &str,
+) -> Result<(), String> {
+    let kind = match check.source {
+        crate::api::MetricSource::Builtin(_) => "builtin",
+        _ => "custom",
+    };
+    let no_values = || {
+        format!(
+            "Halt advancement no values found for {kind} metric: {} probably {target_label} is not receiving traffic",
+            check.name
+        )
+    };
+    let value = match provider.value(canary, check, MetricTarget::Canary).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return Err(no_values()),
+        Err(e) => {
+            return Err(format!(
+                "Halt {target_label} advancement metric {} query failed: {e}",
+                check.name
+            ));
+        }
+    };
+    let evaluator: EvaluatorPlugin = plugins
+        .evaluator(&check.evaluator)
+        .map_err(|e| format!("Halt {target_label} advancement metric {}: {e}", check.name))?;
+    let metric = Metric {
+        name: check.name.clone(),
+        threshold_range: ThresholdRange {
+            min: check.threshold_range.min,
+            max: check.threshold_range.max,
+        },
+        config: check.evaluator_config.clone(),
+    };
+    let wants_baseline = {
+        let (e, m) = (evaluator.clone(), metric.clone());
+        blocking(evaluator.name(), move || e.wants_baseline(&m))
+            .await
+            .map_err(|f| format!("Halt {target_label} advancement {f}"))?
+    };
+    let primary = if wants_baseline {
+        match provider.value(canary, check, MetricTarget::Primary).await {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(format!(
+                    "Halt {target_label} advancement metric {} baseline query failed: {e}",
+                    check.name
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let samples = Samples {
+        canary: value,
+        primary,
+    };
+    let name = evaluator.name().to_string();
+    let verdict = blocking(&name, move || evaluator.evaluate(&metric, samples))
+        .await
+        .map_err(|f| format!("Halt {target_label} advancement {f}"))?;
+    match verdict {
+        Verdict::Pass => Ok(()),
+        Verdict::Fail(reason) | Verdict::Inconclusive(reason) => {
+            Err(format!("Halt {target_label} advancement {reason}"))
+        }
+    }
+}

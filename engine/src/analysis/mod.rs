@@ -1,0 +1,819 @@
+//! The analysis state machine: one call of [`Analyzer::reconcile`] is one
+//! tick of Flagger's scheduler for one Canary. It observes the cluster,
+//! measures (webhooks, metrics), asks the plugins to evaluate and decide,
+//! checks their answers, and acts. All rollout state lives in the Canary's
+//! status, so a restarted engine continues where the last one stopped.
+
+pub mod checks;
+pub mod readiness;
+pub mod workload;
+
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::api::{Canary, CanaryCondition, CanaryPhase, CanaryStatus, HookType, RolloutSettings};
+use crate::cluster::{Cluster, Event};
+use crate::host::bindings::strategy as wit;
+use crate::host::{PluginFault, PluginRegistry, StrategyPlugin, validate};
+use crate::router;
+use checks::{MetricsProvider, WebhookCaller, blocking};
+
+/// The condition Sluice sets when a spec is invalid or a plugin is missing.
+pub const CONDITION_READY: &str = "Ready";
+/// Flagger's condition: whether the last rollout was promoted.
+pub const CONDITION_PROMOTED: &str = "Promoted";
+
+/// What one tick did.
+#[derive(Debug, Clone)]
+pub struct TickOutcome {
+    pub status: CanaryStatus,
+    pub events: Vec<Event>,
+}
+
+/// Drives rollouts. Generic over where it reads and writes, so the
+/// simulator and the operator run the same code.
+pub struct Analyzer<C, M, W> {
+    pub cluster: C,
+    pub metrics: M,
+    pub webhooks: W,
+    pub plugins: PluginRegistry,
+}
+
+/// The state of one tick while it runs.
+struct Tick<'a> {
+    canary: &'a Canary,
+    /// "podinfo.test": how Flagger names a target in events.
+    label: String,
+    namespace: String,
+    target: String,
+    now: Timestamp,
+    status: CanaryStatus,
+    events: Vec<Event>,
+}
+
+impl Tick<'_> {
+    fn info(&mut self, message: String) {
+        self.events.push(Event::normal(message));
+    }
+
+    fn warn(&mut self, message: String) {
+        self.events.push(Event::warning(message));
+    }
+
+    fn phase(&self) -> Option<CanaryPhase> {
+        self.status.phase
+    }
+
+    fn set_phase(&mut self, phase: CanaryPhase) {
+        if self.status.phase != Some(phase) {
+            self.status.phase = Some(phase);
+            self.status.last_transition_time = Some(self.now.to_string());
+        }
+    }
+
+    fn set_condition(&mut self, condition_type: &str, status: &str, reason: &str, message: String) {
+        let now = self.now.to_string();
+        let conditions = &mut self.status.conditions;
+        match conditions
+            .iter_mut()
+            .find(|c| c.condition_type == condition_type)
+        {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = Some(now.clone());
+                }
+                c.status = status.to_string();
+                c.reason = Some(reason.to_string());
+                c.message = Some(message);
+                c.last_update_time = Some(now);
+            }
+            None => conditions.push(CanaryCondition {
+                condition_type: condition_type.to_string(),
+                status: status.to_string(),
+                last_update_time: Some(now.clone()),
+                last_transition_time: Some(now),
+                reason: Some(reason.to_string()),
+                message: Some(message),
+            }),
+        }
+    }
+
+    fn condition_message(&self, condition_type: &str) -> Option<&str> {
+        self.status
+            .conditions
+            .iter()
+            .find(|c| c.condition_type == condition_type)
+            .and_then(|c| c.message.as_deref())
+    }
+
+    /// Marks the Canary not ready, with an event the first time the reason appears.
+    fn not_ready(&mut self, reason: &str, message: String) {
+        if self.condition_message(CONDITION_READY) != Some(message.as_str()) {
+            self.warn(message.clone());
+        }
+        self.set_condition(CONDITION_READY, "False", reason, message);
+    }
+
+    fn rollout_state(&self) -> wit::RolloutState {
+        wit::RolloutState {
+            phase: wit_phase(self.status.phase.unwrap_or(CanaryPhase::Initializing)),
+            canary_weight: self.status.canary_weight,
+            iterations: self.status.iterations,
+            failed_checks: self.status.failed_checks,
+        }
+    }
+
+    fn seconds_in_phase(&self) -> i64 {
+        let since = self
+            .status
+            .last_transition_time
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .unwrap_or(self.now);
+        (self.now.as_second() - since.as_second()).max(0)
+    }
+}
+
+/// The plugin's phase enum for a Canary phase.
+pub fn wit_phase(p: CanaryPhase) -> wit::Phase {
+    use CanaryPhase::*;
+    match p {
+        Initializing => wit::Phase::Initializing,
+        Initialized => wit::Phase::Initialized,
+        Waiting => wit::Phase::Waiting,
+        Progressing => wit::Phase::Progressing,
+        WaitingPromotion => wit::Phase::WaitingPromotion,
+        Promoting => wit::Phase::Promoting,
+        Finalising => wit::Phase::Finalising,
+        Succeeded => wit::Phase::Succeeded,
+        Failed => wit::Phase::Failed,
+        Terminating => wit::Phase::Terminating,
+        Terminated => wit::Phase::Terminated,
+    }
+}
+
+/// Whether any request may reach the canary in this state: only while a
+/// rollout runs and after its first step.
+pub fn canary_traffic_allowed(state: &wit::RolloutState) -> bool {
+    matches!(
+        state.phase,
+        wit::Phase::Progressing
+            | wit::Phase::Promoting
+            | wit::Phase::WaitingPromotion
+            | wit::Phase::Waiting
+    ) && (state.canary_weight > 0 || state.iterations > 0)
+}
+
+/// The analysis settings as the strategy plugin sees them.
+pub fn analysis_spec(settings: &RolloutSettings, cookie_value: Option<&str>) -> wit::AnalysisSpec {
+    wit::AnalysisSpec {
+        interval_seconds: settings.interval.as_secs(),
+        threshold: settings.threshold,
+        max_weight: settings.max_weight,
+        step_weight: settings.step_weight,
+        step_weights: settings.step_weights.clone(),
+        step_weight_promotion: settings.step_weight_promotion,
+        iterations: settings.iterations,
+        matches: router::plan_matches(&settings.matches),
+        mirror: settings.mirror,
+        mirror_weight: settings.mirror_weight,
+        session_affinity: settings
+            .session_affinity
+            .as_ref()
+            .map(|s| wit::SessionAffinity {
+                cookie_name: s.cookie_name.clone(),
+                max_age_seconds: s.max_age,
+                cookie_value: cookie_value.unwrap_or_default().to_string(),
+            }),
+        config: settings.strategy_config.clone(),
+    }
+}
+
+impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
+    pub fn new(cluster: C, metrics: M, webhooks: W, plugins: PluginRegistry) -> Self {
+        Self {
+            cluster,
+            metrics,
+            webhooks,
+            plugins,
+        }
+    }
+
+    /// Runs one tick for `canary` at time `now`, writes the status and
+    /// publishes the events. Errors are cluster I/O failures: the caller
+    /// retries the tick later; nothing half-done moves traffic.
+    pub async fn reconcile(&self, canary: &Canary, now: Timestamp) -> Result<TickOutcome> {
+        let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+        let target = canary.spec.target_ref.name.clone();
+        let mut tick = Tick {
+            canary,
+            label: format!("{target}.{namespace}"),
+            namespace,
+            target,
+            now,
+            status: canary.status.clone().unwrap_or_default(),
+            events: Vec::new(),
+        };
+        self.step(&mut tick).await?;
+        if canary.status.as_ref() != Some(&tick.status) {
+            self.cluster
+                .update_canary_status(canary, &tick.status)
+                .await
+                .context("writing the Canary status")?;
+        }
+        for event in &tick.events {
+            self.cluster
+                .publish_event(canary, event)
+                .await
+                .context("publishing an event")?;
+        }
+        Ok(TickOutcome {
+            status: tick.status,
+            events: tick.events,
+        })
+    }
+
+    async fn step(&self, t: &mut Tick<'_>) -> Result<()> {
+        let settings = match t.canary.settings() {
+            Ok(s) => s,
+            Err(errors) => {
+                t.not_ready("InvalidSpec", errors.to_string());
+                return Ok(());
+            }
+        };
+        if t.canary.spec.suspend {
+            return Ok(());
+        }
+        let strategy = match self.plugins.strategy(&settings.strategy.name) {
+            Ok(p) => p,
+            Err(e) => {
+                t.not_ready("PluginUnavailable", format!("{}: {e}", t.label));
+                return Ok(());
+            }
+        };
+        let Some(target) = self.cluster.deployment(&t.namespace, &t.target).await? else {
+            t.not_ready(
+                "TargetNotFound",
+                format!(
+                    "Target deployment {} not found; create it or fix spec.targetRef",
+                    t.label
+                ),
+            );
+            return Ok(());
+        };
+        if t.status
+            .conditions
+            .iter()
+            .any(|c| c.condition_type == CONDITION_READY && c.status != "True")
+        {
+            t.set_condition(
+                CONDITION_READY,
+                "True",
+                "Valid",
+                "The Canary spec is valid".into(),
+            );
+        }
+
+        match t.phase() {
+            None | Some(CanaryPhase::Initializing) => {
+                return self.bootstrap(t, &settings, &strategy, &target).await;
+            }
+            _ => {}
+        }
+
+        // Keep the generated Services in line with the spec.
+        for svc in workload::services(t.canary, &target)? {
+            self.cluster.apply_service(&svc).await?;
+        }
+
+        let primary_name = workload::primary_name(&t.target);
+        let primary = self
+            .cluster
+            .deployment(&t.namespace, &primary_name)
+            .await?
+            .with_context(|| {
+                format!(
+                    "primary deployment {primary_name}.{} is missing",
+                    t.namespace
+                )
+            })?;
+        if let Err(why) = readiness::rollout_finished(&primary) {
+            t.warn(format!(
+                "Waiting for {primary_name}.{} rollout to finish: {why}",
+                t.namespace
+            ));
+            return self.sync_route(t, &settings, &strategy).await;
+        }
+
+        let revision = workload::revision_checksum(&target);
+        let changed = t.status.last_applied_spec.as_deref() != Some(revision.as_str());
+        match t.phase() {
+            Some(CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed) => {
+                if changed {
+                    t.info(format!("New revision detected {}", t.label));
+                    let replicas = primary
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.replicas)
+                        .unwrap_or(1)
+                        .max(1);
+                    self.cluster
+                        .scale_deployment(&t.namespace, &t.target, replicas)
+                        .await?;
+                    t.info(format!("Scaling up {}", t.label));
+                    self.start_rollout(t, &revision, &strategy);
+                }
+                return self.sync_route(t, &settings, &strategy).await;
+            }
+            Some(
+                CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::WaitingPromotion,
+            ) if changed => {
+                t.info(format!(
+                    "New revision detected! Restarting analysis for {}",
+                    t.label
+                ));
+                self.start_rollout(t, &revision, &strategy);
+                return self.sync_route(t, &settings, &strategy).await;
+            }
+            _ => {}
+        }
+
+        match t.phase() {
+            Some(CanaryPhase::Promoting) => self.promoting(t, &settings, &strategy).await?,
+            Some(CanaryPhase::Finalising) => self.finalise(t, &settings).await?,
+            Some(
+                CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::WaitingPromotion,
+            ) => self.progressing(t, &settings, &strategy, &target).await?,
+            _ => {}
+        }
+        self.sync_route(t, &settings, &strategy).await
+    }
+
+    fn start_rollout(&self, t: &mut Tick<'_>, revision: &str, strategy: &StrategyPlugin) {
+        if t.status
+            .strategy_digest
+            .as_deref()
+            .is_some_and(|d| d != strategy.digest())
+        {
+            t.info(format!(
+                "Strategy plugin {} changed to sha256:{} for {}",
+                strategy.name(),
+                &strategy.digest()[..12],
+                t.label
+            ));
+        }
+        t.status.canary_weight = 0;
+        t.status.iterations = 0;
+        t.status.failed_checks = 0;
+        t.status.last_applied_spec = Some(revision.to_string());
+        t.status.strategy_digest = Some(strategy.digest().to_string());
+        t.status.previous_session_affinity_cookie = t.status.session_affinity_cookie.take();
+        t.status.session_affinity_cookie = Some(format!("{}-{revision}", t.target));
+        t.status.phase = None;
+        t.set_phase(CanaryPhase::Progressing);
+        t.set_condition(
+            CONDITION_PROMOTED,
+            "Unknown",
+            "Progressing",
+            "New revision detected, progressing canary analysis.".into(),
+        );
+    }
+
+    /// Creates the primary, its autoscaler, the Services and the HTTPRoute,
+    /// then scales the target down once the primary serves.
+    async fn bootstrap(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+        target: &k8s_openapi::api::apps::v1::Deployment,
+    ) -> Result<()> {
+        let primary_name = workload::primary_name(&t.target);
+        let existing = self.cluster.deployment(&t.namespace, &primary_name).await?;
+        if existing.is_none() {
+            let primary = match workload::primary_deployment(t.canary, target, None) {
+                Ok(p) => p,
+                Err(e) => {
+                    t.not_ready("InvalidTarget", format!("{}: {e:#}", t.label));
+                    return Ok(());
+                }
+            };
+            self.cluster.apply_deployment(&primary).await?;
+        }
+        if let Some(hpa_ref) = &t.canary.spec.autoscaler_ref {
+            match self.cluster.autoscaler(&t.namespace, &hpa_ref.name).await? {
+                Some(hpa) => {
+                    let primary_hpa = workload::primary_autoscaler(t.canary, &hpa)?;
+                    self.cluster.apply_autoscaler(&primary_hpa).await?;
+                }
+                None => {
+                    t.not_ready(
+                        "AutoscalerNotFound",
+                        format!(
+                            "HorizontalPodAutoscaler {}.{} not found; create it or remove spec.autoscalerRef",
+                            hpa_ref.name, t.namespace
+                        ),
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        match workload::services(t.canary, target) {
+            Ok(services) => {
+                for svc in services {
+                    self.cluster.apply_service(&svc).await?;
+                }
+            }
+            Err(e) => {
+                t.not_ready("InvalidTarget", format!("{}: {e:#}", t.label));
+                return Ok(());
+            }
+        }
+        t.set_phase(CanaryPhase::Initializing);
+        self.sync_route(t, settings, strategy).await?;
+
+        let primary = self.cluster.deployment(&t.namespace, &primary_name).await?;
+        if let Some(Err(why)) = primary.as_ref().map(readiness::rollout_finished) {
+            t.warn(format!(
+                "Waiting for {primary_name}.{} rollout to finish: {why}",
+                t.namespace
+            ));
+            return Ok(());
+        }
+        self.cluster
+            .scale_deployment(&t.namespace, &t.target, 0)
+            .await?;
+        let revision = workload::revision_checksum(target);
+        t.status.last_applied_spec = Some(revision.clone());
+        t.status.last_promoted_spec = Some(revision);
+        t.status.strategy_digest = Some(strategy.digest().to_string());
+        t.set_phase(CanaryPhase::Initialized);
+        t.set_condition(
+            CONDITION_PROMOTED,
+            "True",
+            "Initialized",
+            "Deployment initialization completed.".into(),
+        );
+        t.info(format!("Initialization done! {}", t.label));
+        Ok(())
+    }
+
+    async fn progressing(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+        target: &k8s_openapi::api::apps::v1::Deployment,
+    ) -> Result<()> {
+        if let Err(why) = readiness::rollout_finished(target) {
+            let elapsed = t.seconds_in_phase();
+            if elapsed as u64 > settings.progress_deadline.as_secs() {
+                let msg = format!(
+                    "Rolling back {} progress deadline exceeded canary deployment {} not ready: {why}",
+                    t.label, t.label
+                );
+                return self.rollback(t, settings, msg).await;
+            }
+            t.warn(format!("Waiting for {} rollout to finish: {why}", t.label));
+            return Ok(());
+        }
+
+        if t.status.failed_checks >= settings.threshold {
+            let msg = format!(
+                "Rolling back {} failed checks threshold reached {}",
+                t.label, t.status.failed_checks
+            );
+            return self.rollback(t, settings, msg).await;
+        }
+
+        if settings.skip_analysis {
+            t.info(format!("Skipping analysis for {}", t.label));
+            return self.promote(t, settings).await;
+        }
+
+        let first_step = t.status.canary_weight == 0 && t.status.iterations == 0;
+        let mut failures = Vec::new();
+        if first_step {
+            t.info(format!("Starting canary analysis for {}", t.label));
+            for hook in settings.webhooks_of(HookType::PreRollout) {
+                if let Err(e) = self
+                    .webhooks
+                    .call(t.canary, hook, CanaryPhase::Progressing)
+                    .await
+                {
+                    failures.push(format!(
+                        "Halt {} advancement pre-rollout check {} failed {e}",
+                        t.label, hook.name
+                    ));
+                }
+            }
+        } else {
+            for hook in settings.webhooks_of(HookType::Rollout) {
+                if let Err(e) = self
+                    .webhooks
+                    .call(t.canary, hook, CanaryPhase::Progressing)
+                    .await
+                {
+                    failures.push(format!(
+                        "Halt {} advancement external check {} failed {e}",
+                        t.label, hook.name
+                    ));
+                }
+            }
+            if failures.is_empty() {
+                failures = checks::run_metrics(
+                    &self.metrics,
+                    &self.plugins,
+                    t.canary,
+                    &settings.metrics,
+                    &t.label,
+                )
+                .await;
+            }
+        }
+        if !failures.is_empty() {
+            t.status.failed_checks += 1;
+            for f in failures {
+                t.info(f);
+            }
+            return Ok(());
+        }
+
+        let state = t.rollout_state();
+        let spec = analysis_spec(settings, t.status.session_affinity_cookie.as_deref());
+        let obs = wit::Observation {
+            now_unix_seconds: t.now.as_second().max(0) as u64,
+            phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
+        };
+        let action = match self.decide(strategy, &spec, state, obs).await {
+            Ok(a) => a,
+            Err(fault) => return Ok(self.plugin_failed(t, &fault)),
+        };
+        match action {
+            wit::Action::Advance(a) => {
+                let mut next = state;
+                next.canary_weight = a.canary_weight;
+                next.iterations = a.iterations;
+                if let Err(fault) = self.checked_plan(strategy, &spec, next).await {
+                    return Ok(self.plugin_failed(t, &fault));
+                }
+                let iteration_step = a.iterations > state.iterations;
+                t.status.canary_weight = a.canary_weight;
+                t.status.iterations = a.iterations;
+                if iteration_step {
+                    let total = settings
+                        .iterations
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "?".into());
+                    t.info(format!(
+                        "Advance {} canary iteration {}/{total}",
+                        t.label, a.iterations
+                    ));
+                } else {
+                    t.info(format!(
+                        "Advance {} canary weight {}",
+                        t.label, a.canary_weight
+                    ));
+                }
+            }
+            wit::Action::Hold(reason) => {
+                if !reason.trim().is_empty() {
+                    t.info(format!("Holding {} advancement: {reason}", t.label));
+                }
+            }
+            wit::Action::Promote => self.promote(t, settings).await?,
+            wit::Action::Rollback(reason) => {
+                let msg = format!(
+                    "Rolling back {} strategy {}: {reason}",
+                    t.label,
+                    strategy.name()
+                );
+                self.rollback(t, settings, msg).await?;
+            }
+            wit::Action::Finalise => {}
+        }
+        Ok(())
+    }
+
+    /// Copies the canary's template to the primary; traffic moves back once
+    /// the primary has rolled out.
+    async fn promote(&self, t: &mut Tick<'_>, _settings: &RolloutSettings) -> Result<()> {
+        let primary_name = workload::primary_name(&t.target);
+        t.info(format!(
+            "Copying {} template spec to {primary_name}.{}",
+            t.label, t.namespace
+        ));
+        let target = self
+            .cluster
+            .deployment(&t.namespace, &t.target)
+            .await?
+            .with_context(|| format!("target {} vanished", t.label))?;
+        let current = self.cluster.deployment(&t.namespace, &primary_name).await?;
+        let replicas = current
+            .as_ref()
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.replicas);
+        let primary = workload::primary_deployment(t.canary, &target, replicas)?;
+        self.cluster.apply_deployment(&primary).await?;
+        t.set_phase(CanaryPhase::Promoting);
+        Ok(())
+    }
+
+    async fn promoting(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+    ) -> Result<()> {
+        let state = t.rollout_state();
+        let spec = analysis_spec(settings, t.status.session_affinity_cookie.as_deref());
+        let obs = wit::Observation {
+            now_unix_seconds: t.now.as_second().max(0) as u64,
+            phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
+        };
+        let action = match self.decide(strategy, &spec, state, obs).await {
+            Ok(a) => a,
+            Err(fault) => {
+                // The primary already runs the new revision: the safe way out
+                // of a broken plugin is to finish, all traffic on the primary.
+                t.warn(format!(
+                    "{fault}; routing all traffic to the promoted primary"
+                ));
+                wit::Action::Finalise
+            }
+        };
+        match action {
+            wit::Action::Advance(a) => {
+                let mut next = state;
+                next.canary_weight = a.canary_weight;
+                if let Err(fault) = self.checked_plan(strategy, &spec, next).await {
+                    t.warn(format!(
+                        "{fault}; routing all traffic to the promoted primary"
+                    ));
+                    return self.finish_promotion(t);
+                }
+                t.status.canary_weight = a.canary_weight;
+                t.info(format!(
+                    "Advance {} primary weight {}",
+                    t.label,
+                    100 - a.canary_weight
+                ));
+                Ok(())
+            }
+            wit::Action::Finalise => self.finish_promotion(t),
+            wit::Action::Hold(_) => Ok(()),
+            wit::Action::Rollback(reason) => {
+                let msg = format!(
+                    "Rolling back {} strategy {}: {reason}",
+                    t.label,
+                    strategy.name()
+                );
+                self.rollback(t, settings, msg).await
+            }
+            wit::Action::Promote => Ok(()),
+        }
+    }
+
+    fn finish_promotion(&self, t: &mut Tick<'_>) -> Result<()> {
+        t.status.canary_weight = 0;
+        t.set_phase(CanaryPhase::Finalising);
+        Ok(())
+    }
+
+    async fn finalise(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> Result<()> {
+        self.cluster
+            .scale_deployment(&t.namespace, &t.target, 0)
+            .await?;
+        t.status.canary_weight = 0;
+        t.status.failed_checks = 0;
+        t.status.last_promoted_spec = t.status.last_applied_spec.clone();
+        t.set_phase(CanaryPhase::Succeeded);
+        t.set_condition(
+            CONDITION_PROMOTED,
+            "True",
+            "Succeeded",
+            "Canary analysis completed successfully, promotion finished.".into(),
+        );
+        t.info(format!("Promotion completed! Scaling down {}", t.label));
+        self.post_rollout_hooks(t, settings, CanaryPhase::Succeeded)
+            .await;
+        Ok(())
+    }
+
+    /// Sends all traffic back to the primary without asking the plugin,
+    /// scales the canary down and marks the rollout failed.
+    async fn rollback(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        message: String,
+    ) -> Result<()> {
+        t.warn(message);
+        self.cluster
+            .apply_http_route(&router::render(t.canary, &router::safe_plan()))
+            .await?;
+        t.status.canary_weight = 0;
+        t.status.iterations = 0;
+        self.cluster
+            .scale_deployment(&t.namespace, &t.target, 0)
+            .await?;
+        t.set_phase(CanaryPhase::Failed);
+        t.set_condition(
+            CONDITION_PROMOTED,
+            "False",
+            "Failed",
+            "Canary analysis failed, Deployment scaled to zero.".into(),
+        );
+        t.warn(format!("Canary failed! Scaling down {}", t.label));
+        self.post_rollout_hooks(t, settings, CanaryPhase::Failed)
+            .await;
+        Ok(())
+    }
+
+    async fn post_rollout_hooks(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        phase: CanaryPhase,
+    ) {
+        for hook in settings.webhooks_of(HookType::PostRollout) {
+            if let Err(e) = self.webhooks.call(t.canary, hook, phase).await {
+                t.warn(format!(
+                    "Post-rollout hook {} failed for {}: {e}",
+                    hook.name, t.label
+                ));
+            }
+        }
+    }
+
+    /// A plugin fault counts as a failed check; nothing moves.
+    fn plugin_failed(&self, t: &mut Tick<'_>, fault: &PluginFault) {
+        tracing::warn!(canary = %t.label, %fault, "plugin fault");
+        t.status.failed_checks += 1;
+        t.warn(format!("Halt {} advancement {fault}", t.label));
+    }
+
+    async fn decide(
+        &self,
+        strategy: &StrategyPlugin,
+        spec: &wit::AnalysisSpec,
+        state: wit::RolloutState,
+        obs: wit::Observation,
+    ) -> Result<wit::Action, PluginFault> {
+        let (p, s) = (strategy.clone(), spec.clone());
+        let action = blocking(strategy.name(), move || p.decide(&s, state, obs)).await?;
+        validate::action(strategy.name(), &state, &action)?;
+        Ok(action)
+    }
+
+    /// The plugin's route plan for `state`, checked.
+    async fn checked_plan(
+        &self,
+        strategy: &StrategyPlugin,
+        spec: &wit::AnalysisSpec,
+        state: wit::RolloutState,
+    ) -> Result<wit::RoutePlan, PluginFault> {
+        let (p, s) = (strategy.clone(), spec.clone());
+        let plan = blocking(strategy.name(), move || p.route(&s, state)).await?;
+        validate::route_plan(strategy.name(), &plan, canary_traffic_allowed(&state))?;
+        Ok(plan)
+    }
+
+    /// Applies the route of the current state. If the plugin cannot give a
+    /// valid one, an active rollout keeps its current route and a Canary at
+    /// rest gets the all-primary route.
+    async fn sync_route(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+    ) -> Result<()> {
+        let state = t.rollout_state();
+        let spec = analysis_spec(settings, t.status.session_affinity_cookie.as_deref());
+        let plan = match self.checked_plan(strategy, &spec, state).await {
+            Ok(plan) => plan,
+            Err(fault) => {
+                let existing = self
+                    .cluster
+                    .http_route(&t.namespace, &workload::apex_name(t.canary))
+                    .await?;
+                if canary_traffic_allowed(&state) && existing.is_some() {
+                    tracing::warn!(canary = %t.label, %fault, "keeping the current route");
+                    return Ok(());
+                }
+                tracing::warn!(canary = %t.label, %fault, "using the all-primary route");
+                router::safe_plan()
+            }
+        };
+        let route = router::render(t.canary, &plan);
+        let current = self
+            .cluster
+            .http_route(&t.namespace, &workload::apex_name(t.canary))
+            .await?;
+        if current.as_ref().map(|r| &r.spec) != Some(&route.spec) {
+            self.cluster.apply_http_route(&route).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,480 @@
+//! The `Canary` resource: Flagger's `flagger.app/v1beta1` Canary, served as
+//! `sluice.dev/v1beta1`. Field names and meanings follow Flagger so that
+//! existing manifests work with only their `apiVersion` changed.
+//!
+//! Durations and enumerations are kept as strings here and checked by
+//! [`super::validate`]: a Canary with a typo must still deserialize, so that
+//! the operator can tell the user what is wrong in its status instead of
+//! failing to read it at all.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The desired rollout of one workload.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1beta1",
+    kind = "Canary",
+    namespaced,
+    status = "CanaryStatus",
+    shortname = "canary",
+    shortname = "canaries",
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canaryWeight"}"#,
+    printcolumn = r#"{"name":"FailedChecks","type":"integer","jsonPath":".status.failedChecks","priority":1}"#,
+    printcolumn = r#"{"name":"LastTransitionTime","type":"string","jsonPath":".status.lastTransitionTime"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CanarySpec {
+    /// The Deployment whose new revisions are rolled out.
+    #[serde(default)]
+    pub target_ref: TargetRef,
+    /// Optional HorizontalPodAutoscaler of the target; copied for the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler_ref: Option<AutoscalerRef>,
+    /// Seconds the canary may take to become ready before a rollback (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_seconds: Option<i64>,
+    /// Promote every new revision at once, without analysis.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_analysis: bool,
+    /// Stop acting on this Canary (no new rollouts, no traffic changes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+    /// On deletion, give the target its replicas and traffic back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revert_on_deletion: bool,
+    /// Metrics provider override (Flagger's `provider`); informative only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Prometheus address used by builtin metrics of this Canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_server: Option<String>,
+    /// The generated Services and HTTPRoute.
+    #[serde(default)]
+    pub service: CanaryService,
+    /// How the rollout proceeds and what is checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<CanaryAnalysis>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `spec.service`: ports, hosts, Gateway references and route customisation.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryService {
+    /// Name of the apex Service (default: the target's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub port: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<IntOrString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
+    /// Request timeout applied to every route rule ("15s").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<HttpRetry>,
+    /// Gateway API HTTPRoute host names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Gateways the HTTPRoute attaches to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_refs: Vec<GatewayRef>,
+    /// Request matches of the route itself (default: every path).
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<HttpMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<HeaderManipulation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<HttpRewrite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors_policy: Option<CorsPolicy>,
+    /// Extra metadata for the primary objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<CustomMetadata>,
+    /// Extra metadata for the canary objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CustomMetadata>,
+    /// Extra metadata for the apex Service and the HTTPRoute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apex: Option<CustomMetadata>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRetry {
+    #[serde(default)]
+    pub attempts: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<String>,
+}
+
+/// A Gateway API ParentReference.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+}
+
+/// `spec.service.headers`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct HeaderManipulation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HeaderOperations>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HeaderOperations>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct HeaderOperations {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// `spec.service.rewrite`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct HttpRewrite {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// "ReplaceFullPath" (default) or "ReplacePrefixMatch".
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub rewrite_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+}
+
+/// `spec.service.corsPolicy`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsPolicy {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origin: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+}
+
+/// An Istio-style request match, as Flagger's `analysis.match`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpMatch {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, StringMatch>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query_params: BTreeMap<String, StringMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<StringMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<StringMatch>,
+}
+
+/// Exactly one of the fields is set.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct StringMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// `spec.analysis`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryAnalysis {
+    /// Time between two analysis steps (default "1m").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Failed checks before a rollback (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<i64>,
+    /// Highest canary weight before promotion (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_weight: Option<i64>,
+    /// Canary weight increment per step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_weight: Option<i64>,
+    /// Explicit list of canary weights, instead of stepWeight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_weights: Vec<i64>,
+    /// Primary weight increment per step during promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_weight_promotion: Option<i64>,
+    /// Number of iterations (A/B testing, blue/green, mirroring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<i64>,
+    /// Requests that go to the canary (A/B testing).
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<HttpMatch>,
+    /// Mirror traffic to the canary.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirror: bool,
+    /// Percentage of requests mirrored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_weight: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<SessionAffinity>,
+    /// Strategy plugin by name; default: chosen from the fields above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Free-form settings for the strategy plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy_config: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<CanaryMetric>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<CanaryWebhook>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionAffinity {
+    #[serde(default)]
+    pub cookie_name: String,
+    /// Cookie lifetime in seconds (default 86400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i64>,
+    /// Cookie that keeps users on the primary (Flagger's primary stickiness).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_cookie_name: Option<String>,
+}
+
+/// One metric check of the analysis.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryMetric {
+    pub name: String,
+    /// Query window, substituted for `{{ interval }}` (default "1m").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Deprecated single bound, read as thresholdRange.min for success
+    /// rates and thresholdRange.max otherwise, as in Flagger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_range: Option<ThresholdRange>,
+    /// Inline PromQL (deprecated in Flagger; prefer templateRef).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_ref: Option<TemplateRef>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub template_variables: BTreeMap<String, String>,
+    /// Evaluator plugin by name (default "threshold").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluator: Option<String>,
+    /// Free-form settings for the evaluator plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluator_config: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, JsonSchema)]
+pub struct ThresholdRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct TemplateRef {
+    pub name: String,
+    /// Default: the Canary's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// A webhook of the analysis.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryWebhook {
+    pub name: String,
+    /// confirm-rollout, pre-rollout, rollout (default), confirm-traffic-increase,
+    /// confirm-promotion, post-rollout, rollback or event.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub hook_type: Option<String>,
+    #[serde(default)]
+    pub url: String,
+    /// Default "10s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mute_alert: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The state of a rollout. It is the only state Sluice keeps: an engine
+/// restarted mid-rollout continues from here.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<CanaryPhase>,
+    #[serde(default)]
+    pub failed_checks: u32,
+    #[serde(default)]
+    pub canary_weight: u32,
+    #[serde(default)]
+    pub iterations: u32,
+    /// Checksums of the ConfigMaps and Secrets the target uses.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tracked_configs: BTreeMap<String, String>,
+    /// Checksum of the target revision under analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_spec: Option<String>,
+    /// Checksum of the revision last promoted to the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_promoted_spec: Option<String>,
+    /// When the phase last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity_cookie: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_session_affinity_cookie: Option<String>,
+    /// sha256 of the strategy plugin the current rollout runs with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<CanaryCondition>,
+}
+
+/// Flagger's canary phases.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum CanaryPhase {
+    Initializing,
+    Initialized,
+    Waiting,
+    Progressing,
+    WaitingPromotion,
+    Promoting,
+    Finalising,
+    Succeeded,
+    Failed,
+    Terminating,
+    Terminated,
+}
+
+impl CanaryPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Initializing => "Initializing",
+            Self::Initialized => "Initialized",
+            Self::Waiting => "Waiting",
+            Self::Progressing => "Progressing",
+            Self::WaitingPromotion => "WaitingPromotion",
+            Self::Promoting => "Promoting",
+            Self::Finalising => "Finalising",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Terminating => "Terminating",
+            Self::Terminated => "Terminated",
+        }
+    }
+
+    /// A rollout is under way: traffic may be on the canary.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Self::Progressing
+                | Self::Waiting
+                | Self::WaitingPromotion
+                | Self::Promoting
+                | Self::Finalising
+        )
+    }
+}
+
+impl std::fmt::Display for CanaryPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status condition, as Flagger's `Promoted` condition.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryCondition {
+    #[serde(rename = "type")]
+    pub condition_type: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

@@ -1,0 +1,92 @@
+//! Reading manifests from YAML files: Sluice's own group and, unchanged,
+//! Flagger's `flagger.app/v1beta1`.
+
+use anyhow::{Context, Result, bail};
+use serde::de::DeserializeOwned;
+
+use super::{Canary, MetricTemplate};
+
+pub const API_VERSION: &str = "sluice.dev/v1beta1";
+pub const FLAGGER_API_VERSION: &str = "flagger.app/v1beta1";
+
+/// Splits a multi-document YAML text into JSON values, skipping empty documents.
+pub fn documents(text: &str) -> Result<Vec<serde_json::Value>> {
+    let mut docs = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value: serde_json::Value = serde::Deserialize::deserialize(de)
+            .with_context(|| format!("document {} is not valid YAML", i + 1))?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+/// Deserializes one resource of `kind`, accepting both API groups, with the
+/// path of the offending field in the error.
+fn typed<T: DeserializeOwned>(mut doc: serde_json::Value, kind: &str) -> Result<T> {
+    let api_version = doc.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("");
+    if api_version != API_VERSION && api_version != FLAGGER_API_VERSION {
+        bail!(
+            "apiVersion {api_version:?} is not supported for {kind}; use {API_VERSION} (or {FLAGGER_API_VERSION})"
+        );
+    }
+    let actual_kind = doc.get("kind").and_then(|v| v.as_str()).unwrap_or("");
+    if actual_kind != kind {
+        bail!("expected kind {kind}, found {actual_kind:?}");
+    }
+    doc["apiVersion"] = API_VERSION.into();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("<unnamed>")
+        .to_string();
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("{kind} {name}: {path}: {}", e.into_inner())
+    })
+}
+
+/// Reads the single Canary in `text`.
+pub fn canary_from_yaml(text: &str) -> Result<Canary> {
+    let docs = documents(text)?;
+    let mut canaries = docs
+        .into_iter()
+        .filter(|d| d.get("kind").and_then(|k| k.as_str()) == Some("Canary"));
+    let doc = canaries
+        .next()
+        .context("no Canary found (expected a document with kind: Canary)")?;
+    if canaries.next().is_some() {
+        bail!("more than one Canary in the file; give one per file");
+    }
+    let mut canary: Canary = typed(doc, "Canary")?;
+    if canary.metadata.name.as_deref().unwrap_or("").is_empty() {
+        bail!("Canary: metadata.name: required");
+    }
+    if canary.metadata.namespace.is_none() {
+        canary.metadata.namespace = Some("default".into());
+    }
+    Ok(canary)
+}
+
+/// Reads every MetricTemplate in `text`.
+pub fn metric_templates_from_yaml(text: &str) -> Result<Vec<MetricTemplate>> {
+    let mut out = Vec::new();
+    for doc in documents(text)? {
+        let mut t: MetricTemplate = typed(doc, "MetricTemplate")?;
+        if t.metadata.name.as_deref().unwrap_or("").is_empty() {
+            bail!("MetricTemplate: metadata.name: required");
+        }
+        if t.metadata.namespace.is_none() {
+            t.metadata.namespace = Some("default".into());
+        }
+        if t.spec.query.trim().is_empty() {
+            bail!(
+                "MetricTemplate {}: spec.query: required",
+                t.metadata.name.as_deref().unwrap_or_default()
+            );
+        }
+        out.push(t);
+    }
+    Ok(out)
+}

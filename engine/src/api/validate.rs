@@ -1,0 +1,663 @@
+//! Checks a Canary and turns it into [`RolloutSettings`]: typed, with
+//! Flagger's defaults filled in. Every error names the field and the fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::canary::{Canary, CanaryAnalysis, HttpMatch, StringMatch, ThresholdRange};
+use super::duration;
+
+/// Flagger's defaults.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+pub const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_COOKIE_MAX_AGE: u32 = 86400;
+
+/// Metrics Sluice knows without a MetricTemplate.
+pub const BUILTIN_METRICS: [&str; 2] = ["request-success-rate", "request-duration"];
+
+/// One problem in a spec, with the path of the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every problem found in a spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SpecErrors(pub Vec<FieldError>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        write!(f, "invalid Canary spec: {}", parts.join("; "))
+    }
+}
+
+/// Which traffic strategy a Canary runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrategyChoice {
+    /// Plugin name, e.g. "weighted".
+    pub name: String,
+    /// Whether the user named it (`analysis.strategy`) or Sluice chose it.
+    pub explicit: bool,
+}
+
+/// Where a metric's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricSource {
+    /// `request-success-rate` or `request-duration`.
+    Builtin(String),
+    /// A MetricTemplate.
+    Template { name: String, namespace: String },
+    /// Inline PromQL.
+    Query(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricCheck {
+    pub name: String,
+    pub interval: Duration,
+    pub threshold_range: ThresholdRange,
+    pub source: MetricSource,
+    pub variables: BTreeMap<String, String>,
+    pub evaluator: String,
+    pub evaluator_config: String,
+}
+
+/// Flagger's webhook types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookType {
+    ConfirmRollout,
+    PreRollout,
+    Rollout,
+    ConfirmTrafficIncrease,
+    ConfirmPromotion,
+    PostRollout,
+    Rollback,
+    Event,
+}
+
+impl HookType {
+    pub const ALL: [(&'static str, HookType); 8] = [
+        ("confirm-rollout", HookType::ConfirmRollout),
+        ("pre-rollout", HookType::PreRollout),
+        ("rollout", HookType::Rollout),
+        ("confirm-traffic-increase", HookType::ConfirmTrafficIncrease),
+        ("confirm-promotion", HookType::ConfirmPromotion),
+        ("post-rollout", HookType::PostRollout),
+        ("rollback", HookType::Rollback),
+        ("event", HookType::Event),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map(|(s, _)| *s)
+            .unwrap_or("rollout")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub name: String,
+    pub hook_type: HookType,
+    pub url: String,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionAffinitySettings {
+    pub cookie_name: String,
+    pub max_age: u32,
+    pub primary_cookie_name: Option<String>,
+}
+
+/// A checked Canary: typed values, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutSettings {
+    pub target: String,
+    pub progress_deadline: Duration,
+    pub skip_analysis: bool,
+    pub interval: Duration,
+    pub threshold: u32,
+    pub max_weight: u32,
+    pub step_weight: Option<u32>,
+    pub step_weights: Vec<u32>,
+    pub step_weight_promotion: Option<u32>,
+    pub iterations: Option<u32>,
+    pub matches: Vec<HttpMatch>,
+    pub mirror: bool,
+    pub mirror_weight: Option<u32>,
+    pub session_affinity: Option<SessionAffinitySettings>,
+    pub strategy: StrategyChoice,
+    pub strategy_config: String,
+    pub metrics: Vec<MetricCheck>,
+    pub webhooks: Vec<Webhook>,
+}
+
+impl RolloutSettings {
+    pub fn webhooks_of(&self, hook_type: HookType) -> impl Iterator<Item = &Webhook> {
+        self.webhooks
+            .iter()
+            .filter(move |w| w.hook_type == hook_type)
+    }
+}
+
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn percent(&mut self, field: &str, value: Option<i64>) -> Option<u32> {
+        let v = value?;
+        if !(1..=100).contains(&v) {
+            self.fail(field, format!("must be between 1 and 100 (got {v})"));
+            return None;
+        }
+        Some(v as u32)
+    }
+
+    fn duration(&mut self, field: &str, value: Option<&str>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(s) => match duration::parse(s) {
+                Ok(d) if d.is_zero() => {
+                    self.fail(field, format!("must be longer than zero (got {s:?})"));
+                    default
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.fail(field, e.to_string());
+                    default
+                }
+            },
+        }
+    }
+
+    fn string_match(&mut self, field: &str, m: &StringMatch) {
+        let set = [&m.exact, &m.prefix, &m.suffix, &m.regex]
+            .iter()
+            .filter(|v| v.is_some())
+            .count();
+        if set != 1 {
+            self.fail(field, "set exactly one of exact, prefix, suffix or regex");
+        }
+        if let Some(re) = &m.regex
+            && let Err(e) = regex::Regex::new(re)
+        {
+            self.fail(field, format!("invalid regex {re:?}: {e}"));
+        }
+    }
+
+    fn matches(&mut self, field: &str, matches: &[HttpMatch]) {
+        for (i, m) in matches.iter().enumerate() {
+            let f = format!("{field}[{i}]");
+            if m.headers.is_empty()
+                && m.query_params.is_empty()
+                && m.uri.is_none()
+                && m.method.is_none()
+            {
+                self.fail(&f, "empty match; give headers, queryParams, uri or method");
+            }
+            for (name, sm) in &m.headers {
+                if !is_header_name(name) {
+                    self.fail(
+                        format!("{f}.headers.{name}"),
+                        "not a valid HTTP header name",
+                    );
+                }
+                self.string_match(&format!("{f}.headers.{name}"), sm);
+            }
+            for (name, sm) in &m.query_params {
+                self.string_match(&format!("{f}.queryParams.{name}"), sm);
+            }
+            if let Some(uri) = &m.uri {
+                self.string_match(&format!("{f}.uri"), uri);
+            }
+            if let Some(method) = &m.method {
+                self.string_match(&format!("{f}.method"), method);
+            }
+        }
+    }
+}
+
+/// RFC 7230 token characters.
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Chooses the strategy from Flagger's fields, as Flagger does.
+pub fn derive_strategy(analysis: &CanaryAnalysis) -> &'static str {
+    if !analysis.matches.is_empty() && analysis.iterations.is_some() {
+        "ab-testing"
+    } else if analysis.mirror {
+        "mirroring"
+    } else if analysis.session_affinity.is_some() {
+        "session-affinity"
+    } else if analysis.iterations.is_some()
+        && analysis.step_weight.is_none()
+        && analysis.step_weights.is_empty()
+    {
+        "blue-green"
+    } else {
+        "weighted"
+    }
+}
+
+impl Canary {
+    /// Checks the spec and resolves it into settings.
+    pub fn settings(&self) -> Result<RolloutSettings, SpecErrors> {
+        let spec = &self.spec;
+        let mut c = Checker { errors: vec![] };
+        let namespace = self
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+
+        if spec.target_ref.name.trim().is_empty() {
+            c.fail(
+                "spec.targetRef.name",
+                "required: name the Deployment to roll out",
+            );
+        }
+        if let Some(kind) = &spec.target_ref.kind
+            && kind != "Deployment"
+        {
+            c.fail(
+                "spec.targetRef.kind",
+                format!("{kind:?} is not supported; use Deployment"),
+            );
+        }
+        if let Some(a) = &spec.autoscaler_ref
+            && a.name.trim().is_empty()
+        {
+            c.fail(
+                "spec.autoscalerRef.name",
+                "required when autoscalerRef is set",
+            );
+        }
+        let progress_deadline = match spec.progress_deadline_seconds {
+            None => DEFAULT_PROGRESS_DEADLINE,
+            Some(s) if s > 0 => Duration::from_secs(s as u64),
+            Some(s) => {
+                c.fail(
+                    "spec.progressDeadlineSeconds",
+                    format!("must be positive (got {s})"),
+                );
+                DEFAULT_PROGRESS_DEADLINE
+            }
+        };
+        if !(0..=65535).contains(&spec.service.port) || spec.service.port == 0 {
+            c.fail(
+                "spec.service.port",
+                format!(
+                    "required: a port between 1 and 65535 (got {})",
+                    spec.service.port
+                ),
+            );
+        }
+        for (i, g) in spec.service.gateway_refs.iter().enumerate() {
+            if g.name.trim().is_empty() {
+                c.fail(format!("spec.service.gatewayRefs[{i}].name"), "required");
+            }
+        }
+        if let Some(t) = &spec.service.timeout {
+            c.duration("spec.service.timeout", Some(t), Duration::ZERO);
+        }
+        if let Some(r) = &spec.service.retries
+            && let Some(t) = &r.per_try_timeout
+        {
+            c.duration(
+                "spec.service.retries.perTryTimeout",
+                Some(t),
+                Duration::ZERO,
+            );
+        }
+        if let Some(rw) = &spec.service.rewrite
+            && let Some(t) = &rw.rewrite_type
+            && t != "ReplaceFullPath"
+            && t != "ReplacePrefixMatch"
+        {
+            c.fail(
+                "spec.service.rewrite.type",
+                format!("{t:?} is not valid; use ReplaceFullPath or ReplacePrefixMatch"),
+            );
+        }
+        if let Some(cors) = &spec.service.cors_policy
+            && let Some(m) = &cors.max_age
+        {
+            c.duration("spec.service.corsPolicy.maxAge", Some(m), Duration::ZERO);
+        }
+        c.matches("spec.service.match", &spec.service.matches);
+
+        let default_analysis = CanaryAnalysis::default();
+        let a = spec.analysis.as_ref().unwrap_or(&default_analysis);
+        let interval = c.duration(
+            "spec.analysis.interval",
+            a.interval.as_deref(),
+            DEFAULT_INTERVAL,
+        );
+        let threshold = match a.threshold {
+            None => 1,
+            Some(t) if t >= 1 => t as u32,
+            Some(t) => {
+                c.fail(
+                    "spec.analysis.threshold",
+                    format!("must be at least 1 (got {t})"),
+                );
+                1
+            }
+        };
+        let step_weight = c.percent("spec.analysis.stepWeight", a.step_weight);
+        let mut step_weights = Vec::new();
+        for (i, w) in a.step_weights.iter().enumerate() {
+            if let Some(w) = c.percent(&format!("spec.analysis.stepWeights[{i}]"), Some(*w)) {
+                if step_weights.last().is_some_and(|last| *last >= w) {
+                    c.fail(
+                        format!("spec.analysis.stepWeights[{i}]"),
+                        "weights must increase",
+                    );
+                }
+                step_weights.push(w);
+            }
+        }
+        let max_weight = c
+            .percent("spec.analysis.maxWeight", a.max_weight)
+            .unwrap_or(100);
+        let step_weight_promotion =
+            c.percent("spec.analysis.stepWeightPromotion", a.step_weight_promotion);
+        let iterations = match a.iterations {
+            None => None,
+            Some(n) if n >= 1 => Some(n as u32),
+            Some(n) => {
+                c.fail(
+                    "spec.analysis.iterations",
+                    format!("must be at least 1 (got {n})"),
+                );
+                None
+            }
+        };
+        let mirror_weight = c.percent("spec.analysis.mirrorWeight", a.mirror_weight);
+        if mirror_weight.is_some() && !a.mirror {
+            c.fail(
+                "spec.analysis.mirrorWeight",
+                "only meaningful with mirror: true",
+            );
+        }
+        c.matches("spec.analysis.match", &a.matches);
+        if !a.matches.is_empty() && iterations.is_none() {
+            c.fail(
+                "spec.analysis.iterations",
+                "required with analysis.match (A/B testing runs a number of iterations)",
+            );
+        }
+        if a.mirror && iterations.is_none() && step_weight.is_none() && step_weights.is_empty() {
+            c.fail(
+                "spec.analysis.iterations",
+                "required with mirror: true (or give stepWeight for weighted mirroring)",
+            );
+        }
+        let session_affinity = a.session_affinity.as_ref().map(|s| {
+            if s.cookie_name.trim().is_empty() {
+                c.fail("spec.analysis.sessionAffinity.cookieName", "required");
+            }
+            let max_age = match s.max_age {
+                None => DEFAULT_COOKIE_MAX_AGE,
+                Some(m) if m > 0 && m <= u32::MAX as i64 => m as u32,
+                Some(m) => {
+                    c.fail(
+                        "spec.analysis.sessionAffinity.maxAge",
+                        format!("must be a positive number of seconds (got {m})"),
+                    );
+                    DEFAULT_COOKIE_MAX_AGE
+                }
+            };
+            SessionAffinitySettings {
+                cookie_name: s.cookie_name.clone(),
+                max_age,
+                primary_cookie_name: s.primary_cookie_name.clone(),
+            }
+        });
+        let strategy = match &a.strategy {
+            Some(name) if name.trim().is_empty() => {
+                c.fail(
+                    "spec.analysis.strategy",
+                    "empty; name a strategy plugin or remove the field",
+                );
+                StrategyChoice {
+                    name: derive_strategy(a).into(),
+                    explicit: false,
+                }
+            }
+            Some(name) => StrategyChoice {
+                name: name.clone(),
+                explicit: true,
+            },
+            None => StrategyChoice {
+                name: derive_strategy(a).into(),
+                explicit: false,
+            },
+        };
+        if strategy.name == "weighted"
+            && !strategy.explicit
+            && step_weight.is_none()
+            && step_weights.is_empty()
+            && !spec.skip_analysis
+        {
+            c.fail(
+                "spec.analysis.stepWeight",
+                "required for a weighted canary: set stepWeight (e.g. 10) or stepWeights, or iterations for blue/green",
+            );
+        }
+        if step_weight.is_some() && !step_weights.is_empty() {
+            c.fail(
+                "spec.analysis.stepWeights",
+                "set either stepWeight or stepWeights, not both",
+            );
+        }
+        if let (Some(s), Some(max)) = (step_weight, a.max_weight)
+            && s as i64 > max
+        {
+            c.fail(
+                "spec.analysis.stepWeight",
+                format!("{s} is larger than maxWeight {max}"),
+            );
+        }
+        let strategy_config = a
+            .strategy_config
+            .as_ref()
+            .map(config_string)
+            .unwrap_or_default();
+
+        let mut metrics = Vec::new();
+        for (i, m) in a.metrics.iter().enumerate() {
+            let f = format!("spec.analysis.metrics[{i}]");
+            if m.name.trim().is_empty() {
+                c.fail(format!("{f}.name"), "required");
+                continue;
+            }
+            let source = if let Some(t) = &m.template_ref {
+                if t.name.trim().is_empty() {
+                    c.fail(format!("{f}.templateRef.name"), "required");
+                }
+                MetricSource::Template {
+                    name: t.name.clone(),
+                    namespace: t.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                }
+            } else if let Some(q) = &m.query {
+                MetricSource::Query(q.clone())
+            } else if BUILTIN_METRICS.contains(&m.name.as_str()) {
+                MetricSource::Builtin(m.name.clone())
+            } else {
+                c.fail(
+                    &f,
+                    format!(
+                        "unknown metric {:?}: add a templateRef to a MetricTemplate, or use a builtin metric ({})",
+                        m.name,
+                        BUILTIN_METRICS.join(", ")
+                    ),
+                );
+                continue;
+            };
+            let interval = c.duration(
+                &format!("{f}.interval"),
+                m.interval.as_deref(),
+                DEFAULT_METRIC_INTERVAL,
+            );
+            let mut range = m.threshold_range.unwrap_or_default();
+            if let Some(t) = m.threshold
+                && range.min.is_none()
+                && range.max.is_none()
+            {
+                // Flagger's deprecated `threshold`: a floor for success rates, a ceiling otherwise.
+                if m.name == "request-success-rate" {
+                    range.min = Some(t);
+                } else {
+                    range.max = Some(t);
+                }
+            }
+            if let (Some(min), Some(max)) = (range.min, range.max)
+                && min > max
+            {
+                c.fail(
+                    format!("{f}.thresholdRange"),
+                    format!("min {min} is larger than max {max}"),
+                );
+            }
+            for (k, v) in [("min", range.min), ("max", range.max)] {
+                if v.is_some_and(|v| !v.is_finite()) {
+                    c.fail(format!("{f}.thresholdRange.{k}"), "must be a finite number");
+                }
+            }
+            let evaluator = m.evaluator.clone().unwrap_or_else(|| "threshold".into());
+            if evaluator == "threshold" && range.min.is_none() && range.max.is_none() {
+                c.fail(
+                    format!("{f}.thresholdRange"),
+                    "required: set min and/or max",
+                );
+            }
+            metrics.push(MetricCheck {
+                name: m.name.clone(),
+                interval,
+                threshold_range: range,
+                source,
+                variables: m.template_variables.clone(),
+                evaluator,
+                evaluator_config: m
+                    .evaluator_config
+                    .as_ref()
+                    .map(config_string)
+                    .unwrap_or_default(),
+            });
+        }
+
+        let mut webhooks = Vec::new();
+        for (i, w) in a.webhooks.iter().enumerate() {
+            let f = format!("spec.analysis.webhooks[{i}]");
+            if w.name.trim().is_empty() {
+                c.fail(format!("{f}.name"), "required");
+            }
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                c.fail(
+                    format!("{f}.url"),
+                    format!("must be an http:// or https:// URL (got {:?})", w.url),
+                );
+            }
+            let hook_type = match w.hook_type.as_deref() {
+                None => HookType::Rollout,
+                Some(t) => match HookType::ALL.iter().find(|(s, _)| *s == t) {
+                    Some((_, ht)) => *ht,
+                    None => {
+                        let valid: Vec<&str> = HookType::ALL.iter().map(|(s, _)| *s).collect();
+                        c.fail(
+                            format!("{f}.type"),
+                            format!(
+                                "{t:?} is not a webhook type; use one of {}",
+                                valid.join(", ")
+                            ),
+                        );
+                        HookType::Rollout
+                    }
+                },
+            };
+            let timeout = c.duration(
+                &format!("{f}.timeout"),
+                w.timeout.as_deref(),
+                DEFAULT_WEBHOOK_TIMEOUT,
+            );
+            let retries = match w.retries {
+                None => 0,
+                Some(r) if (0..=100).contains(&r) => r as u32,
+                Some(r) => {
+                    c.fail(
+                        format!("{f}.retries"),
+                        format!("must be between 0 and 100 (got {r})"),
+                    );
+                    0
+                }
+            };
+            webhooks.push(Webhook {
+                name: w.name.clone(),
+                hook_type,
+                url: w.url.clone(),
+                timeout,
+                retries,
+                metadata: w.metadata.clone(),
+            });
+        }
+
+        if !c.errors.is_empty() {
+            return Err(SpecErrors(c.errors));
+        }
+        Ok(RolloutSettings {
+            target: spec.target_ref.name.clone(),
+            progress_deadline,
+            skip_analysis: spec.skip_analysis,
+            interval,
+            threshold,
+            max_weight: step_weights.last().copied().unwrap_or(max_weight),
+            step_weight,
+            step_weights,
+            step_weight_promotion,
+            iterations,
+            matches: a.matches.clone(),
+            mirror: a.mirror,
+            mirror_weight,
+            session_affinity,
+            strategy,
+            strategy_config,
+            metrics,
+            webhooks,
+        })
+    }
+}
+
+fn config_string(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

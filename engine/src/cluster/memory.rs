@@ -1,0 +1,361 @@
+//! An in-memory cluster for the simulator and tests. It holds real
+//! `k8s-openapi` and Gateway API objects and plays the part of the
+//! Deployment controller: a Deployment whose pod template or replica count
+//! changes rolls out, and becomes available after a configurable number of
+//! ticks.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context, Result, bail};
+use gateway_api::apis::standard::httproutes::HttpRoute;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::ResourceExt;
+
+use super::{Cluster, Event};
+use crate::api::{Canary, CanaryStatus, MetricTemplate};
+
+type Key = (String, String);
+
+fn key(namespace: &str, name: &str) -> Key {
+    (namespace.to_string(), name.to_string())
+}
+
+fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<Key> {
+    let name = meta.name.clone().context("object has no metadata.name")?;
+    let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+    Ok((namespace, name))
+}
+
+/// A Deployment and where its simulated rollout stands.
+#[derive(Clone)]
+struct SimDeployment {
+    object: Deployment,
+    /// Tick at which the current rollout started.
+    rollout_started: u64,
+}
+
+#[derive(Default)]
+struct World {
+    tick: u64,
+    deployments: BTreeMap<Key, SimDeployment>,
+    /// Ticks a Deployment needs to become available after a change.
+    ready_after: BTreeMap<Key, u64>,
+    autoscalers: BTreeMap<Key, HorizontalPodAutoscaler>,
+    services: BTreeMap<Key, Service>,
+    routes: BTreeMap<Key, HttpRoute>,
+    config_maps: BTreeMap<Key, ConfigMap>,
+    secrets: BTreeMap<Key, Secret>,
+    templates: BTreeMap<Key, MetricTemplate>,
+    canaries: BTreeMap<Key, Canary>,
+    events: Vec<(Key, super::Event)>,
+}
+
+/// See the module documentation. Cloning shares the same world.
+#[derive(Clone, Default)]
+pub struct MemoryCluster {
+    world: Arc<Mutex<World>>,
+}
+
+fn replicas_of(d: &Deployment) -> i32 {
+    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+}
+
+impl World {
+    /// Recomputes a Deployment's status from how long its rollout has run.
+    fn refresh(&mut self, k: &Key) {
+        let ready_after = self.ready_after.get(k).copied().unwrap_or(0);
+        let tick = self.tick;
+        if let Some(sim) = self.deployments.get_mut(k) {
+            let replicas = replicas_of(&sim.object);
+            let done = tick.saturating_sub(sim.rollout_started) >= ready_after;
+            let available = if done {
+                replicas
+            } else {
+                (replicas - 1).max(0)
+            };
+            sim.object.status = Some(DeploymentStatus {
+                observed_generation: sim.object.metadata.generation,
+                replicas: Some(replicas),
+                updated_replicas: Some(replicas),
+                ready_replicas: Some(available),
+                available_replicas: Some(available),
+                ..Default::default()
+            });
+        }
+    }
+}
+
+impl MemoryCluster {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, World> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Advances the simulated time by one tick: rollouts progress.
+    pub fn advance_tick(&self) {
+        let mut w = self.lock();
+        w.tick += 1;
+        let keys: Vec<Key> = w.deployments.keys().cloned().collect();
+        for k in keys {
+            w.refresh(&k);
+        }
+    }
+
+    pub fn tick(&self) -> u64 {
+        self.lock().tick
+    }
+
+    /// Makes the named Deployment take `ticks` ticks to become available
+    /// after each change.
+    pub fn set_ready_after(&self, namespace: &str, name: &str, ticks: u64) {
+        let mut w = self.lock();
+        let k = key(namespace, name);
+        w.ready_after.insert(k.clone(), ticks);
+        w.refresh(&k);
+    }
+
+    /// Adds or replaces an object as a user would with `kubectl apply`.
+    pub fn put_deployment(&self, d: Deployment) -> Result<()> {
+        self.apply_deployment_sync(&d)
+    }
+
+    pub fn put_autoscaler(&self, h: HorizontalPodAutoscaler) -> Result<()> {
+        let k = key_of(&h.metadata)?;
+        self.lock().autoscalers.insert(k, h);
+        Ok(())
+    }
+
+    pub fn put_config_map(&self, c: ConfigMap) -> Result<()> {
+        let k = key_of(&c.metadata)?;
+        self.lock().config_maps.insert(k, c);
+        Ok(())
+    }
+
+    pub fn put_secret(&self, s: Secret) -> Result<()> {
+        let k = key_of(&s.metadata)?;
+        self.lock().secrets.insert(k, s);
+        Ok(())
+    }
+
+    pub fn put_metric_template(&self, t: MetricTemplate) -> Result<()> {
+        let k = key_of(&t.metadata)?;
+        self.lock().templates.insert(k, t);
+        Ok(())
+    }
+
+    /// Adds a Canary (with a generated uid, as an API server would).
+    pub fn put_canary(&self, mut c: Canary) -> Result<Canary> {
+        let k = key_of(&c.metadata)?;
+        if c.metadata.uid.is_none() {
+            c.metadata.uid = Some(format!("uid-{}-{}", k.0, k.1));
+        }
+        let mut w = self.lock();
+        if let Some(old) = w.canaries.get(&k) {
+            c.status = old.status.clone();
+        }
+        w.canaries.insert(k, c.clone());
+        Ok(c)
+    }
+
+    pub fn canary(&self, namespace: &str, name: &str) -> Option<Canary> {
+        self.lock().canaries.get(&key(namespace, name)).cloned()
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
+        self.lock().services.get(&key(namespace, name)).cloned()
+    }
+
+    pub fn route(&self, namespace: &str, name: &str) -> Option<HttpRoute> {
+        self.lock().routes.get(&key(namespace, name)).cloned()
+    }
+
+    pub fn get_deployment(&self, namespace: &str, name: &str) -> Option<Deployment> {
+        self.lock()
+            .deployments
+            .get(&key(namespace, name))
+            .map(|d| d.object.clone())
+    }
+
+    pub fn get_autoscaler(&self, namespace: &str, name: &str) -> Option<HorizontalPodAutoscaler> {
+        self.lock().autoscalers.get(&key(namespace, name)).cloned()
+    }
+
+    /// Events recorded for a Canary, oldest first.
+    pub fn events(&self, namespace: &str, name: &str) -> Vec<Event> {
+        let k = key(namespace, name);
+        self.lock()
+            .events
+            .iter()
+            .filter(|(ek, _)| *ek == k)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Names of every object, "kind/namespace/name", for tests and `simulate`.
+    pub fn inventory(&self) -> Vec<String> {
+        let w = self.lock();
+        let mut out = Vec::new();
+        out.extend(
+            w.deployments
+                .keys()
+                .map(|(ns, n)| format!("deployment.apps/{ns}/{n}")),
+        );
+        out.extend(
+            w.autoscalers
+                .keys()
+                .map(|(ns, n)| format!("horizontalpodautoscaler.autoscaling/{ns}/{n}")),
+        );
+        out.extend(w.services.keys().map(|(ns, n)| format!("service/{ns}/{n}")));
+        out.extend(
+            w.routes
+                .keys()
+                .map(|(ns, n)| format!("httproutes.gateway.networking.k8s.io/{ns}/{n}")),
+        );
+        out
+    }
+
+    fn apply_deployment_sync(&self, d: &Deployment) -> Result<()> {
+        let k = key_of(&d.metadata)?;
+        let mut w = self.lock();
+        let tick = w.tick;
+        let mut next = d.clone();
+        next.metadata.namespace = Some(k.0.clone());
+        next.status = None;
+        match w.deployments.get(&k) {
+            Some(old) => {
+                let changed = old.object.spec != next.spec;
+                let generation = old.object.metadata.generation.unwrap_or(1);
+                next.metadata.generation = Some(if changed { generation + 1 } else { generation });
+                next.metadata.uid = old.object.metadata.uid.clone();
+                // Keep what others set, as server-side apply does.
+                let mut annotations = old.object.annotations().clone();
+                annotations.extend(next.annotations().clone());
+                next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+                let started = if changed { tick } else { old.rollout_started };
+                w.deployments.insert(
+                    k.clone(),
+                    SimDeployment {
+                        object: next,
+                        rollout_started: started,
+                    },
+                );
+            }
+            None => {
+                next.metadata.generation = Some(1);
+                next.metadata.uid = Some(format!("uid-deploy-{}-{}", k.0, k.1));
+                w.deployments.insert(
+                    k.clone(),
+                    SimDeployment {
+                        object: next,
+                        rollout_started: tick,
+                    },
+                );
+            }
+        }
+        w.refresh(&k);
+        Ok(())
+    }
+}
+
+impl Cluster for MemoryCluster {
+    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<Deployment>> {
+        Ok(self.get_deployment(namespace, name))
+    }
+
+    async fn apply_deployment(&self, deployment: &Deployment) -> Result<()> {
+        self.apply_deployment_sync(deployment)
+    }
+
+    async fn scale_deployment(&self, namespace: &str, name: &str, replicas: i32) -> Result<()> {
+        let Some(mut d) = self.get_deployment(namespace, name) else {
+            bail!("deployment {namespace}/{name} not found");
+        };
+        if let Some(spec) = d.spec.as_mut() {
+            spec.replicas = Some(replicas);
+        }
+        self.apply_deployment_sync(&d)
+    }
+
+    async fn autoscaler(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<HorizontalPodAutoscaler>> {
+        Ok(self.get_autoscaler(namespace, name))
+    }
+
+    async fn apply_autoscaler(&self, hpa: &HorizontalPodAutoscaler) -> Result<()> {
+        self.put_autoscaler(hpa.clone())
+    }
+
+    async fn apply_service(&self, service: &Service) -> Result<()> {
+        let k = key_of(&service.metadata)?;
+        let mut w = self.lock();
+        let mut next = service.clone();
+        if let Some(old) = w.services.get(&k) {
+            let mut annotations = old.annotations().clone();
+            annotations.extend(next.annotations().clone());
+            next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+        }
+        w.services.insert(k, next);
+        Ok(())
+    }
+
+    async fn http_route(&self, namespace: &str, name: &str) -> Result<Option<HttpRoute>> {
+        Ok(self.route(namespace, name))
+    }
+
+    async fn apply_http_route(&self, route: &HttpRoute) -> Result<()> {
+        let k = key_of(&route.metadata)?;
+        let mut w = self.lock();
+        let mut next = route.clone();
+        if let Some(old) = w.routes.get(&k) {
+            // Server-side apply keeps labels and annotations owned by others.
+            let mut annotations = old.annotations().clone();
+            annotations.extend(next.annotations().clone());
+            next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+            let mut labels = old.labels().clone();
+            labels.extend(next.labels().clone());
+            next.metadata.labels = (!labels.is_empty()).then_some(labels);
+            next.status = old.status.clone();
+        }
+        w.routes.insert(k, next);
+        Ok(())
+    }
+
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>> {
+        Ok(self.lock().config_maps.get(&key(namespace, name)).cloned())
+    }
+
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>> {
+        Ok(self.lock().secrets.get(&key(namespace, name)).cloned())
+    }
+
+    async fn metric_template(&self, namespace: &str, name: &str) -> Result<Option<MetricTemplate>> {
+        Ok(self.lock().templates.get(&key(namespace, name)).cloned())
+    }
+
+    async fn update_canary_status(&self, canary: &Canary, status: &CanaryStatus) -> Result<()> {
+        let k = key_of(&canary.metadata)?;
+        let mut w = self.lock();
+        let stored = w
+            .canaries
+            .get_mut(&k)
+            .with_context(|| format!("canary {}/{} not found", k.0, k.1))?;
+        stored.status = Some(status.clone());
+        Ok(())
+    }
+
+    async fn publish_event(&self, canary: &Canary, event: &Event) -> Result<()> {
+        let k = key_of(&canary.metadata)?;
+        self.lock().events.push((k, event.clone()));
+        Ok(())
+    }
+}

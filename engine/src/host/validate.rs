@@ -1,0 +1,201 @@
+//! Checks of plugin answers. A plugin is untrusted: whatever it returns is
+//! checked here before the host acts on it.
+
+use super::bindings::strategy::{
+    Action, Backend, HttpMatch, Phase, RolloutState, RoutePlan, StringMatch,
+};
+use super::{FaultKind, PluginFault};
+use crate::api::validate::is_header_name;
+
+const MAX_RULES: usize = 16;
+const MAX_REASON: usize = 1024;
+
+fn invalid(plugin: &str, why: String) -> PluginFault {
+    PluginFault {
+        plugin: plugin.to_string(),
+        kind: FaultKind::InvalidAnswer(why),
+    }
+}
+
+/// Checks that `action` is legal in the current state.
+pub fn action(plugin: &str, state: &RolloutState, action: &Action) -> Result<(), PluginFault> {
+    let fail = |why: String| Err(invalid(plugin, why));
+    let phase = state.phase;
+    match (phase, action) {
+        (Phase::Progressing, Action::Advance(a)) => {
+            if a.canary_weight > 100 {
+                return fail(format!(
+                    "canary weight {} is outside 0-100",
+                    a.canary_weight
+                ));
+            }
+            if a.iterations < state.iterations || a.iterations > state.iterations + 1 {
+                return fail(format!(
+                    "iterations may only stay at {} or grow by one (got {})",
+                    state.iterations, a.iterations
+                ));
+            }
+            Ok(())
+        }
+        (Phase::Promoting, Action::Advance(a)) => {
+            if a.canary_weight > state.canary_weight {
+                return fail(format!(
+                    "while promoting, traffic may only move back to the primary (canary weight {} -> {})",
+                    state.canary_weight, a.canary_weight
+                ));
+            }
+            if a.iterations != state.iterations {
+                return fail("iterations may not change while promoting".to_string());
+            }
+            Ok(())
+        }
+        (
+            Phase::Progressing | Phase::Promoting,
+            Action::Hold(reason) | Action::Rollback(reason),
+        ) => {
+            if reason.len() > MAX_REASON {
+                return fail(format!("reason longer than {MAX_REASON} bytes"));
+            }
+            Ok(())
+        }
+        (Phase::Progressing, Action::Promote) | (Phase::Promoting, Action::Finalise) => Ok(()),
+        (Phase::Progressing, Action::Finalise) => {
+            fail("finalise is only legal while promoting".to_string())
+        }
+        (Phase::Promoting, Action::Promote) => {
+            fail("promote is only legal while progressing".to_string())
+        }
+        (other, _) => fail(format!("no action is legal in phase {other:?}")),
+    }
+}
+
+/// Checks a route plan. `canary_allowed` is false when no traffic may reach
+/// the canary (at rest, or before the first step of a rollout).
+pub fn route_plan(plugin: &str, plan: &RoutePlan, canary_allowed: bool) -> Result<(), PluginFault> {
+    let fail = |why: String| Err(invalid(plugin, why));
+    if plan.rules.is_empty() || plan.rules.len() > MAX_RULES {
+        return fail(format!(
+            "a route plan needs 1 to {MAX_RULES} rules (got {})",
+            plan.rules.len()
+        ));
+    }
+    for (i, rule) in plan.rules.iter().enumerate() {
+        let at = format!("rule {i}");
+        if rule.backends.is_empty() || rule.backends.len() > 2 {
+            return fail(format!(
+                "{at}: needs one or two backends (got {})",
+                rule.backends.len()
+            ));
+        }
+        if rule.backends.len() == 2 && rule.backends[0].backend == rule.backends[1].backend {
+            return fail(format!(
+                "{at}: backend {:?} appears twice",
+                rule.backends[0].backend
+            ));
+        }
+        let mut total = 0u32;
+        for b in &rule.backends {
+            if b.weight > 100 {
+                return fail(format!(
+                    "{at}: weight {} of {:?} is outside 0-100",
+                    b.weight, b.backend
+                ));
+            }
+            total += b.weight;
+            if b.backend == Backend::Canary && b.weight > 0 && !canary_allowed {
+                return fail(format!(
+                    "{at}: sends {}% to the canary while no traffic may reach it",
+                    b.weight
+                ));
+            }
+            if let Some(cookie) = &b.set_cookie {
+                if !is_cookie_token(&cookie.name) {
+                    return fail(format!(
+                        "{at}: cookie name {:?} is not a valid token",
+                        cookie.name
+                    ));
+                }
+                if !cookie
+                    .value
+                    .bytes()
+                    .all(|c| c.is_ascii_graphic() && c != b';' && c != b',' && c != b'"')
+                {
+                    return fail(format!(
+                        "{at}: cookie value {:?} has characters a cookie cannot hold",
+                        cookie.value
+                    ));
+                }
+            }
+        }
+        if total != 100 {
+            return fail(format!("{at}: weights sum to {total}, not 100"));
+        }
+        if let Some(m) = &rule.mirror {
+            if m.percent.is_some_and(|p| p == 0 || p > 100) {
+                return fail(format!(
+                    "{at}: mirror percentage {:?} is outside 1-100",
+                    m.percent
+                ));
+            }
+            if m.backend == Backend::Canary && !canary_allowed {
+                return fail(format!(
+                    "{at}: mirrors to the canary while no traffic may reach it"
+                ));
+            }
+        }
+        for (j, m) in rule.matches.iter().enumerate() {
+            http_match(m).map_err(|why| invalid(plugin, format!("{at}, match {j}: {why}")))?;
+        }
+    }
+    if plan.rules.last().is_some_and(|r| !r.matches.is_empty()) {
+        return fail(
+            "the last rule must match every request, so that none is left unrouted".to_string(),
+        );
+    }
+    Ok(())
+}
+
+fn http_match(m: &HttpMatch) -> Result<(), String> {
+    if let Some(p) = &m.path_prefix
+        && (!p.starts_with('/') || p.len() > 1024)
+    {
+        return Err(format!("path prefix {p:?} must start with '/'"));
+    }
+    if let Some(method) = &m.method {
+        const METHODS: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ];
+        if !METHODS.contains(&method.as_str()) {
+            return Err(format!("method {method:?} is not one Gateway API accepts"));
+        }
+    }
+    for h in &m.headers {
+        if !is_header_name(&h.name) {
+            return Err(format!("header name {:?} is not valid", h.name));
+        }
+        string_match(&h.value)?;
+    }
+    for q in &m.query_params {
+        if q.name.is_empty() || q.name.len() > 256 {
+            return Err(format!("query parameter name {:?} is not valid", q.name));
+        }
+        string_match(&q.value)?;
+    }
+    Ok(())
+}
+
+fn string_match(m: &StringMatch) -> Result<(), String> {
+    match m {
+        StringMatch::Exact(v) | StringMatch::Prefix(v) if v.len() > 4096 => {
+            Err("match value too long".into())
+        }
+        StringMatch::Regex(re) => regex::Regex::new(re)
+            .map(|_| ())
+            .map_err(|e| format!("invalid regex {re:?}: {e}")),
+        _ => Ok(()),
+    }
+}
+
+fn is_cookie_token(name: &str) -> bool {
+    is_header_name(name)
+}

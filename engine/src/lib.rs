@@ -1,0 +1,8 @@
+//! Sluice: progressive delivery over the Gateway API, with the strategy and
+//! the metric evaluation running as sandboxed WebAssembly components.
+
+pub mod analysis;
+pub mod api;
+pub mod cluster;
+pub mod host;
+pub mod router;
