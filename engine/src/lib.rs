@@ -3,6 +3,8 @@
 
 pub mod analysis;
 pub mod api;
+pub mod cli;
 pub mod cluster;
 pub mod host;
 pub mod router;
+pub mod simulate;

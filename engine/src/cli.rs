@@ -1,0 +1,175 @@
+//! The `sluice` command line.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use kube::CustomResourceExt;
+
+use crate::api::{Canary, MetricTemplate, load};
+use crate::host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
+use crate::simulate::{self, output, scenario::Scenario};
+
+/// The seed guide's weighted canary, its templates and a healthy scenario:
+/// what `sluice simulate` runs when given no files.
+pub const DEFAULT_CANARY: &str = include_str!("../../examples/podinfo-canary.yaml");
+pub const DEFAULT_TEMPLATES: &str = include_str!("../../examples/metric-templates.yaml");
+pub const DEFAULT_SCENARIO: &str = include_str!("../../examples/scenarios/healthy.yaml");
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Progressive delivery over the Gateway API, with Wasm plugins"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a Canary's rollout against a simulated cluster, scripted by a scenario.
+    Simulate(SimulateArgs),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// The `kubectl describe canary` view.
+    Text,
+    /// One JSON object per tick, one per line.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SimulateArgs {
+    /// Canary manifest (default: the guide's podinfo weighted canary).
+    #[arg(long)]
+    pub canary: Option<PathBuf>,
+    /// MetricTemplate manifests (default with the built-in canary: the guide's templates).
+    #[arg(long = "templates")]
+    pub templates: Vec<PathBuf>,
+    /// Scenario file (default: a healthy rollout).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+    /// A strategy plugin (.wasm component) to use instead of the Canary's.
+    #[arg(long)]
+    pub strategy_plugin: Option<PathBuf>,
+    /// An evaluator plugin (.wasm component) to use for every metric.
+    #[arg(long)]
+    pub evaluator_plugin: Option<PathBuf>,
+    /// Time budget of one plugin call, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub plugin_timeout_ms: u64,
+    /// Memory cap of one plugin call, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub plugin_memory_mib: usize,
+    /// Where compiled plugins are cached (default: ~/.cache/sluice).
+    #[arg(long, env = "SLUICE_PLUGIN_CACHE")]
+    pub plugin_cache: Option<PathBuf>,
+}
+
+fn read(path: &PathBuf) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Builds the plugin registry: built-ins plus the command line's overrides.
+pub fn registry(args: &SimulateArgs) -> Result<PluginRegistry> {
+    let cache = match args
+        .plugin_cache
+        .clone()
+        .or_else(ArtifactCache::default_dir)
+    {
+        Some(dir) => match ArtifactCache::new(dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "plugin cache disabled");
+                None
+            }
+        },
+        None => None,
+    };
+    let host = PluginHost::new(cache)?;
+    let limits = Limits {
+        time_budget: std::time::Duration::from_millis(args.plugin_timeout_ms),
+        memory_bytes: args.plugin_memory_mib * 1024 * 1024,
+    };
+    let mut registry = PluginRegistry::with_builtins(host.clone())?;
+    if let Some(path) = &args.strategy_plugin {
+        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("custom");
+        registry.override_strategy(host.load_strategy(name, &wasm, limits)?);
+    }
+    if let Some(path) = &args.evaluator_plugin {
+        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("custom");
+        registry.override_evaluator(host.load_evaluator(name, &wasm, limits)?);
+    }
+    Ok(registry)
+}
+
+/// Loads the Canary, templates and scenario the arguments name, or the defaults.
+pub fn inputs(args: &SimulateArgs) -> Result<(Canary, Vec<MetricTemplate>, Scenario)> {
+    let canary_text = match &args.canary {
+        Some(p) => read(p)?,
+        None => DEFAULT_CANARY.to_string(),
+    };
+    let canary = load::canary_from_yaml(&canary_text).context("reading the Canary")?;
+    let mut templates = Vec::new();
+    if args.templates.is_empty() && args.canary.is_none() {
+        templates = load::metric_templates_from_yaml(DEFAULT_TEMPLATES)?;
+    }
+    for p in &args.templates {
+        templates.extend(
+            load::metric_templates_from_yaml(&read(p)?)
+                .with_context(|| format!("reading {}", p.display()))?,
+        );
+    }
+    let scenario_text = match &args.scenario {
+        Some(p) => read(p)?,
+        None => DEFAULT_SCENARIO.to_string(),
+    };
+    let scenario = Scenario::from_yaml(&scenario_text)?;
+    // A Canary the engine would refuse is bad input for a simulation.
+    canary.settings().map_err(anyhow::Error::from)?;
+    Ok((canary, templates, scenario))
+}
+
+pub async fn simulate(args: &SimulateArgs) -> Result<String> {
+    let (canary, templates, scenario) = inputs(args)?;
+    // Fail early, before the run, when the strategy is unavailable.
+    let reg = registry(args)?;
+    let settings = canary.settings().map_err(anyhow::Error::from)?;
+    reg.strategy(&settings.strategy.name)
+        .map_err(anyhow::Error::msg)?;
+    let first = std::cell::Cell::new(Some(reg));
+    let factory = || match first.take() {
+        Some(r) => Ok(r),
+        None => registry(args),
+    };
+    let sim = simulate::run(canary, templates, scenario, &factory).await?;
+    match args.output {
+        OutputFormat::Text => Ok(output::text(&sim)),
+        OutputFormat::Json => output::json_lines(&sim),
+    }
+}
+
+/// The CRDs, as a multi-document YAML stream.
+pub fn crds() -> Result<String> {
+    let mut out = String::new();
+    for crd in [Canary::crd(), MetricTemplate::crd()] {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crd)?);
+    }
+    Ok(out)
+}

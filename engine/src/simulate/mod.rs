@@ -1,0 +1,373 @@
+//! `sluice simulate`: runs the real analysis engine against the in-memory
+//! cluster, with metrics and webhooks scripted by a scenario, one tick per
+//! analysis interval.
+
+pub mod output;
+pub mod scenario;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result, bail};
+use gateway_api::apis::standard::httproutes::HttpRoute;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
+};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::ResourceExt;
+use serde::Serialize;
+
+use crate::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
+use crate::analysis::{Analyzer, workload};
+use crate::api::{Canary, CanaryPhase, MetricCheck, MetricTemplate, Webhook};
+use crate::cluster::Event;
+use crate::cluster::memory::MemoryCluster;
+use crate::host::PluginRegistry;
+use scenario::{HookOutcome, Scenario};
+
+/// When the simulated clock starts; fixed so runs are reproducible.
+pub const START: &str = "2026-01-01T00:00:00Z";
+
+/// One tick of a simulation, as `--output json` prints it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickRecord {
+    pub tick: u64,
+    pub time: String,
+    pub phase: Option<CanaryPhase>,
+    pub canary_weight: u32,
+    pub failed_checks: u32,
+    pub iterations: u32,
+    pub events: Vec<Event>,
+    pub http_route: Option<HttpRoute>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    pub canary: Canary,
+    pub ticks: Vec<TickRecord>,
+    /// Objects in the cluster at the end, "kind/namespace/name".
+    pub inventory: Vec<String>,
+}
+
+impl Simulation {
+    pub fn events(&self) -> impl Iterator<Item = (&TickRecord, &Event)> {
+        self.ticks
+            .iter()
+            .flat_map(|t| t.events.iter().map(move |e| (t, e)))
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.events().map(|(_, e)| e.message.clone()).collect()
+    }
+
+    pub fn final_tick(&self) -> Option<&TickRecord> {
+        self.ticks.last()
+    }
+}
+
+/// Scenario metric values, read at the current tick.
+#[derive(Clone)]
+struct ScriptedMetrics {
+    scenario: Arc<Scenario>,
+    tick: Arc<AtomicU64>,
+}
+
+impl MetricsProvider for ScriptedMetrics {
+    async fn value(
+        &self,
+        _canary: &Canary,
+        check: &MetricCheck,
+        target: MetricTarget,
+    ) -> Result<Option<f64>, String> {
+        let table = match target {
+            MetricTarget::Canary => &self.scenario.metrics,
+            MetricTarget::Primary => &self.scenario.primary_metrics,
+        };
+        let tick = self.tick.load(Ordering::SeqCst);
+        Ok(table
+            .get(&check.name)
+            .and_then(|v| Scenario::at(v, tick))
+            .flatten())
+    }
+}
+
+/// Scenario webhook outcomes, read at the current tick.
+#[derive(Clone)]
+struct ScriptedWebhooks {
+    scenario: Arc<Scenario>,
+    tick: Arc<AtomicU64>,
+}
+
+impl WebhookCaller for ScriptedWebhooks {
+    async fn call(
+        &self,
+        _canary: &Canary,
+        hook: &Webhook,
+        _phase: CanaryPhase,
+    ) -> Result<(), String> {
+        let tick = self.tick.load(Ordering::SeqCst);
+        match self
+            .scenario
+            .webhooks
+            .get(&hook.name)
+            .and_then(|v| Scenario::at(v, tick))
+        {
+            Some(HookOutcome::Fail) => Err(format!(
+                "(simulated) POST {} returned 500 Internal Server Error",
+                hook.url
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Builds the plugin registry a simulation runs with.
+pub type RegistryFactory<'a> = dyn Fn() -> Result<PluginRegistry> + 'a;
+
+/// The target Deployment the scenario starts with.
+fn initial_deployment(canary: &Canary, scenario: &Scenario) -> Result<Deployment> {
+    let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+    let target = canary.spec.target_ref.name.clone();
+    if let Some(d) = &scenario.deployment {
+        let mut d = d.clone();
+        if d.name_any() != target {
+            bail!(
+                "scenario: deployment.metadata.name is {:?} but the Canary targets {target:?}",
+                d.name_any()
+            );
+        }
+        d.metadata.namespace = Some(namespace);
+        return Ok(d);
+    }
+    let container = scenario.container_name(&target);
+    let image = match &scenario.initial_image {
+        Some(i) => scenario::parse_image(i)?.1,
+        None => format!("{target}:1.0.0"),
+    };
+    let labels = BTreeMap::from([("app".to_string(), target.clone())]);
+    let port = canary
+        .spec
+        .service
+        .target_port
+        .as_ref()
+        .and_then(|p| match p {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => Some(*i),
+            _ => None,
+        })
+        .unwrap_or(canary.spec.service.port);
+    Ok(Deployment {
+        metadata: ObjectMeta {
+            name: Some(target),
+            namespace: Some(namespace),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(scenario.replicas.unwrap_or(2)),
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: container,
+                        image: Some(image),
+                        ports: Some(vec![ContainerPort {
+                            name: Some("http".into()),
+                            container_port: port,
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+fn autoscaler(canary: &Canary) -> Option<HorizontalPodAutoscaler> {
+    let r = canary.spec.autoscaler_ref.as_ref()?;
+    Some(HorizontalPodAutoscaler {
+        metadata: ObjectMeta {
+            name: Some(r.name.clone()),
+            namespace: canary.namespace(),
+            ..Default::default()
+        },
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: canary.spec.target_ref.name.clone(),
+            },
+            min_replicas: Some(2),
+            max_replicas: 4,
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// Applies a scenario change to the target, as a user's `kubectl` would.
+fn apply_change(
+    cluster: &MemoryCluster,
+    canary: &Canary,
+    change: &scenario::Change,
+    index: usize,
+) -> Result<()> {
+    if change.image.is_none() && change.env.is_empty() {
+        return Ok(());
+    }
+    let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+    let target = &canary.spec.target_ref.name;
+    let mut d = cluster
+        .get_deployment(&namespace, target)
+        .with_context(|| {
+            format!("scenario: changes[{index}]: deployment {target} does not exist")
+        })?;
+    let pod = d
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .with_context(|| {
+            format!("scenario: changes[{index}]: deployment {target} has no pod spec")
+        })?;
+    if let Some(img) = &change.image {
+        let (name, image) = scenario::parse_image(img)?;
+        let names: Vec<String> = pod.containers.iter().map(|c| c.name.clone()).collect();
+        let container = pod.containers.iter_mut().find(|c| c.name == name).with_context(|| {
+            format!(
+                "scenario: changes[{index}].image: no container named {name:?} in deployment {target} (containers: {})",
+                names.join(", ")
+            )
+        })?;
+        container.image = Some(image);
+    }
+    for c in pod.containers.iter_mut() {
+        let env = c.env.get_or_insert_with(Vec::new);
+        for (k, v) in &change.env {
+            env.retain(|e| &e.name != k);
+            env.push(EnvVar {
+                name: k.clone(),
+                value: Some(v.clone()),
+                value_from: None,
+            });
+        }
+    }
+    cluster.put_deployment(d)
+}
+
+/// Runs `scenario` for `canary`. `registry` builds the plugins; it is called
+/// again when the scenario restarts the engine.
+pub async fn run(
+    canary: Canary,
+    templates: Vec<MetricTemplate>,
+    scenario: Scenario,
+    registry: &RegistryFactory<'_>,
+) -> Result<Simulation> {
+    let settings = canary.settings().map_err(anyhow::Error::from)?;
+    let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+    let scenario = Arc::new(scenario);
+    let cluster = MemoryCluster::new();
+    cluster.put_deployment(initial_deployment(&canary, &scenario)?)?;
+    if let Some(hpa) = autoscaler(&canary) {
+        cluster.put_autoscaler(hpa)?;
+    }
+    for t in templates {
+        cluster.put_metric_template(t)?;
+    }
+    let target = canary.spec.target_ref.name.clone();
+    cluster.set_ready_after(&namespace, &target, scenario.canary_ready_after);
+    cluster.set_ready_after(
+        &namespace,
+        &workload::primary_name(&target),
+        scenario.primary_ready_after,
+    );
+    let canary = cluster.put_canary(canary)?;
+    let name = canary.name_any();
+
+    let tick_no = Arc::new(AtomicU64::new(0));
+    let make_analyzer = |plugins: PluginRegistry| {
+        Analyzer::new(
+            cluster.clone(),
+            ScriptedMetrics {
+                scenario: scenario.clone(),
+                tick: tick_no.clone(),
+            },
+            ScriptedWebhooks {
+                scenario: scenario.clone(),
+                tick: tick_no.clone(),
+            },
+            plugins,
+        )
+    };
+    let mut analyzer = make_analyzer(registry()?);
+    let start: Timestamp = START.parse().context("simulation start time")?;
+    let interval = SignedDuration::try_from(settings.interval).context("analysis interval")?;
+    let mut records = Vec::new();
+    let last_change = scenario.changes.iter().map(|c| c.tick).max().unwrap_or(0);
+
+    for tick in 1..=u64::from(scenario.ticks) {
+        tick_no.store(tick, Ordering::SeqCst);
+        if tick > 1 {
+            cluster.advance_tick();
+        }
+        for (i, change) in scenario
+            .changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| u64::from(c.tick) == tick)
+        {
+            apply_change(&cluster, &canary, change, i)?;
+            if change.restart_engine {
+                analyzer = make_analyzer(registry()?);
+            }
+        }
+        let now = start
+            .checked_add(interval * (tick as i32 - 1))
+            .context("simulated time out of range")?;
+        let current = cluster
+            .canary(&namespace, &name)
+            .context("canary vanished")?;
+        let outcome = analyzer.reconcile(&current, now).await?;
+        let route = cluster.route(&namespace, &workload::apex_name(&current));
+        records.push(TickRecord {
+            tick,
+            time: now.to_string(),
+            phase: outcome.status.phase,
+            canary_weight: outcome.status.canary_weight,
+            failed_checks: outcome.status.failed_checks,
+            iterations: outcome.status.iterations,
+            events: outcome.events,
+            http_route: route,
+        });
+        let at_rest = matches!(
+            outcome.status.phase,
+            Some(CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed)
+        );
+        if at_rest && tick >= u64::from(last_change) {
+            break;
+        }
+    }
+    let canary = cluster
+        .canary(&namespace, &name)
+        .context("canary vanished")?;
+    Ok(Simulation {
+        canary,
+        ticks: records,
+        inventory: cluster.inventory(),
+    })
+}

@@ -1,0 +1,136 @@
+//! The simulator's scenario file: what the world does, tick by tick.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use serde::Deserialize;
+
+/// One scripted run. Values listed per tick start at tick 1; the last one
+/// repeats.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scenario {
+    /// Analysis intervals to run at most.
+    pub ticks: u32,
+    /// Ticks until the canary Deployment is available after a change.
+    #[serde(default)]
+    pub canary_ready_after: u64,
+    /// Ticks until the primary Deployment is available after a change.
+    #[serde(default)]
+    pub primary_ready_after: u64,
+    /// Replicas of the simulated target (default 2).
+    #[serde(default)]
+    pub replicas: Option<i32>,
+    /// Initial image, `container=image` (default `<target>=<target>:1.0.0`).
+    #[serde(default)]
+    pub initial_image: Option<String>,
+    /// A full target Deployment instead of the generated one.
+    #[serde(default)]
+    pub deployment: Option<Deployment>,
+    /// Canary metric values per metric name; `null` is "no data".
+    #[serde(default)]
+    pub metrics: BTreeMap<String, Vec<Option<f64>>>,
+    /// Primary (baseline) metric values, for evaluators that compare.
+    #[serde(default)]
+    pub primary_metrics: BTreeMap<String, Vec<Option<f64>>>,
+    /// Webhook outcomes per webhook name; a webhook not listed passes.
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, Vec<HookOutcome>>,
+    /// Changes to the world at given ticks.
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookOutcome {
+    Pass,
+    Fail,
+}
+
+/// Something that happens at the start of a tick.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Change {
+    pub tick: u32,
+    /// `container=image`, as `kubectl set image`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Environment variables to set on every container (a new revision).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Stop the engine and start a new one: it knows only the Canary status.
+    #[serde(default)]
+    pub restart_engine: bool,
+}
+
+/// Splits `container=image`.
+pub fn parse_image(spec: &str) -> Result<(String, String)> {
+    match spec.split_once('=') {
+        Some((c, i)) if !c.trim().is_empty() && !i.trim().is_empty() => {
+            Ok((c.trim().into(), i.trim().into()))
+        }
+        _ => bail!(
+            "{spec:?} is not container=image (e.g. podinfod=ghcr.io/stefanprodan/podinfo:6.0.1)"
+        ),
+    }
+}
+
+impl Scenario {
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!("scenario: {path}: {}", e.into_inner())
+        })?;
+        scenario.check()?;
+        Ok(scenario)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.ticks == 0 {
+            bail!("scenario: ticks: must be at least 1");
+        }
+        if let Some(i) = &self.initial_image {
+            parse_image(i).context("scenario: initialImage")?;
+        }
+        for (i, c) in self.changes.iter().enumerate() {
+            if c.tick == 0 {
+                bail!("scenario: changes[{i}].tick: ticks start at 1");
+            }
+            if let Some(img) = &c.image {
+                parse_image(img).with_context(|| format!("scenario: changes[{i}].image"))?;
+            }
+            if c.image.is_none() && c.env.is_empty() && !c.restart_engine {
+                bail!("scenario: changes[{i}]: give image, env or restartEngine");
+            }
+        }
+        for (name, values) in self.metrics.iter().chain(&self.primary_metrics) {
+            if values.is_empty() {
+                bail!("scenario: metrics.{name}: give at least one value (null means no data)");
+            }
+        }
+        for (name, values) in &self.webhooks {
+            if values.is_empty() {
+                bail!("scenario: webhooks.{name}: give at least one of pass or fail");
+            }
+        }
+        Ok(())
+    }
+
+    /// The value listed for `tick` (1-based), the last one repeating.
+    pub fn at<T: Copy>(values: &[T], tick: u64) -> Option<T> {
+        let i = (tick.max(1) - 1) as usize;
+        values.get(i.min(values.len().saturating_sub(1))).copied()
+    }
+
+    /// The container name image changes refer to by default.
+    pub fn container_name(&self, target: &str) -> String {
+        self.initial_image
+            .iter()
+            .chain(self.changes.iter().filter_map(|c| c.image.as_ref()))
+            .find_map(|s| parse_image(s).ok().map(|(c, _)| c))
+            .unwrap_or_else(|| target.to_string())
+    }
+}
