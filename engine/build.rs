@@ -98,6 +98,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", file.display());
     }
 
+    ensure_wasm_target();
+
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.arg("build")
@@ -146,6 +148,12 @@ fn main() {
         let path = wasm
             .to_str()
             .unwrap_or_else(|| panic!("non-UTF-8 path {}", wasm.display()));
+        writeln!(
+            src,
+            "/// The `{stem}` component (`plugins/`), {} bytes.",
+            bytes.len()
+        )
+        .unwrap();
         writeln!(src, "pub const {name}: &[u8] = include_bytes!({path:?});").unwrap();
     }
     let generated = out_dir.join("builtin_plugins.rs");
@@ -153,6 +161,34 @@ fn main() {
     if fs::read_to_string(&generated).ok().as_deref() != Some(src.as_str()) {
         fs::write(&generated, src)
             .unwrap_or_else(|e| panic!("writing {}: {e}", generated.display()));
+    }
+}
+
+/// Installs the Wasm target with rustup when it is missing, so that a fresh
+/// clone builds with plain `cargo build` (set `SLUICE_NO_RUSTUP=1` to opt
+/// out; the build then fails with a hint instead).
+fn ensure_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if libdir.is_some_and(|d| d.exists()) || env::var_os("SLUICE_NO_RUSTUP").is_some() {
+        return;
+    }
+    println!(
+        "cargo:warning=installing the {WASM_TARGET} target with `rustup target add {WASM_TARGET}`"
+    );
+    let installed = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        println!(
+            "cargo:warning=`rustup target add {WASM_TARGET}` failed; install the target by hand"
+        );
     }
 }
 

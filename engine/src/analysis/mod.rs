@@ -548,7 +548,10 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         };
         let action = match self.decide(strategy, &spec, state, obs).await {
             Ok(a) => a,
-            Err(fault) => return Ok(self.plugin_failed(t, &fault)),
+            Err(fault) => {
+                self.plugin_failed(t, &fault);
+                return Ok(());
+            }
         };
         match action {
             wit::Action::Advance(a) => {
@@ -556,7 +559,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 next.canary_weight = a.canary_weight;
                 next.iterations = a.iterations;
                 if let Err(fault) = self.checked_plan(strategy, &spec, next).await {
-                    return Ok(self.plugin_failed(t, &fault));
+                    self.plugin_failed(t, &fault);
+                    return Ok(());
                 }
                 let iteration_step = a.iterations > state.iterations;
                 t.status.canary_weight = a.canary_weight;

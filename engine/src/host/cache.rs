@@ -46,12 +46,14 @@ impl ArtifactCache {
     /// Cache I/O problems are logged and never fatal: compiling is the fallback.
     pub fn load_or_compile(&self, engine: &Engine, digest: &str, wasm: &[u8]) -> Result<Component> {
         let path = self.path_for(engine, digest);
-        if path.exists() {
-            // SAFETY: the file was written by `Component::serialize` of this
+        if let Ok(bytes) = std::fs::read(&path) {
+            // Read into memory rather than mapping the file: a mapped file
+            // that someone truncates would crash the process (SIGBUS).
+            // SAFETY: the bytes were written by `Component::serialize` of this
             // engine configuration (the key includes its compatibility hash)
             // into a directory only Sluice writes; Wasmtime still checks the
             // header and refuses incompatible artifacts.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached plugin")

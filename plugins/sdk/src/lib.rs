@@ -6,22 +6,45 @@
 //! worlds once and wraps them in two small traits, so a plugin is one `impl`
 //! and one macro call:
 //!
-//! ```ignore
+//! ```no_run
 //! use sluice_plugin_sdk::strategy::*;
 //!
 //! struct MyStrategy;
 //!
 //! impl Strategy for MyStrategy {
-//!     fn decide(spec: &AnalysisSpec, state: &RolloutState, obs: &Observation) -> Result<Action, String> {
+//!     fn decide(_: &AnalysisSpec, _: &RolloutState, _: &Observation) -> Result<Action, String> {
 //!         Ok(Action::Promote)
 //!     }
-//!     fn route(spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
+//!     fn route(_: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
 //!         Ok(weighted_route(state.canary_weight))
 //!     }
 //! }
 //!
 //! sluice_plugin_sdk::export_strategy!(MyStrategy);
 //! ```
+//!
+//! An evaluator is the same, with [`evaluator::Evaluator`]:
+//!
+//! ```no_run
+//! use sluice_plugin_sdk::evaluator::*;
+//!
+//! struct NonNegative;
+//!
+//! impl Evaluator for NonNegative {
+//!     fn evaluate(metric: &Metric, samples: &Samples) -> Result<Verdict, String> {
+//!         Ok(if samples.canary >= 0.0 {
+//!             Verdict::Pass
+//!         } else {
+//!             Verdict::Fail(format!("{} is negative", metric.name))
+//!         })
+//!     }
+//! }
+//!
+//! sluice_plugin_sdk::export_evaluator!(NonNegative);
+//! ```
+//!
+//! A crate exports exactly one of the two: a component is either a strategy
+//! or an evaluator.
 //!
 //! Build the plugin crate (`crate-type = ["cdylib"]`) with
 //! `cargo build --release --target wasm32-wasip2`; the `.wasm` it produces is

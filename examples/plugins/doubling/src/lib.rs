@@ -2,7 +2,7 @@
 //! every step, 0 → 5 → 10 → 20 → 40 → 80, capped at `maxWeight`, and the
 //! canary is promoted once it is at the maximum.
 //!
-//! Settings, from the Canary's `analysis.config` string (JSON):
+//! Settings, from the Canary's `analysis.strategyConfig` (passed as JSON):
 //!
 //! ```json
 //! {"firstStep": 5}

@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use sluice::api::{Canary, MetricTemplate, load};
+use sluice::host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
+use sluice::simulate::{self, Simulation, scenario::Scenario};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A file of the repository, e.g. "examples/podinfo-canary.yaml".
+pub fn read(path: &str) -> String {
+    let p = repo_root().join(path);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+/// A plugin host whose compiled plugins are cached across tests.
+pub fn host() -> PluginHost {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    PluginHost::new(Some(ArtifactCache::new(dir).expect("cache dir"))).expect("plugin host")
+}
+
+pub fn registry() -> PluginRegistry {
+    PluginRegistry::with_builtins(host()).expect("built-in plugins load")
+}
+
+/// The registry with `wasm` as the strategy of every Canary.
+pub fn registry_with_strategy(name: &str, wasm: &[u8]) -> PluginRegistry {
+    let mut r = registry();
+    let plugin = r
+        .host()
+        .load_strategy(name, wasm, Limits::default())
+        .expect("strategy loads");
+    r.override_strategy(plugin);
+    r
+}
+
+pub fn canary(path: &str) -> Canary {
+    load::canary_from_yaml(&read(path)).expect("canary parses")
+}
+
+pub fn templates() -> Vec<MetricTemplate> {
+    load::metric_templates_from_yaml(&read("examples/metric-templates.yaml"))
+        .expect("templates parse")
+}
+
+pub fn scenario(yaml: &str) -> Scenario {
+    Scenario::from_yaml(yaml).expect("scenario parses")
+}
+
+/// Runs a simulation with the given registry.
+pub async fn simulate_with(
+    canary: Canary,
+    scenario: Scenario,
+    registry: PluginRegistry,
+) -> Simulation {
+    let factory = move || Ok(registry.clone());
+    simulate::run(canary, templates(), scenario, &factory)
+        .await
+        .expect("simulation runs")
+}
+
+pub async fn simulate(canary: Canary, scenario: Scenario) -> Simulation {
+    simulate_with(canary, scenario, registry()).await
+}
+
+/// The canary's share of traffic in an HTTPRoute: the largest weight any
+/// rule gives the canary backend, plus whether anything mirrors to it.
+pub fn canary_exposure(route: &gateway_api::apis::standard::httproutes::HttpRoute) -> (i32, bool) {
+    let mut weight = 0;
+    let mut mirrored = false;
+    for rule in route.spec.rules.iter().flatten() {
+        for b in rule.backend_refs.iter().flatten() {
+            if b.name.ends_with("-canary") {
+                weight = weight.max(b.weight.unwrap_or(1));
+            }
+        }
+        for f in rule.filters.iter().flatten() {
+            if let Some(m) = &f.request_mirror
+                && m.backend_ref.name.ends_with("-canary")
+            {
+                mirrored = true;
+            }
+        }
+    }
+    (weight, mirrored)
+}

@@ -1,0 +1,257 @@
+//! The Wasm host: plugins are compiled once and cached, every call is
+//! isolated, and a plugin that loops, exhausts memory, traps or answers
+//! nonsense is contained and reported.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use sluice::analysis::analysis_spec;
+use sluice::host::bindings::strategy::{Action, Observation, Phase, RolloutState};
+use sluice::host::builtin::wasm;
+use sluice::host::{ArtifactCache, FaultKind, Limits, PluginHost, validate};
+
+fn progressing(weight: u32) -> RolloutState {
+    RolloutState {
+        phase: Phase::Progressing,
+        canary_weight: weight,
+        iterations: 0,
+        failed_checks: 0,
+    }
+}
+
+fn obs() -> Observation {
+    Observation {
+        now_unix_seconds: 1_700_000_000,
+        phase_started_unix_seconds: 1_700_000_000,
+    }
+}
+
+fn seed_spec() -> sluice::host::bindings::strategy::AnalysisSpec {
+    let settings = common::canary("examples/podinfo-canary.yaml")
+        .settings()
+        .unwrap();
+    analysis_spec(&settings, None)
+}
+
+#[test]
+fn weighted_plugin_steps_to_max_weight_then_promotes() {
+    let host = common::host();
+    let p = host
+        .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
+        .unwrap();
+    let spec = seed_spec();
+    let mut weights = vec![];
+    let mut state = progressing(0);
+    loop {
+        match p.decide(&spec, state, obs()).unwrap() {
+            Action::Advance(a) => {
+                weights.push(a.canary_weight);
+                state.canary_weight = a.canary_weight;
+            }
+            Action::Promote => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(weights, [10, 20, 30, 40, 50]);
+    let plan = p.route(&spec, progressing(30)).unwrap();
+    validate::route_plan("weighted", &plan, true).unwrap();
+    let weights: Vec<u32> = plan.rules[0].backends.iter().map(|b| b.weight).collect();
+    assert_eq!(weights, [70, 30]);
+}
+
+#[test]
+fn an_endless_loop_times_out_within_its_budget() {
+    let host = common::host();
+    let limits = Limits {
+        time_budget: Duration::from_millis(50),
+        ..Limits::default()
+    };
+    let p = host.load_strategy("loop", wasm::TEST_LOOP, limits).unwrap();
+    let started = Instant::now();
+    let fault = p.decide(&seed_spec(), progressing(0), obs()).unwrap_err();
+    assert_eq!(fault.kind, FaultKind::Timeout { budget_ms: 50 });
+    assert!(
+        fault.to_string().contains("plugin loop timed out"),
+        "{fault}"
+    );
+    // Generous bound: the point is that the call ends at all.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The host still serves other plugins afterwards.
+    let w = host
+        .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
+        .unwrap();
+    assert!(w.decide(&seed_spec(), progressing(0), obs()).is_ok());
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_cap() {
+    let host = common::host();
+    let limits = Limits {
+        memory_bytes: 16 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let p = host
+        .load_strategy("alloc", wasm::TEST_ALLOC, limits)
+        .unwrap();
+    let fault = p.decide(&seed_spec(), progressing(0), obs()).unwrap_err();
+    assert_eq!(
+        fault.kind,
+        FaultKind::MemoryExhausted {
+            cap_bytes: 16 * 1024 * 1024
+        }
+    );
+    assert!(
+        fault.to_string().contains("exhausted its memory"),
+        "{fault}"
+    );
+}
+
+#[test]
+fn a_trap_is_reported_with_the_panic_message() {
+    let host = common::host();
+    let p = host
+        .load_strategy("trap", wasm::TEST_TRAP, Limits::default())
+        .unwrap();
+    let fault = p.decide(&seed_spec(), progressing(0), obs()).unwrap_err();
+    match &fault.kind {
+        FaultKind::Trap(msg) => assert!(!msg.is_empty()),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert!(
+        fault.to_string().starts_with("plugin trap trapped"),
+        "{fault}"
+    );
+}
+
+#[test]
+fn an_overweight_answer_is_refused_by_validation() {
+    let host = common::host();
+    let p = host
+        .load_strategy("overweight", wasm::TEST_OVERWEIGHT, Limits::default())
+        .unwrap();
+    let state = progressing(0);
+    let action = p.decide(&seed_spec(), state, obs()).unwrap();
+    let fault = validate::action("overweight", &state, &action).unwrap_err();
+    assert!(
+        fault
+            .to_string()
+            .contains("canary weight 150 is outside 0-100"),
+        "{fault}"
+    );
+    let plan = p.route(&seed_spec(), state).unwrap();
+    let fault = validate::route_plan("overweight", &plan, true).unwrap_err();
+    assert!(fault.to_string().contains("outside 0-100"), "{fault}");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_or_the_wrong_world_is_refused() {
+    let host = common::host();
+    let fault = host
+        .load_strategy("junk", b"not wasm", Limits::default())
+        .err()
+        .unwrap();
+    assert!(matches!(fault.kind, FaultKind::Load(_)), "{fault}");
+    // The threshold plugin is an evaluator, not a strategy.
+    let fault = host
+        .load_strategy("threshold", wasm::THRESHOLD, Limits::default())
+        .err()
+        .unwrap();
+    assert!(fault.to_string().contains("strategy world"), "{fault}");
+}
+
+#[test]
+fn compiled_plugins_are_cached_on_disk_by_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = PluginHost::new(Some(ArtifactCache::new(dir.path()).unwrap())).unwrap();
+    let p = host
+        .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
+        .unwrap();
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let name = entries[0].to_string_lossy().to_string();
+    assert!(
+        name.starts_with(p.digest()) && name.ends_with(".cwasm"),
+        "{name}"
+    );
+    // A second host (a restarted engine) loads from the cache and works.
+    let host2 = PluginHost::new(Some(ArtifactCache::new(dir.path()).unwrap())).unwrap();
+    let p2 = host2
+        .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
+        .unwrap();
+    assert_eq!(p2.digest(), p.digest());
+    assert!(p2.decide(&seed_spec(), progressing(0), obs()).is_ok());
+    // A corrupt cache entry is ignored, not fatal.
+    std::fs::write(dir.path().join(&name), b"garbage").unwrap();
+    let host3 = PluginHost::new(Some(ArtifactCache::new(dir.path()).unwrap())).unwrap();
+    assert!(
+        host3
+            .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
+            .is_ok()
+    );
+}
+
+#[test]
+fn threshold_evaluator_uses_flaggers_wording() {
+    use sluice::host::bindings::evaluator::{Metric, Samples, ThresholdRange, Verdict};
+    let host = common::host();
+    let e = host
+        .load_evaluator("threshold", wasm::THRESHOLD, Limits::default())
+        .unwrap();
+    let metric = |name: &str, min, max| Metric {
+        name: name.into(),
+        threshold_range: ThresholdRange { min, max },
+        config: String::new(),
+    };
+    let judge = |m: &Metric, v: f64| {
+        e.evaluate(
+            m,
+            Samples {
+                canary: v,
+                primary: None,
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        judge(&metric("error-rate", None, Some(1.0)), 0.5),
+        Verdict::Pass
+    );
+    assert_eq!(
+        judge(&metric("error-rate", None, Some(1.0)), 69.17),
+        Verdict::Fail("error rate 69.17% > 1%".into())
+    );
+    assert_eq!(
+        judge(&metric("latency", None, Some(0.5)), 0.62),
+        Verdict::Fail("latency 0.62 > 0.5".into())
+    );
+    assert_eq!(
+        judge(&metric("request-success-rate", Some(99.0), None), 98.0),
+        Verdict::Fail("success rate 98.00% < 99%".into())
+    );
+    assert_eq!(
+        judge(&metric("request-duration", None, Some(500.0)), 1500.0),
+        Verdict::Fail("request duration 1.5s > 500ms".into())
+    );
+    assert!(matches!(
+        judge(&metric("latency", None, Some(0.5)), f64::NAN),
+        Verdict::Inconclusive(_)
+    ));
+}
+
+#[test]
+fn plugins_get_no_clock_and_no_randomness_from_the_host() {
+    // Identical inputs give identical answers, call after call.
+    let host = common::host();
+    let p = host
+        .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
+        .unwrap();
+    let spec = seed_spec();
+    let first = p.route(&spec, progressing(20)).unwrap();
+    for _ in 0..5 {
+        assert_eq!(p.route(&spec, progressing(20)).unwrap(), first);
+    }
+}
