@@ -436,3 +436,71 @@ fn a_custom_strategy_plugin_changes_the_rollout_without_rebuilding_sluice() {
         .collect();
     assert_eq!(advances, expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn step_weights_and_gradual_promotion() {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    maxWeight: 50\n",
+        "    stepWeights: [1, 5, 25, 60]\n    stepWeightPromotion: 30\n",
+    );
+    let yaml = yaml.replace("    stepWeight: 10\n", "");
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate(
+        canary,
+        common::scenario("ticks: 40\nmetrics:\n  error-rate: [0.1]\n  latency: [0.1]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n"),
+    )
+    .await;
+    assert_in_order(
+        &sim.messages(),
+        &[
+            "Advance podinfo.test canary weight 1",
+            "Advance podinfo.test canary weight 5",
+            "Advance podinfo.test canary weight 25",
+            "Advance podinfo.test canary weight 60",
+            "Copying podinfo.test template spec to podinfo-primary.test",
+            "Advance podinfo.test primary weight 70",
+            "Promotion completed! Scaling down podinfo.test",
+        ],
+    );
+    // While promoting, the canary's share only ever goes down.
+    let promoting: Vec<u32> = sim
+        .ticks
+        .iter()
+        .filter(|t| t.phase == Some(CanaryPhase::Promoting))
+        .map(|t| t.canary_weight)
+        .collect();
+    assert!(promoting.windows(2).all(|w| w[0] >= w[1]), "{promoting:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_analysis_promotes_without_checks() {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "  progressDeadlineSeconds: 60\n",
+        "  progressDeadlineSeconds: 60\n  skipAnalysis: true\n",
+    );
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    // Metrics would fail every check: skipAnalysis ignores them.
+    let sim = common::simulate(
+        canary,
+        common::scenario("ticks: 20\nmetrics:\n  error-rate: [99]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n"),
+    )
+    .await;
+    let messages = sim.messages();
+    assert!(
+        !messages
+            .iter()
+            .any(|m| m.starts_with("Halt") || m.starts_with("Advance")),
+        "{messages:?}"
+    );
+    assert_in_order(
+        &messages,
+        &[
+            "Copying podinfo.test template spec to podinfo-primary.test",
+            "Promotion completed! Scaling down podinfo.test",
+        ],
+    );
+    assert_eq!(
+        sim.final_tick().unwrap().phase,
+        Some(CanaryPhase::Succeeded)
+    );
+}
