@@ -18,6 +18,10 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 /// `.wasm` file stem).
 const PLUGINS: &[(&str, &str)] = &[
     ("WEIGHTED", "sluice_weighted"),
+    ("AB_TESTING", "sluice_ab_testing"),
+    ("BLUE_GREEN", "sluice_blue_green"),
+    ("MIRRORING", "sluice_mirroring"),
+    ("SESSION_AFFINITY", "sluice_session_affinity"),
     ("THRESHOLD", "sluice_threshold"),
     ("TEST_LOOP", "sluice_test_loop"),
     ("TEST_ALLOC", "sluice_test_alloc"),

@@ -31,7 +31,7 @@ fn seed_spec() -> sluice::host::bindings::strategy::AnalysisSpec {
     let settings = common::canary("examples/podinfo-canary.yaml")
         .settings()
         .unwrap();
-    analysis_spec(&settings, None)
+    analysis_spec(&settings, &Default::default())
 }
 
 #[test]

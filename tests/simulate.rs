@@ -360,18 +360,28 @@ fn cli_bad_input_exits_non_zero_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does/not/exist.yaml"));
 
-    // The A/B strategy is not built in yet: said plainly, before any run.
+    // A strategy that does not exist: said plainly, before any run.
+    let unknown = dir.path().join("unknown-strategy.yaml");
+    std::fs::write(
+        &unknown,
+        common::read("examples/podinfo-canary.yaml").replace(
+            "    stepWeight: 10\n",
+            "    stepWeight: 10\n    strategy: geometric\n",
+        ),
+    )
+    .unwrap();
     let out = sluice(&[
         "simulate",
         "--canary",
-        "examples/podinfo-ab-canary.yaml",
+        unknown.to_str().unwrap(),
         "--templates",
         "examples/metric-templates.yaml",
     ]);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("strategy plugin \"ab-testing\" is not available")
+        err.contains("strategy plugin \"geometric\" is not available; available strategies:"),
+        "{err}"
     );
 }
 

@@ -51,7 +51,7 @@ fn main() {
     let canary =
         sluice::api::load::canary_from_yaml(include_str!("../../examples/podinfo-canary.yaml"))
             .expect("seed canary");
-    let spec = analysis_spec(&canary.settings().expect("valid"), None);
+    let spec = analysis_spec(&canary.settings().expect("valid"), &Default::default());
     let state = RolloutState {
         phase: Phase::Progressing,
         canary_weight: 20,

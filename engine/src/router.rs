@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use crate::analysis::workload::{apex_name, canary_service_name, owner_reference, primary_name};
 use crate::api::{Canary, HttpMatch as SpecMatch, StringMatch as SpecStringMatch, duration};
 use crate::host::bindings::strategy::{
-    Backend, HttpMatch, RoutePlan, RouteRule, StringMatch, WeightedBackend,
+    Backend, HttpMatch, ResponseCookie, RoutePlan, RouteRule, StringMatch, WeightedBackend,
 };
 
 /// The route plan that keeps every request on the primary. The host uses it
@@ -34,6 +34,7 @@ pub fn safe_plan() -> RoutePlan {
                 },
             ],
             mirror: None,
+            set_cookie: None,
         }],
     }
 }
@@ -282,6 +283,41 @@ fn rule_filters(canary: &Canary) -> Vec<HttpRouteRulesFilters> {
     filters
 }
 
+/// `Set-Cookie` as Flagger writes it: "name=value; Max-Age=N", -1 to delete.
+fn set_cookie_value(c: &ResponseCookie) -> String {
+    format!(
+        "{}={}; Max-Age={}",
+        c.name,
+        c.value,
+        c.max_age_seconds.max(-1)
+    )
+}
+
+/// Adds a response header to the rule's ResponseHeaderModifier, creating it
+/// if needed: Gateway API allows one filter of each type per rule.
+fn add_response_header(filters: &mut Vec<HttpRouteRulesFilters>, name: &str, value: String) {
+    let header = HttpRouteRulesFiltersResponseHeaderModifierAdd {
+        name: name.to_string(),
+        value,
+    };
+    if let Some(m) = filters
+        .iter_mut()
+        .find_map(|f| f.response_header_modifier.as_mut())
+    {
+        m.add.get_or_insert_with(Vec::new).push(header);
+        return;
+    }
+    filters.push(HttpRouteRulesFilters {
+        r#type: HttpRouteRulesFiltersType::ResponseHeaderModifier,
+        response_header_modifier: Some(HttpRouteRulesFiltersResponseHeaderModifier {
+            add: Some(vec![header]),
+            remove: None,
+            set: None,
+        }),
+        ..filter_default()
+    });
+}
+
 fn filter_default() -> HttpRouteRulesFilters {
     HttpRouteRulesFilters {
         cors: None,
@@ -340,6 +376,9 @@ pub fn render(canary: &Canary, plan: &RoutePlan) -> HttpRoute {
                         .collect(),
                 };
             let mut filters = shared_filters.clone();
+            if let Some(cookie) = &rule.set_cookie {
+                add_response_header(&mut filters, "Set-Cookie", set_cookie_value(cookie));
+            }
             if let Some(mirror) = &rule.mirror {
                 filters.push(HttpRouteRulesFilters {
                     r#type: HttpRouteRulesFiltersType::RequestMirror,
@@ -369,10 +408,7 @@ pub fn render(canary: &Canary, plan: &RoutePlan) -> HttpRoute {
                                     add: Some(vec![
                                         HttpRouteRulesBackendRefsFiltersResponseHeaderModifierAdd {
                                             name: "Set-Cookie".into(),
-                                            value: format!(
-                                                "{}={}; Max-Age={}",
-                                                c.name, c.value, c.max_age_seconds
-                                            ),
+                                            value: set_cookie_value(c),
                                         },
                                     ]),
                                     remove: None,

@@ -153,6 +153,14 @@ pub fn wit_phase(p: CanaryPhase) -> wit::Phase {
     }
 }
 
+/// At the end of a rollout the sticky cookie becomes the previous one, which
+/// the route deletes from browsers that still carry it.
+fn retire_cookie(status: &mut CanaryStatus) {
+    if let Some(c) = status.session_affinity_cookie.take() {
+        status.previous_session_affinity_cookie = Some(c);
+    }
+}
+
 /// Whether any request may reach the canary in this state: only while a
 /// rollout runs and after its first step.
 pub fn canary_traffic_allowed(state: &wit::RolloutState) -> bool {
@@ -165,8 +173,13 @@ pub fn canary_traffic_allowed(state: &wit::RolloutState) -> bool {
     ) && (state.canary_weight > 0 || state.iterations > 0)
 }
 
+/// The value part of a stored "name=value" cookie.
+fn cookie_value(cookie: Option<&str>) -> Option<String> {
+    cookie.map(|c| c.split_once('=').map_or(c, |(_, v)| v).to_string())
+}
+
 /// The analysis settings as the strategy plugin sees them.
-pub fn analysis_spec(settings: &RolloutSettings, cookie_value: Option<&str>) -> wit::AnalysisSpec {
+pub fn analysis_spec(settings: &RolloutSettings, status: &CanaryStatus) -> wit::AnalysisSpec {
     wit::AnalysisSpec {
         interval_seconds: settings.interval.as_secs(),
         threshold: settings.threshold,
@@ -184,7 +197,12 @@ pub fn analysis_spec(settings: &RolloutSettings, cookie_value: Option<&str>) -> 
             .map(|s| wit::SessionAffinity {
                 cookie_name: s.cookie_name.clone(),
                 max_age_seconds: s.max_age,
-                cookie_value: cookie_value.unwrap_or_default().to_string(),
+                cookie_value: cookie_value(status.session_affinity_cookie.as_deref())
+                    .unwrap_or_default(),
+                previous_cookie_value: cookie_value(
+                    status.previous_session_affinity_cookie.as_deref(),
+                ),
+                primary_cookie_name: s.primary_cookie_name.clone(),
             }),
         config: settings.strategy_config.clone(),
     }
@@ -322,7 +340,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                         .scale_deployment(&t.namespace, &t.target, replicas)
                         .await?;
                     t.info(format!("Scaling up {}", t.label));
-                    self.start_rollout(t, &revision, &strategy);
+                    self.start_rollout(t, &settings, &revision, &strategy);
                 }
                 return self.sync_route(t, &settings, &strategy).await;
             }
@@ -333,7 +351,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     "New revision detected! Restarting analysis for {}",
                     t.label
                 ));
-                self.start_rollout(t, &revision, &strategy);
+                self.start_rollout(t, &settings, &revision, &strategy);
                 return self.sync_route(t, &settings, &strategy).await;
             }
             _ => {}
@@ -350,7 +368,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         self.sync_route(t, &settings, &strategy).await
     }
 
-    fn start_rollout(&self, t: &mut Tick<'_>, revision: &str, strategy: &StrategyPlugin) {
+    fn start_rollout(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        revision: &str,
+        strategy: &StrategyPlugin,
+    ) {
         if t.status
             .strategy_digest
             .as_deref()
@@ -368,8 +392,10 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         t.status.failed_checks = 0;
         t.status.last_applied_spec = Some(revision.to_string());
         t.status.strategy_digest = Some(strategy.digest().to_string());
-        t.status.previous_session_affinity_cookie = t.status.session_affinity_cookie.take();
-        t.status.session_affinity_cookie = Some(format!("{}-{revision}", t.target));
+        if let Some(sa) = &settings.session_affinity {
+            // Flagger keeps "name=value"; the value only has to be new per rollout.
+            t.status.session_affinity_cookie = Some(format!("{}={revision}", sa.cookie_name));
+        }
         t.status.phase = None;
         t.set_phase(CanaryPhase::Progressing);
         t.set_condition(
@@ -541,7 +567,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
 
         let state = t.rollout_state();
-        let spec = analysis_spec(settings, t.status.session_affinity_cookie.as_deref());
+        let spec = analysis_spec(settings, &t.status);
         let obs = wit::Observation {
             now_unix_seconds: t.now.as_second().max(0) as u64,
             phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
@@ -565,7 +591,11 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 let iteration_step = a.iterations > state.iterations;
                 t.status.canary_weight = a.canary_weight;
                 t.status.iterations = a.iterations;
-                if iteration_step {
+                let past_last_iteration = settings.iterations.is_some_and(|n| a.iterations > n);
+                if iteration_step && past_last_iteration && a.canary_weight > state.canary_weight {
+                    // Blue/green's switch, in Flagger's words.
+                    t.info("Routing all traffic to canary".to_string());
+                } else if iteration_step {
                     let total = settings
                         .iterations
                         .map(|n| n.to_string())
@@ -631,7 +661,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         strategy: &StrategyPlugin,
     ) -> Result<()> {
         let state = t.rollout_state();
-        let spec = analysis_spec(settings, t.status.session_affinity_cookie.as_deref());
+        let spec = analysis_spec(settings, &t.status);
         let obs = wit::Observation {
             now_unix_seconds: t.now.as_second().max(0) as u64,
             phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
@@ -692,6 +722,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         t.status.canary_weight = 0;
         t.status.failed_checks = 0;
         t.status.last_promoted_spec = t.status.last_applied_spec.clone();
+        retire_cookie(&mut t.status);
         t.set_phase(CanaryPhase::Succeeded);
         t.set_condition(
             CONDITION_PROMOTED,
@@ -719,6 +750,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             .await?;
         t.status.canary_weight = 0;
         t.status.iterations = 0;
+        retire_cookie(&mut t.status);
         self.cluster
             .scale_deployment(&t.namespace, &t.target, 0)
             .await?;
@@ -794,7 +826,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         strategy: &StrategyPlugin,
     ) -> Result<()> {
         let state = t.rollout_state();
-        let spec = analysis_spec(settings, t.status.session_affinity_cookie.as_deref());
+        let spec = analysis_spec(settings, &t.status);
         let plan = match self.checked_plan(strategy, &spec, state).await {
             Ok(plan) => plan,
             Err(fault) => {

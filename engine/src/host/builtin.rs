@@ -10,11 +10,21 @@ pub mod wasm {
 pub fn strategy(name: &str) -> Option<&'static [u8]> {
     match name {
         "weighted" => Some(wasm::WEIGHTED),
+        "ab-testing" => Some(wasm::AB_TESTING),
+        "blue-green" => Some(wasm::BLUE_GREEN),
+        "mirroring" => Some(wasm::MIRRORING),
+        "session-affinity" => Some(wasm::SESSION_AFFINITY),
         _ => None,
     }
 }
 
-pub const STRATEGIES: [&str; 1] = ["weighted"];
+pub const STRATEGIES: [&str; 5] = [
+    "weighted",
+    "ab-testing",
+    "blue-green",
+    "mirroring",
+    "session-affinity",
+];
 
 /// Built-in evaluator plugins by name.
 pub fn evaluator(name: &str) -> Option<&'static [u8]> {

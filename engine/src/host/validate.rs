@@ -2,7 +2,7 @@
 //! checked here before the host acts on it.
 
 use super::bindings::strategy::{
-    Action, Backend, HttpMatch, Phase, RolloutState, RoutePlan, StringMatch,
+    Action, Backend, HttpMatch, Phase, ResponseCookie, RolloutState, RoutePlan, StringMatch,
 };
 use super::{FaultKind, PluginFault};
 use crate::api::validate::is_header_name;
@@ -109,26 +109,14 @@ pub fn route_plan(plugin: &str, plan: &RoutePlan, canary_allowed: bool) -> Resul
                 ));
             }
             if let Some(cookie) = &b.set_cookie {
-                if !is_cookie_token(&cookie.name) {
-                    return fail(format!(
-                        "{at}: cookie name {:?} is not a valid token",
-                        cookie.name
-                    ));
-                }
-                if !cookie
-                    .value
-                    .bytes()
-                    .all(|c| c.is_ascii_graphic() && c != b';' && c != b',' && c != b'"')
-                {
-                    return fail(format!(
-                        "{at}: cookie value {:?} has characters a cookie cannot hold",
-                        cookie.value
-                    ));
-                }
+                response_cookie(cookie).map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
             }
         }
         if total != 100 {
             return fail(format!("{at}: weights sum to {total}, not 100"));
+        }
+        if let Some(cookie) = &rule.set_cookie {
+            response_cookie(cookie).map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
         }
         if let Some(m) = &rule.mirror {
             if m.percent.is_some_and(|p| p == 0 || p > 100) {
@@ -196,6 +184,24 @@ fn string_match(m: &StringMatch) -> Result<(), String> {
     }
 }
 
-fn is_cookie_token(name: &str) -> bool {
-    is_header_name(name)
+fn response_cookie(cookie: &ResponseCookie) -> Result<(), String> {
+    if !is_header_name(&cookie.name) {
+        return Err(format!(
+            "cookie name {:?} is not a valid token",
+            cookie.name
+        ));
+    }
+    let value_ok = !cookie.value.is_empty()
+        && cookie.value.len() <= 256
+        && cookie
+            .value
+            .bytes()
+            .all(|c| c.is_ascii_graphic() && c != b';' && c != b',' && c != b'"' && c != b'\\');
+    if !value_ok {
+        return Err(format!(
+            "cookie value {:?} is not a valid cookie value",
+            cookie.value
+        ));
+    }
+    Ok(())
 }

@@ -99,8 +99,68 @@ pub fn weighted_route(canary_weight: u32) -> RoutePlan {
                 },
             ],
             mirror: None,
+            set_cookie: None,
         }],
     }
+}
+
+/// Whether the canary may receive traffic in `state`: a rollout is running
+/// and has taken its first step. The host refuses any route plan that sends
+/// or mirrors traffic to the canary otherwise.
+pub fn canary_active(state: &RolloutState) -> bool {
+    matches!(
+        state.phase,
+        Phase::Progressing | Phase::Promoting | Phase::WaitingPromotion | Phase::Waiting
+    ) && (state.canary_weight > 0 || state.iterations > 0)
+}
+
+/// A backend with no cookie.
+pub fn backend(backend: Backend, weight: u32) -> WeightedBackend {
+    WeightedBackend {
+        backend,
+        weight,
+        set_cookie: None,
+    }
+}
+
+/// A rule with no mirror and no cookie.
+pub fn rule(matches: Vec<HttpMatch>, backends: Vec<WeightedBackend>) -> RouteRule {
+    RouteRule {
+        matches,
+        backends,
+        mirror: None,
+        set_cookie: None,
+    }
+}
+
+/// A header match on `Cookie` that holds when the request carries the
+/// cookie `name=value` (anywhere in the header).
+pub fn cookie_match(name: &str, value: &str) -> HttpMatch {
+    HttpMatch {
+        path_prefix: None,
+        headers: vec![HeaderMatch {
+            name: "Cookie".to_string(),
+            value: StringMatch::Regex(format!(
+                "^(.*?;\\s*)?({}={})(;.*)?$",
+                regex_escape(name),
+                regex_escape(value)
+            )),
+        }],
+        query_params: Vec::new(),
+        method: None,
+    }
+}
+
+/// Escapes the regex metacharacters of RE2 and Rust's `regex` (the same set).
+pub fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Flagger's promotion step, shared by weighted-style strategies: while

@@ -7,13 +7,12 @@
 //! is finalised. The route is a single rule splitting traffic between the
 //! primary and the canary.
 
+use sluice_plugin_sdk::progression;
 use sluice_plugin_sdk::strategy::{
-    Action, Advance, AnalysisSpec, Observation, Phase, RolloutState, RoutePlan, Strategy,
-    phase_name, promotion_step, weighted_route,
+    Action, AnalysisSpec, Observation, RolloutState, RoutePlan, Strategy, weighted_route,
 };
 
-/// Flagger's default `stepWeight`.
-pub const DEFAULT_STEP_WEIGHT: u32 = 10;
+pub use progression::{DEFAULT_STEP_WEIGHT, max_weight, next_weight};
 
 pub struct Weighted;
 
@@ -27,66 +26,23 @@ impl Strategy for Weighted {
     }
 
     fn route(_spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
-        // Session affinity is left to a dedicated strategy for now.
+        // Session affinity is the `session-affinity` strategy's job.
         Ok(weighted_route(state.canary_weight))
     }
 }
 
 sluice_plugin_sdk::export_strategy!(Weighted);
 
-/// The weight at which the canary is promoted: the last of `step-weights` if
-/// any, else `max-weight`.
-pub fn max_weight(spec: &AnalysisSpec) -> u32 {
-    spec.step_weights.last().copied().unwrap_or(spec.max_weight)
-}
-
-/// The canary weight after `current`, below the maximum.
-pub fn next_weight(spec: &AnalysisSpec, current: u32) -> u32 {
-    let max = max_weight(spec);
-    if spec.step_weights.is_empty() {
-        // A step of 0 is Go's zero value, i.e. unset, in Flagger.
-        let step = match spec.step_weight {
-            Some(step) if step > 0 => step,
-            _ => DEFAULT_STEP_WEIGHT,
-        };
-        current.saturating_add(step).min(max)
-    } else {
-        // The last step weight is the maximum and current is below it, so
-        // there is always a larger one.
-        spec.step_weights
-            .iter()
-            .copied()
-            .find(|&w| w > current)
-            .unwrap_or(max)
-    }
-}
-
 /// The strategy's decision, without the observation (it does not need the
 /// clock: the host calls it once per passing tick).
 pub fn decide(spec: &AnalysisSpec, state: &RolloutState) -> Result<Action, String> {
-    match state.phase {
-        Phase::Progressing => {
-            if state.canary_weight < max_weight(spec) {
-                Ok(Action::Advance(Advance {
-                    canary_weight: next_weight(spec, state.canary_weight),
-                    iterations: state.iterations,
-                }))
-            } else {
-                Ok(Action::Promote)
-            }
-        }
-        Phase::Promoting => Ok(promotion_step(spec, state)),
-        other => Err(format!(
-            "weighted strategy: decide called in phase {}",
-            phase_name(other)
-        )),
-    }
+    progression::weighted("weighted", spec, state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_plugin_sdk::strategy::{Backend, SessionAffinity};
+    use sluice_plugin_sdk::strategy::{Backend, Phase, SessionAffinity};
 
     fn spec() -> AnalysisSpec {
         AnalysisSpec {
@@ -279,6 +235,8 @@ mod tests {
                 cookie_name: "canary".into(),
                 max_age_seconds: 60,
                 cookie_value: "abc".into(),
+                previous_cookie_value: None,
+                primary_cookie_name: None,
             }),
             ..spec()
         };

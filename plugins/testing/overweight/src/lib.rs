@@ -38,6 +38,7 @@ impl Strategy for Overweight {
                     },
                 ],
                 mirror: None,
+                set_cookie: None,
             }],
         })
     }
