@@ -375,3 +375,55 @@ async fn a_strategy_can_be_named_explicitly() {
             .all(|f| f.request_mirror.is_none())
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ab_testing_matches_exact_and_prefix_headers_and_query_params() {
+    let yaml = common::read("examples/podinfo-ab-canary.yaml").replace(
+        "    match:\n      - headers:\n          user-agent:\n            regex: \".*Firefox.*\"\n",
+        "    match:\n      - headers:\n          x-canary:\n            exact: insider\n          x-region:\n            prefix: eu-\n        queryParams:\n          beta:\n            exact: \"true\"\n",
+    );
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate(
+        canary,
+        common::scenario(&common::read("examples/scenarios/ab-testing-healthy.yaml")),
+    )
+    .await;
+    let route = route_at(&sim, CanaryPhase::Progressing, 2);
+    let first = &rules(route)[0].matches.as_ref().unwrap()[0];
+    let headers: Vec<(String, String, String)> = first
+        .headers
+        .iter()
+        .flatten()
+        .map(|h| {
+            (
+                h.name.clone(),
+                format!("{:?}", h.r#type.as_ref().unwrap()),
+                h.value.clone(),
+            )
+        })
+        .collect();
+    assert!(
+        headers.contains(&("x-canary".into(), "Exact".into(), "insider".into())),
+        "{headers:?}"
+    );
+    assert!(
+        headers.contains(&(
+            "x-region".into(),
+            "RegularExpression".into(),
+            "^eu\\-.*".into()
+        )),
+        "{headers:?}"
+    );
+    let query = &first.query_params.as_ref().unwrap()[0];
+    assert_eq!(
+        (query.name.as_str(), query.value.as_str()),
+        ("beta", "true")
+    );
+    assert_eq!(
+        backends(&rules(route)[0]),
+        [
+            ("podinfo-primary".into(), 0),
+            ("podinfo-canary".into(), 100)
+        ]
+    );
+}

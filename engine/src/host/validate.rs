@@ -205,3 +205,168 @@ fn response_cookie(cookie: &ResponseCookie) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::bindings::strategy::{
+        HeaderMatch, Mirror, QueryParamMatch, RouteRule, WeightedBackend,
+    };
+
+    fn backend(backend: Backend, weight: u32) -> WeightedBackend {
+        WeightedBackend {
+            backend,
+            weight,
+            set_cookie: None,
+        }
+    }
+
+    fn rule(matches: Vec<HttpMatch>, canary: u32) -> RouteRule {
+        RouteRule {
+            matches,
+            backends: vec![
+                backend(Backend::Primary, 100 - canary),
+                backend(Backend::Canary, canary),
+            ],
+            mirror: None,
+            set_cookie: None,
+        }
+    }
+
+    fn header(name: &str, value: StringMatch) -> HttpMatch {
+        HttpMatch {
+            path_prefix: None,
+            headers: vec![HeaderMatch {
+                name: name.into(),
+                value,
+            }],
+            query_params: vec![],
+            method: None,
+        }
+    }
+
+    /// The reason a plan is refused, or "" if it is accepted.
+    fn verdict(rules: Vec<RouteRule>, canary_allowed: bool) -> String {
+        match route_plan("p", &RoutePlan { rules }, canary_allowed) {
+            Ok(()) => String::new(),
+            Err(f) => match f.kind {
+                FaultKind::InvalidAnswer(why) => why,
+                other => panic!("{other:?}"),
+            },
+        }
+    }
+
+    #[test]
+    fn weights_and_backends() {
+        assert_eq!(verdict(vec![rule(vec![], 30)], true), "");
+        let mut r = rule(vec![], 0);
+        r.backends[1].weight = 10;
+        assert_eq!(
+            verdict(vec![r], true),
+            "rule 0: weights sum to 110, not 100"
+        );
+        let mut r = rule(vec![], 0);
+        r.backends[1].backend = Backend::Primary;
+        assert!(verdict(vec![r], true).contains("appears twice"));
+        assert!(verdict(vec![], true).contains("1 to 16 rules"));
+        assert!(verdict(vec![rule(vec![], 0); 17], true).contains("1 to 16 rules"));
+    }
+
+    #[test]
+    fn no_canary_traffic_when_none_is_allowed() {
+        assert_eq!(
+            verdict(vec![rule(vec![], 20)], false),
+            "rule 0: sends 20% to the canary while no traffic may reach it"
+        );
+        let mut r = rule(vec![], 0);
+        r.mirror = Some(Mirror {
+            backend: Backend::Canary,
+            percent: None,
+        });
+        assert!(verdict(vec![r.clone()], false).contains("mirrors to the canary"));
+        assert_eq!(verdict(vec![r.clone()], true), "");
+        r.mirror = Some(Mirror {
+            backend: Backend::Canary,
+            percent: Some(0),
+        });
+        assert!(verdict(vec![r], true).contains("mirror percentage"));
+    }
+
+    #[test]
+    fn matches_must_be_what_gateway_api_accepts() {
+        let catch_all = rule(vec![], 0);
+        let bad_regex = rule(vec![header("x-user", StringMatch::Regex("(".into()))], 100);
+        assert!(
+            verdict(vec![bad_regex, catch_all.clone()], true)
+                .starts_with("rule 0, match 0: invalid regex \"(\"")
+        );
+        let bad_name = rule(vec![header("x user", StringMatch::Exact("a".into()))], 100);
+        assert_eq!(
+            verdict(vec![bad_name, catch_all.clone()], true),
+            "rule 0, match 0: header name \"x user\" is not valid"
+        );
+        let mut bad_method = rule(vec![], 100);
+        bad_method.matches = vec![HttpMatch {
+            path_prefix: Some("no-slash".into()),
+            headers: vec![],
+            query_params: vec![QueryParamMatch {
+                name: "q".into(),
+                value: StringMatch::Exact("1".into()),
+            }],
+            method: None,
+        }];
+        assert!(verdict(vec![bad_method, catch_all.clone()], true).contains("must start with '/'"));
+        // The last rule must catch every request.
+        let only_matched = rule(vec![header("x-user", StringMatch::Exact("a".into()))], 0);
+        assert!(
+            verdict(vec![only_matched], true).starts_with("the last rule must match every request")
+        );
+    }
+
+    #[test]
+    fn cookies_must_be_valid() {
+        let mut r = rule(vec![], 50);
+        r.backends[1].set_cookie = Some(ResponseCookie {
+            name: "sticky".into(),
+            value: "abc".into(),
+            max_age_seconds: 60,
+        });
+        assert_eq!(verdict(vec![r.clone()], true), "");
+        r.backends[1].set_cookie = Some(ResponseCookie {
+            name: "sticky".into(),
+            value: "a; Domain=evil.example".into(),
+            max_age_seconds: 60,
+        });
+        assert!(verdict(vec![r.clone()], true).contains("is not a valid cookie value"));
+        r.backends[1].set_cookie = None;
+        r.set_cookie = Some(ResponseCookie {
+            name: "bad name".into(),
+            value: "v".into(),
+            max_age_seconds: -1,
+        });
+        assert!(verdict(vec![r], true).contains("cookie name \"bad name\" is not a valid token"));
+    }
+
+    #[test]
+    fn actions_must_be_legal_in_the_phase() {
+        let state = |phase| RolloutState {
+            phase,
+            canary_weight: 40,
+            iterations: 2,
+            failed_checks: 0,
+        };
+        let advance = |w, i| {
+            Action::Advance(crate::host::bindings::strategy::Advance {
+                canary_weight: w,
+                iterations: i,
+            })
+        };
+        assert!(action("p", &state(Phase::Progressing), &advance(50, 2)).is_ok());
+        assert!(action("p", &state(Phase::Progressing), &advance(150, 2)).is_err());
+        assert!(action("p", &state(Phase::Progressing), &advance(50, 4)).is_err());
+        assert!(action("p", &state(Phase::Promoting), &advance(60, 2)).is_err());
+        assert!(action("p", &state(Phase::Promoting), &advance(20, 2)).is_ok());
+        assert!(action("p", &state(Phase::Progressing), &Action::Finalise).is_err());
+        assert!(action("p", &state(Phase::Succeeded), &Action::Promote).is_err());
+    }
+}
