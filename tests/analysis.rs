@@ -226,3 +226,144 @@ async fn one_canary_with_a_bad_plugin_does_not_stop_another() {
         Some(CanaryPhase::Succeeded)
     );
 }
+
+/// Config tracking: a ConfigMap the target reads is part of its revision,
+/// and the primary reads its own copy, updated only on promotion.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_config_map_is_a_new_revision_and_reaches_the_primary_on_promotion() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use sluice::cluster::Cluster;
+
+    let yaml = common::read("examples/podinfo-canary.yaml")
+        .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
+    let cluster = MemoryCluster::new();
+    let config = |color: &str| -> ConfigMap {
+        serde_yaml::from_str(&format!(
+            "metadata: {{name: podinfo-config, namespace: test}}\ndata: {{color: {color}}}\n"
+        ))
+        .unwrap()
+    };
+    cluster.put_config_map(config("blue")).unwrap();
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_yaml::from_str(
+        "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec:\n      containers: [{name: podinfod, image: 'podinfo:1', envFrom: [{configMapRef: {name: podinfo-config}}]}]\n",
+    )
+    .unwrap();
+    cluster.put_deployment(deployment).unwrap();
+    cluster
+        .put_canary(sluice::api::load::canary_from_yaml(&yaml).unwrap())
+        .unwrap();
+    let analyzer = Analyzer::new(cluster.clone(), Passing, Passing, common::registry());
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut tick = async || {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        let out = analyzer.reconcile(&canary, now).await.unwrap();
+        now = now + jiff::SignedDuration::from_secs(60);
+        cluster.advance_tick();
+        out
+    };
+    let primary_color = async |c: &MemoryCluster| {
+        c.config_map("test", "podinfo-config-primary")
+            .await
+            .unwrap()
+            .expect("the primary's copy exists")
+            .data
+            .unwrap()["color"]
+            .clone()
+    };
+
+    for _ in 0..3 {
+        tick().await;
+    }
+    assert_eq!(
+        cluster
+            .canary("test", "podinfo")
+            .unwrap()
+            .status
+            .unwrap()
+            .phase,
+        Some(CanaryPhase::Initialized)
+    );
+    assert_eq!(primary_color(&cluster).await, "blue");
+    let primary = cluster.get_deployment("test", "podinfo-primary").unwrap();
+    let env_from = &primary.spec.unwrap().template.spec.unwrap().containers[0]
+        .env_from
+        .clone()
+        .unwrap()[0];
+    assert_eq!(
+        env_from.config_map_ref.as_ref().unwrap().name,
+        "podinfo-config-primary"
+    );
+    // The target itself still reads the original.
+    let target = cluster.get_deployment("test", "podinfo").unwrap();
+    assert_eq!(
+        target.spec.unwrap().template.spec.unwrap().containers[0]
+            .env_from
+            .clone()
+            .unwrap()[0]
+            .config_map_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "podinfo-config"
+    );
+
+    // Only the ConfigMap's data changes: a new revision.
+    cluster.put_config_map(config("green")).unwrap();
+    let out = tick().await;
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.message == "New revision detected podinfo.test"),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(
+        primary_color(&cluster).await,
+        "blue",
+        "not before promotion"
+    );
+    let mut promoted = false;
+    for _ in 0..20 {
+        let out = tick().await;
+        if out.status.phase == Some(CanaryPhase::Succeeded) {
+            promoted = true;
+            break;
+        }
+    }
+    assert!(promoted, "the rollout is promoted");
+    assert_eq!(primary_color(&cluster).await, "green");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_config_map_is_a_condition_not_a_crash() {
+    let yaml = common::read("examples/podinfo-canary.yaml")
+        .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
+    let cluster = MemoryCluster::new();
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_yaml::from_str(
+        "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec:\n      containers: [{name: podinfod, image: 'podinfo:1', envFrom: [{configMapRef: {name: absent}}]}]\n",
+    )
+    .unwrap();
+    cluster.put_deployment(deployment).unwrap();
+    let canary = cluster
+        .put_canary(sluice::api::load::canary_from_yaml(&yaml).unwrap())
+        .unwrap();
+    let analyzer = Analyzer::new(cluster.clone(), Passing, Passing, common::registry());
+    let out = analyzer
+        .reconcile(&canary, Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap();
+    let cond = out
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.condition_type == "Ready")
+        .unwrap();
+    assert_eq!(cond.reason.as_deref(), Some("ConfigNotFound"));
+    assert_eq!(
+        cond.message.as_deref(),
+        Some(
+            "ConfigMap absent.test used by podinfo.test not found; create it or mark the reference optional"
+        )
+    );
+    assert!(cluster.get_deployment("test", "podinfo-primary").is_none());
+}

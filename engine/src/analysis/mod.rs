@@ -5,6 +5,7 @@
 //! status, so a restarted engine continues where the last one stopped.
 
 pub mod checks;
+pub mod configs;
 pub mod readiness;
 pub mod workload;
 
@@ -50,6 +51,8 @@ struct Tick<'a> {
     now: Timestamp,
     status: CanaryStatus,
     events: Vec<Event>,
+    /// The target's tracked ConfigMaps and Secrets, read once per tick.
+    configs: configs::TrackedConfigs,
 }
 
 impl Tick<'_> {
@@ -232,6 +235,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             now,
             status: canary.status.clone().unwrap_or_default(),
             events: Vec::new(),
+            configs: Default::default(),
         };
         self.step(&mut tick).await?;
         if canary.status.as_ref() != Some(&tick.status) {
@@ -280,6 +284,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             );
             return Ok(());
         };
+        t.configs = match configs::collect(&self.cluster, &t.namespace, &target).await? {
+            Ok(c) => c,
+            Err(why) => {
+                t.not_ready("ConfigNotFound", why);
+                return Ok(());
+            }
+        };
         if t.status
             .conditions
             .iter()
@@ -324,7 +335,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             return self.sync_route(t, &settings, &strategy).await;
         }
 
-        let revision = workload::revision_checksum(&target);
+        let revision = workload::revision_checksum(&target, &t.configs);
         let changed = t.status.last_applied_spec.as_deref() != Some(revision.as_str());
         match t.phase() {
             Some(CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed) => {
@@ -418,13 +429,14 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         let primary_name = workload::primary_name(&t.target);
         let existing = self.cluster.deployment(&t.namespace, &primary_name).await?;
         if existing.is_none() {
-            let primary = match workload::primary_deployment(t.canary, target, None) {
+            let primary = match workload::primary_deployment(t.canary, target, None, &t.configs) {
                 Ok(p) => p,
                 Err(e) => {
                     t.not_ready("InvalidTarget", format!("{}: {e:#}", t.label));
                     return Ok(());
                 }
             };
+            self.apply_primary_configs(t).await?;
             self.cluster.apply_deployment(&primary).await?;
         }
         if let Some(hpa_ref) = &t.canary.spec.autoscaler_ref {
@@ -470,7 +482,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         self.cluster
             .scale_deployment(&t.namespace, &t.target, 0)
             .await?;
-        let revision = workload::revision_checksum(target);
+        let revision = workload::revision_checksum(target, &t.configs);
         t.status.last_applied_spec = Some(revision.clone());
         t.status.last_promoted_spec = Some(revision);
         t.status.strategy_digest = Some(strategy.digest().to_string());
@@ -648,9 +660,22 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             .as_ref()
             .and_then(|p| p.spec.as_ref())
             .and_then(|s| s.replicas);
-        let primary = workload::primary_deployment(t.canary, &target, replicas)?;
+        let primary = workload::primary_deployment(t.canary, &target, replicas, &t.configs)?;
+        self.apply_primary_configs(t).await?;
         self.cluster.apply_deployment(&primary).await?;
         t.set_phase(CanaryPhase::Promoting);
+        Ok(())
+    }
+
+    /// Copies the tracked ConfigMaps and Secrets for the primary.
+    async fn apply_primary_configs(&self, t: &Tick<'_>) -> Result<()> {
+        let (config_maps, secrets) = t.configs.primary_copies(t.canary);
+        for c in &config_maps {
+            self.cluster.apply_config_map(c).await?;
+        }
+        for s in &secrets {
+            self.cluster.apply_secret(s).await?;
+        }
         Ok(())
     }
 

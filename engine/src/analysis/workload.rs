@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
+use super::configs::TrackedConfigs;
 use crate::api::{Canary, CustomMetadata};
 
 /// Labels Flagger accepts as a workload's selector, in order of preference.
@@ -61,11 +62,14 @@ pub fn selector_label(target: &Deployment) -> Result<(String, String)> {
         })
 }
 
-/// A short checksum of the target's pod template: a new value is a new revision.
-pub fn revision_checksum(target: &Deployment) -> String {
+/// A short checksum of the target's pod template and of the data of its
+/// tracked ConfigMaps and Secrets: a new value is a new revision.
+pub fn revision_checksum(target: &Deployment, configs: &TrackedConfigs) -> String {
     let template = target.spec.as_ref().map(|s| &s.template);
-    let json = serde_json::to_vec(&template).unwrap_or_default();
-    let digest = Sha256::digest(&json);
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(&template).unwrap_or_default());
+    configs.hash_into(&mut hasher);
+    let digest = hasher.finalize();
     hex::encode(&digest[..8])
 }
 
@@ -92,6 +96,7 @@ pub fn primary_deployment(
     canary: &Canary,
     target: &Deployment,
     replicas: Option<i32>,
+    configs: &TrackedConfigs,
 ) -> Result<Deployment> {
     let target_name = target.name_any();
     let (label, value) = selector_label(target)?;
@@ -104,6 +109,9 @@ pub fn primary_deployment(
     let mut match_labels = spec.selector.match_labels.clone().unwrap_or_default();
     match_labels.insert(label.clone(), primary_value.clone());
     spec.selector.match_labels = Some(match_labels);
+    if let Some(pod) = spec.template.spec.as_mut() {
+        configs.use_primary_copies(pod);
+    }
     let template_meta = spec.template.metadata.get_or_insert_with(Default::default);
     template_meta
         .labels

@@ -338,6 +338,14 @@ impl Cluster for MemoryCluster {
         Ok(self.lock().secrets.get(&key(namespace, name)).cloned())
     }
 
+    async fn apply_config_map(&self, config_map: &ConfigMap) -> Result<()> {
+        self.put_config_map(config_map.clone())
+    }
+
+    async fn apply_secret(&self, secret: &Secret) -> Result<()> {
+        self.put_secret(secret.clone())
+    }
+
     async fn metric_template(&self, namespace: &str, name: &str) -> Result<Option<MetricTemplate>> {
         Ok(self.lock().templates.get(&key(namespace, name)).cloned())
     }

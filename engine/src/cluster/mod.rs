@@ -97,6 +97,9 @@ pub trait Cluster: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<Secret>>> + Send;
+    /// The primary's copies of tracked ConfigMaps and Secrets.
+    fn apply_config_map(&self, config_map: &ConfigMap) -> impl Future<Output = Result<()>> + Send;
+    fn apply_secret(&self, secret: &Secret) -> impl Future<Output = Result<()>> + Send;
 
     fn metric_template(
         &self,

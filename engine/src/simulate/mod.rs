@@ -16,7 +16,10 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
 };
-use k8s_openapi::api::core::v1::{Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar, PodSpec,
+    PodTemplateSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use serde::Serialize;
@@ -183,6 +186,19 @@ fn initial_deployment(canary: &Canary, scenario: &Scenario) -> Result<Deployment
                     containers: vec![Container {
                         name: container,
                         image: Some(image),
+                        env_from: (!scenario.config_maps.is_empty()).then(|| {
+                            scenario
+                                .config_maps
+                                .keys()
+                                .map(|name| EnvFromSource {
+                                    config_map_ref: Some(ConfigMapEnvSource {
+                                        name: name.clone(),
+                                        optional: None,
+                                    }),
+                                    ..Default::default()
+                                })
+                                .collect()
+                        }),
                         ports: Some(vec![ContainerPort {
                             name: Some("http".into()),
                             container_port: port,
@@ -221,6 +237,18 @@ fn autoscaler(canary: &Canary) -> Option<HorizontalPodAutoscaler> {
     })
 }
 
+fn config_map(namespace: &str, name: &str, data: &BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        },
+        data: Some(data.clone()),
+        ..Default::default()
+    }
+}
+
 /// Applies a scenario change to the target, as a user's `kubectl` would.
 fn apply_change(
     cluster: &MemoryCluster,
@@ -228,10 +256,13 @@ fn apply_change(
     change: &scenario::Change,
     index: usize,
 ) -> Result<()> {
+    let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+    for (name, data) in &change.config_maps {
+        cluster.put_config_map(config_map(&namespace, name, data))?;
+    }
     if change.image.is_none() && change.env.is_empty() {
         return Ok(());
     }
-    let namespace = canary.namespace().unwrap_or_else(|| "default".into());
     let target = &canary.spec.target_ref.name;
     let mut d = cluster
         .get_deployment(&namespace, target)
@@ -282,6 +313,9 @@ pub async fn run(
     let namespace = canary.namespace().unwrap_or_else(|| "default".into());
     let scenario = Arc::new(scenario);
     let cluster = MemoryCluster::new();
+    for (name, data) in &scenario.config_maps {
+        cluster.put_config_map(config_map(&namespace, name, data))?;
+    }
     cluster.put_deployment(initial_deployment(&canary, &scenario)?)?;
     if let Some(hpa) = autoscaler(&canary) {
         cluster.put_autoscaler(hpa)?;

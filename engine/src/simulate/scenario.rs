@@ -25,6 +25,10 @@ pub struct Scenario {
     /// Initial image, `container=image` (default `<target>=<target>:1.0.0`).
     #[serde(default)]
     pub initial_image: Option<String>,
+    /// ConfigMaps in the target's namespace, name -> data; the generated
+    /// target reads each of them with `envFrom`.
+    #[serde(default)]
+    pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
     /// A full target Deployment instead of the generated one.
     #[serde(default)]
     pub deployment: Option<Deployment>,
@@ -60,6 +64,10 @@ pub struct Change {
     /// Environment variables to set on every container (a new revision).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Replace the data of ConfigMaps, name -> data, as `kubectl apply`
+    /// would (a new revision when the target reads them).
+    #[serde(default)]
+    pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
     /// Stop the engine and start a new one: it knows only the Canary status.
     #[serde(default)]
     pub restart_engine: bool,
