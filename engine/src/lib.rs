@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod host;
 pub mod router;
 pub mod simulate;

@@ -256,6 +256,27 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         })
     }
 
+    /// Whether the target has a revision the Canary has not taken up yet,
+    /// so that an operator can tick at once rather than at the next interval.
+    pub async fn revision_changed(&self, canary: &Canary) -> Result<bool> {
+        let Some(applied) = canary
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_spec.as_deref())
+        else {
+            return Ok(false);
+        };
+        let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+        let target = &canary.spec.target_ref.name;
+        let Some(deployment) = self.cluster.deployment(&namespace, target).await? else {
+            return Ok(false);
+        };
+        let Ok(configs) = configs::collect(&self.cluster, &namespace, &deployment).await? else {
+            return Ok(false);
+        };
+        Ok(workload::revision_checksum(&deployment, &configs) != applied)
+    }
+
     async fn step(&self, t: &mut Tick<'_>) -> Result<()> {
         let settings = match t.canary.settings() {
             Ok(s) => s,
@@ -824,7 +845,12 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     ) -> Result<wit::Action, PluginFault> {
         let (p, s) = (strategy.clone(), spec.clone());
         let action = blocking(strategy.name(), move || p.decide(&s, state, obs)).await?;
-        validate::action(strategy.name(), &state, &action)?;
+        validate::action(strategy.name(), &state, &action).inspect_err(|_| {
+            self.plugins
+                .host()
+                .metrics()
+                .record_invalid_answer(strategy.name())
+        })?;
         Ok(action)
     }
 
@@ -837,7 +863,14 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     ) -> Result<wit::RoutePlan, PluginFault> {
         let (p, s) = (strategy.clone(), spec.clone());
         let plan = blocking(strategy.name(), move || p.route(&s, state)).await?;
-        validate::route_plan(strategy.name(), &plan, canary_traffic_allowed(&state))?;
+        validate::route_plan(strategy.name(), &plan, canary_traffic_allowed(&state)).inspect_err(
+            |_| {
+                self.plugins
+                    .host()
+                    .metrics()
+                    .record_invalid_answer(strategy.name())
+            },
+        )?;
         Ok(plan)
     }
 

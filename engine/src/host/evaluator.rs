@@ -1,7 +1,7 @@
 //! A loaded evaluator plugin. Cheap to clone; every call gets a fresh store.
 
 use super::bindings::evaluator::{Evaluator, EvaluatorPre, Metric, Samples, Verdict};
-use super::{CallState, FaultKind, Limits, PluginFault, run_call};
+use super::{CallState, FaultKind, Limits, PluginFault, PluginMetrics, run_call};
 
 #[derive(Clone)]
 pub struct EvaluatorPlugin {
@@ -9,6 +9,7 @@ pub struct EvaluatorPlugin {
     digest: String,
     pre: EvaluatorPre<CallState>,
     limits: Limits,
+    metrics: PluginMetrics,
 }
 
 impl EvaluatorPlugin {
@@ -17,12 +18,14 @@ impl EvaluatorPlugin {
         digest: String,
         pre: EvaluatorPre<CallState>,
         limits: Limits,
+        metrics: PluginMetrics,
     ) -> Self {
         Self {
             name: name.to_string(),
             digest,
             pre,
             limits,
+            metrics,
         }
     }
 
@@ -43,6 +46,7 @@ impl EvaluatorPlugin {
     ) -> Result<R, PluginFault> {
         run_call(
             self.pre.engine(),
+            &self.metrics,
             &self.name,
             self.limits,
             |store| self.pre.instantiate(store),

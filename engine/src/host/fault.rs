@@ -19,6 +19,20 @@ pub enum FaultKind {
     Load(String),
 }
 
+impl FaultKind {
+    /// A short name for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FaultKind::Timeout { .. } => "timeout",
+            FaultKind::MemoryExhausted { .. } => "memory",
+            FaultKind::Trap(_) => "trap",
+            FaultKind::Error(_) => "error",
+            FaultKind::InvalidAnswer(_) => "invalid",
+            FaultKind::Load(_) => "load",
+        }
+    }
+}
+
 /// A fault, naming the plugin at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct PluginFault {

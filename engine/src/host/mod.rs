@@ -13,6 +13,7 @@ pub mod cache;
 pub mod evaluator;
 pub mod fault;
 pub mod registry;
+pub mod stats;
 pub mod strategy;
 pub mod validate;
 
@@ -30,6 +31,7 @@ pub use cache::ArtifactCache;
 pub use evaluator::EvaluatorPlugin;
 pub use fault::{FaultKind, PluginFault};
 pub use registry::PluginRegistry;
+pub use stats::PluginMetrics;
 pub use strategy::StrategyPlugin;
 
 /// How often the epoch advances; the granularity of time budgets.
@@ -60,6 +62,7 @@ impl Default for Limits {
 pub struct PluginHost {
     engine: Engine,
     cache: Option<ArtifactCache>,
+    metrics: PluginMetrics,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -77,12 +80,18 @@ impl PluginHost {
         Ok(Self {
             engine,
             cache,
+            metrics: PluginMetrics::default(),
             _ticker: ticker,
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Call counts, failures and durations of every plugin of this host.
+    pub fn metrics(&self) -> &PluginMetrics {
+        &self.metrics
     }
 
     fn compile(&self, name: &str, wasm: &[u8]) -> Result<(Component, String), PluginFault> {
@@ -130,7 +139,13 @@ impl PluginHost {
                         .context("it does not fit the sluice:plugin/strategy world"),
                 )
             })?;
-        Ok(StrategyPlugin::new(name, digest, pre, limits))
+        Ok(StrategyPlugin::new(
+            name,
+            digest,
+            pre,
+            limits,
+            self.metrics.clone(),
+        ))
     }
 
     /// Compiles and links an evaluator plugin.
@@ -157,7 +172,13 @@ impl PluginHost {
                         .context("it does not fit the sluice:plugin/evaluator world"),
                 )
             })?;
-        Ok(EvaluatorPlugin::new(name, digest, pre, limits))
+        Ok(EvaluatorPlugin::new(
+            name,
+            digest,
+            pre,
+            limits,
+            self.metrics.clone(),
+        ))
     }
 }
 
@@ -345,6 +366,21 @@ impl rand_core::TryRng for FixedRandom {
 
 /// Runs one plugin call in a fresh store and classifies what went wrong.
 pub(crate) fn run_call<P, R>(
+    engine: &Engine,
+    metrics: &PluginMetrics,
+    plugin: &str,
+    limits: Limits,
+    instantiate: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<P>,
+    call: impl FnOnce(&mut Store<CallState>, &P) -> wasmtime::Result<Result<R, String>>,
+) -> Result<R, PluginFault> {
+    let started = std::time::Instant::now();
+    let result = run_call_in_store(engine, plugin, limits, instantiate, call);
+    let fault = result.as_ref().err().map(|f| f.kind.label());
+    metrics.record(plugin, started.elapsed(), fault);
+    result
+}
+
+fn run_call_in_store<P, R>(
     engine: &Engine,
     plugin: &str,
     limits: Limits,

@@ -3,7 +3,7 @@
 use super::bindings::strategy::{
     Action, AnalysisSpec, Observation, RolloutState, RoutePlan, Strategy, StrategyPre,
 };
-use super::{CallState, Limits, PluginFault, run_call};
+use super::{CallState, Limits, PluginFault, PluginMetrics, run_call};
 
 #[derive(Clone)]
 pub struct StrategyPlugin {
@@ -11,6 +11,7 @@ pub struct StrategyPlugin {
     digest: String,
     pre: StrategyPre<CallState>,
     limits: Limits,
+    metrics: PluginMetrics,
 }
 
 impl StrategyPlugin {
@@ -19,12 +20,14 @@ impl StrategyPlugin {
         digest: String,
         pre: StrategyPre<CallState>,
         limits: Limits,
+        metrics: PluginMetrics,
     ) -> Self {
         Self {
             name: name.to_string(),
             digest,
             pre,
             limits,
+            metrics,
         }
     }
 
@@ -50,6 +53,7 @@ impl StrategyPlugin {
     ) -> Result<R, PluginFault> {
         run_call(
             self.pre.engine(),
+            &self.metrics,
             &self.name,
             self.limits,
             |store| self.pre.instantiate(store),

@@ -1,0 +1,8 @@
+//! `sluice run`: the Kubernetes operator. A kube-rs `Controller` for
+//! Canaries that also watches their target Deployments, the ConfigMaps and
+//! Secrets those read, and MetricTemplates; each Canary ticks once per
+//! `analysis.interval` through the same engine the simulator drives.
+
+pub mod reconcile;
+pub mod schedule;
+pub mod telemetry;

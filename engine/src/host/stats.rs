@@ -1,0 +1,114 @@
+//! Per-plugin call metrics, recorded where every call goes through
+//! ([`super::run_call`]) and exported by the operator on `/metrics`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub plugin: String,
+    /// timeout, memory, trap, error, invalid, load.
+    pub fault: String,
+}
+
+fn call_duration() -> Histogram {
+    // 50 µs to ~1.6 s: a healthy call takes microseconds, the budget
+    // (100 ms by default) bounds a bad one.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// Counters shared by every plugin of a host. Cheap to clone (handles).
+#[derive(Clone, Debug)]
+pub struct PluginMetrics {
+    calls: Family<PluginLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    duration: Family<PluginLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for PluginMetrics {
+    fn default() -> Self {
+        Self {
+            calls: Family::default(),
+            failures: Family::default(),
+            duration: Family::new_with_constructor(call_duration),
+        }
+    }
+}
+
+impl PluginMetrics {
+    pub(crate) fn record(&self, plugin: &str, elapsed: Duration, fault: Option<&str>) {
+        let labels = PluginLabels {
+            plugin: plugin.to_string(),
+        };
+        self.calls.get_or_create(&labels).inc();
+        self.duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        if let Some(fault) = fault {
+            self.failures
+                .get_or_create(&FailureLabels {
+                    plugin: plugin.to_string(),
+                    fault: fault.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    /// An answer the host refused after the call returned.
+    pub fn record_invalid_answer(&self, plugin: &str) {
+        self.failures
+            .get_or_create(&FailureLabels {
+                plugin: plugin.to_string(),
+                fault: "invalid".to_string(),
+            })
+            .inc();
+    }
+
+    /// Calls recorded for `plugin` so far.
+    pub fn calls(&self, plugin: &str) -> u64 {
+        self.calls
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_string(),
+            })
+            .get()
+    }
+
+    /// Failures of `plugin` with the given fault kind so far.
+    pub fn failures(&self, plugin: &str, fault: &str) -> u64 {
+        self.failures
+            .get_or_create(&FailureLabels {
+                plugin: plugin.to_string(),
+                fault: fault.to_string(),
+            })
+            .get()
+    }
+
+    /// Adds the metrics to `registry` under `sluice_plugin_*`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "sluice_plugin_calls",
+            "Plugin calls, by plugin",
+            self.calls.clone(),
+        );
+        registry.register(
+            "sluice_plugin_failures",
+            "Plugin calls that failed (timeout, memory, trap, error, invalid answer, load), by plugin",
+            self.failures.clone(),
+        );
+        registry.register(
+            "sluice_plugin_call_duration_seconds",
+            "Duration of one plugin call (fresh store, instantiation and the call)",
+            self.duration.clone(),
+        );
+    }
+}

@@ -1,0 +1,400 @@
+//! The operator's code path (`controller::reconcile`) against the in-memory
+//! cluster: every seed example rolls out through it, extra wake-ups never
+//! run extra analysis ticks, a restarted operator continues from the status,
+//! and deleting a Canary with `revertOnDeletion` gives the traffic back to
+//! the target.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use sluice::analysis::Analyzer;
+use sluice::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
+use sluice::api::{Canary, CanaryPhase, MetricCheck, Webhook};
+use sluice::cluster::memory::MemoryCluster;
+use sluice::controller::reconcile::{Cleanup, Context, finalize, reconcile_canary};
+
+/// Every metric sits at the healthy edge of its threshold range.
+struct Healthy;
+
+impl MetricsProvider for Healthy {
+    async fn value(
+        &self,
+        _: &Canary,
+        check: &MetricCheck,
+        _: MetricTarget,
+    ) -> Result<Option<f64>, String> {
+        Ok(Some(check.threshold_range.min.unwrap_or(0.0)))
+    }
+}
+
+impl WebhookCaller for Healthy {
+    async fn call(&self, _: &Canary, _: &Webhook, _: CanaryPhase) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn world(example: &str) -> MemoryCluster {
+    let cluster = MemoryCluster::new();
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_yaml::from_str(
+        "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
+    )
+    .unwrap();
+    cluster.put_deployment(deployment).unwrap();
+    let hpa: k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler = serde_yaml::from_str(
+        "metadata: {name: podinfo, namespace: test}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}\n  minReplicas: 2\n  maxReplicas: 4\n",
+    )
+    .unwrap();
+    cluster.put_autoscaler(hpa).unwrap();
+    for t in common::templates() {
+        cluster.put_metric_template(t).unwrap();
+    }
+    cluster.put_canary(common::canary(example)).unwrap();
+    cluster
+}
+
+fn context(cluster: &MemoryCluster) -> Context<MemoryCluster, Healthy, Healthy> {
+    Context::new(Analyzer::new(
+        cluster.clone(),
+        Healthy,
+        Healthy,
+        common::registry(),
+    ))
+}
+
+/// The operator's clocks: wall time for the engine, a monotonic instant
+/// for the schedule.
+struct Clock {
+    now: Timestamp,
+    instant: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            now: "2026-01-01T00:00:00Z".parse().unwrap(),
+            instant: Instant::now(),
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now = self.now + SignedDuration::try_from(by).unwrap();
+        self.instant += by;
+    }
+}
+
+/// Reconciles like the controller does: wake up when asked to, one step
+/// of the simulated cluster per analysis interval.
+async fn run_until(
+    ctx: &Context<MemoryCluster, Healthy, Healthy>,
+    cluster: &MemoryCluster,
+    clock: &mut Clock,
+    done: impl Fn(&Canary) -> bool,
+) -> Canary {
+    for _ in 0..200 {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        if done(&canary) {
+            return canary;
+        }
+        let wait = reconcile_canary(ctx, &canary, clock.now, clock.instant)
+            .await
+            .unwrap();
+        clock.advance(wait);
+        cluster.advance_tick();
+    }
+    panic!(
+        "never reached the expected state: {:?}",
+        cluster.canary("test", "podinfo").unwrap().status
+    );
+}
+
+fn phase(c: &Canary) -> Option<CanaryPhase> {
+    c.status.as_ref().and_then(|s| s.phase)
+}
+
+fn set_image(cluster: &MemoryCluster, image: &str) {
+    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
+    d.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some(image.into());
+    cluster.put_deployment(d).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_seed_example_rolls_out_through_the_controller_path() {
+    for example in [
+        "examples/podinfo-canary.yaml",
+        "examples/podinfo-ab-canary.yaml",
+        "examples/podinfo-canary-mirror.yaml",
+        "examples/podinfo-canary-session-affinity.yaml",
+        "examples/podinfo-blue-green.yaml",
+    ] {
+        let cluster = world(example);
+        let ctx = context(&cluster);
+        let mut clock = Clock::new();
+        run_until(&ctx, &cluster, &mut clock, |c| {
+            phase(c) == Some(CanaryPhase::Initialized)
+        })
+        .await;
+        for object in [
+            "deployment.apps/test/podinfo-primary",
+            "service/test/podinfo",
+            "service/test/podinfo-canary",
+            "service/test/podinfo-primary",
+            "httproutes.gateway.networking.k8s.io/test/podinfo",
+        ] {
+            assert!(
+                cluster.inventory().iter().any(|o| o == object),
+                "{example}: {object} missing"
+            );
+        }
+        set_image(&cluster, "podinfo:2");
+        let canary = run_until(&ctx, &cluster, &mut clock, |c| {
+            matches!(phase(c), Some(CanaryPhase::Succeeded | CanaryPhase::Failed))
+        })
+        .await;
+        assert_eq!(phase(&canary), Some(CanaryPhase::Succeeded), "{example}");
+        let primary = cluster.get_deployment("test", "podinfo-primary").unwrap();
+        assert_eq!(
+            primary.spec.unwrap().template.spec.unwrap().containers[0]
+                .image
+                .as_deref(),
+            Some("podinfo:2"),
+            "{example}: the primary runs the new revision"
+        );
+        let messages: Vec<String> = cluster
+            .events("test", "podinfo")
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert!(
+            messages.contains(&"Promotion completed! Scaling down podinfo.test".to_string()),
+            "{example}: {messages:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wake_ups_between_intervals_run_no_extra_tick_but_a_new_revision_runs_at_once() {
+    let cluster = world("examples/podinfo-canary.yaml");
+    let ctx = context(&cluster);
+    let mut clock = Clock::new();
+    run_until(&ctx, &cluster, &mut clock, |c| {
+        phase(c) == Some(CanaryPhase::Initialized)
+    })
+    .await;
+    // Right after a tick: the watch fires (our own status write), nothing runs.
+    let canary = cluster.canary("test", "podinfo").unwrap();
+    let before = cluster.events("test", "podinfo").len();
+    let wait = reconcile_canary(&ctx, &canary, clock.now, clock.instant)
+        .await
+        .unwrap();
+    assert!(wait > Duration::ZERO && wait <= Duration::from_secs(60));
+    assert_eq!(cluster.events("test", "podinfo").len(), before);
+    assert_eq!(
+        cluster.canary("test", "podinfo").unwrap().status,
+        canary.status
+    );
+
+    // A new revision does not wait for the interval.
+    set_image(&cluster, "podinfo:2");
+    reconcile_canary(&ctx, &canary, clock.now, clock.instant)
+        .await
+        .unwrap();
+    let messages: Vec<String> = cluster
+        .events("test", "podinfo")
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert!(
+        messages.contains(&"New revision detected podinfo.test".to_string()),
+        "{messages:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_operator_continues_from_the_status() {
+    let cluster = world("examples/podinfo-canary.yaml");
+    let first = context(&cluster);
+    let mut clock = Clock::new();
+    run_until(&first, &cluster, &mut clock, |c| {
+        phase(c) == Some(CanaryPhase::Initialized)
+    })
+    .await;
+    set_image(&cluster, "podinfo:2");
+    run_until(&first, &cluster, &mut clock, |c| {
+        c.status.as_ref().is_some_and(|s| s.canary_weight == 30)
+    })
+    .await;
+    drop(first);
+
+    // A new operator: nothing in memory, only the Canary status.
+    let second = context(&cluster);
+    let canary = cluster.canary("test", "podinfo").unwrap();
+    reconcile_canary(&second, &canary, clock.now, clock.instant)
+        .await
+        .unwrap();
+    let after = cluster.canary("test", "podinfo").unwrap();
+    assert_eq!(after.status.as_ref().unwrap().canary_weight, 40);
+    let canary = run_until(&second, &cluster, &mut clock, |c| {
+        phase(c) == Some(CanaryPhase::Succeeded)
+    })
+    .await;
+    assert_eq!(canary.status.unwrap().canary_weight, 0);
+    let messages: Vec<String> = cluster
+        .events("test", "podinfo")
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| *m == "Advance podinfo.test canary weight 10")
+            .count(),
+        1,
+        "the rollout did not start over: {messages:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_canary_with_revert_on_deletion_gives_the_traffic_back_to_the_target() {
+    let cluster = world("examples/podinfo-canary.yaml");
+    let ctx = context(&cluster);
+    let mut clock = Clock::new();
+    run_until(&ctx, &cluster, &mut clock, |c| {
+        phase(c) == Some(CanaryPhase::Initialized)
+    })
+    .await;
+    let target = cluster.get_deployment("test", "podinfo").unwrap();
+    assert_eq!(
+        target.spec.unwrap().replicas,
+        Some(0),
+        "scaled down after bootstrap"
+    );
+
+    // Without revertOnDeletion: nothing to do, the owned objects go with it.
+    let canary = cluster.canary("test", "podinfo").unwrap();
+    assert_eq!(finalize(&cluster, &canary).await.unwrap(), Cleanup::Done);
+    assert_eq!(
+        cluster
+            .get_deployment("test", "podinfo")
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(0)
+    );
+
+    let mut canary = canary;
+    canary.spec.revert_on_deletion = true;
+    cluster.set_ready_after("test", "podinfo", 1);
+    let first = finalize(&cluster, &canary).await.unwrap();
+    assert!(
+        matches!(&first, Cleanup::Waiting(why) if why.starts_with("waiting for podinfo.test to serve")),
+        "{first:?}"
+    );
+    assert_eq!(
+        cluster
+            .get_deployment("test", "podinfo")
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(2),
+        "scaled back to the primary's replicas"
+    );
+    // The route still sends everything to the primary meanwhile.
+    let route = cluster.route("test", "podinfo").unwrap();
+    assert_eq!(common::canary_exposure(&route), (0, false));
+
+    cluster.advance_tick();
+    let canary = cluster.canary("test", "podinfo").map(|mut c| {
+        c.spec.revert_on_deletion = true;
+        c
+    });
+    assert_eq!(
+        finalize(&cluster, &canary.unwrap()).await.unwrap(),
+        Cleanup::Done
+    );
+    let apex = cluster.service("test", "podinfo").unwrap();
+    assert_eq!(
+        apex.spec
+            .unwrap()
+            .selector
+            .unwrap()
+            .get("app")
+            .map(String::as_str),
+        Some("podinfo"),
+        "the apex Service selects the target's pods"
+    );
+    assert!(apex.metadata.owner_references.is_none());
+    let route = cluster.route("test", "podinfo").unwrap();
+    assert!(route.metadata.owner_references.is_none());
+    let backends: Vec<(String, Option<i32>)> = route.spec.rules.unwrap()[0]
+        .backend_refs
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.name, b.weight))
+        .collect();
+    assert_eq!(backends, [("podinfo".to_string(), Some(100))]);
+    let status = cluster.canary("test", "podinfo").unwrap().status.unwrap();
+    assert_eq!(status.phase, Some(CanaryPhase::Terminated));
+    let messages: Vec<String> = cluster
+        .events("test", "podinfo")
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert!(messages.contains(&"Terminating canary podinfo.test".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_metrics_are_named_like_flaggers() {
+    let cluster = world("examples/podinfo-canary.yaml");
+    let ctx = context(&cluster);
+    let mut clock = Clock::new();
+    run_until(&ctx, &cluster, &mut clock, |c| {
+        phase(c) == Some(CanaryPhase::Initialized)
+    })
+    .await;
+    set_image(&cluster, "podinfo:2");
+    run_until(&ctx, &cluster, &mut clock, |c| {
+        c.status.as_ref().is_some_and(|s| s.canary_weight == 20)
+    })
+    .await;
+    // One more tick records the state just reached.
+    clock.advance(Duration::from_secs(60));
+    let canary = cluster.canary("test", "podinfo").unwrap();
+    reconcile_canary(&ctx, &canary, clock.now, clock.instant)
+        .await
+        .unwrap();
+    let text = ctx.telemetry.encode().unwrap();
+    for line in [
+        "sluice_canary_status{name=\"podinfo\",namespace=\"test\"} 0",
+        "sluice_canary_weight{workload=\"podinfo-primary\",namespace=\"test\"} 70",
+        "sluice_canary_weight{workload=\"podinfo\",namespace=\"test\"} 30",
+        "sluice_canary_total{namespace=\"test\"} 1",
+        "sluice_info_info{version=\"0.1.0\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("sluice_canary_duration_seconds_count{name=\"podinfo\",namespace=\"test\"}")
+    );
+    let calls = ctx.analyzer.plugins.host().metrics().calls("weighted");
+    assert!(calls > 0);
+    assert!(
+        text.contains(&format!(
+            "sluice_plugin_calls_total{{plugin=\"weighted\"}} {calls}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("sluice_plugin_call_duration_seconds_bucket{le="));
+}
