@@ -1,8 +1,9 @@
 //! Cluster I/O behind a narrow trait. The analysis engine reads and writes
 //! the cluster only through [`Cluster`]; [`memory::MemoryCluster`] holds
 //! real `k8s-openapi` and Gateway API objects for the simulator and tests,
-//! and the kube-rs implementation talks to an API server.
+//! and [`kube::KubeCluster`] talks to an API server through kube-rs.
 
+pub mod kube;
 pub mod memory;
 
 use std::future::Future;
