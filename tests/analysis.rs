@@ -367,3 +367,103 @@ async fn a_missing_config_map_is_a_condition_not_a_crash() {
     );
     assert!(cluster.get_deployment("test", "podinfo-primary").is_none());
 }
+
+/// The seed canary with every gate Flagger has.
+fn gated_canary() -> Canary {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    webhooks:\n",
+        "    webhooks:\n      - name: approve-rollout\n        type: confirm-rollout\n        url: http://gate.test/rollout\n      - name: approve-traffic\n        type: confirm-traffic-increase\n        url: http://gate.test/traffic\n      - name: approve-promotion\n        type: confirm-promotion\n        url: http://gate.test/promotion\n      - name: manual-rollback\n        type: rollback\n        url: http://gate.test/rollback\n",
+    );
+    sluice::api::load::canary_from_yaml(&yaml).unwrap()
+}
+
+fn messages_at(sim: &sluice::simulate::Simulation, tick: u64) -> Vec<String> {
+    sim.ticks
+        .iter()
+        .filter(|t| t.tick == tick)
+        .flat_map(|t| t.events.iter().map(|e| e.message.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confirm_gates_hold_the_rollout_until_approved() {
+    // Rollout approved at tick 5, the first traffic increase waits one tick
+    // more, and the promotion is approved at tick 14.
+    let scenario = "ticks: 30\nmetrics:\n  error-rate: [0.1]\n  latency: [0.1]\nwebhooks:\n  approve-rollout: [fail, fail, fail, fail, pass]\n  approve-traffic: [fail, fail, fail, fail, fail, fail, pass]\n  approve-promotion: [fail, fail, fail, fail, fail, fail, fail, fail, fail, fail, fail, fail, fail, pass]\n  manual-rollback: [fail]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n";
+    let sim = common::simulate(gated_canary(), common::scenario(scenario)).await;
+    let messages = sim.messages();
+    let waiting = "Halt podinfo.test advancement waiting for approval approve-rollout".to_string();
+    assert_eq!(
+        messages.iter().filter(|m| **m == waiting).count(),
+        1,
+        "said once: {messages:?}"
+    );
+    let waiting_tick = sim
+        .ticks
+        .iter()
+        .find(|t| t.phase == Some(CanaryPhase::Waiting))
+        .expect("a tick in Waiting");
+    assert_eq!(waiting_tick.canary_weight, 0);
+    assert_eq!(
+        waiting_tick.failed_checks, 0,
+        "waiting is not a failed check"
+    );
+    assert!(
+        messages_at(&sim, 5).contains(&"Confirm-rollout check approve-rollout passed".to_string())
+    );
+    assert!(
+        messages.contains(
+            &"Halt podinfo.test advancement waiting for traffic increase approval approve-traffic"
+                .to_string()
+        )
+    );
+    // No weight before the traffic increase is approved (tick 7).
+    for t in sim.ticks.iter().filter(|t| t.tick < 7) {
+        assert_eq!(t.canary_weight, 0, "tick {}", t.tick);
+    }
+    assert!(messages_at(&sim, 7).contains(&"Advance podinfo.test canary weight 10".to_string()));
+    // At max weight the promotion waits, the analysis goes on.
+    let waiting_promotion: Vec<_> = sim
+        .ticks
+        .iter()
+        .filter(|t| t.phase == Some(CanaryPhase::WaitingPromotion))
+        .collect();
+    assert!(!waiting_promotion.is_empty());
+    assert!(waiting_promotion.iter().all(|t| t.canary_weight == 50));
+    assert!(
+        messages.contains(
+            &"Halt podinfo.test advancement waiting for promotion approval approve-promotion"
+                .to_string()
+        )
+    );
+    assert!(
+        messages_at(&sim, 14)
+            .contains(&"Confirm-promotion check approve-promotion passed".to_string())
+    );
+    assert!(
+        messages_at(&sim, 14)
+            .contains(&"Copying podinfo.test template spec to podinfo-primary.test".to_string())
+    );
+    assert_eq!(
+        sim.final_tick().unwrap().phase,
+        Some(CanaryPhase::Succeeded)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_hook_that_says_yes_aborts_the_rollout() {
+    let scenario = "ticks: 20\nmetrics:\n  error-rate: [0.1]\n  latency: [0.1]\nwebhooks:\n  manual-rollback: [fail, fail, fail, fail, fail, pass]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n";
+    let sim = common::simulate(gated_canary(), common::scenario(scenario)).await;
+    assert!(
+        messages_at(&sim, 6)
+            .contains(&"Rolling back podinfo.test manual webhook invoked".to_string()),
+        "{:?}",
+        sim.messages()
+    );
+    let last = sim.final_tick().unwrap();
+    assert_eq!(last.phase, Some(CanaryPhase::Failed));
+    assert_eq!(
+        common::canary_exposure(last.http_route.as_ref().unwrap()),
+        (0, false)
+    );
+}

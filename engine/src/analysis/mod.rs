@@ -118,9 +118,15 @@ impl Tick<'_> {
         self.set_condition(CONDITION_READY, "False", reason, message);
     }
 
+    /// The state a plugin sees. Waiting for an approval is progressing to a
+    /// strategy: the gates are the host's business.
     fn rollout_state(&self) -> wit::RolloutState {
+        let phase = match self.status.phase.unwrap_or(CanaryPhase::Initializing) {
+            CanaryPhase::Waiting | CanaryPhase::WaitingPromotion => CanaryPhase::Progressing,
+            other => other,
+        };
         wit::RolloutState {
-            phase: wit_phase(self.status.phase.unwrap_or(CanaryPhase::Initializing)),
+            phase: wit_phase(phase),
             canary_weight: self.status.canary_weight,
             iterations: self.status.iterations,
             failed_checks: self.status.failed_checks,
@@ -538,6 +544,19 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             return Ok(());
         }
 
+        // Flagger's manual rollback: a rollback hook that answers yes.
+        for hook in settings.webhooks_of(HookType::Rollback) {
+            if self
+                .webhooks
+                .call(t.canary, hook, CanaryPhase::Progressing)
+                .await
+                .is_ok()
+            {
+                let msg = format!("Rolling back {} manual webhook invoked", t.label);
+                return self.rollback(t, settings, msg).await;
+            }
+        }
+
         if t.status.failed_checks >= settings.threshold {
             let msg = format!(
                 "Rolling back {} failed checks threshold reached {}",
@@ -546,8 +565,15 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             return self.rollback(t, settings, msg).await;
         }
 
+        if !self.confirm_rollout(t, settings).await {
+            return Ok(());
+        }
+
         if settings.skip_analysis {
             t.info(format!("Skipping analysis for {}", t.label));
+            if !self.confirm_promotion(t, settings).await {
+                return Ok(());
+            }
             return self.promote(t, settings).await;
         }
 
@@ -621,6 +647,11 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     self.plugin_failed(t, &fault);
                     return Ok(());
                 }
+                if a.canary_weight > state.canary_weight
+                    && !self.confirm_traffic_increase(t, settings).await
+                {
+                    return Ok(());
+                }
                 let iteration_step = a.iterations > state.iterations;
                 t.status.canary_weight = a.canary_weight;
                 t.status.iterations = a.iterations;
@@ -649,7 +680,11 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     t.info(format!("Holding {} advancement: {reason}", t.label));
                 }
             }
-            wit::Action::Promote => self.promote(t, settings).await?,
+            wit::Action::Promote => {
+                if self.confirm_promotion(t, settings).await {
+                    self.promote(t, settings).await?;
+                }
+            }
             wit::Action::Rollback(reason) => {
                 let msg = format!(
                     "Rolling back {} strategy {}: {reason}",
@@ -661,6 +696,99 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             wit::Action::Finalise => {}
         }
         Ok(())
+    }
+
+    /// The first of `hook_type`'s webhooks that does not say yes, if any.
+    async fn first_refusal<'s>(
+        &self,
+        t: &Tick<'_>,
+        settings: &'s RolloutSettings,
+        hook_type: HookType,
+    ) -> Option<&'s crate::api::Webhook> {
+        for hook in settings.webhooks_of(hook_type) {
+            if self
+                .webhooks
+                .call(t.canary, hook, CanaryPhase::Progressing)
+                .await
+                .is_err()
+            {
+                return Some(hook);
+            }
+        }
+        None
+    }
+
+    /// Flagger's confirm-rollout gate: until every such hook says yes, the
+    /// Canary waits (phase Waiting) and nothing is measured or moved.
+    async fn confirm_rollout(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> bool {
+        let hooks: Vec<String> = settings
+            .webhooks_of(HookType::ConfirmRollout)
+            .map(|h| h.name.clone())
+            .collect();
+        if let Some(hook) = self
+            .first_refusal(t, settings, HookType::ConfirmRollout)
+            .await
+        {
+            if t.phase() != Some(CanaryPhase::Waiting) {
+                t.set_phase(CanaryPhase::Waiting);
+                t.warn(format!(
+                    "Halt {} advancement waiting for approval {}",
+                    t.label, hook.name
+                ));
+            }
+            return false;
+        }
+        if t.phase() == Some(CanaryPhase::Waiting) {
+            t.set_phase(CanaryPhase::Progressing);
+            t.info(format!("Confirm-rollout check {} passed", hooks.join(", ")));
+        }
+        true
+    }
+
+    /// Flagger's confirm-traffic-increase gate, before every weight increase.
+    async fn confirm_traffic_increase(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> bool {
+        match self
+            .first_refusal(t, settings, HookType::ConfirmTrafficIncrease)
+            .await
+        {
+            Some(hook) => {
+                t.warn(format!(
+                    "Halt {} advancement waiting for traffic increase approval {}",
+                    t.label, hook.name
+                ));
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Flagger's confirm-promotion gate: the analysis goes on (phase
+    /// WaitingPromotion) until every such hook says yes.
+    async fn confirm_promotion(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> bool {
+        let hooks: Vec<String> = settings
+            .webhooks_of(HookType::ConfirmPromotion)
+            .map(|h| h.name.clone())
+            .collect();
+        if let Some(hook) = self
+            .first_refusal(t, settings, HookType::ConfirmPromotion)
+            .await
+        {
+            if t.phase() != Some(CanaryPhase::WaitingPromotion) {
+                t.set_phase(CanaryPhase::WaitingPromotion);
+                t.warn(format!(
+                    "Halt {} advancement waiting for promotion approval {}",
+                    t.label, hook.name
+                ));
+            }
+            return false;
+        }
+        if t.phase() == Some(CanaryPhase::WaitingPromotion) {
+            t.info(format!(
+                "Confirm-promotion check {} passed",
+                hooks.join(", ")
+            ));
+        }
+        true
     }
 
     /// Copies the canary's template to the primary; traffic moves back once

@@ -21,7 +21,11 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// A registry with the built-in plugins, compiled (or read from the cache).
     pub fn with_builtins(host: PluginHost) -> Result<Self, PluginFault> {
-        let limits = Limits::default();
+        Self::with_builtins_limited(host, Limits::default())
+    }
+
+    /// The built-in plugins, each call held to `limits`.
+    pub fn with_builtins_limited(host: PluginHost, limits: Limits) -> Result<Self, PluginFault> {
         let mut strategies = BTreeMap::new();
         for name in builtin::STRATEGIES {
             if let Some(wasm) = builtin::strategy(name) {
