@@ -27,6 +27,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("TEST_ALLOC", "sluice_test_alloc"),
     ("TEST_TRAP", "sluice_test_trap"),
     ("TEST_OVERWEIGHT", "sluice_test_overweight"),
+    ("TEST_FUTURE", "sluice_test_future"),
 ];
 
 /// Variables Cargo sets for this build script, or that configure the outer

@@ -157,7 +157,10 @@ fn a_file_that_is_not_a_component_or_the_wrong_world_is_refused() {
         .load_strategy("threshold", wasm::THRESHOLD, Limits::default())
         .err()
         .unwrap();
-    assert!(fault.to_string().contains("strategy world"), "{fault}");
+    assert_eq!(
+        fault.to_string(),
+        "plugin threshold could not be loaded: it is an evaluator plugin (it exports sluice:plugin/judge), not a strategy plugin"
+    );
 }
 
 #[test]
@@ -254,4 +257,19 @@ fn plugins_get_no_clock_and_no_randomness_from_the_host() {
     for _ in 0..5 {
         assert_eq!(p.route(&spec, progressing(20)).unwrap(), first);
     }
+}
+
+#[test]
+fn a_plugin_for_another_contract_version_is_refused_naming_both_versions() {
+    let host = common::host();
+    let contract = host.inspect("future", wasm::TEST_FUTURE).unwrap();
+    assert_eq!(contract.version.as_deref(), Some("0.2.0"));
+    let fault = host
+        .load_strategy("future", wasm::TEST_FUTURE, Limits::default())
+        .err()
+        .unwrap();
+    assert_eq!(
+        fault.to_string(),
+        "plugin future could not be loaded: it targets sluice:plugin@0.2.0; this host supports sluice:plugin@0.1.x: rebuild it with the SDK of that version"
+    );
 }

@@ -10,6 +10,7 @@
 pub mod bindings;
 pub mod builtin;
 pub mod cache;
+pub mod contract;
 pub mod evaluator;
 pub mod fault;
 pub mod registry;
@@ -94,6 +95,30 @@ impl PluginHost {
         &self.metrics
     }
 
+    /// Compiles `wasm` and checks that it is a `world` plugin of a contract
+    /// version this host accepts.
+    fn compile_checked(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        world: contract::World,
+    ) -> Result<(Component, String), PluginFault> {
+        let (component, digest) = self.compile(name, wasm)?;
+        contract::check(&contract::inspect(&self.engine, &component), world).map_err(|why| {
+            PluginFault {
+                plugin: name.to_string(),
+                kind: FaultKind::Load(why),
+            }
+        })?;
+        Ok((component, digest))
+    }
+
+    /// Compiles (or loads from the cache) a component, and reads its contract.
+    pub fn inspect(&self, name: &str, wasm: &[u8]) -> Result<contract::Contract, PluginFault> {
+        let (component, _) = self.compile(name, wasm)?;
+        Ok(contract::inspect(&self.engine, &component))
+    }
+
     fn compile(&self, name: &str, wasm: &[u8]) -> Result<(Component, String), PluginFault> {
         let digest = hex::encode(Sha256::digest(wasm));
         let compiled = match &self.cache {
@@ -122,7 +147,7 @@ impl PluginHost {
         wasm: &[u8],
         limits: Limits,
     ) -> Result<StrategyPlugin, PluginFault> {
-        let (component, digest) = self.compile(name, wasm)?;
+        let (component, digest) = self.compile_checked(name, wasm, contract::World::Strategy)?;
         let load_fault = |e: anyhow::Error| PluginFault {
             plugin: name.to_string(),
             kind: FaultKind::Load(format!("{e:#}")),
@@ -155,7 +180,7 @@ impl PluginHost {
         wasm: &[u8],
         limits: Limits,
     ) -> Result<EvaluatorPlugin, PluginFault> {
-        let (component, digest) = self.compile(name, wasm)?;
+        let (component, digest) = self.compile_checked(name, wasm, contract::World::Evaluator)?;
         let load_fault = |e: anyhow::Error| PluginFault {
             plugin: name.to_string(),
             kind: FaultKind::Load(format!("{e:#}")),

@@ -1,0 +1,236 @@
+//! Which contract a component implements, read from its import and export
+//! names, so that the host refuses a plugin built for another world or
+//! another version of `sluice:plugin` with a message that names both sides,
+//! instead of a linker error.
+
+use std::fmt;
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// The WIT package of the contract.
+pub const PACKAGE: &str = "sluice:plugin";
+/// The contract version this host implements (`wit/plugin.wit`).
+pub const VERSION: &str = "0.1.0";
+/// Versions the host accepts: the same major and minor (0.x is unstable:
+/// a new minor may break).
+pub const ACCEPTS: &str = "0.1.x";
+
+/// The `sluice:plugin` interfaces a plugin may import: the log function and
+/// the type-only interfaces.
+const HOST_INTERFACES: [&str; 4] = ["log", "types", "strategy-types", "evaluator-types"];
+
+/// The two kinds of plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    Strategy,
+    Evaluator,
+}
+
+impl World {
+    /// The interface a plugin of this world exports.
+    fn export(self) -> &'static str {
+        match self {
+            World::Strategy => "rollout",
+            World::Evaluator => "judge",
+        }
+    }
+
+    /// "a strategy", "an evaluator".
+    fn with_article(self) -> &'static str {
+        match self {
+            World::Strategy => "a strategy",
+            World::Evaluator => "an evaluator",
+        }
+    }
+
+    fn of_export(interface: &str) -> Option<World> {
+        match interface {
+            "rollout" => Some(World::Strategy),
+            "judge" => Some(World::Evaluator),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            World::Strategy => "strategy",
+            World::Evaluator => "evaluator",
+        })
+    }
+}
+
+/// What a component says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contract {
+    /// The world its `sluice:plugin` export belongs to, if any.
+    pub world: Option<World>,
+    /// The `sluice:plugin` version it targets, if it names one.
+    pub version: Option<String>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// Splits "sluice:plugin/rollout@0.1.0" into ("rollout", Some("0.1.0")).
+fn sluice_interface(name: &str) -> Option<(&str, Option<&str>)> {
+    let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+    Some(match rest.split_once('@') {
+        Some((interface, version)) => (interface, Some(version)),
+        None => (rest, None),
+    })
+}
+
+/// Reads the contract of a compiled component.
+pub fn inspect(engine: &Engine, component: &Component) -> Contract {
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let mut world = None;
+    let mut version = None;
+    for name in &exports {
+        if let Some((interface, v)) = sluice_interface(name)
+            && let Some(w) = World::of_export(interface)
+        {
+            world = Some(w);
+            version = v.map(String::from);
+        }
+    }
+    Contract {
+        world,
+        version,
+        imports,
+        exports,
+    }
+}
+
+/// Whether this host accepts `version` (same major and minor).
+pub fn accepts(version: &str) -> bool {
+    let mut ours = VERSION.split('.');
+    let mut theirs = version.split('.');
+    ours.next() == theirs.next() && ours.next() == theirs.next()
+}
+
+/// Checks that `contract` is the `expected` world at a version this host
+/// accepts, and imports nothing the host does not provide.
+pub fn check(contract: &Contract, expected: World) -> Result<(), String> {
+    let Some(world) = contract.world else {
+        return Err(format!(
+            "it exports no {PACKAGE} interface (exports: {}); build it with the Sluice plugin SDK for the {expected} world",
+            list(&contract.exports)
+        ));
+    };
+    if world != expected {
+        return Err(format!(
+            "it is {} plugin (it exports {PACKAGE}/{}), not {} plugin",
+            world.with_article(),
+            world.export(),
+            expected.with_article()
+        ));
+    }
+    match &contract.version {
+        Some(v) if accepts(v) => {}
+        Some(v) => {
+            return Err(format!(
+                "it targets {PACKAGE}@{v}; this host supports {PACKAGE}@{ACCEPTS}: rebuild it with the SDK of that version"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "its {PACKAGE} export has no version; this host supports {PACKAGE}@{ACCEPTS}"
+            ));
+        }
+    }
+    for import in &contract.imports {
+        let provided = import.starts_with("wasi:")
+            || sluice_interface(import)
+                .is_some_and(|(i, v)| HOST_INTERFACES.contains(&i) && v.is_some_and(accepts));
+        if !provided {
+            return Err(format!(
+                "it imports {import}, which the host does not provide (plugins get only {PACKAGE}/log and an empty WASI)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract(world: Option<World>, version: Option<&str>, imports: &[&str]) -> Contract {
+        Contract {
+            world,
+            version: version.map(String::from),
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+            exports: vec!["sluice:plugin/rollout@0.1.0".into()],
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert!(accepts("0.1.0"));
+        assert!(accepts("0.1.7"));
+        assert!(!accepts("0.2.0"));
+        assert!(!accepts("1.1.0"));
+        assert_eq!(
+            sluice_interface("sluice:plugin/rollout@0.1.0"),
+            Some(("rollout", Some("0.1.0")))
+        );
+        assert_eq!(sluice_interface("wasi:cli/stdout@0.2.0"), None);
+    }
+
+    #[test]
+    fn refusals_name_both_sides() {
+        let wasi = ["wasi:cli/environment@0.2.3", "sluice:plugin/log@0.1.0"];
+        assert_eq!(
+            check(
+                &contract(Some(World::Strategy), Some("0.1.0"), &wasi),
+                World::Strategy
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &contract(Some(World::Strategy), Some("0.2.0"), &wasi),
+                World::Strategy
+            )
+            .unwrap_err(),
+            "it targets sluice:plugin@0.2.0; this host supports sluice:plugin@0.1.x: rebuild it with the SDK of that version"
+        );
+        assert_eq!(
+            check(
+                &contract(Some(World::Evaluator), Some("0.1.0"), &wasi),
+                World::Strategy
+            )
+            .unwrap_err(),
+            "it is an evaluator plugin (it exports sluice:plugin/judge), not a strategy plugin"
+        );
+        assert!(
+            check(&contract(None, None, &wasi), World::Evaluator)
+                .unwrap_err()
+                .starts_with("it exports no sluice:plugin interface")
+        );
+        assert_eq!(
+            check(
+                &contract(
+                    Some(World::Strategy),
+                    Some("0.1.0"),
+                    &["acme:net/http@1.0.0"]
+                ),
+                World::Strategy
+            )
+            .unwrap_err(),
+            "it imports acme:net/http@1.0.0, which the host does not provide (plugins get only sluice:plugin/log and an empty WASI)"
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! Test plugin built against `sluice:plugin@0.2.0`: the host supports 0.1.x
+//! and must say so.
+
+wit_bindgen::generate!({
+    world: "strategy",
+    path: "wit",
+});
+
+struct Future;
+
+impl exports::sluice::plugin::rollout::Guest for Future {
+    fn decide() -> Result<String, String> {
+        Ok("from the future".into())
+    }
+}
+
+export!(Future);
