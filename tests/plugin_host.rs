@@ -273,3 +273,47 @@ fn a_plugin_for_another_contract_version_is_refused_naming_both_versions() {
         "plugin future could not be loaded: it targets sluice:plugin@0.2.0; this host supports sluice:plugin@0.1.x: rebuild it with the SDK of that version"
     );
 }
+
+#[test]
+fn plugin_check_reports_contract_calls_and_refusals() {
+    use sluice::host::check::check;
+    let host = common::host();
+    let ok = check(&host, "weighted", wasm::WEIGHTED, Limits::default());
+    assert!(ok.ok(), "{ok}");
+    let text = ok.to_string();
+    assert!(text.contains("world:    strategy"), "{text}");
+    assert!(
+        text.contains("contract: sluice:plugin@0.1.0 (this host supports sluice:plugin@0.1.x)")
+    );
+    assert!(text.contains("exports:  sluice:plugin/rollout@0.1.0"));
+    assert_eq!(ok.trial.len(), 3, "decide, route, route at rest");
+    assert!(text.ends_with("result:   OK\n"));
+
+    let evaluator = check(&host, "threshold", wasm::THRESHOLD, Limits::default());
+    assert!(evaluator.ok() && evaluator.to_string().contains("world:    evaluator"));
+
+    let looping = check(&host, "loop", wasm::TEST_LOOP, Limits::default());
+    assert_eq!(
+        looping.problem.as_deref(),
+        Some("plugin loop timed out: no answer within 100 ms")
+    );
+    let overweight = check(
+        &host,
+        "overweight",
+        wasm::TEST_OVERWEIGHT,
+        Limits::default(),
+    );
+    assert!(
+        overweight
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("canary weight 150 is outside 0-100")
+    );
+    let future = check(&host, "future", wasm::TEST_FUTURE, Limits::default());
+    assert!(future.to_string().contains(
+        "result:   REFUSED: plugin future could not be loaded: it targets sluice:plugin@0.2.0"
+    ));
+    let junk = check(&host, "junk", b"\0asm junk", Limits::default());
+    assert!(!junk.ok() && junk.contract.is_none());
+}

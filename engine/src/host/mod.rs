@@ -10,6 +10,7 @@
 pub mod bindings;
 pub mod builtin;
 pub mod cache;
+pub mod check;
 pub mod contract;
 pub mod evaluator;
 pub mod fault;
