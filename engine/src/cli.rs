@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
-use crate::api::{Canary, MetricTemplate, load};
+use crate::api::{AlertProvider, Canary, MetricTemplate, load};
 use crate::host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
 use crate::simulate::{self, output, scenario::Scenario};
 
@@ -27,6 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: a large variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a Canary's rollout against a simulated cluster, scripted by a scenario.
@@ -71,6 +73,42 @@ pub struct SimulateArgs {
     /// Where compiled plugins are cached (default: ~/.cache/sluice).
     #[arg(long, env = "SLUICE_PLUGIN_CACHE")]
     pub plugin_cache: Option<PathBuf>,
+    /// Take metric values from this Prometheus (e.g. http://127.0.0.1:9090)
+    /// instead of the scenario; every query goes there, whatever address
+    /// the MetricTemplates give.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Evaluation time of the first tick's queries (RFC 3339); each tick
+    /// adds the analysis interval. Default: Prometheus's current time.
+    #[arg(long, value_name = "RFC3339", requires = "prometheus")]
+    pub prometheus_time: Option<String>,
+}
+
+/// The simulation options the arguments ask for; checks that Prometheus
+/// answers before the run, so a wrong URL is one clear error.
+pub async fn run_options(args: &SimulateArgs) -> Result<simulate::RunOptions> {
+    let Some(url) = &args.prometheus else {
+        return Ok(simulate::RunOptions::default());
+    };
+    let mut source = simulate::PrometheusSource::new(url.clone());
+    if let Some(t) = &args.prometheus_time {
+        let start: jiff::Timestamp = t.parse().with_context(|| {
+            format!("--prometheus-time {t:?} is not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)")
+        })?;
+        source = source.starting_at(start);
+    }
+    crate::metrics::PrometheusClient::new(
+        url,
+        crate::metrics::Credentials::None,
+        source.timeout,
+        false,
+    )?
+    .check_online()
+    .await
+    .context("--prometheus")?;
+    Ok(simulate::RunOptions {
+        prometheus: Some(source),
+    })
 }
 
 fn read(path: &PathBuf) -> Result<String> {
@@ -157,7 +195,8 @@ pub async fn simulate(args: &SimulateArgs) -> Result<String> {
         Some(r) => Ok(r),
         None => registry(args),
     };
-    let sim = simulate::run(canary, templates, scenario, &factory).await?;
+    let options = run_options(args).await?;
+    let sim = simulate::run_with(canary, templates, scenario, &factory, &options).await?;
     match args.output {
         OutputFormat::Text => Ok(output::text(&sim)),
         OutputFormat::Json => output::json_lines(&sim),
@@ -167,7 +206,7 @@ pub async fn simulate(args: &SimulateArgs) -> Result<String> {
 /// The CRDs, as a multi-document YAML stream.
 pub fn crds() -> Result<String> {
     let mut out = String::new();
-    for crd in [Canary::crd(), MetricTemplate::crd()] {
+    for crd in [Canary::crd(), MetricTemplate::crd(), AlertProvider::crd()] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);
     }

@@ -291,6 +291,37 @@ pub struct CanaryAnalysis {
     pub metrics: Vec<CanaryMetric>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<CanaryWebhook>,
+    /// Where to send alerts (Flagger's `analysis.alerts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<CanaryAlert>,
+}
+
+/// One alert destination of the analysis.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryAlert {
+    #[serde(default)]
+    pub name: String,
+    /// info (default: every alert), warn (warnings and errors) or error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// The AlertProvider; its namespace defaults to the Canary's.
+    #[serde(default)]
+    pub provider_ref: CrossNamespaceObjectReference,
+}
+
+/// A reference to an object in any namespace (Flagger's type of the same name).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossNamespaceObjectReference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -371,6 +402,13 @@ pub struct CanaryWebhook {
     pub mute_alert: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Skip TLS certificate verification for this webhook.
+    #[serde(
+        default,
+        rename = "disableTLS",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub disable_tls: bool,
 }
 
 /// The state of a rollout. It is the only state Sluice keeps: an engine

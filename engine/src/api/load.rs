@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use serde::de::DeserializeOwned;
 
-use super::{Canary, MetricTemplate};
+use super::{AlertProvider, Canary, MetricTemplate};
 
 pub const API_VERSION: &str = "sluice.dev/v1beta1";
 pub const FLAGGER_API_VERSION: &str = "flagger.app/v1beta1";
@@ -87,6 +87,38 @@ pub fn metric_templates_from_yaml(text: &str) -> Result<Vec<MetricTemplate>> {
             );
         }
         out.push(t);
+    }
+    Ok(out)
+}
+
+/// Reads every AlertProvider in `text`, skipping documents of other kinds
+/// (alert providers usually sit next to their Secrets).
+pub fn alert_providers_from_yaml(text: &str) -> Result<Vec<AlertProvider>> {
+    let mut out = Vec::new();
+    for doc in documents(text)? {
+        if doc.get("kind").and_then(|k| k.as_str()) != Some("AlertProvider") {
+            continue;
+        }
+        let mut p: AlertProvider = typed(doc, "AlertProvider")?;
+        let name = p.metadata.name.clone().unwrap_or_default();
+        if name.is_empty() {
+            bail!("AlertProvider: metadata.name: required");
+        }
+        if p.metadata.namespace.is_none() {
+            p.metadata.namespace = Some("default".into());
+        }
+        if !["slack", "msteams", "discord", "generic"].contains(&p.spec.provider_type.as_str()) {
+            bail!(
+                "AlertProvider {name}: spec.type: {:?} is not supported; use slack, msteams, discord or generic",
+                p.spec.provider_type
+            );
+        }
+        if p.spec.address.as_deref().unwrap_or("").is_empty() && p.spec.secret_ref.is_none() {
+            bail!(
+                "AlertProvider {name}: give spec.address or spec.secretRef (a Secret with an address key)"
+            );
+        }
+        out.push(p);
     }
     Ok(out)
 }

@@ -1,5 +1,7 @@
 //! The `MetricTemplate` resource: a named, reusable metric query.
 
+use std::collections::BTreeMap;
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,10 @@ pub struct MetricProvider {
     pub secret_ref: Option<SecretRef>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure_skip_verify: bool,
+    /// Extra HTTP headers sent with every query (Flagger's `headers`, Go's
+    /// `http.Header`: each name maps to a list of values).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -1,13 +1,16 @@
 //! The custom resources Sluice serves (`sluice.dev/v1beta1`).
 
+pub mod alert_provider;
 pub mod canary;
 pub mod duration;
 pub mod load;
 pub mod metric_template;
 pub mod validate;
 
+pub use alert_provider::{AlertProvider, AlertProviderSpec};
 pub use canary::*;
 pub use metric_template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
 pub use validate::{
-    FieldError, HookType, MetricCheck, MetricSource, RolloutSettings, SpecErrors, Webhook,
+    AlertSettings, AlertSeverity, FieldError, HookType, MetricCheck, MetricSource, RolloutSettings,
+    SpecErrors, Webhook,
 };

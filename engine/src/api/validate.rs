@@ -115,6 +115,47 @@ pub struct Webhook {
     pub timeout: Duration,
     pub retries: u32,
     pub metadata: BTreeMap<String, String>,
+    /// Alerts caused by this hook (e.g. "waiting for approval") are not sent.
+    pub mute_alert: bool,
+    /// Skip TLS certificate verification.
+    pub disable_tls: bool,
+}
+
+/// Flagger's alert severities, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertSeverity {
+    Info,
+    Warn,
+    Error,
+}
+
+impl AlertSeverity {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "info" => Some(Self::Info),
+            "warn" => Some(Self::Warn),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One checked `analysis.alerts` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertSettings {
+    pub name: String,
+    pub severity: AlertSeverity,
+    pub provider_name: String,
+    /// Defaults to the Canary's namespace.
+    pub provider_namespace: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +186,7 @@ pub struct RolloutSettings {
     pub strategy_config: String,
     pub metrics: Vec<MetricCheck>,
     pub webhooks: Vec<Webhook>,
+    pub alerts: Vec<AlertSettings>,
 }
 
 impl RolloutSettings {
@@ -626,6 +668,43 @@ impl Canary {
                 timeout,
                 retries,
                 metadata: w.metadata.clone(),
+                mute_alert: w.mute_alert,
+                disable_tls: w.disable_tls,
+            });
+        }
+
+        let mut alerts = Vec::new();
+        for (i, alert) in a.alerts.iter().enumerate() {
+            let f = format!("spec.analysis.alerts[{i}]");
+            if alert.name.trim().is_empty() {
+                c.fail(format!("{f}.name"), "required");
+            }
+            if alert.provider_ref.name.trim().is_empty() {
+                c.fail(
+                    format!("{f}.providerRef.name"),
+                    "required: name an AlertProvider",
+                );
+            }
+            let severity = match alert.severity.as_deref() {
+                None | Some("") => AlertSeverity::Info,
+                Some(s) => AlertSeverity::parse(s).unwrap_or_else(|| {
+                    c.fail(
+                        format!("{f}.severity"),
+                        format!("{s:?} is not a severity; use info, warn or error"),
+                    );
+                    AlertSeverity::Info
+                }),
+            };
+            alerts.push(AlertSettings {
+                name: alert.name.clone(),
+                severity,
+                provider_name: alert.provider_ref.name.clone(),
+                provider_namespace: alert
+                    .provider_ref
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| namespace.clone()),
             });
         }
 
@@ -651,6 +730,7 @@ impl Canary {
             strategy_config,
             metrics,
             webhooks,
+            alerts,
         })
     }
 }

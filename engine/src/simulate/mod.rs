@@ -2,6 +2,7 @@
 //! cluster, with metrics and webhooks scripted by a scenario, one tick per
 //! analysis interval.
 
+pub mod metrics;
 pub mod output;
 pub mod scenario;
 
@@ -30,6 +31,8 @@ use crate::api::{Canary, CanaryPhase, MetricCheck, MetricTemplate, Webhook};
 use crate::cluster::Event;
 use crate::cluster::memory::MemoryCluster;
 use crate::host::PluginRegistry;
+use metrics::SimMetrics;
+pub use metrics::{PrometheusSource, RunOptions};
 use scenario::{HookOutcome, Scenario};
 
 /// When the simulated clock starts; fixed so runs are reproducible.
@@ -309,6 +312,24 @@ pub async fn run(
     scenario: Scenario,
     registry: &RegistryFactory<'_>,
 ) -> Result<Simulation> {
+    run_with(
+        canary,
+        templates,
+        scenario,
+        registry,
+        &RunOptions::default(),
+    )
+    .await
+}
+
+/// [`run`], with metrics from a real Prometheus when `options` say so.
+pub async fn run_with(
+    canary: Canary,
+    templates: Vec<MetricTemplate>,
+    scenario: Scenario,
+    registry: &RegistryFactory<'_>,
+    options: &RunOptions,
+) -> Result<Simulation> {
     let settings = canary.settings().map_err(anyhow::Error::from)?;
     let namespace = canary.namespace().unwrap_or_else(|| "default".into());
     let scenario = Arc::new(scenario);
@@ -334,13 +355,11 @@ pub async fn run(
     let name = canary.name_any();
 
     let tick_no = Arc::new(AtomicU64::new(0));
+    let (metrics, prometheus_clock) = SimMetrics::new(options, &cluster, &scenario, &tick_no)?;
     let make_analyzer = |plugins: PluginRegistry| {
         Analyzer::new(
             cluster.clone(),
-            ScriptedMetrics {
-                scenario: scenario.clone(),
-                tick: tick_no.clone(),
-            },
+            metrics.clone(),
             ScriptedWebhooks {
                 scenario: scenario.clone(),
                 tick: tick_no.clone(),
@@ -373,6 +392,15 @@ pub async fn run(
         let now = start
             .checked_add(interval * (tick as i32 - 1))
             .context("simulated time out of range")?;
+        if let (Some(clock), Some(first)) = (
+            &prometheus_clock,
+            options.prometheus.as_ref().and_then(|p| p.start),
+        ) {
+            let at = first
+                .checked_add(interval * (tick as i32 - 1))
+                .context("Prometheus evaluation time out of range")?;
+            clock.set(Some(at));
+        }
         let current = cluster
             .canary(&namespace, &name)
             .context("canary vanished")?;

@@ -1,0 +1,6 @@
+//! Test servers for the I/O tests: a real Prometheus over backfilled data,
+//! and a small HTTP server that records what it receives.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod prometheus;
