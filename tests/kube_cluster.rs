@@ -542,6 +542,15 @@ async fn reads_map_not_found_to_none_and_name_the_object_in_errors() {
             StatusCode::FORBIDDEN,
             forbidden,
         ),
+        Step::get(
+            "/apis/sluice.dev/v1beta1/namespaces/test/alertproviders/on-call",
+            StatusCode::OK,
+            json!({
+                "apiVersion": "sluice.dev/v1beta1", "kind": "AlertProvider",
+                "metadata": { "name": "on-call", "namespace": "test" },
+                "spec": { "type": "slack", "channel": "on-call", "secretRef": { "name": "slack-url" } }
+            }),
+        ),
     ]);
 
     assert!(
@@ -589,6 +598,12 @@ async fn reads_map_not_found_to_none_and_name_the_object_in_errors() {
     assert!(text.contains("reading Secret test/db"), "{text}");
     assert!(text.contains("forbidden"), "{text}");
     assert!(!kube_cluster::is_retryable(&err), "403 is not retryable");
+    let provider = cluster
+        .alert_provider("test", "on-call")
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(provider.spec.provider_type, "slack");
     finish(cluster, verifier).await;
 }
 

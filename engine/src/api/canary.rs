@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"LastTransitionTime","type":"string","jsonPath":".status.lastTransitionTime"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = require(&["targetRef", "service"]))]
 pub struct CanarySpec {
     /// The Deployment whose new revisions are rolled out.
     #[serde(default)]
@@ -39,6 +40,7 @@ pub struct CanarySpec {
     pub autoscaler_ref: Option<AutoscalerRef>,
     /// Seconds the canary may take to become ready before a rollback (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub progress_deadline_seconds: Option<i64>,
     /// Promote every new revision at once, without analysis.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -65,34 +67,42 @@ pub struct CanarySpec {
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = require(&["name"]))]
 pub struct TargetRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// Only Deployment is supported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["Deployment"]))]
     pub kind: Option<String>,
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub name: String,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = require(&["name"]))]
 pub struct AutoscalerRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub name: String,
 }
 
 /// `spec.service`: ports, hosts, Gateway references and route customisation.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = require(&["port"]))]
 pub struct CanaryService {
     /// Name of the apex Service (default: the target's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_name: Option<String>,
@@ -154,12 +164,14 @@ pub struct HttpRetry {
 /// A Gateway API ParentReference.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = require(&["name"]))]
 pub struct GatewayRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -195,6 +207,7 @@ pub struct HttpRewrite {
     pub uri: Option<String>,
     /// "ReplaceFullPath" (default) or "ReplacePrefixMatch".
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["ReplaceFullPath", "ReplacePrefixMatch"]))]
     pub rewrite_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
@@ -221,6 +234,7 @@ pub struct CorsPolicy {
 /// An Istio-style request match, as Flagger's `analysis.match`.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("minProperties" = 1))]
 pub struct HttpMatch {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, StringMatch>,
@@ -234,6 +248,7 @@ pub struct HttpMatch {
 
 /// Exactly one of the fields is set.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
 pub struct StringMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exact: Option<String>,
@@ -254,21 +269,27 @@ pub struct CanaryAnalysis {
     pub interval: Option<String>,
     /// Failed checks before a rollback (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub threshold: Option<i64>,
     /// Highest canary weight before promotion (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub max_weight: Option<i64>,
     /// Canary weight increment per step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub step_weight: Option<i64>,
     /// Explicit list of canary weights, instead of stepWeight.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(range(min = 1, max = 100)))]
     pub step_weights: Vec<i64>,
     /// Primary weight increment per step during promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub step_weight_promotion: Option<i64>,
     /// Number of iterations (A/B testing, blue/green, mirroring).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub iterations: Option<i64>,
     /// Requests that go to the canary (A/B testing).
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
@@ -278,14 +299,17 @@ pub struct CanaryAnalysis {
     pub mirror: bool,
     /// Percentage of requests mirrored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub mirror_weight: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<SessionAffinity>,
     /// Strategy plugin by name; default: chosen from the fields above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub strategy: Option<String>,
     /// Free-form settings for the strategy plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub strategy_config: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<CanaryMetric>,
@@ -326,11 +350,14 @@ pub struct CrossNamespaceObjectReference {
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = require(&["cookieName"]))]
 pub struct SessionAffinity {
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub cookie_name: String,
     /// Cookie lifetime in seconds (default 86400).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
     pub max_age: Option<i64>,
     /// Cookie that keeps users on the primary (Flagger's primary stickiness).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,6 +368,7 @@ pub struct SessionAffinity {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryMetric {
+    #[schemars(length(min = 1))]
     pub name: String,
     /// Query window, substituted for `{{ interval }}` (default "1m").
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -363,6 +391,7 @@ pub struct CanaryMetric {
     pub evaluator: Option<String>,
     /// Free-form settings for the evaluator plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub evaluator_config: Option<serde_json::Value>,
 }
 
@@ -376,6 +405,7 @@ pub struct ThresholdRange {
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct TemplateRef {
+    #[schemars(length(min = 1))]
     pub name: String,
     /// Default: the Canary's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,18 +415,26 @@ pub struct TemplateRef {
 /// A webhook of the analysis.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = require(&["url"]))]
 pub struct CanaryWebhook {
+    #[schemars(length(min = 1))]
     pub name: String,
     /// confirm-rollout, pre-rollout, rollout (default), confirm-traffic-increase,
     /// confirm-promotion, post-rollout, rollback or event.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = [
+        "confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase",
+        "confirm-promotion", "post-rollout", "rollback", "event"
+    ]))]
     pub hook_type: Option<String>,
     #[serde(default)]
+    #[schemars(regex(pattern = r"^https?://"))]
     pub url: String,
     /// Default "10s".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
     pub retries: Option<i64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mute_alert: bool,
@@ -515,4 +553,32 @@ pub struct CanaryCondition {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Schema transform for the CRD: `fields` are required and carry no
+/// `default`. Serde still defaults them, so that the engine can explain a
+/// missing field in the status; but the API server applies a schema default
+/// before it validates (which would satisfy `required`), and refuses a CRD
+/// whose default breaks the field's own bounds (an empty name, port 0).
+fn require(fields: &'static [&'static str]) -> impl FnMut(&mut schemars::Schema) {
+    move |schema| {
+        if let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            for field in fields {
+                if let Some(p) = properties.get_mut(*field).and_then(|p| p.as_object_mut()) {
+                    p.remove("default");
+                }
+            }
+        }
+        let required = schema
+            .ensure_object()
+            .entry("required")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let Some(list) = required.as_array_mut() {
+            for field in fields {
+                if !list.iter().any(|v| v == field) {
+                    list.push((*field).into());
+                }
+            }
+        }
+    }
 }

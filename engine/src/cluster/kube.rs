@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::{Cluster, Event, EventType};
-use crate::api::{Canary, CanaryStatus, MetricTemplate};
+use crate::api::{AlertProvider, Canary, CanaryStatus, MetricTemplate};
 
 /// The field manager (and event reporter) Sluice writes as by default.
 pub const DEFAULT_FIELD_MANAGER: &str = "sluice";
@@ -194,6 +194,15 @@ impl KubeCluster {
     pub fn with_reporter(mut self, reporter: Reporter) -> Self {
         self.recorder = Recorder::new(self.client.clone(), reporter);
         self
+    }
+
+    /// An AlertProvider, for the notifier (`analysis.alerts`).
+    pub async fn alert_provider(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<AlertProvider>> {
+        self.get(namespace, name).await
     }
 
     pub fn field_manager(&self) -> &str {
