@@ -257,7 +257,7 @@ async fn a_changed_config_map_is_a_new_revision_and_reaches_the_primary_on_promo
     let mut tick = async || {
         let canary = cluster.canary("test", "podinfo").unwrap();
         let out = analyzer.reconcile(&canary, now).await.unwrap();
-        now = now + jiff::SignedDuration::from_secs(60);
+        now += jiff::SignedDuration::from_secs(60);
         cluster.advance_tick();
         out
     };

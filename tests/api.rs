@@ -117,6 +117,13 @@ fn invalid_specs_are_refused_naming_the_field() {
             "spec.analysis.stepWeight: must be between 1 and 100 (got 0)",
         ),
         (
+            variant(
+                "    port: 9898\n",
+                "    port: 9898\n    retries:\n      attempts: 3\n",
+            ),
+            "spec.service.retries: not supported: the Gateway API v1 HTTPRoute has no retry policy",
+        ),
+        (
             variant("stepWeight: 10", "stepWeight: 150"),
             "spec.analysis.stepWeight: must be between 1 and 100 (got 150)",
         ),

@@ -79,7 +79,7 @@ impl Clock {
     }
 
     fn advance(&mut self, by: Duration) {
-        self.now = self.now + SignedDuration::try_from(by).unwrap();
+        self.now += SignedDuration::try_from(by).unwrap();
         self.instant += by;
     }
 }
@@ -397,4 +397,57 @@ async fn operator_metrics_are_named_like_flaggers() {
         "{text}"
     );
     assert!(text.contains("sluice_plugin_call_duration_seconds_bucket{le="));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_readiness_and_metrics_endpoints() {
+    use sluice::controller::server::{Endpoints, router};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let cluster = world("examples/podinfo-canary.yaml");
+    let ctx = context(&cluster);
+    let ready = Arc::new(AtomicBool::new(false));
+    let endpoints = Endpoints {
+        telemetry: Arc::clone(&ctx.telemetry),
+        ready: Arc::clone(&ready),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(endpoints)).await });
+    let http = sluice::http_client::client(Duration::from_secs(5), false).unwrap();
+    let get = async |path: &str| {
+        let r = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(get("/healthz").await, (200, "ok".to_string()));
+    assert_eq!(
+        get("/readyz").await.0,
+        503,
+        "not ready before the controller starts"
+    );
+    ready.store(true, Ordering::Relaxed);
+    assert_eq!(get("/readyz").await.0, 200);
+
+    let mut clock = Clock::new();
+    run_until(&ctx, &cluster, &mut clock, |c| {
+        phase(c) == Some(CanaryPhase::Initialized)
+    })
+    .await;
+    let canary = cluster.canary("test", "podinfo").unwrap();
+    clock.advance(Duration::from_secs(60));
+    reconcile_canary(&ctx, &canary, clock.now, clock.instant)
+        .await
+        .unwrap();
+    let (status, body) = get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("sluice_canary_status{name=\"podinfo\",namespace=\"test\"} 3"),
+        "{body}"
+    );
+    assert!(body.ends_with("# EOF\n"));
 }

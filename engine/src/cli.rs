@@ -33,8 +33,52 @@ pub struct Cli {
 pub enum Command {
     /// Run a Canary's rollout against a simulated cluster, scripted by a scenario.
     Simulate(SimulateArgs),
+    /// Run the operator against the cluster of the current kubeconfig or
+    /// service account.
+    Run(crate::controller::run::RunArgs),
+    /// Work with plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Inspect a plugin (.wasm component): world, contract version,
+    /// imports, exports, size, digest, and sample calls within the limits.
+    /// Exits 1 when the host would refuse it.
+    Check(PluginCheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PluginCheckArgs {
+    /// The component to check.
+    pub file: PathBuf,
+    /// Time budget of one plugin call, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub plugin_timeout_ms: u64,
+    /// Memory cap of one plugin call, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub plugin_memory_mib: usize,
+}
+
+/// `sluice plugin check`: the report, and whether the plugin is usable.
+pub fn plugin_check(args: &PluginCheckArgs) -> Result<(String, bool)> {
+    let wasm =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let host = PluginHost::new(None)?;
+    let limits = Limits {
+        time_budget: std::time::Duration::from_millis(args.plugin_timeout_ms),
+        memory_bytes: args.plugin_memory_mib * 1024 * 1024,
+    };
+    let name = args
+        .file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    let report = crate::host::check::check(&host, &name, &wasm, limits);
+    Ok((report.to_string(), report.ok()))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

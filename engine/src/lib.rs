@@ -10,6 +10,7 @@ pub mod host;
 pub mod http_client;
 pub mod metrics;
 pub mod notify;
+pub mod registration;
 pub mod router;
 pub mod simulate;
 pub mod webhooks;

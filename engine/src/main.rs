@@ -5,17 +5,38 @@ use sluice::cli::{self, Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // The operator logs at info by default; the CLI only its errors.
+    // `SLUICE_LOG` (e.g. "debug", "sluice=debug") overrides both, and
+    // `SLUICE_LOG_FORMAT=json` gives one JSON object per line.
+    let default_level = match cli.command {
+        Command::Run(_) => "info",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| default_level.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("SLUICE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     let result = match &cli.command {
         Command::Simulate(args) => cli::simulate(args).await,
+        Command::Run(args) => sluice::controller::run::run(args.clone())
+            .await
+            .map(|()| String::new()),
         Command::Crd => cli::crds(),
+        Command::Plugin(cli::PluginCommand::Check(args)) => match cli::plugin_check(args) {
+            Ok((report, true)) => Ok(report),
+            Ok((report, false)) => {
+                print!("{report}");
+                return ExitCode::from(1);
+            }
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(out) => {

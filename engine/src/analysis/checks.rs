@@ -106,7 +106,7 @@ async fn run_metric<M: MetricsProvider>(
             min: check.threshold_range.min,
             max: check.threshold_range.max,
         },
-        config: check.evaluator_config.clone(),
+        config: evaluator.config_or_default(&check.evaluator_config),
     };
     let wants_baseline = {
         let (e, m) = (evaluator.clone(), metric.clone());

@@ -217,6 +217,18 @@ pub fn analysis_spec(settings: &RolloutSettings, status: &CanaryStatus) -> wit::
     }
 }
 
+/// The analysis settings for `strategy`, with its default settings when
+/// the Canary gives none.
+fn spec_for(
+    settings: &RolloutSettings,
+    status: &CanaryStatus,
+    strategy: &StrategyPlugin,
+) -> wit::AnalysisSpec {
+    let mut spec = analysis_spec(settings, status);
+    spec.config = strategy.config_or_default(&spec.config);
+    spec
+}
+
 impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     pub fn new(cluster: C, metrics: M, webhooks: W, plugins: PluginRegistry) -> Self {
         Self {
@@ -395,6 +407,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             _ => {}
         }
 
+        self.note_plugin_swap(t, &strategy);
         match t.phase() {
             Some(CanaryPhase::Promoting) => self.promoting(t, &settings, &strategy).await?,
             Some(CanaryPhase::Finalising) => self.finalise(t, &settings).await?,
@@ -626,7 +639,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
 
         let state = t.rollout_state();
-        let spec = analysis_spec(settings, &t.status);
+        let spec = spec_for(settings, &t.status, strategy);
         let obs = wit::Observation {
             now_unix_seconds: t.now.as_second().max(0) as u64,
             phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
@@ -716,6 +729,36 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             }
         }
         None
+    }
+
+    /// A plugin replaced while a rollout runs (a RolloutPlugin updated)
+    /// takes over at this tick; the status records the new digest, and an
+    /// event says so.
+    fn note_plugin_swap(&self, t: &mut Tick<'_>, strategy: &StrategyPlugin) {
+        let running = matches!(
+            t.phase(),
+            Some(
+                CanaryPhase::Progressing
+                    | CanaryPhase::Waiting
+                    | CanaryPhase::WaitingPromotion
+                    | CanaryPhase::Promoting
+                    | CanaryPhase::Finalising
+            )
+        );
+        let previous = t.status.strategy_digest.clone();
+        if !running || previous.as_deref() == Some(strategy.digest()) {
+            return;
+        }
+        if let Some(previous) = previous {
+            t.info(format!(
+                "Strategy plugin {} changed from sha256:{} to sha256:{} for {}; the rollout continues with the new one",
+                strategy.name(),
+                previous.get(..12).unwrap_or(&previous),
+                &strategy.digest()[..12],
+                t.label
+            ));
+        }
+        t.status.strategy_digest = Some(strategy.digest().to_string());
     }
 
     /// Flagger's confirm-rollout gate: until every such hook says yes, the
@@ -835,7 +878,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         strategy: &StrategyPlugin,
     ) -> Result<()> {
         let state = t.rollout_state();
-        let spec = analysis_spec(settings, &t.status);
+        let spec = spec_for(settings, &t.status, strategy);
         let obs = wit::Observation {
             now_unix_seconds: t.now.as_second().max(0) as u64,
             phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
@@ -1012,7 +1055,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         strategy: &StrategyPlugin,
     ) -> Result<()> {
         let state = t.rollout_state();
-        let spec = analysis_spec(settings, &t.status);
+        let spec = spec_for(settings, &t.status, strategy);
         let plan = match self.checked_plan(strategy, &spec, state).await {
             Ok(plan) => plan,
             Err(fault) => {

@@ -5,11 +5,13 @@ pub mod canary;
 pub mod duration;
 pub mod load;
 pub mod metric_template;
+pub mod rollout_plugin;
 pub mod validate;
 
 pub use alert_provider::{AlertProvider, AlertProviderSpec};
 pub use canary::*;
 pub use metric_template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
+pub use rollout_plugin::{PluginKind, RolloutPlugin, RolloutPluginSpec, RolloutPluginStatus};
 pub use validate::{
     AlertSettings, AlertSeverity, FieldError, HookType, MetricCheck, MetricSource, RolloutSettings,
     SpecErrors, Webhook,

@@ -369,13 +369,13 @@ impl Canary {
         if let Some(t) = &spec.service.timeout {
             c.duration("spec.service.timeout", Some(t), Duration::ZERO);
         }
-        if let Some(r) = &spec.service.retries
-            && let Some(t) = &r.per_try_timeout
-        {
-            c.duration(
-                "spec.service.retries.perTryTimeout",
-                Some(t),
-                Duration::ZERO,
+        if spec.service.retries.is_some() {
+            // Retries are only in the experimental channel of HTTPRoute;
+            // dropping them silently would change behaviour behind the
+            // user's back.
+            c.fail(
+                "spec.service.retries",
+                "not supported: the Gateway API v1 HTTPRoute has no retry policy; remove it and configure retries in your gateway implementation (e.g. a BackendTrafficPolicy)",
             );
         }
         if let Some(rw) = &spec.service.rewrite

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::ResourceExt;
 
 use super::{Cluster, Event};
-use crate::api::{Canary, CanaryStatus, MetricTemplate};
+use crate::api::{Canary, CanaryStatus, MetricTemplate, RolloutPlugin, RolloutPluginStatus};
 
 type Key = (String, String);
 
@@ -50,6 +50,8 @@ struct World {
     secrets: BTreeMap<Key, Secret>,
     templates: BTreeMap<Key, MetricTemplate>,
     canaries: BTreeMap<Key, Canary>,
+    /// Cluster-scoped, by name.
+    rollout_plugins: BTreeMap<String, RolloutPlugin>,
     events: Vec<(Key, super::Event)>,
 }
 
@@ -162,6 +164,32 @@ impl MemoryCluster {
         }
         w.canaries.insert(k, c.clone());
         Ok(c)
+    }
+
+    /// Adds or replaces a RolloutPlugin (its status is kept, as the API
+    /// server keeps a status across spec updates).
+    pub fn put_rollout_plugin(&self, mut p: RolloutPlugin) -> Result<RolloutPlugin> {
+        let name = p
+            .metadata
+            .name
+            .clone()
+            .context("RolloutPlugin has no name")?;
+        let mut w = self.lock();
+        let generation = w
+            .rollout_plugins
+            .get(&name)
+            .and_then(|old| {
+                p.status = old.status.clone();
+                old.metadata.generation
+            })
+            .unwrap_or(0);
+        p.metadata.generation = Some(generation + 1);
+        w.rollout_plugins.insert(name, p.clone());
+        Ok(p)
+    }
+
+    pub fn rollout_plugin(&self, name: &str) -> Option<RolloutPlugin> {
+        self.lock().rollout_plugins.get(name).cloned()
     }
 
     pub fn canary(&self, namespace: &str, name: &str) -> Option<Canary> {
@@ -364,6 +392,23 @@ impl Cluster for MemoryCluster {
     async fn publish_event(&self, canary: &Canary, event: &Event) -> Result<()> {
         let k = key_of(&canary.metadata)?;
         self.lock().events.push((k, event.clone()));
+        Ok(())
+    }
+}
+
+impl crate::registration::PluginStatusWriter for MemoryCluster {
+    async fn update_rollout_plugin_status(
+        &self,
+        plugin: &RolloutPlugin,
+        status: &RolloutPluginStatus,
+    ) -> Result<()> {
+        let name = plugin.name_any();
+        let mut w = self.lock();
+        let stored = w
+            .rollout_plugins
+            .get_mut(&name)
+            .with_context(|| format!("RolloutPlugin {name} not found"))?;
+        stored.status = Some(status.clone());
         Ok(())
     }
 }

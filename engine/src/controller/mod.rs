@@ -3,6 +3,9 @@
 //! Secrets those read, and MetricTemplates; each Canary ticks once per
 //! `analysis.interval` through the same engine the simulator drives.
 
+pub mod leader;
 pub mod reconcile;
+pub mod run;
 pub mod schedule;
+pub mod server;
 pub mod telemetry;

@@ -37,7 +37,7 @@ impl World {
     }
 
     /// "a strategy", "an evaluator".
-    fn with_article(self) -> &'static str {
+    pub fn with_article(self) -> &'static str {
         match self {
             World::Strategy => "a strategy",
             World::Evaluator => "an evaluator",

@@ -10,6 +10,8 @@ pub struct EvaluatorPlugin {
     pre: EvaluatorPre<CallState>,
     limits: Limits,
     metrics: PluginMetrics,
+    /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
+    default_config: String,
 }
 
 impl EvaluatorPlugin {
@@ -26,11 +28,27 @@ impl EvaluatorPlugin {
             pre,
             limits,
             metrics,
+            default_config: String::new(),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The plugin with settings to use when a Canary gives none.
+    pub fn with_default_config(mut self, config: String) -> Self {
+        self.default_config = config;
+        self
+    }
+
+    /// `config` if set, else the plugin's default settings.
+    pub fn config_or_default(&self, config: &str) -> String {
+        if config.is_empty() {
+            self.default_config.clone()
+        } else {
+            config.to_string()
+        }
     }
 
     pub fn digest(&self) -> &str {

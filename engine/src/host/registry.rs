@@ -2,17 +2,28 @@
 //! names its strategy and evaluators; the registry resolves the names.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Result;
 
 use super::{EvaluatorPlugin, Limits, PluginFault, PluginHost, StrategyPlugin, builtin};
+
+/// Plugins registered at run time (`RolloutPlugin`s), shared by every clone
+/// of the registry: a new version is used from the next call on.
+#[derive(Default)]
+struct Registered {
+    strategies: BTreeMap<String, StrategyPlugin>,
+    evaluators: BTreeMap<String, EvaluatorPlugin>,
+    /// Plugins that failed to load, with why.
+    failed: BTreeMap<String, String>,
+}
 
 #[derive(Clone)]
 pub struct PluginRegistry {
     host: PluginHost,
     strategies: Arc<BTreeMap<String, StrategyPlugin>>,
     evaluators: Arc<BTreeMap<String, EvaluatorPlugin>>,
+    registered: Arc<RwLock<Registered>>,
     /// Used for every Canary, whatever it names (`simulate --strategy-plugin`).
     strategy_override: Option<StrategyPlugin>,
     evaluator_override: Option<EvaluatorPlugin>,
@@ -42,6 +53,7 @@ impl PluginRegistry {
             host,
             strategies: Arc::new(strategies),
             evaluators: Arc::new(evaluators),
+            registered: Arc::default(),
             strategy_override: None,
             evaluator_override: None,
         })
@@ -68,29 +80,109 @@ impl PluginRegistry {
         self.evaluator_override = Some(plugin);
     }
 
+    /// Whether `name` is a built-in plugin (registered plugins may not
+    /// take a built-in's name).
+    pub fn is_builtin(&self, name: &str) -> bool {
+        self.strategies.contains_key(name) || self.evaluators.contains_key(name)
+    }
+
+    /// Registers (or replaces) a strategy under its name, shared with every
+    /// clone of this registry.
+    pub fn register_strategy(&self, plugin: StrategyPlugin) {
+        if let Ok(mut r) = self.registered.write() {
+            r.failed.remove(plugin.name());
+            r.evaluators.remove(plugin.name());
+            r.strategies.insert(plugin.name().to_string(), plugin);
+        }
+    }
+
+    pub fn register_evaluator(&self, plugin: EvaluatorPlugin) {
+        if let Ok(mut r) = self.registered.write() {
+            r.failed.remove(plugin.name());
+            r.strategies.remove(plugin.name());
+            r.evaluators.insert(plugin.name().to_string(), plugin);
+        }
+    }
+
+    /// Records that the plugin `name` could not be loaded: Canaries that
+    /// select it wait, with `reason` in their condition.
+    pub fn register_failure(&self, name: &str, reason: String) {
+        if let Ok(mut r) = self.registered.write() {
+            r.strategies.remove(name);
+            r.evaluators.remove(name);
+            r.failed.insert(name.to_string(), reason);
+        }
+    }
+
+    /// Forgets a registered plugin (its RolloutPlugin was deleted).
+    pub fn unregister(&self, name: &str) {
+        if let Ok(mut r) = self.registered.write() {
+            r.strategies.remove(name);
+            r.evaluators.remove(name);
+            r.failed.remove(name);
+        }
+    }
+
+    fn failure(&self, kind: &str, name: &str) -> Option<String> {
+        let r = self.registered.read().ok()?;
+        r.failed
+            .get(name)
+            .map(|why| format!("{kind} plugin {name:?} failed to load: {why}"))
+    }
+
     pub fn strategy(&self, name: &str) -> Result<StrategyPlugin, String> {
         if let Some(p) = &self.strategy_override {
             return Ok(p.clone());
         }
-        self.strategies.get(name).cloned().ok_or_else(|| {
-            let known: Vec<&str> = self.strategies.keys().map(String::as_str).collect();
-            format!(
-                "strategy plugin {name:?} is not available; available strategies: {}",
-                known.join(", ")
-            )
-        })
+        if let Some(p) = self.strategies.get(name) {
+            return Ok(p.clone());
+        }
+        if let Some(p) = self
+            .registered
+            .read()
+            .ok()
+            .and_then(|r| r.strategies.get(name).cloned())
+        {
+            return Ok(p);
+        }
+        if let Some(why) = self.failure("strategy", name) {
+            return Err(why);
+        }
+        let mut known: Vec<String> = self.strategies.keys().cloned().collect();
+        if let Ok(r) = self.registered.read() {
+            known.extend(r.strategies.keys().cloned());
+        }
+        Err(format!(
+            "strategy plugin {name:?} is not available; available strategies: {}",
+            known.join(", ")
+        ))
     }
 
     pub fn evaluator(&self, name: &str) -> Result<EvaluatorPlugin, String> {
         if let Some(p) = &self.evaluator_override {
             return Ok(p.clone());
         }
-        self.evaluators.get(name).cloned().ok_or_else(|| {
-            let known: Vec<&str> = self.evaluators.keys().map(String::as_str).collect();
-            format!(
-                "evaluator plugin {name:?} is not available; available evaluators: {}",
-                known.join(", ")
-            )
-        })
+        if let Some(p) = self.evaluators.get(name) {
+            return Ok(p.clone());
+        }
+        if let Some(p) = self
+            .registered
+            .read()
+            .ok()
+            .and_then(|r| r.evaluators.get(name).cloned())
+        {
+            return Ok(p);
+        }
+        if let Some(why) = self.failure("evaluator", name) {
+            return Err(why);
+        }
+        let mut known: Vec<String> = self.evaluators.keys().cloned().collect();
+        if let Ok(r) = self.registered.read() {
+            known.extend(r.evaluators.keys().cloned());
+        }
+        Err(format!(
+            "evaluator plugin {name:?} is not available; available evaluators: {}",
+            known.join(", ")
+        ))
     }
 }

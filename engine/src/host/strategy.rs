@@ -12,6 +12,8 @@ pub struct StrategyPlugin {
     pre: StrategyPre<CallState>,
     limits: Limits,
     metrics: PluginMetrics,
+    /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
+    default_config: String,
 }
 
 impl StrategyPlugin {
@@ -28,11 +30,27 @@ impl StrategyPlugin {
             pre,
             limits,
             metrics,
+            default_config: String::new(),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The plugin with settings to use when a Canary gives none.
+    pub fn with_default_config(mut self, config: String) -> Self {
+        self.default_config = config;
+        self
+    }
+
+    /// `config` if set, else the plugin's default settings.
+    pub fn config_or_default(&self, config: &str) -> String {
+        if config.is_empty() {
+            self.default_config.clone()
+        } else {
+            config.to_string()
+        }
     }
 
     /// sha256 of the component, hex.

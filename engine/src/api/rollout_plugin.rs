@@ -1,0 +1,95 @@
+//! The `RolloutPlugin` resource: a strategy or evaluator plugin registered
+//! in the cluster, which Canaries select by name (`analysis.strategy`, or
+//! `evaluator` on a metric). Cluster-scoped: a platform team registers a
+//! plugin once for every namespace.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1beta1",
+    kind = "RolloutPlugin",
+    status = "RolloutPluginStatus",
+    printcolumn = r#"{"name":"Kind","type":"string","jsonPath":".spec.kind"}"#,
+    printcolumn = r#"{"name":"Loaded","type":"boolean","jsonPath":".status.loaded"}"#,
+    printcolumn = r#"{"name":"Digest","type":"string","jsonPath":".status.digest"}"#,
+    printcolumn = r#"{"name":"Error","type":"string","priority":1,"jsonPath":".status.error"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutPluginSpec {
+    pub kind: PluginKind,
+    pub source: PluginSource,
+    /// The component's sha256 (hex). Mandatory for `url` and `oci`
+    /// sources: a mismatch is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<PluginLimits>,
+    /// Settings passed to the plugin when a Canary gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Strategy,
+    Evaluator,
+}
+
+/// Where the component comes from: exactly one of the three.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginSource {
+    /// A key of a ConfigMap's `binaryData`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapPluginSource>,
+    /// An HTTP(S) URL serving the `.wasm` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// An OCI artifact reference, e.g. `ghcr.io/acme/geometric:1.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapPluginSource {
+    pub name: String,
+    pub namespace: String,
+    /// Default "plugin.wasm".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginLimits {
+    /// Time budget of one call, a duration ("100ms"); default 100ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Memory cap of one call in MiB; default 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutPluginStatus {
+    #[serde(default)]
+    pub loaded: bool,
+    /// sha256 of the loaded component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The `sluice:plugin` version the component targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wit_version: Option<String>,
+    /// Why the plugin is not loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
