@@ -112,6 +112,16 @@ impl WebhookCaller for Passing {
     async fn call(&self, _: &Canary, _: &Webhook, _: CanaryPhase) -> Result<(), String> {
         Ok(())
     }
+
+    async fn send_event(
+        &self,
+        _: &Canary,
+        _: &Webhook,
+        _: &sluice::cluster::Event,
+        _: Timestamp,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 fn world(canary_yaml: &str) -> (MemoryCluster, Canary) {
@@ -465,5 +475,59 @@ async fn a_rollback_hook_that_says_yes_aborts_the_rollout() {
     assert_eq!(
         common::canary_exposure(last.http_route.as_ref().unwrap()),
         (0, false)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_tell_when_a_rollout_starts_halts_fails_or_is_promoted() {
+    let alerts = |sim: &sluice::simulate::Simulation| -> Vec<(String, String)> {
+        sim.ticks
+            .iter()
+            .flat_map(|t| {
+                t.alerts
+                    .iter()
+                    .map(|a| (a.severity.clone(), a.message.clone()))
+            })
+            .collect()
+    };
+    let healthy = common::simulate(
+        common::canary("examples/podinfo-canary.yaml"),
+        common::scenario(&common::read("examples/scenarios/healthy.yaml")),
+    )
+    .await;
+    let got = alerts(&healthy);
+    assert_eq!(
+        got.first(),
+        Some(&(
+            "info".to_string(),
+            "New revision detected, progressing canary analysis.".to_string()
+        ))
+    );
+    assert_eq!(
+        got.last(),
+        Some(&(
+            "info".to_string(),
+            "Canary analysis completed successfully, promotion finished.".to_string()
+        ))
+    );
+    let failing = common::simulate(
+        common::canary("examples/podinfo-canary.yaml"),
+        common::scenario(&common::read("examples/scenarios/metric-failure.yaml")),
+    )
+    .await;
+    let got = alerts(&failing);
+    assert!(
+        got.contains(&(
+            "warn".to_string(),
+            "Halt podinfo.test advancement error rate 69.17% > 1%".to_string()
+        )),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.last(),
+        Some(&(
+            "error".to_string(),
+            "Rolling back podinfo.test failed checks threshold reached 5".to_string()
+        ))
     );
 }

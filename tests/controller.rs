@@ -33,6 +33,16 @@ impl WebhookCaller for Healthy {
     async fn call(&self, _: &Canary, _: &Webhook, _: CanaryPhase) -> Result<(), String> {
         Ok(())
     }
+
+    async fn send_event(
+        &self,
+        _: &Canary,
+        _: &Webhook,
+        _: &sluice::cluster::Event,
+        _: Timestamp,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 fn world(example: &str) -> MemoryCluster {

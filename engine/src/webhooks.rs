@@ -269,6 +269,18 @@ impl WebhookCaller for HttpWebhooks {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn send_event(
+        &self,
+        canary: &Canary,
+        hook: &Webhook,
+        event: &crate::cluster::Event,
+        at: Timestamp,
+    ) -> Result<(), String> {
+        self.post_event(canary, hook, &event.message, event.event_type, at)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,15 @@ pub trait WebhookCaller: Send + Sync {
         hook: &Webhook,
         phase: CanaryPhase,
     ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Sends one event to an `event` webhook (Flagger's event payload).
+    fn send_event(
+        &self,
+        canary: &Canary,
+        hook: &Webhook,
+        event: &crate::cluster::Event,
+        at: jiff::Timestamp,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// Runs a plugin call off the async executor: calls are CPU-bound and

@@ -13,7 +13,9 @@ use anyhow::{Context, Result};
 use jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::api::{Canary, CanaryCondition, CanaryPhase, CanaryStatus, HookType, RolloutSettings};
+use crate::api::{
+    AlertSeverity, Canary, CanaryCondition, CanaryPhase, CanaryStatus, HookType, RolloutSettings,
+};
 use crate::cluster::{Cluster, Event};
 use crate::host::bindings::strategy as wit;
 use crate::host::{PluginFault, PluginRegistry, StrategyPlugin, validate};
@@ -30,6 +32,9 @@ pub const CONDITION_PROMOTED: &str = "Promoted";
 pub struct TickOutcome {
     pub status: CanaryStatus,
     pub events: Vec<Event>,
+    /// Alerts for the Canary's `analysis.alerts` (or the operator's
+    /// default provider); the caller delivers them.
+    pub alerts: Vec<crate::notify::Alert>,
 }
 
 /// Drives rollouts. Generic over where it reads and writes, so the
@@ -53,6 +58,9 @@ struct Tick<'a> {
     events: Vec<Event>,
     /// The target's tracked ConfigMaps and Secrets, read once per tick.
     configs: configs::TrackedConfigs,
+    /// Alerts raised this tick: severity, message, and whether to attach
+    /// the rollout's settings (Flagger's `metadata`).
+    alerts: Vec<(AlertSeverity, String, bool)>,
 }
 
 impl Tick<'_> {
@@ -62,6 +70,10 @@ impl Tick<'_> {
 
     fn warn(&mut self, message: String) {
         self.events.push(Event::warning(message));
+    }
+
+    fn alert(&mut self, severity: AlertSeverity, message: impl Into<String>) {
+        self.alerts.push((severity, message.into(), false));
     }
 
     fn phase(&self) -> Option<CanaryPhase> {
@@ -254,6 +266,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             status: canary.status.clone().unwrap_or_default(),
             events: Vec::new(),
             configs: Default::default(),
+            alerts: Vec::new(),
         };
         self.step(&mut tick).await?;
         if canary.status.as_ref() != Some(&tick.status) {
@@ -268,9 +281,33 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 .await
                 .context("publishing an event")?;
         }
+        let settings = canary.settings().ok();
+        // Flagger's event webhooks get every event; a failing one is logged,
+        // never a reason to stop the rollout.
+        for hook in settings.iter().flat_map(|s| s.webhooks_of(HookType::Event)) {
+            for event in &tick.events {
+                if let Err(e) = self.webhooks.send_event(canary, hook, event, now).await {
+                    tracing::warn!(canary = %tick.label, hook = %hook.name, error = %e, "event webhook failed");
+                }
+            }
+        }
+        let phase = tick.status.phase.unwrap_or(CanaryPhase::Initializing);
+        let alerts = tick
+            .alerts
+            .iter()
+            .map(|(severity, message, metadata)| {
+                let alert = crate::notify::Alert::new(canary, *severity, message.clone())
+                    .at(phase, tick.status.canary_weight);
+                match (&settings, metadata) {
+                    (Some(s), true) => alert.with_rollout_metadata(s),
+                    _ => alert,
+                }
+            })
+            .collect();
         Ok(TickOutcome {
             status: tick.status,
             events: tick.events,
+            alerts,
         })
     }
 
@@ -455,6 +492,11 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             "Progressing",
             "New revision detected, progressing canary analysis.".into(),
         );
+        t.alerts.push((
+            AlertSeverity::Info,
+            "New revision detected, progressing canary analysis.".into(),
+            true,
+        ));
     }
 
     /// Creates the primary, its autoscaler, the Services and the HTTPRoute,
@@ -632,6 +674,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
         if !failures.is_empty() {
             t.status.failed_checks += 1;
+            t.alert(AlertSeverity::Warn, failures.join("\n"));
             for f in failures {
                 t.info(f);
             }
@@ -778,6 +821,9 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     "Halt {} advancement waiting for approval {}",
                     t.label, hook.name
                 ));
+                if !hook.mute_alert {
+                    t.alert(AlertSeverity::Warn, "Canary is waiting for approval.");
+                }
             }
             return false;
         }
@@ -799,6 +845,12 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     "Halt {} advancement waiting for traffic increase approval {}",
                     t.label, hook.name
                 ));
+                if !hook.mute_alert {
+                    t.alert(
+                        AlertSeverity::Warn,
+                        "Canary traffic increase is waiting for approval.",
+                    );
+                }
                 false
             }
             None => true,
@@ -822,6 +874,12 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     "Halt {} advancement waiting for promotion approval {}",
                     t.label, hook.name
                 ));
+                if !hook.mute_alert {
+                    t.alert(
+                        AlertSeverity::Warn,
+                        "Canary promotion is waiting for approval.",
+                    );
+                }
             }
             return false;
         }
@@ -948,6 +1006,10 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             "Canary analysis completed successfully, promotion finished.".into(),
         );
         t.info(format!("Promotion completed! Scaling down {}", t.label));
+        t.alert(
+            AlertSeverity::Info,
+            "Canary analysis completed successfully, promotion finished.",
+        );
         self.post_rollout_hooks(t, settings, CanaryPhase::Succeeded)
             .await;
         Ok(())
@@ -961,6 +1023,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         settings: &RolloutSettings,
         message: String,
     ) -> Result<()> {
+        t.alert(AlertSeverity::Error, message.clone());
         t.warn(message);
         self.cluster
             .apply_http_route(&router::render(t.canary, &router::safe_plan()))

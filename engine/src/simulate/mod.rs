@@ -49,7 +49,18 @@ pub struct TickRecord {
     pub failed_checks: u32,
     pub iterations: u32,
     pub events: Vec<Event>,
+    /// Alerts the tick raised (a cluster would send them to the Canary's
+    /// alert providers).
+    pub alerts: Vec<AlertRecord>,
     pub http_route: Option<HttpRoute>,
+}
+
+/// An alert, as the simulator reports it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AlertRecord {
+    /// info, warn or error.
+    pub severity: String,
+    pub message: String,
 }
 
 /// The whole run.
@@ -130,6 +141,16 @@ impl WebhookCaller for ScriptedWebhooks {
             )),
             _ => Ok(()),
         }
+    }
+
+    async fn send_event(
+        &self,
+        canary: &Canary,
+        hook: &Webhook,
+        _event: &Event,
+        _at: Timestamp,
+    ) -> Result<(), String> {
+        self.call(canary, hook, CanaryPhase::Progressing).await
     }
 }
 
@@ -414,6 +435,14 @@ pub async fn run_with(
             failed_checks: outcome.status.failed_checks,
             iterations: outcome.status.iterations,
             events: outcome.events,
+            alerts: outcome
+                .alerts
+                .iter()
+                .map(|a| AlertRecord {
+                    severity: format!("{:?}", a.severity).to_lowercase(),
+                    message: a.message.clone(),
+                })
+                .collect(),
             http_route: route,
         });
         let at_rest = matches!(
