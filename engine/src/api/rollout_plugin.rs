@@ -30,6 +30,7 @@ pub struct RolloutPluginSpec {
     pub limits: Option<PluginLimits>,
     /// Settings passed to the plugin when a Canary gives none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub config: Option<serde_json::Value>,
 }
 
@@ -72,7 +73,7 @@ pub struct PluginLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Memory cap of one call in MiB; default 64.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u32>,
 }
 

@@ -3,6 +3,8 @@
 //! `revertOnDeletion` is deleted. Generic over the cluster, so the same code
 //! runs against the in-memory cluster in tests.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,18 +16,40 @@ use super::schedule::Schedule;
 use super::telemetry::Telemetry;
 use crate::analysis::checks::{MetricsProvider, WebhookCaller};
 use crate::analysis::{Analyzer, readiness, workload};
-use crate::api::{Canary, CanaryPhase};
+use crate::api::{AlertSettings, Canary, CanaryPhase};
+use crate::notify::{Alert, AlertProviderSource, Delivery, Notifier};
 use crate::cluster::{Cluster, Event};
 use crate::router;
 
 /// Flagger's default analysis interval, for a Canary whose spec is invalid.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Where a tick's alerts go (Slack, Teams, … through `notify::Notifier`).
+pub trait AlertSink: Send + Sync {
+    fn deliver<'a>(
+        &'a self,
+        settings: &'a [AlertSettings],
+        alert: &'a Alert,
+    ) -> Pin<Box<dyn Future<Output = Vec<Delivery>> + Send + 'a>>;
+}
+
+impl<C: Cluster + 'static, P: AlertProviderSource + 'static> AlertSink for Notifier<C, P> {
+    fn deliver<'a>(
+        &'a self,
+        settings: &'a [AlertSettings],
+        alert: &'a Alert,
+    ) -> Pin<Box<dyn Future<Output = Vec<Delivery>> + Send + 'a>> {
+        Box::pin(self.notify(settings, alert))
+    }
+}
+
 /// Everything a reconcile needs.
 pub struct Context<C, M, W> {
     pub analyzer: Analyzer<C, M, W>,
     pub schedule: Schedule,
     pub telemetry: Arc<Telemetry>,
+    /// Delivers alerts; none in tests that do not look at them.
+    pub alerts: Option<Arc<dyn AlertSink>>,
 }
 
 impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Context<C, M, W> {
@@ -35,7 +59,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Context<C, M, W> {
             analyzer,
             schedule: Schedule::default(),
             telemetry,
+            alerts: None,
         }
+    }
+
+    pub fn with_alerts(mut self, sink: Arc<dyn AlertSink>) -> Self {
+        self.alerts = Some(sink);
+        self
     }
 }
 
@@ -77,6 +107,19 @@ where
     let outcome = ctx.analyzer.reconcile(canary, now).await?;
     ctx.telemetry
         .observe(canary, &outcome.status, started.elapsed());
+    if let Some(sink) = &ctx.alerts
+        && !outcome.alerts.is_empty()
+    {
+        // An alert that cannot be delivered is logged; the rollout goes on.
+        let settings = canary.settings().map(|s| s.alerts).unwrap_or_default();
+        for alert in &outcome.alerts {
+            for delivery in sink.deliver(&settings, alert).await {
+                if let Err(e) = delivery.result {
+                    tracing::warn!(canary = %key, alert = %delivery.alert, error = %e, "alert not delivered");
+                }
+            }
+        }
+    }
     Ok(interval)
 }
 

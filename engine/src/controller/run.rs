@@ -24,10 +24,12 @@ use super::reconcile::{Cleanup, Context, finalize, key, reconcile_canary};
 use super::server::{self, Endpoints};
 use super::{leader, telemetry::Telemetry};
 use crate::analysis::Analyzer;
-use crate::api::{Canary, MetricTemplate};
+use crate::api::{AlertProvider, Canary, MetricTemplate, RolloutPlugin};
 use crate::cluster::kube::KubeCluster;
 use crate::host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
 use crate::metrics::{PrometheusMetrics, PrometheusSettings};
+use crate::notify::{AlertProviderSource, Notifier, ProviderKind, ResolvedProvider};
+use crate::registration::{Fetcher, Registrar};
 use crate::webhooks::HttpWebhooks;
 
 /// The finalizer Sluice puts on every Canary.
@@ -72,6 +74,105 @@ pub struct RunArgs {
     /// Where compiled plugins are cached.
     #[arg(long, env = "SLUICE_PLUGIN_CACHE")]
     pub plugin_cache: Option<PathBuf>,
+    /// OCI registries (host:port) that RolloutPlugins may pull from over
+    /// plain HTTP, e.g. a registry inside the cluster.
+    #[arg(long = "insecure-registry", env = "SLUICE_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+    /// Operator-wide alert destination for Canaries without
+    /// `analysis.alerts`: slack, msteams, discord or generic.
+    #[arg(long, env = "SLUICE_ALERT_PROVIDER", requires = "alert_url")]
+    pub alert_provider: Option<String>,
+    /// Its webhook URL.
+    #[arg(long, env = "SLUICE_ALERT_URL")]
+    pub alert_url: Option<String>,
+    #[arg(long, env = "SLUICE_ALERT_CHANNEL", default_value = "")]
+    pub alert_channel: String,
+    #[arg(long, env = "SLUICE_ALERT_USERNAME", default_value = "sluice")]
+    pub alert_username: String,
+}
+
+/// AlertProviders read from the cluster.
+struct KubeAlertProviders(Client);
+
+impl AlertProviderSource for KubeAlertProviders {
+    async fn alert_provider(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<AlertProvider>> {
+        Api::<AlertProvider>::namespaced(self.0.clone(), namespace)
+            .get_opt(name)
+            .await
+            .with_context(|| format!("reading AlertProvider {namespace}/{name}"))
+    }
+}
+
+/// The Notifier of the operator, with its default destination if any.
+fn notifier(
+    args: &RunArgs,
+    cluster: KubeCluster,
+    client: Client,
+) -> Result<Notifier<KubeCluster, KubeAlertProviders>> {
+    let mut notifier = Notifier::new(cluster, KubeAlertProviders(client))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("configuring alerts")?;
+    if let (Some(kind), Some(url)) = (&args.alert_provider, &args.alert_url) {
+        let kind = ProviderKind::parse(kind).with_context(|| {
+            format!("--alert-provider {kind:?}: use slack, msteams, discord or generic")
+        })?;
+        notifier = notifier.with_default_provider(ResolvedProvider {
+            kind,
+            url: url.clone(),
+            token: None,
+            channel: args.alert_channel.clone(),
+            username: args.alert_username.clone(),
+            proxy: None,
+        });
+    }
+    Ok(notifier)
+}
+
+type PluginContext = Registrar<KubeCluster>;
+
+/// The finalizer Sluice puts on RolloutPlugins, to unregister them.
+pub const PLUGIN_FINALIZER: &str = "sluice.dev/plugin-finalizer";
+
+async fn reconcile_plugin(
+    plugin: Arc<RolloutPlugin>,
+    registrar: Arc<PluginContext>,
+) -> Result<Action, ReconcileError> {
+    let api: Api<RolloutPlugin> = Api::all(registrar.cluster.client().clone());
+    finalizer(&api, PLUGIN_FINALIZER, plugin, |event| async {
+        match event {
+            FinalizerEvent::Apply(plugin) => {
+                let status = registrar
+                    .reconcile(&plugin)
+                    .await
+                    .map_err(ReconcileError::Tick)?;
+                // A refused remote plugin may be fixed upstream: look again.
+                Ok(if status.error.is_some() {
+                    Action::requeue(Duration::from_secs(300))
+                } else {
+                    Action::await_change()
+                })
+            }
+            FinalizerEvent::Cleanup(plugin) => {
+                registrar.remove(&plugin);
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|e| ReconcileError::Finalizer(Box::new(e)))
+}
+
+fn plugin_error_policy(
+    plugin: Arc<RolloutPlugin>,
+    error: &ReconcileError,
+    _: Arc<PluginContext>,
+) -> Action {
+    tracing::warn!(plugin = %plugin.name_any(), %error, "plugin reconcile failed");
+    Action::requeue(RETRY)
 }
 
 type KubeContext = Context<KubeCluster, PrometheusMetrics<KubeCluster>, HttpWebhooks>;
@@ -185,9 +286,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     )
     .context("configuring Prometheus")?;
     let webhooks = HttpWebhooks::new().context("configuring the webhook client")?;
-    let ctx = Arc::new(Context::new(Analyzer::new(
-        cluster, metrics, webhooks, registry,
-    )));
+    let notifier = notifier(&args, cluster.clone(), client.clone())?;
+    let fetcher = Fetcher::new(Duration::from_secs(60), args.insecure_registries.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let registrar = Arc::new(Registrar::new(cluster.clone(), registry.clone(), fetcher));
+    let ctx = Arc::new(
+        Context::new(Analyzer::new(cluster, metrics, webhooks, registry))
+            .with_alerts(Arc::new(notifier)),
+    );
     let ready = Arc::new(AtomicBool::new(false));
     let endpoints = Endpoints {
         telemetry: Arc::clone(&ctx.telemetry) as Arc<Telemetry>,
@@ -267,16 +373,29 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 _ = lost => tracing::warn!("lost leadership; stopping"),
             }
         });
+    // RolloutPlugins: loaded into the registry the Canaries' analyzer reads,
+    // so an update takes effect at the next tick.
+    let plugins = Controller::new(
+        Api::<RolloutPlugin>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown_signal())
+    .run(reconcile_plugin, plugin_error_policy, registrar)
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "plugin controller");
+        }
+    });
     ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = ?args.namespace, "sluice operator running");
-    controller
+    let canaries = controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller");
             }
-        })
-        .await;
+        });
+    futures::future::join(plugins, canaries).await;
     server.abort();
     if lost_leadership.load(Ordering::Relaxed) {
         // Exit non-zero: the pod restarts and stands by for the lease again.

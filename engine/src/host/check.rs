@@ -12,7 +12,11 @@ use sha2::{Digest, Sha256};
 use super::bindings::evaluator::{Metric, Samples, ThresholdRange};
 use super::bindings::strategy::{AnalysisSpec, Observation, Phase, RolloutState};
 use super::contract::{self, World};
-use super::{Limits, PluginHost, validate};
+use super::evaluator::series_points;
+use super::{FaultKind, Limits, PluginFault, PluginHost, validate};
+
+/// Series in the sample evaluation hold at most this many values.
+const TRIAL_SERIES_POINTS: u64 = 60;
 
 /// The findings of one check.
 #[derive(Debug, Clone)]
@@ -86,6 +90,28 @@ fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
     (r, started.elapsed())
 }
 
+/// A plugin may refuse a sample it has no settings for (an A/B strategy
+/// without matches): that is an answer, not a fault. Traps, time-outs,
+/// memory exhaustion and contract breaches are faults.
+fn answered<R>(
+    call: &str,
+    result: Result<R, PluginFault>,
+    took: Duration,
+    trial: &mut Vec<(String, Duration)>,
+) -> Result<Option<R>, String> {
+    match result {
+        Ok(r) => Ok(Some(r)),
+        Err(PluginFault {
+            kind: FaultKind::Error(e),
+            ..
+        }) => {
+            trial.push((format!("{call} -> error for the sample settings: {e}"), took));
+            Ok(None)
+        }
+        Err(fault) => Err(fault.to_string()),
+    }
+}
+
 fn trial_strategy(
     host: &PluginHost,
     name: &str,
@@ -108,22 +134,18 @@ fn trial_strategy(
         phase_started_unix_seconds: 1_767_225_540,
     };
     let (action, took) = timed(|| plugin.decide(&spec, state, observation));
-    let action = action.map_err(|f| f.to_string())?;
-    validate::action(plugin.name(), &state, &action).map_err(|f| f.to_string())?;
-    trial.push((
-        format!("decide (progressing, weight 10) -> {action:?}"),
-        took,
-    ));
+    if let Some(action) = answered("decide", action, took, trial)? {
+        validate::action(plugin.name(), &state, &action).map_err(|f| f.to_string())?;
+        trial.push((format!("decide (progressing, weight 10) -> {action:?}"), took));
+    }
     let (plan, took) = timed(|| plugin.route(&spec, state));
-    let plan = plan.map_err(|f| f.to_string())?;
-    validate::route_plan(plugin.name(), &plan, true).map_err(|f| f.to_string())?;
-    trial.push((
-        format!(
-            "route (progressing, weight 10) -> {} rule(s)",
-            plan.rules.len()
-        ),
-        took,
-    ));
+    if let Some(plan) = answered("route", plan, took, trial)? {
+        validate::route_plan(plugin.name(), &plan, true).map_err(|f| f.to_string())?;
+        trial.push((
+            format!("route (progressing, weight 10) -> {} rule(s)", plan.rules.len()),
+            took,
+        ));
+    }
     let at_rest = RolloutState {
         phase: Phase::Initialized,
         canary_weight: 0,
@@ -131,9 +153,10 @@ fn trial_strategy(
         failed_checks: 0,
     };
     let (plan, took) = timed(|| plugin.route(&spec, at_rest));
-    let plan = plan.map_err(|f| f.to_string())?;
-    validate::route_plan(plugin.name(), &plan, false).map_err(|f| f.to_string())?;
-    trial.push(("route (at rest) -> all traffic on the primary".into(), took));
+    if let Some(plan) = answered("route at rest", plan, took, trial)? {
+        validate::route_plan(plugin.name(), &plan, false).map_err(|f| f.to_string())?;
+        trial.push(("route (at rest) -> all traffic on the primary".into(), took));
+    }
     Ok(())
 }
 
@@ -158,13 +181,44 @@ fn trial_evaluator(
     let (wants, took) = timed(|| plugin.wants_baseline(&metric));
     let wants = wants.map_err(|f| f.to_string())?;
     trial.push((format!("wants-baseline -> {wants}"), took));
+    let (series, took) = timed(|| plugin.wants_series(&metric));
+    let series = series.map_err(|f| f.to_string())?;
+    trial.push((
+        match &series {
+            Some(r) => format!(
+                "wants-series -> {}s window every {}s",
+                r.window_seconds, r.step_seconds
+            ),
+            None => "wants-series -> none".to_string(),
+        },
+        took,
+    ));
+    // As many samples as the request asks for, up to a sample's worth, so
+    // the evaluator is tried on the shape of input it will get.
+    let points = series
+        .as_ref()
+        .map_or(0, |r| series_points(r).min(TRIAL_SERIES_POINTS) as usize);
+    let sample_series =
+        |base: f64| -> Vec<f64> { (0..points).map(|i| base + (i % 7) as f64 * 0.01).collect() };
     let samples = Samples {
         canary: 0.5,
         primary: wants.then_some(0.4),
+        canary_series: sample_series(0.5),
+        primary_series: if wants {
+            sample_series(0.4)
+        } else {
+            Vec::new()
+        },
+    };
+    let described = if points > 0 {
+        format!("canary 0.5, max 1, series of {points}")
+    } else {
+        "canary 0.5, max 1".to_string()
     };
     let (verdict, took) = timed(|| plugin.evaluate(&metric, samples));
-    let verdict = verdict.map_err(|f| f.to_string())?;
-    trial.push((format!("evaluate (canary 0.5, max 1) -> {verdict:?}"), took));
+    if let Some(verdict) = answered("evaluate", verdict, took, trial)? {
+        trial.push((format!("evaluate ({described}) -> {verdict:?}"), took));
+    }
     Ok(())
 }
 
