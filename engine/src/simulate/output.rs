@@ -67,6 +67,15 @@ pub fn text(sim: &Simulation) -> String {
             event.reason, event.message
         );
     }
+    let alerts: Vec<_> = sim.ticks.iter().flat_map(|t| t.alerts.iter()).collect();
+    if !alerts.is_empty() {
+        // What `analysis.alerts` providers (Slack, Teams, …) would receive.
+        let _ = writeln!(out, "Alerts:");
+        for a in alerts {
+            let first_line = a.message.lines().next().unwrap_or_default();
+            let _ = writeln!(out, "  {:<6} {first_line}", a.severity);
+        }
+    }
     let _ = writeln!(out, "Generated objects:");
     for o in &sim.inventory {
         let _ = writeln!(out, "  {o}");
