@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
-use crate::api::{AlertProvider, Canary, MetricTemplate, load};
+use crate::api::{AlertProvider, Canary, MetricTemplate, RolloutPlugin, load};
 use crate::host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
 use crate::simulate::{self, output, scenario::Scenario};
 
@@ -250,7 +250,12 @@ pub async fn simulate(args: &SimulateArgs) -> Result<String> {
 /// The CRDs, as a multi-document YAML stream.
 pub fn crds() -> Result<String> {
     let mut out = String::new();
-    for crd in [Canary::crd(), MetricTemplate::crd(), AlertProvider::crd()] {
+    for crd in [
+        Canary::crd(),
+        MetricTemplate::crd(),
+        AlertProvider::crd(),
+        RolloutPlugin::crd(),
+    ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);
     }

@@ -88,6 +88,10 @@ pub const RBAC_RULES: &[RbacRule] = &[
     rule("sluice.dev", "metrictemplates", &["get", "list", "watch"]),
     // Alert destinations named by `analysis.alerts`.
     rule("sluice.dev", "alertproviders", &["get"]),
+    // Registered plugins: watched, finalized (unregistered on deletion),
+    // their load result written to the status subresource.
+    rule("sluice.dev", "rolloutplugins", &["list", "watch", "patch"]),
+    rule("sluice.dev", "rolloutplugins/status", &["patch"]),
     // Target reads and watch, primary apply, target scaling (merge patch).
     rule(
         "apps",
