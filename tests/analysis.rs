@@ -106,6 +106,17 @@ impl MetricsProvider for Passing {
     ) -> Result<Option<f64>, String> {
         Ok(Some(0.0))
     }
+
+    async fn series(
+        &self,
+        _: &Canary,
+        _: &MetricCheck,
+        _: MetricTarget,
+        _: std::time::Duration,
+        _: std::time::Duration,
+    ) -> Result<Vec<f64>, String> {
+        Ok(vec![0.0; 10])
+    }
 }
 
 impl WebhookCaller for Passing {

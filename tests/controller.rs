@@ -27,6 +27,17 @@ impl MetricsProvider for Healthy {
     ) -> Result<Option<f64>, String> {
         Ok(Some(check.threshold_range.min.unwrap_or(0.0)))
     }
+
+    async fn series(
+        &self,
+        _: &Canary,
+        check: &MetricCheck,
+        _: MetricTarget,
+        _: Duration,
+        _: Duration,
+    ) -> Result<Vec<f64>, String> {
+        Ok(vec![check.threshold_range.min.unwrap_or(0.0); 10])
+    }
 }
 
 impl WebhookCaller for Healthy {

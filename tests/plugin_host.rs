@@ -215,6 +215,8 @@ fn threshold_evaluator_uses_flaggers_wording() {
             Samples {
                 canary: v,
                 primary: None,
+                canary_series: Vec::new(),
+                primary_series: Vec::new(),
             },
         )
         .unwrap()

@@ -239,6 +239,158 @@ async fn instant_queries_and_their_errors() {
     assert!(e.to_string().contains(c.address()), "{e}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn range_queries_and_their_errors() {
+    let mut data = OpenMetrics::new();
+    for t in (T0 - 900..=T0 + 3600).step_by(10) {
+        data.sample("test_metric", &[("job", "a")], t, 5.0);
+        data.sample("multi", &[("i", "1")], t, 1.0);
+        data.sample("multi", &[("i", "2")], t, 2.0);
+        if t >= T0 + 1800 {
+            data.sample("late_metric", &[], t, 7.0);
+        }
+        // No value (0/0) for two minutes.
+        let gap = (T0..T0 + 120).contains(&t);
+        data.sample("gappy", &[], t, if gap { f64::NAN } else { 3.0 });
+    }
+    let prom = TestPrometheus::start(&data);
+    let c = client(&prom.url);
+    let end = Some(at(T0 + 300));
+    let (ten_minutes, minute) = (Duration::from_secs(600), Duration::from_secs(60));
+
+    // [end - 10m, end] every minute: 11 samples.
+    assert_eq!(
+        c.query_range("sum(test_metric)", end, ten_minutes, minute)
+            .await,
+        Ok(vec![5.0; 11])
+    );
+    // Steps before the series existed are absent, not zero.
+    assert_eq!(
+        c.query_range(
+            "late_metric",
+            Some(at(T0 + 1860)),
+            Duration::from_secs(300),
+            Duration::from_secs(30)
+        )
+        .await,
+        Ok(vec![7.0; 3])
+    );
+    // NaN steps (T0 and T0+60) are left out.
+    assert_eq!(
+        c.query_range("gappy", end, ten_minutes, minute).await,
+        Ok(vec![3.0; 9])
+    );
+    assert_eq!(
+        c.query_range("no_such_metric", end, ten_minutes, minute)
+            .await,
+        Ok(Vec::new())
+    );
+    let e = c
+        .query_range("multi", end, ten_minutes, minute)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, PrometheusError::SeveralSeries { count: 2, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().ends_with("query: multi"), "{e}");
+    let e = c
+        .query_range("sum(test_metric) / 0", end, ten_minutes, minute)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PrometheusError::NotFinite { .. }), "{e:?}");
+    // Prometheus's own limit on points per series, with the query.
+    let e = c
+        .query_range(
+            "sum(test_metric)",
+            end,
+            Duration::from_secs(20_000),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PrometheusError::BadQuery { .. }), "{e:?}");
+    assert!(e.to_string().contains("11,000"), "{e}");
+
+    // Through PrometheusMetrics: a built-in metric, in Flagger's units.
+    drop(prom);
+    let prom = TestPrometheus::start(&traffic_data());
+    let canary = canary(BUILTINS, None);
+    let checks = checks(&canary);
+    let metrics = provider(MemoryCluster::new(), Some(&prom.url), T0 + 300);
+    let window = Duration::from_secs(300);
+    assert_eq!(
+        metrics
+            .series(&canary, &checks[1], MetricTarget::Canary, window, minute)
+            .await,
+        Ok(vec![99.0; 6])
+    );
+    assert_eq!(
+        metrics
+            .series(&canary, &checks[1], MetricTarget::Primary, window, minute)
+            .await,
+        Ok(vec![49.0; 6])
+    );
+    // Before any traffic: an empty series.
+    let early = provider(MemoryCluster::new(), Some(&prom.url), T0 - 3600);
+    assert_eq!(
+        early
+            .series(&canary, &checks[0], MetricTarget::Canary, window, minute)
+            .await,
+        Ok(Vec::new())
+    );
+}
+
+const MATRIX: &str = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1767225540,"1"],[1767225570,"2"],[1767225600,"3"]]}]}}"#;
+
+#[tokio::test]
+async fn range_queries_send_the_window_and_the_credentials() {
+    let server = Recorder::start(vec![Answer::new(200, MATRIX)]).await;
+    let cluster = MemoryCluster::new();
+    let mut t = template(&format!(
+        "  provider:\n    type: prometheus\n    address: {}/prom\n    secretRef: {{name: bearer}}\n    headers:\n      X-Scope-OrgID: [tenant-1]\n  query: |\n    sum(\n      up{{ns=\"{{{{ namespace }}}}\"}}\n    )\n",
+        server.url
+    ));
+    t.metadata.name = Some("ranged".into());
+    cluster.put_metric_template(t).unwrap();
+    cluster
+        .put_secret(secret("flagger-system", "bearer", &[("token", "s3cr3t")]))
+        .unwrap();
+    let canary = canary(
+        "      - {name: ranged, templateRef: {name: ranged, namespace: flagger-system}, evaluator: custom}\n",
+        None,
+    );
+    let checks = checks(&canary);
+    let metrics = provider(cluster, None, T0);
+    assert_eq!(
+        metrics
+            .series(
+                &canary,
+                &checks[0],
+                MetricTarget::Canary,
+                Duration::from_secs(60),
+                Duration::from_secs(30)
+            )
+            .await,
+        Ok(vec![1.0, 2.0, 3.0])
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert!(
+        r.path.starts_with("/prom/api/v1/query_range?"),
+        "{}",
+        r.path
+    );
+    assert_eq!(r.header("authorization"), Some("Bearer s3cr3t"));
+    assert_eq!(r.header("x-scope-orgid"), Some("tenant-1"));
+    let q: BTreeMap<String, String> = r.query().into_iter().collect();
+    assert_eq!(q["query"], r#"sum( up{ns="test"} )"#);
+    assert_eq!(q["start"], (T0 - 60).to_string());
+    assert_eq!(q["end"], T0.to_string());
+    assert_eq!(q["step"], "30");
+}
+
 /// Podinfo-style pod metrics and Envoy cluster statistics, for the
 /// canary and for the primary.
 fn traffic_data() -> OpenMetrics {

@@ -88,3 +88,34 @@ pub fn canary_exposure(route: &gateway_api::apis::standard::httproutes::HttpRout
     }
     (weight, mirrored)
 }
+
+/// Builds an example plugin of `examples/plugins/<dir>` the way its README
+/// says, outside the engine's build, into a shared target directory;
+/// returns the component's path. `stem` is the crate's library name.
+pub fn build_example_plugin(dir: &str, stem: &str) -> PathBuf {
+    let root = repo_root();
+    let target_dir = root.join("target/example-plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(root.join("examples/plugins").join(dir).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building examples/plugins/{dir} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir.join(format!("wasm32-wasip2/release/{stem}.wasm"))
+}

@@ -3,9 +3,11 @@
 //! simulator can script them and the operator can ask Prometheus.
 
 use std::future::Future;
+use std::time::Duration;
 
 use crate::api::{Canary, CanaryPhase, MetricCheck, Webhook};
-use crate::host::bindings::evaluator::{Metric, Samples, ThresholdRange, Verdict};
+use crate::host::bindings::evaluator::{Metric, Samples, SeriesRequest, ThresholdRange, Verdict};
+use crate::host::evaluator::series_points;
 use crate::host::{EvaluatorPlugin, PluginFault, PluginRegistry};
 
 /// Which workload a metric query is about.
@@ -15,15 +17,39 @@ pub enum MetricTarget {
     Primary,
 }
 
-/// Reads the current value of a metric. `Ok(None)` means the query
-/// returned no data.
+/// Reads metrics: the current value, and for evaluators that ask for it,
+/// the series of values over a window.
 pub trait MetricsProvider: Send + Sync {
+    /// The current value of a metric. `Ok(None)` means the query returned
+    /// no data.
     fn value(
         &self,
         canary: &Canary,
         check: &MetricCheck,
         target: MetricTarget,
     ) -> impl Future<Output = Result<Option<f64>, String>> + Send;
+
+    /// The metric's values over `[now - window, now]`, one every `step`,
+    /// oldest first (a Prometheus range query). Empty when the query
+    /// selected no series; steps without a value are left out.
+    ///
+    /// Providers that cannot serve series keep this default, which says so:
+    /// a check whose evaluator asks for a series then fails with that
+    /// reason instead of being judged on data it did not get.
+    fn series(
+        &self,
+        _canary: &Canary,
+        check: &MetricCheck,
+        _target: MetricTarget,
+        _window: Duration,
+        _step: Duration,
+    ) -> impl Future<Output = Result<Vec<f64>, String>> + Send {
+        let reason = format!(
+            "this metrics provider has no series (range queries) for {}",
+            check.name
+        );
+        std::future::ready(Err(reason))
+    }
 }
 
 /// Calls a webhook; `Err` carries why it did not pass.
@@ -123,6 +149,12 @@ async fn run_metric<M: MetricsProvider>(
             .await
             .map_err(|f| format!("Halt {target_label} advancement {f}"))?
     };
+    let series_request = {
+        let (e, m) = (evaluator.clone(), metric.clone());
+        blocking(evaluator.name(), move || e.wants_series(&m))
+            .await
+            .map_err(|f| format!("Halt {target_label} advancement {f}"))?
+    };
     let primary = if wants_baseline {
         match provider.value(canary, check, MetricTarget::Primary).await {
             Ok(v) => v,
@@ -136,9 +168,38 @@ async fn run_metric<M: MetricsProvider>(
     } else {
         None
     };
+    let (canary_series, primary_series) = match &series_request {
+        None => (Vec::new(), Vec::new()),
+        Some(request) => {
+            let canary_series =
+                fetch_series(provider, canary, check, MetricTarget::Canary, request)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "Halt {target_label} advancement metric {} series query failed: {e}",
+                            check.name
+                        )
+                    })?;
+            let primary_series = if wants_baseline {
+                fetch_series(provider, canary, check, MetricTarget::Primary, request)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "Halt {target_label} advancement metric {} baseline series query failed: {e}",
+                            check.name
+                        )
+                    })?
+            } else {
+                Vec::new()
+            };
+            (canary_series, primary_series)
+        }
+    };
     let samples = Samples {
         canary: value,
         primary,
+        canary_series,
+        primary_series,
     };
     let name = evaluator.name().to_string();
     let verdict = blocking(&name, move || evaluator.evaluate(&metric, samples))
@@ -150,4 +211,26 @@ async fn run_metric<M: MetricsProvider>(
             Err(format!("Halt {target_label} advancement {reason}"))
         }
     }
+}
+
+/// A series as the contract promises it to plugins, whatever the provider
+/// returned: finite values only, and no more than the window holds (the
+/// newest ones), so a provider that returns too much cannot blow up a
+/// plugin's input.
+async fn fetch_series<M: MetricsProvider>(
+    provider: &M,
+    canary: &Canary,
+    check: &MetricCheck,
+    target: MetricTarget,
+    request: &SeriesRequest,
+) -> Result<Vec<f64>, String> {
+    let window = Duration::from_secs(request.window_seconds.into());
+    let step = Duration::from_secs(request.step_seconds.into());
+    let mut values = provider.series(canary, check, target, window, step).await?;
+    values.retain(|v| v.is_finite());
+    let keep = usize::try_from(series_points(request)).unwrap_or(usize::MAX);
+    if values.len() > keep {
+        values.drain(..values.len() - keep);
+    }
+    Ok(values)
 }

@@ -105,7 +105,10 @@ fn answered<R>(
             kind: FaultKind::Error(e),
             ..
         }) => {
-            trial.push((format!("{call} -> error for the sample settings: {e}"), took));
+            trial.push((
+                format!("{call} -> error for the sample settings: {e}"),
+                took,
+            ));
             Ok(None)
         }
         Err(fault) => Err(fault.to_string()),
@@ -136,13 +139,19 @@ fn trial_strategy(
     let (action, took) = timed(|| plugin.decide(&spec, state, observation));
     if let Some(action) = answered("decide", action, took, trial)? {
         validate::action(plugin.name(), &state, &action).map_err(|f| f.to_string())?;
-        trial.push((format!("decide (progressing, weight 10) -> {action:?}"), took));
+        trial.push((
+            format!("decide (progressing, weight 10) -> {action:?}"),
+            took,
+        ));
     }
     let (plan, took) = timed(|| plugin.route(&spec, state));
     if let Some(plan) = answered("route", plan, took, trial)? {
         validate::route_plan(plugin.name(), &plan, true).map_err(|f| f.to_string())?;
         trial.push((
-            format!("route (progressing, weight 10) -> {} rule(s)", plan.rules.len()),
+            format!(
+                "route (progressing, weight 10) -> {} rule(s)",
+                plan.rules.len()
+            ),
             took,
         ));
     }

@@ -1,7 +1,48 @@
 //! A loaded evaluator plugin. Cheap to clone; every call gets a fresh store.
 
-use super::bindings::evaluator::{Evaluator, EvaluatorPre, Metric, Samples, Verdict};
+use super::bindings::evaluator::{
+    Evaluator, EvaluatorPre, Metric, Samples, SeriesRequest, Verdict,
+};
 use super::{CallState, FaultKind, Limits, PluginFault, PluginMetrics, run_call};
+
+/// The most samples a series may hold: Prometheus refuses range queries of
+/// more than 11,000 points per series, and a plugin's input must stay small
+/// next to its memory cap.
+pub const MAX_SERIES_POINTS: u64 = 11_000;
+
+/// How many samples a range query for `request` returns at most: one at
+/// each step from `now - window` to `now`, both ends included.
+pub fn series_points(request: &SeriesRequest) -> u64 {
+    match request.step_seconds {
+        0 => 0,
+        step => u64::from(request.window_seconds / step) + 1,
+    }
+}
+
+/// Why the host refuses a series request, if it does.
+pub fn check_series_request(request: &SeriesRequest) -> Result<(), String> {
+    let SeriesRequest {
+        window_seconds: window,
+        step_seconds: step,
+    } = *request;
+    if step == 0 {
+        return Err(format!(
+            "series request: step-seconds must be at least 1 (got 0, window {window}s)"
+        ));
+    }
+    if window < step {
+        return Err(format!(
+            "series request: window-seconds ({window}) must be at least one step ({step})"
+        ));
+    }
+    let points = series_points(request);
+    if points > MAX_SERIES_POINTS {
+        return Err(format!(
+            "series request: a {window}s window every {step}s is {points} samples, more than {MAX_SERIES_POINTS}"
+        ));
+    }
+    Ok(())
+}
 
 #[derive(Clone)]
 pub struct EvaluatorPlugin {
@@ -80,12 +121,30 @@ impl EvaluatorPlugin {
         })
     }
 
+    /// The series this plugin wants for `metric`, if any. A request the host
+    /// cannot serve (zero step, window shorter than a step, too many
+    /// samples) is an invalid answer: plugin output is never trusted.
+    pub fn wants_series(&self, metric: &Metric) -> Result<Option<SeriesRequest>, PluginFault> {
+        let request = self.call(|store, e| {
+            e.sluice_plugin_judge()
+                .call_wants_series(store, metric)
+                .map(Ok)
+        })?;
+        if let Some(r) = &request {
+            check_series_request(r).map_err(|why| PluginFault {
+                plugin: self.name.clone(),
+                kind: FaultKind::InvalidAnswer(why),
+            })?;
+        }
+        Ok(request)
+    }
+
     /// Judges one metric. A verdict whose reason is empty or absurdly long
     /// is an invalid answer.
     pub fn evaluate(&self, metric: &Metric, samples: Samples) -> Result<Verdict, PluginFault> {
         let verdict = self.call(|store, e| {
             e.sluice_plugin_judge()
-                .call_evaluate(store, metric, samples)
+                .call_evaluate(store, metric, &samples)
         })?;
         let reason = match &verdict {
             Verdict::Pass => return Ok(verdict),
@@ -101,5 +160,40 @@ impl EvaluatorPlugin {
             });
         }
         Ok(verdict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(window_seconds: u32, step_seconds: u32) -> SeriesRequest {
+        SeriesRequest {
+            window_seconds,
+            step_seconds,
+        }
+    }
+
+    #[test]
+    fn series_requests_are_bounded() {
+        assert_eq!(series_points(&request(600, 30)), 21);
+        assert_eq!(series_points(&request(59, 30)), 2);
+        assert_eq!(check_series_request(&request(600, 30)), Ok(()));
+        assert_eq!(check_series_request(&request(60, 60)), Ok(()));
+        assert_eq!(check_series_request(&request(10_999, 1)), Ok(()));
+        assert!(
+            check_series_request(&request(600, 0))
+                .unwrap_err()
+                .contains("step-seconds must be at least 1")
+        );
+        assert!(
+            check_series_request(&request(10, 60))
+                .unwrap_err()
+                .contains("at least one step")
+        );
+        let e = check_series_request(&request(11_000, 1)).unwrap_err();
+        assert!(e.contains("11001 samples"), "{e}");
+        let e = check_series_request(&request(u32::MAX, 1)).unwrap_err();
+        assert!(e.contains("more than 11000"), "{e}");
     }
 }

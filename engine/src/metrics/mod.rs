@@ -1,7 +1,8 @@
 //! Metric values from Prometheus: [`PrometheusMetrics`] implements the
 //! analysis's [`MetricsProvider`] by rendering a check's query (from its
 //! MetricTemplate, inline `query`, or Flagger's built-ins) and running it
-//! as an instant query.
+//! as an instant query, or as a range query for evaluators that ask for
+//! series.
 
 pub mod builtin;
 pub mod prometheus;
@@ -331,6 +332,22 @@ impl<C: Cluster> PrometheusMetrics<C> {
         })
     }
 
+    /// A client for where `prepared` goes, with its credentials and headers.
+    fn client_for(&self, prepared: &PreparedQuery) -> Result<PrometheusClient, MetricError> {
+        let http = if prepared.insecure_skip_verify {
+            self.http_insecure.clone()
+        } else {
+            self.http.clone()
+        };
+        Ok(PrometheusClient::with_http(
+            http,
+            &prepared.address,
+            prepared.credentials.clone(),
+            self.settings.timeout,
+        )?
+        .with_headers(prepared.headers.clone()))
+    }
+
     /// Runs `check` for `target`: `Ok(None)` when the query found no series.
     pub async fn measure(
         &self,
@@ -339,22 +356,34 @@ impl<C: Cluster> PrometheusMetrics<C> {
         target: MetricTarget,
     ) -> Result<Option<f64>, MetricError> {
         let prepared = self.prepare(canary, check, target).await?;
-        let http = if prepared.insecure_skip_verify {
-            self.http_insecure.clone()
-        } else {
-            self.http.clone()
-        };
-        let client = PrometheusClient::with_http(
-            http,
-            &prepared.address,
-            prepared.credentials,
-            self.settings.timeout,
-        )?
-        .with_headers(prepared.headers);
+        let client = self.client_for(&prepared)?;
         let value = client.query(&prepared.query, self.time.get()).await?;
         Ok(match (value, prepared.builtin) {
             (Some(v), Some((b, flavor))) => Some(b.normalise(flavor, v)),
             (v, _) => v,
+        })
+    }
+
+    /// Runs `check` for `target` as a range query over the `window` ending
+    /// at the evaluation time, one value every `step`: the same rendered
+    /// query, server and credentials as [`measure`](Self::measure), and
+    /// built-in values in the same units. Empty when it found no series.
+    pub async fn measure_series(
+        &self,
+        canary: &Canary,
+        check: &MetricCheck,
+        target: MetricTarget,
+        window: Duration,
+        step: Duration,
+    ) -> Result<Vec<f64>, MetricError> {
+        let prepared = self.prepare(canary, check, target).await?;
+        let client = self.client_for(&prepared)?;
+        let values = client
+            .query_range(&prepared.query, self.time.get(), window, step)
+            .await?;
+        Ok(match prepared.builtin {
+            Some((b, flavor)) => values.into_iter().map(|v| b.normalise(flavor, v)).collect(),
+            None => values,
         })
     }
 }
@@ -388,6 +417,19 @@ impl<C: Cluster> MetricsProvider for PrometheusMetrics<C> {
         target: MetricTarget,
     ) -> Result<Option<f64>, String> {
         self.measure(canary, check, target)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn series(
+        &self,
+        canary: &Canary,
+        check: &MetricCheck,
+        target: MetricTarget,
+        window: Duration,
+        step: Duration,
+    ) -> Result<Vec<f64>, String> {
+        self.measure_series(canary, check, target, window, step)
             .await
             .map_err(|e| e.to_string())
     }

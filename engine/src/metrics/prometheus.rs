@@ -1,5 +1,6 @@
-//! A Prometheus client for instant queries (`GET /api/v1/query`), the only
-//! call the analysis needs: one number per metric per tick.
+//! A Prometheus client for instant queries (`GET /api/v1/query`), one
+//! number per metric per tick, and range queries (`GET
+//! /api/v1/query_range`), the series statistical evaluators ask for.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -68,10 +69,12 @@ pub enum PrometheusError {
         series: String,
         query: String,
     },
-    #[error(
-        "query returned a {result_type}, expected an instant vector or a scalar; query: {query}"
-    )]
-    WrongType { result_type: String, query: String },
+    #[error("query returned a {result_type}, expected {expected}; query: {query}")]
+    WrongType {
+        result_type: String,
+        expected: String,
+        query: String,
+    },
     #[error("unexpected answer from Prometheus at {address}: {reason}")]
     BadResponse { address: String, reason: String },
 }
@@ -102,11 +105,21 @@ struct Series {
     value: (serde_json::Value, String),
 }
 
+/// One series of a range query's matrix.
+#[derive(Deserialize)]
+struct RangeSeries {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<(serde_json::Value, String)>,
+}
+
 /// A client for one Prometheus server.
 #[derive(Clone)]
 pub struct PrometheusClient {
     address: String,
     query_url: url::Url,
+    range_url: url::Url,
     http: reqwest::Client,
     credentials: Credentials,
     headers: Vec<(String, String)>,
@@ -157,13 +170,16 @@ impl PrometheusClient {
             return Err(invalid("no host".into()));
         }
         // Like Flagger's path.Join: a path prefix is kept.
-        let path = format!("{}/api/v1/query", url.path().trim_end_matches('/'));
-        url.set_path(&path);
+        let prefix = url.path().trim_end_matches('/').to_string();
         url.set_query(None);
         url.set_fragment(None);
+        let mut range_url = url.clone();
+        url.set_path(&format!("{prefix}/api/v1/query"));
+        range_url.set_path(&format!("{prefix}/api/v1/query_range"));
         Ok(Self {
             address: address.trim().trim_end_matches('/').to_string(),
             query_url: url,
+            range_url,
             http,
             credentials,
             headers: Vec::new(),
@@ -194,7 +210,57 @@ impl PrometheusClient {
         if let Some(t) = time {
             params.push(("time", unix_seconds(t)));
         }
-        let mut request = self.http.get(self.query_url.clone()).query(&params);
+        let (status, body) = self.get(&self.query_url, &params).await?;
+        parse_response(&self.address, status, &body, &query)
+    }
+
+    /// Runs a range query: the query's values from `end - window` to `end`
+    /// (or Prometheus's now when `end` is unset, read from this host's
+    /// clock), one every `step`, oldest first. One series gives its values,
+    /// no series an empty list, several an error naming them. A step
+    /// without a value (NaN, e.g. a rate of 0/0 where no request came) is
+    /// left out; ±Inf is an error, as for instant queries.
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        end: Option<Timestamp>,
+        window: Duration,
+        step: Duration,
+    ) -> Result<Vec<f64>, PrometheusError> {
+        let query = collapse_whitespace(promql);
+        let end = end.unwrap_or_else(Timestamp::now);
+        let start = jiff::SignedDuration::try_from(window)
+            .ok()
+            .and_then(|w| end.checked_sub(w).ok())
+            .ok_or_else(|| {
+                PrometheusError::Client(format!(
+                    "a range query over {window:?} before {end} is out of range; query: {query}"
+                ))
+            })?;
+        let step_ms = step.as_millis();
+        if step_ms == 0 {
+            return Err(PrometheusError::Client(format!(
+                "a range query needs a step of at least 1ms; query: {query}"
+            )));
+        }
+        let params = vec![
+            ("query", query.clone()),
+            ("start", unix_seconds(start)),
+            ("end", unix_seconds(end)),
+            ("step", step_seconds(step)),
+        ];
+        let (status, body) = self.get(&self.range_url, &params).await?;
+        parse_range_response(&self.address, status, &body, &query)
+    }
+
+    /// GETs `url` with `params`, this client's headers and credentials:
+    /// the answer's status and body.
+    async fn get(
+        &self,
+        url: &url::Url,
+        params: &[(&str, String)],
+    ) -> Result<(u16, String), PrometheusError> {
+        let mut request = self.http.get(url.clone()).query(params);
         for (k, v) in &self.headers {
             request = request.header(k, v);
         }
@@ -232,7 +298,7 @@ impl PrometheusClient {
                 }
             }
         })?;
-        parse_response(&self.address, status.as_u16(), &body, &query)
+        Ok((status.as_u16(), body))
     }
 
     /// Checks that Prometheus answers `vector(1)` with 1 (Flagger's
@@ -259,17 +325,28 @@ pub fn unix_seconds(t: Timestamp) -> String {
     }
 }
 
+/// A step as the API's `step` parameter: seconds, with milliseconds.
+fn step_seconds(step: Duration) -> String {
+    let ms = step.as_millis();
+    if ms.is_multiple_of(1000) {
+        (ms / 1000).to_string()
+    } else {
+        format!("{}.{:03}", ms / 1000, ms % 1000)
+    }
+}
+
 fn collapse_whitespace(query: &str) -> String {
     query.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Interprets one `/api/v1/query` answer.
-fn parse_response(
+/// The `data` of a successful API answer; Prometheus's own error, or what
+/// went wrong on the way, otherwise.
+fn response_data(
     address: &str,
     status: u16,
     body: &str,
     query: &str,
-) -> Result<Option<f64>, PrometheusError> {
+) -> Result<QueryData, PrometheusError> {
     let parsed: Option<ApiResponse> = serde_json::from_str(body).ok();
     if !(200..300).contains(&status) {
         // Prometheus answers bad PromQL with 400 and execution errors with
@@ -310,9 +387,23 @@ fn parse_response(
             query: query.to_string(),
         });
     }
-    let data = response
+    response
         .data
-        .ok_or_else(|| bad("a successful answer without data".into()))?;
+        .ok_or_else(|| bad("a successful answer without data".into()))
+}
+
+/// Interprets one `/api/v1/query` answer.
+fn parse_response(
+    address: &str,
+    status: u16,
+    body: &str,
+    query: &str,
+) -> Result<Option<f64>, PrometheusError> {
+    let data = response_data(address, status, body, query)?;
+    let bad = |reason: String| PrometheusError::BadResponse {
+        address: address.to_string(),
+        reason,
+    };
     let value = match data.result_type.as_str() {
         "vector" => {
             let series: Vec<Series> = serde_json::from_value(data.result)
@@ -347,6 +438,7 @@ fn parse_response(
                 } else {
                     other.to_string()
                 },
+                expected: "an instant vector or a scalar".into(),
                 query: query.to_string(),
             });
         }
@@ -362,6 +454,63 @@ fn parse_response(
     Ok(Some(number))
 }
 
+/// Interprets one `/api/v1/query_range` answer: the values of its one
+/// series, oldest first, without NaN steps.
+fn parse_range_response(
+    address: &str,
+    status: u16,
+    body: &str,
+    query: &str,
+) -> Result<Vec<f64>, PrometheusError> {
+    let data = response_data(address, status, body, query)?;
+    let bad = |reason: String| PrometheusError::BadResponse {
+        address: address.to_string(),
+        reason,
+    };
+    if data.result_type != "matrix" {
+        return Err(PrometheusError::WrongType {
+            result_type: data.result_type,
+            expected: "a range vector (matrix)".into(),
+            query: query.to_string(),
+        });
+    }
+    let mut series: Vec<RangeSeries> =
+        serde_json::from_value(data.result).map_err(|e| bad(format!("malformed matrix: {e}")))?;
+    let values = match series.len() {
+        0 => return Ok(Vec::new()),
+        1 => series.pop().map(|s| s.values).unwrap_or_default(),
+        n => {
+            let shown: Vec<String> = series
+                .iter()
+                .take(3)
+                .map(|s| describe_labels(&s.metric))
+                .collect();
+            let more = if n > 3 { ", …" } else { "" };
+            return Err(PrometheusError::SeveralSeries {
+                count: n,
+                series: format!("{}{more}", shown.join(", ")),
+                query: query.to_string(),
+            });
+        }
+    };
+    let mut out = Vec::with_capacity(values.len());
+    for (_, text) in values {
+        let number =
+            parse_sample(&text).ok_or_else(|| bad(format!("sample {text:?} is not a number")))?;
+        if number.is_nan() {
+            continue;
+        }
+        if number.is_infinite() {
+            return Err(PrometheusError::NotFinite {
+                value: text,
+                query: query.to_string(),
+            });
+        }
+        out.push(number);
+    }
+    Ok(out)
+}
+
 /// Prometheus writes samples as strings: "0.5", "NaN", "+Inf", "-Inf".
 fn parse_sample(s: &str) -> Option<f64> {
     match s {
@@ -373,13 +522,17 @@ fn parse_sample(s: &str) -> Option<f64> {
 }
 
 fn describe_series(s: &Series) -> String {
-    let labels: Vec<String> = s
-        .metric
+    describe_labels(&s.metric)
+}
+
+/// `name{label="value",…}`, as PromQL writes a series.
+fn describe_labels(metric: &BTreeMap<String, String>) -> String {
+    let labels: Vec<String> = metric
         .iter()
         .filter(|(k, _)| k.as_str() != "__name__")
         .map(|(k, v)| format!("{k}={v:?}"))
         .collect();
-    let name = s.metric.get("__name__").cloned().unwrap_or_default();
+    let name = metric.get("__name__").cloned().unwrap_or_default();
     format!("{name}{{{}}}", labels.join(","))
 }
 
@@ -457,6 +610,68 @@ mod tests {
         assert!(e.contains("range vector"), "{e}");
     }
 
+    fn parse_range(status: u16, body: &str) -> Result<Vec<f64>, PrometheusError> {
+        parse_range_response("http://p:9090", status, body, "q")
+    }
+
+    #[test]
+    fn one_series_matrix_gives_its_values_in_order() {
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"a"},"values":[[1700000000,"1.5"],[1700000030,"NaN"],[1700000060,"2"],[1700000090,"0.25"]]}]}}"#;
+        // The NaN step (no traffic) is left out.
+        assert_eq!(parse_range(200, body), Ok(vec![1.5, 2.0, 0.25]));
+    }
+
+    #[test]
+    fn empty_matrix_is_an_empty_series() {
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        assert_eq!(parse_range(200, body), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn range_errors_name_the_query() {
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"__name__":"up","job":"a"},"values":[[1,"1"]]},
+            {"metric":{"__name__":"up","job":"b"},"values":[[1,"0"]]}]}}"#;
+        let e = parse_range(200, body).unwrap_err();
+        assert!(
+            matches!(e, PrometheusError::SeveralSeries { count: 2, .. }),
+            "{e:?}"
+        );
+        let e = e.to_string();
+        assert!(
+            e.contains(r#"up{job="b"}"#) && e.ends_with("query: q"),
+            "{e}"
+        );
+
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"],[2,"+Inf"]]}]}}"#;
+        let e = parse_range(200, body).unwrap_err();
+        assert!(matches!(e, PrometheusError::NotFinite { .. }), "{e:?}");
+        assert!(e.to_string().contains("+Inf"), "{e}");
+
+        let body = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        let e = parse_range(200, body).unwrap_err().to_string();
+        assert!(
+            e.contains("a vector, expected a range vector (matrix)"),
+            "{e}"
+        );
+
+        let body = r#"{"status":"error","errorType":"bad_data","error":"exceeded maximum resolution of 11,000 points per timeseries"}"#;
+        let e = parse_range(400, body).unwrap_err().to_string();
+        assert!(e.contains("11,000 points") && e.contains("query: q"), "{e}");
+
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}}"#;
+        let e = parse_range(200, body).unwrap_err().to_string();
+        assert!(e.contains(r#"sample "x" is not a number"#), "{e}");
+        let e = parse_range(502, "bad gateway").unwrap_err().to_string();
+        assert!(e.contains("HTTP 502"), "{e}");
+    }
+
+    #[test]
+    fn steps_as_seconds() {
+        assert_eq!(step_seconds(Duration::from_secs(30)), "30");
+        assert_eq!(step_seconds(Duration::from_millis(1500)), "1.500");
+    }
+
     #[test]
     fn addresses() {
         let c = PrometheusClient::new(
@@ -467,6 +682,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.query_url.as_str(), "http://h:9090/prom/api/v1/query");
+        assert_eq!(
+            c.range_url.as_str(),
+            "http://h:9090/prom/api/v1/query_range"
+        );
         assert_eq!(c.address(), "http://h:9090/prom");
         for bad in ["", "prometheus:9090", "ftp://h", "http://"] {
             let e = PrometheusClient::new(bad, Credentials::None, DEFAULT_TIMEOUT, false);

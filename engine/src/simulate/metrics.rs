@@ -102,4 +102,18 @@ impl MetricsProvider for SimMetrics {
             Self::Prometheus(p) => p.value(canary, check, target).await,
         }
     }
+
+    async fn series(
+        &self,
+        canary: &Canary,
+        check: &MetricCheck,
+        target: MetricTarget,
+        window: Duration,
+        step: Duration,
+    ) -> Result<Vec<f64>, String> {
+        match self {
+            Self::Scripted(s) => s.series(canary, check, target, window, step).await,
+            Self::Prometheus(p) => p.series(canary, check, target, window, step).await,
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod scenario;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use gateway_api::apis::standard::httproutes::HttpRoute;
@@ -35,7 +36,8 @@ use metrics::SimMetrics;
 pub use metrics::{PrometheusSource, RunOptions};
 use scenario::{HookOutcome, Scenario};
 
-/// When the simulated clock starts; fixed so runs are reproducible.
+/// When the simulated clock starts unless the scenario says otherwise
+/// (`startTime`); fixed so runs are reproducible.
 pub const START: &str = "2026-01-01T00:00:00Z";
 
 /// One tick of a simulation, as `--output json` prints it.
@@ -95,6 +97,18 @@ struct ScriptedMetrics {
     tick: Arc<AtomicU64>,
 }
 
+impl ScriptedMetrics {
+    /// The scenario's series of `name` for `target` at the current tick.
+    fn scripted_series(&self, name: &str, target: MetricTarget) -> Option<&Vec<f64>> {
+        let table = match target {
+            MetricTarget::Canary => &self.scenario.series,
+            MetricTarget::Primary => &self.scenario.primary_series,
+        };
+        let tick = self.tick.load(Ordering::SeqCst);
+        table.get(name).and_then(|v| Scenario::at_ref(v, tick))
+    }
+}
+
 impl MetricsProvider for ScriptedMetrics {
     async fn value(
         &self,
@@ -107,10 +121,29 @@ impl MetricsProvider for ScriptedMetrics {
             MetricTarget::Primary => &self.scenario.primary_metrics,
         };
         let tick = self.tick.load(Ordering::SeqCst);
-        Ok(table
-            .get(&check.name)
-            .and_then(|v| Scenario::at(v, tick))
-            .flatten())
+        match table.get(&check.name) {
+            Some(values) => Ok(Scenario::at(values, tick).flatten()),
+            // Only a series: an instant query at the window's end.
+            None => Ok(self
+                .scripted_series(&check.name, target)
+                .and_then(|s| s.last().copied())),
+        }
+    }
+
+    /// The scenario's list for this tick, whatever the window: the host
+    /// keeps the newest samples the window holds.
+    async fn series(
+        &self,
+        _canary: &Canary,
+        check: &MetricCheck,
+        target: MetricTarget,
+        _window: Duration,
+        _step: Duration,
+    ) -> Result<Vec<f64>, String> {
+        Ok(self
+            .scripted_series(&check.name, target)
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -389,7 +422,10 @@ pub async fn run_with(
         )
     };
     let mut analyzer = make_analyzer(registry()?);
-    let start: Timestamp = START.parse().context("simulation start time")?;
+    let start: Timestamp = match scenario.start_time {
+        Some(t) => t,
+        None => START.parse().context("simulation start time")?,
+    };
     let interval = SignedDuration::try_from(settings.interval).context("analysis interval")?;
     let mut records = Vec::new();
     let last_change = scenario.changes.iter().map(|c| c.tick).max().unwrap_or(0);
@@ -461,4 +497,66 @@ pub async fn run_with(
         ticks: records,
         inventory: cluster.inventory(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str) -> MetricCheck {
+        let canary = crate::api::load::canary_from_yaml(&format!(
+            "apiVersion: sluice.dev/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test}}\nspec:\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}\n  service: {{port: 9898}}\n  analysis:\n    stepWeight: 10\n    metrics:\n      - {{name: {name}, query: up, evaluator: custom}}\n"
+        ))
+        .unwrap();
+        canary.settings().unwrap().metrics.remove(0)
+    }
+
+    #[tokio::test]
+    async fn scripted_series_and_their_instant_values() {
+        let scenario = Scenario::from_yaml(
+            "ticks: 5\nmetrics:\n  listed: [7]\nseries:\n  listed: [[1, 2]]\n  latency:\n    - [1, 2, 3]\n    - []\nprimarySeries:\n  latency: [[4, 5]]\n",
+        )
+        .unwrap();
+        let canary = crate::api::load::canary_from_yaml(crate::cli::DEFAULT_CANARY).unwrap();
+        let tick = Arc::new(AtomicU64::new(1));
+        let m = ScriptedMetrics {
+            scenario: Arc::new(scenario),
+            tick: tick.clone(),
+        };
+        let (latency, listed, none) = (check("latency"), check("listed"), check("none"));
+        let series = async |c: &MetricCheck, t| {
+            let minute = Duration::from_secs(60);
+            m.series(&canary, c, t, minute * 10, minute).await
+        };
+        assert_eq!(
+            series(&latency, MetricTarget::Canary).await,
+            Ok(vec![1.0, 2.0, 3.0])
+        );
+        assert_eq!(
+            series(&latency, MetricTarget::Primary).await,
+            Ok(vec![4.0, 5.0])
+        );
+        assert_eq!(series(&none, MetricTarget::Canary).await, Ok(Vec::new()));
+        // Not in `metrics`: the newest sample of the series.
+        assert_eq!(
+            m.value(&canary, &latency, MetricTarget::Canary).await,
+            Ok(Some(3.0))
+        );
+        assert_eq!(
+            m.value(&canary, &latency, MetricTarget::Primary).await,
+            Ok(Some(5.0))
+        );
+        // `metrics` wins over the series.
+        assert_eq!(
+            m.value(&canary, &listed, MetricTarget::Canary).await,
+            Ok(Some(7.0))
+        );
+        // Tick 2: an empty window, so no instant value either.
+        tick.store(2, Ordering::SeqCst);
+        assert_eq!(series(&latency, MetricTarget::Canary).await, Ok(Vec::new()));
+        assert_eq!(
+            m.value(&canary, &latency, MetricTarget::Canary).await,
+            Ok(None)
+        );
+    }
 }

@@ -38,6 +38,25 @@ pub struct Scenario {
     /// Primary (baseline) metric values, for evaluators that compare.
     #[serde(default)]
     pub primary_metrics: BTreeMap<String, Vec<Option<f64>>>,
+    /// Canary series per metric name, for evaluators that ask for series
+    /// (`wants-series`): one list of samples per tick, oldest first, as a
+    /// range query over the evaluator's window would return them; the last
+    /// list repeats, `[]` is a window without data. The host keeps the
+    /// newest `window / step + 1` samples. A metric listed here but not in
+    /// `metrics` has the newest sample of its series as its instant value,
+    /// which is what an instant query at the end of the window returns.
+    #[serde(default)]
+    pub series: BTreeMap<String, Vec<Vec<f64>>>,
+    /// Primary (baseline) series, the same way, for evaluators that compare
+    /// the canary with the primary over a window.
+    #[serde(default)]
+    pub primary_series: BTreeMap<String, Vec<Vec<f64>>>,
+    /// When the simulated clock starts (RFC 3339, UTC), default
+    /// 2026-01-01T00:00:00Z; each tick adds the analysis interval. Plugins
+    /// see it as `observation.now-unix-seconds`, so a strategy that depends
+    /// on the time of day can be tried at any hour.
+    #[serde(default)]
+    pub start_time: Option<jiff::Timestamp>,
     /// Webhook outcomes per webhook name; a webhook not listed passes.
     #[serde(default)]
     pub webhooks: BTreeMap<String, Vec<HookOutcome>>,
@@ -119,6 +138,16 @@ impl Scenario {
                 bail!("scenario: metrics.{name}: give at least one value (null means no data)");
             }
         }
+        for (name, values) in self.series.iter().chain(&self.primary_series) {
+            if values.is_empty() {
+                bail!(
+                    "scenario: series.{name}: give at least one list of samples ([] means no data)"
+                );
+            }
+            if let Some(v) = values.iter().flatten().find(|v| !v.is_finite()) {
+                bail!("scenario: series.{name}: {v} is not a finite number");
+            }
+        }
         for (name, values) in &self.webhooks {
             if values.is_empty() {
                 bail!("scenario: webhooks.{name}: give at least one of pass or fail");
@@ -129,8 +158,13 @@ impl Scenario {
 
     /// The value listed for `tick` (1-based), the last one repeating.
     pub fn at<T: Copy>(values: &[T], tick: u64) -> Option<T> {
-        let i = (tick.max(1) - 1) as usize;
-        values.get(i.min(values.len().saturating_sub(1))).copied()
+        Self::at_ref(values, tick).copied()
+    }
+
+    /// [`at`](Self::at), by reference (for lists such as series).
+    pub fn at_ref<T>(values: &[T], tick: u64) -> Option<&T> {
+        let i = usize::try_from(tick.max(1) - 1).unwrap_or(usize::MAX);
+        values.get(i.min(values.len().saturating_sub(1)))
     }
 
     /// The container name image changes refer to by default.
@@ -140,5 +174,47 @@ impl Scenario {
             .chain(self.changes.iter().filter_map(|c| c.image.as_ref()))
             .find_map(|s| parse_image(s).ok().map(|(c, _)| c))
             .unwrap_or_else(|| target.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_and_start_time() {
+        let s = Scenario::from_yaml(
+            "ticks: 3\nstartTime: 2026-01-05T08:52:00Z\nseries:\n  latency:\n    - [1, 2.5]\n    - []\nprimarySeries:\n  latency: [[3]]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.start_time,
+            Some("2026-01-05T08:52:00Z".parse::<jiff::Timestamp>().unwrap())
+        );
+        let latency = &s.series["latency"];
+        assert_eq!(Scenario::at_ref(latency, 1), Some(&vec![1.0, 2.5]));
+        // The last list repeats; `[]` is a window without data.
+        assert_eq!(Scenario::at_ref(latency, 9), Some(&Vec::new()));
+        assert_eq!(
+            Scenario::at_ref(&s.primary_series["latency"], 2),
+            Some(&vec![3.0])
+        );
+    }
+
+    #[test]
+    fn bad_series_and_start_times_name_the_field() {
+        let e = Scenario::from_yaml("ticks: 3\nseries:\n  latency: []\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("series.latency: give at least one list of samples"),
+            "{e}"
+        );
+        let e =
+            Scenario::from_yaml("ticks: 3\nprimarySeries:\n  latency: [[1, .nan]]\n").unwrap_err();
+        assert!(e.to_string().contains("NaN is not a finite number"), "{e}");
+        let e = Scenario::from_yaml("ticks: 3\nseries:\n  latency: [1, 2]\n").unwrap_err();
+        assert!(e.to_string().starts_with("scenario: series.latency"), "{e}");
+        let e = Scenario::from_yaml("ticks: 3\nstartTime: monday\n").unwrap_err();
+        assert!(e.to_string().starts_with("scenario: startTime"), "{e}");
     }
 }

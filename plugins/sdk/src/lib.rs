@@ -43,6 +43,11 @@
 //! sluice_plugin_sdk::export_evaluator!(NonNegative);
 //! ```
 //!
+//! An evaluator may also ask for the primary's value
+//! ([`evaluator::Evaluator::wants_baseline`]) and for series of samples over
+//! a window ([`evaluator::Evaluator::wants_series`]), for statistical tests
+//! that compare the canary with the primary over time.
+//!
 //! A crate exports exactly one of the two: a component is either a strategy
 //! or an evaluator.
 //!

@@ -297,8 +297,23 @@ mod tests {
     }
 
     #[test]
-    fn wants_no_baseline() {
-        assert!(!Threshold::wants_baseline(&metric("x", None, None, "")));
+    fn wants_no_baseline_and_no_series() {
+        let m = metric("request-duration", None, Some(500.0), "");
+        assert!(!Threshold::wants_baseline(&m));
+        // Flagger's thresholdRange judges the instant value only.
+        assert_eq!(Threshold::wants_series(&m), None);
+    }
+
+    #[test]
+    fn judges_the_instant_value_whatever_the_series() {
+        let m = metric("error-rate", None, Some(1.0), "");
+        let samples = Samples {
+            canary: 0.5,
+            primary: None,
+            canary_series: vec![50.0, 60.0],
+            primary_series: Vec::new(),
+        };
+        assert_eq!(Threshold::evaluate(&m, &samples), Ok(Verdict::Pass));
     }
 
     #[test]
