@@ -1,4 +1,4 @@
-//! The guest crates (built-in plugins, the SDK, the example plugin) are
+//! The guest crates (built-in plugins, the SDK, the example plugins) are
 //! their own Cargo workspaces, built for wasm32-wasip2; their logic is plain
 //! Rust with unit tests that run on the host. This runs those tests, so
 //! that `cargo test` at the root covers every crate of the repository.
@@ -34,5 +34,7 @@ fn built_in_plugins_and_sdk_unit_tests_pass() {
 
 #[test]
 fn example_plugin_unit_tests_pass() {
-    cargo_test("examples/plugins/doubling/Cargo.toml");
+    for example in ["doubling", "mann-whitney", "time-window", "template"] {
+        cargo_test(&format!("examples/plugins/{example}/Cargo.toml"));
+    }
 }
