@@ -17,8 +17,8 @@ use super::telemetry::Telemetry;
 use crate::analysis::checks::{MetricsProvider, WebhookCaller};
 use crate::analysis::{Analyzer, readiness, workload};
 use crate::api::{AlertSettings, Canary, CanaryPhase};
-use crate::notify::{Alert, AlertProviderSource, Delivery, Notifier};
 use crate::cluster::{Cluster, Event};
+use crate::notify::{Alert, AlertProviderSource, Delivery, Notifier};
 use crate::router;
 
 /// Flagger's default analysis interval, for a Canary whose spec is invalid.

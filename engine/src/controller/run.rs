@@ -76,7 +76,11 @@ pub struct RunArgs {
     pub plugin_cache: Option<PathBuf>,
     /// OCI registries (host:port) that RolloutPlugins may pull from over
     /// plain HTTP, e.g. a registry inside the cluster.
-    #[arg(long = "insecure-registry", env = "SLUICE_INSECURE_REGISTRIES", value_delimiter = ',')]
+    #[arg(
+        long = "insecure-registry",
+        env = "SLUICE_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
     pub insecure_registries: Vec<String>,
     /// Operator-wide alert destination for Canaries without
     /// `analysis.alerts`: slack, msteams, discord or generic.
