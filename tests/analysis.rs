@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::Healthy;
+
 use jiff::Timestamp;
 use sluice::analysis::Analyzer;
-use sluice::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
-use sluice::api::{Canary, CanaryPhase, MetricCheck, Webhook};
+use sluice::api::{Canary, CanaryPhase};
 use sluice::cluster::EventType;
 use sluice::cluster::memory::MemoryCluster;
 use sluice::host::builtin::wasm;
@@ -94,47 +95,6 @@ async fn a_plugin_answering_weight_150_never_moves_traffic() {
     assert_eq!(sim.final_tick().unwrap().phase, Some(CanaryPhase::Failed));
 }
 
-/// Metrics and webhooks that always pass.
-struct Passing;
-
-impl MetricsProvider for Passing {
-    async fn value(
-        &self,
-        _: &Canary,
-        _: &MetricCheck,
-        _: MetricTarget,
-    ) -> Result<Option<f64>, String> {
-        Ok(Some(0.0))
-    }
-
-    async fn series(
-        &self,
-        _: &Canary,
-        _: &MetricCheck,
-        _: MetricTarget,
-        _: std::time::Duration,
-        _: std::time::Duration,
-    ) -> Result<Vec<f64>, String> {
-        Ok(vec![0.0; 10])
-    }
-}
-
-impl WebhookCaller for Passing {
-    async fn call(&self, _: &Canary, _: &Webhook, _: CanaryPhase) -> Result<(), String> {
-        Ok(())
-    }
-
-    async fn send_event(
-        &self,
-        _: &Canary,
-        _: &Webhook,
-        _: &sluice::cluster::Event,
-        _: Timestamp,
-    ) -> Result<(), String> {
-        Ok(())
-    }
-}
-
 fn world(canary_yaml: &str) -> (MemoryCluster, Canary) {
     let cluster = MemoryCluster::new();
     let canary = sluice::api::load::canary_from_yaml(canary_yaml).unwrap();
@@ -153,7 +113,7 @@ async fn an_invalid_spec_gets_a_condition_and_one_event_and_touches_nothing() {
         .replace("stepWeight: 10", "stepWeight: 0")
         .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
     let (cluster, canary) = world(&yaml);
-    let analyzer = Analyzer::new(cluster.clone(), Passing, Passing, common::registry());
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
     let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     let out = analyzer.reconcile(&canary, now).await.unwrap();
     let cond = out
@@ -210,7 +170,7 @@ async fn an_unavailable_strategy_leaves_the_canary_waiting_with_a_condition() {
     );
     let yaml = yaml.replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
     let (cluster, canary) = world(&yaml);
-    let analyzer = Analyzer::new(cluster.clone(), Passing, Passing, common::registry());
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
     let out = analyzer
         .reconcile(&canary, Timestamp::UNIX_EPOCH)
         .await
@@ -273,7 +233,7 @@ async fn a_changed_config_map_is_a_new_revision_and_reaches_the_primary_on_promo
     cluster
         .put_canary(sluice::api::load::canary_from_yaml(&yaml).unwrap())
         .unwrap();
-    let analyzer = Analyzer::new(cluster.clone(), Passing, Passing, common::registry());
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
     let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     let mut tick = async || {
         let canary = cluster.canary("test", "podinfo").unwrap();
@@ -368,7 +328,7 @@ async fn a_missing_config_map_is_a_condition_not_a_crash() {
     let canary = cluster
         .put_canary(sluice::api::load::canary_from_yaml(&yaml).unwrap())
         .unwrap();
-    let analyzer = Analyzer::new(cluster.clone(), Passing, Passing, common::registry());
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
     let out = analyzer
         .reconcile(&canary, Timestamp::UNIX_EPOCH)
         .await

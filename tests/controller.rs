@@ -6,55 +6,15 @@
 
 mod common;
 
+use common::Healthy;
+
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use sluice::analysis::Analyzer;
-use sluice::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
-use sluice::api::{Canary, CanaryPhase, MetricCheck, Webhook};
+use sluice::api::{Canary, CanaryPhase};
 use sluice::cluster::memory::MemoryCluster;
 use sluice::controller::reconcile::{Cleanup, Context, finalize, reconcile_canary};
-
-/// Every metric sits at the healthy edge of its threshold range.
-struct Healthy;
-
-impl MetricsProvider for Healthy {
-    async fn value(
-        &self,
-        _: &Canary,
-        check: &MetricCheck,
-        _: MetricTarget,
-    ) -> Result<Option<f64>, String> {
-        Ok(Some(check.threshold_range.min.unwrap_or(0.0)))
-    }
-
-    async fn series(
-        &self,
-        _: &Canary,
-        check: &MetricCheck,
-        _: MetricTarget,
-        _: Duration,
-        _: Duration,
-    ) -> Result<Vec<f64>, String> {
-        Ok(vec![check.threshold_range.min.unwrap_or(0.0); 10])
-    }
-}
-
-impl WebhookCaller for Healthy {
-    async fn call(&self, _: &Canary, _: &Webhook, _: CanaryPhase) -> Result<(), String> {
-        Ok(())
-    }
-
-    async fn send_event(
-        &self,
-        _: &Canary,
-        _: &Webhook,
-        _: &sluice::cluster::Event,
-        _: Timestamp,
-    ) -> Result<(), String> {
-        Ok(())
-    }
-}
 
 fn world(example: &str) -> MemoryCluster {
     let cluster = MemoryCluster::new();

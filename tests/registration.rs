@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::Healthy;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,8 +22,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
 use sha2::{Digest, Sha256};
 use sluice::analysis::Analyzer;
-use sluice::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
-use sluice::api::{Canary, CanaryPhase, MetricCheck, RolloutPlugin, RolloutPluginStatus, Webhook};
+use sluice::api::{CanaryPhase, RolloutPlugin, RolloutPluginStatus};
 use sluice::cluster::memory::MemoryCluster;
 use sluice::host::builtin::wasm;
 use sluice::registration::{Fetcher, Registrar};
@@ -351,35 +352,6 @@ async fn remote_sources_need_and_check_the_digest() {
         requests.contains(&"oci blue-green manifests 1.0".to_string()),
         "{requests:?}"
     );
-}
-
-struct Healthy;
-
-impl MetricsProvider for Healthy {
-    async fn value(
-        &self,
-        _: &Canary,
-        check: &MetricCheck,
-        _: MetricTarget,
-    ) -> Result<Option<f64>, String> {
-        Ok(Some(check.threshold_range.min.unwrap_or(0.0)))
-    }
-}
-
-impl WebhookCaller for Healthy {
-    async fn call(&self, _: &Canary, _: &Webhook, _: CanaryPhase) -> Result<(), String> {
-        Ok(())
-    }
-
-    async fn send_event(
-        &self,
-        _: &Canary,
-        _: &Webhook,
-        _: &sluice::cluster::Event,
-        _: Timestamp,
-    ) -> Result<(), String> {
-        Ok(())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

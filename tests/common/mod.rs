@@ -119,3 +119,50 @@ pub fn build_example_plugin(dir: &str, stem: &str) -> PathBuf {
     );
     target_dir.join(format!("wasm32-wasip2/release/{stem}.wasm"))
 }
+
+/// Every metric sits at the healthy edge of its threshold range (its
+/// minimum, else 0) and every webhook passes.
+pub struct Healthy;
+
+impl sluice::analysis::checks::MetricsProvider for Healthy {
+    async fn value(
+        &self,
+        _: &sluice::api::Canary,
+        check: &sluice::api::MetricCheck,
+        _: sluice::analysis::checks::MetricTarget,
+    ) -> Result<Option<f64>, String> {
+        Ok(Some(check.threshold_range.min.unwrap_or(0.0)))
+    }
+
+    async fn series(
+        &self,
+        _: &sluice::api::Canary,
+        check: &sluice::api::MetricCheck,
+        _: sluice::analysis::checks::MetricTarget,
+        _: std::time::Duration,
+        _: std::time::Duration,
+    ) -> Result<Vec<f64>, String> {
+        Ok(vec![check.threshold_range.min.unwrap_or(0.0); 10])
+    }
+}
+
+impl sluice::analysis::checks::WebhookCaller for Healthy {
+    async fn call(
+        &self,
+        _: &sluice::api::Canary,
+        _: &sluice::api::Webhook,
+        _: sluice::api::CanaryPhase,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn send_event(
+        &self,
+        _: &sluice::api::Canary,
+        _: &sluice::api::Webhook,
+        _: &sluice::cluster::Event,
+        _: jiff::Timestamp,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
