@@ -96,28 +96,19 @@ pub struct RunArgs {
 }
 
 /// AlertProviders read from the cluster.
-struct KubeAlertProviders(Client);
-
-impl AlertProviderSource for KubeAlertProviders {
+impl AlertProviderSource for KubeCluster {
     async fn alert_provider(
         &self,
         namespace: &str,
         name: &str,
     ) -> anyhow::Result<Option<AlertProvider>> {
-        Api::<AlertProvider>::namespaced(self.0.clone(), namespace)
-            .get_opt(name)
-            .await
-            .with_context(|| format!("reading AlertProvider {namespace}/{name}"))
+        KubeCluster::alert_provider(self, namespace, name).await
     }
 }
 
 /// The Notifier of the operator, with its default destination if any.
-fn notifier(
-    args: &RunArgs,
-    cluster: KubeCluster,
-    client: Client,
-) -> Result<Notifier<KubeCluster, KubeAlertProviders>> {
-    let mut notifier = Notifier::new(cluster, KubeAlertProviders(client))
+fn notifier(args: &RunArgs, cluster: KubeCluster) -> Result<Notifier<KubeCluster, KubeCluster>> {
+    let mut notifier = Notifier::new(cluster.clone(), cluster)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("configuring alerts")?;
     if let (Some(kind), Some(url)) = (&args.alert_provider, &args.alert_url) {
@@ -290,7 +281,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     )
     .context("configuring Prometheus")?;
     let webhooks = HttpWebhooks::new().context("configuring the webhook client")?;
-    let notifier = notifier(&args, cluster.clone(), client.clone())?;
+    let notifier = notifier(&args, cluster.clone())?;
     let fetcher = Fetcher::new(Duration::from_secs(60), args.insecure_registries.clone())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let registrar = Arc::new(Registrar::new(cluster.clone(), registry.clone(), fetcher));
