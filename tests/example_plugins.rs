@@ -8,7 +8,6 @@ mod common;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,17 +26,7 @@ fn time_window() -> PathBuf {
     common::build_example_plugin("time-window", "sluice_time_window")
 }
 
-fn sluice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(common::repo_root())
-        .env(
-            "SLUICE_PLUGIN_CACHE",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
-        )
-        .output()
-        .expect("run sluice")
-}
+use common::sluice;
 
 /// A `sluice simulate --output json` run: one object per tick.
 fn simulate_json(args: &[&str]) -> Vec<serde_json::Value> {

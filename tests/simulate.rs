@@ -250,17 +250,7 @@ async fn failing_webhooks_gate_the_rollout() {
     assert_eq!(first_advance.failed_checks, 2);
 }
 
-fn sluice(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(common::repo_root())
-        .env(
-            "SLUICE_PLUGIN_CACHE",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
-        )
-        .output()
-        .expect("run sluice")
-}
+use common::sluice;
 
 #[test]
 fn cli_default_run_prints_the_describe_view() {

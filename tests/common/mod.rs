@@ -166,3 +166,17 @@ impl sluice::analysis::checks::WebhookCaller for Healthy {
         Ok(())
     }
 }
+
+/// Runs the `sluice` binary from the repository root, with the test
+/// target's plugin cache.
+pub fn sluice(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(repo_root())
+        .env(
+            "SLUICE_PLUGIN_CACHE",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
+        )
+        .output()
+        .expect("run sluice")
+}
