@@ -119,9 +119,16 @@ fn invalid_specs_are_refused_naming_the_field() {
         (
             variant(
                 "    port: 9898\n",
-                "    port: 9898\n    retries:\n      attempts: 3\n",
+                "    port: 9898\n    retries:\n      attempts: 3\n      retryOn: sometimes\n",
             ),
-            "spec.service.retries: not supported: the Gateway API v1 HTTPRoute has no retry policy",
+            "spec.service.retries.retryOn: \"sometimes\" names no condition Sluice knows",
+        ),
+        (
+            variant(
+                "    port: 9898\n",
+                "    port: 9898\n    retries:\n      attempts: 3\n      perTryTimeout: 5 seconds\n",
+            ),
+            "spec.service.retries.perTryTimeout: invalid duration \"5 seconds\"",
         ),
         (
             variant("stepWeight: 10", "stepWeight: 150"),

@@ -11,8 +11,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use gateway_api::apis::standard::httproutes::HttpRoute;
+use gateway_api::apis::standard::httproutes::HttpRoute as StandardHttpRoute;
 use sluice::api::{Canary, load};
+use sluice::router::HttpRoute;
 
 /// Merges a `spec.service` fragment of the guide into the weighted canary.
 fn with_service_fragment(fragment: &str) -> Canary {
@@ -161,7 +162,7 @@ fn golden_files_are_valid_gateway_api_v1_httproutes() {
             let path = file.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap();
             let value: serde_json::Value = serde_yaml::from_str(&text).unwrap();
-            let route: HttpRoute = serde_path_to_error::deserialize(value.clone())
+            let route: StandardHttpRoute = serde_path_to_error::deserialize(value.clone())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(
                 serde_json::to_value(&route).unwrap(),

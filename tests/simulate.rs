@@ -308,7 +308,7 @@ fn cli_json_output_has_one_object_per_tick() {
         for e in l["events"].as_array().unwrap() {
             assert!(e["type"].is_string() && e["reason"].is_string() && e["message"].is_string());
         }
-        let route: gateway_api::apis::standard::httproutes::HttpRoute =
+        let route: sluice::router::HttpRoute =
             serde_json::from_value(l["httpRoute"].clone()).expect("an HTTPRoute");
         assert_eq!(route.metadata.name.as_deref(), Some("podinfo"));
     }

@@ -3,8 +3,8 @@
 
 mod common;
 
-use gateway_api::apis::standard::httproutes::{HttpRoute, HttpRouteRules};
 use sluice::api::CanaryPhase;
+use sluice::router::{HttpRoute, HttpRouteRules};
 use sluice::simulate::Simulation;
 
 async fn run(canary: &str, scenario: &str) -> Simulation {
@@ -425,5 +425,35 @@ async fn ab_testing_matches_exact_and_prefix_headers_and_query_params() {
             ("podinfo-primary".into(), 0),
             ("podinfo-canary".into(), 100)
         ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_and_timeouts_apply_to_every_rule() {
+    let yaml = common::read("examples/podinfo-ab-canary.yaml").replace(
+        "    port: 9898\n",
+        "    port: 9898\n    timeout: 15s\n    retries:\n      attempts: 3\n      perTryTimeout: 5s\n      retryOn: \"gateway-error,connect-failure,409\"\n",
+    );
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate(
+        canary,
+        common::scenario(&common::read("examples/scenarios/ab-testing-healthy.yaml")),
+    )
+    .await;
+    let route = route_at(&sim, CanaryPhase::Progressing, 2);
+    let r = rules(route);
+    assert_eq!(r.len(), 2);
+    for rule in r {
+        let retry = rule.retry.as_ref().expect("a retry policy on every rule");
+        assert_eq!(retry.attempts, Some(3));
+        assert_eq!(retry.codes.as_deref(), Some(&[409, 502, 503, 504][..]));
+        let timeouts = rule.timeouts.as_ref().unwrap();
+        assert_eq!(timeouts.request.as_deref(), Some("15s"));
+        assert_eq!(timeouts.backend_request.as_deref(), Some("5s"));
+    }
+    let json = serde_json::to_value(route).unwrap();
+    assert_eq!(
+        json["spec"]["rules"][0]["retry"],
+        serde_json::json!({"attempts": 3, "codes": [409, 502, 503, 504]})
     );
 }

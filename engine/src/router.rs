@@ -5,7 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use gateway_api::apis::standard::httproutes::*;
+use gateway_api::apis::experimental::httproutes::*;
+/// HTTPRoute `gateway.networking.k8s.io/v1` as the Gateway API's
+/// experimental channel types it: a superset of the standard channel's. A
+/// route carries an experimental field (`retry`) only when the Canary asks
+/// for it, so every other route is a standard-channel object.
+pub use gateway_api::apis::experimental::httproutes::{HttpRoute, HttpRouteRules};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
@@ -322,6 +327,7 @@ fn filter_default() -> HttpRouteRulesFilters {
     HttpRouteRulesFilters {
         cors: None,
         extension_ref: None,
+        external_auth: None,
         request_header_modifier: None,
         request_mirror: None,
         request_redirect: None,
@@ -329,6 +335,43 @@ fn filter_default() -> HttpRouteRulesFilters {
         r#type: HttpRouteRulesFiltersType::RequestHeaderModifier,
         url_rewrite: None,
     }
+}
+
+/// Istio-style `retryOn` conditions (Flagger's) as the HTTP status codes
+/// Gateway API retries on. Connection-level conditions (`connect-failure`,
+/// `reset`, `refused-stream`) have no code: Gateway API leaves retrying
+/// them to the implementation.
+pub fn retry_codes(retry_on: &str) -> Vec<i64> {
+    let mut codes = Vec::new();
+    for token in retry_on.split(',').map(str::trim) {
+        let add: &[i64] = match token {
+            "5xx" => &[500, 502, 503, 504],
+            "gateway-error" => &[502, 503, 504],
+            "retriable-4xx" => &[409],
+            other => match other.parse::<i64>() {
+                Ok(code) => {
+                    codes.push(code);
+                    &[]
+                }
+                Err(_) => &[],
+            },
+        };
+        codes.extend_from_slice(add);
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// `service.retries` as HTTPRoute's (experimental) retry policy.
+fn retry(canary: &Canary) -> Option<HttpRouteRulesRetry> {
+    let r = canary.spec.service.retries.as_ref()?;
+    let codes = r.retry_on.as_deref().map(retry_codes).unwrap_or_default();
+    Some(HttpRouteRulesRetry {
+        attempts: Some(i64::from(r.attempts)),
+        backoff: None,
+        codes: non_empty(codes),
+    })
 }
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -345,10 +388,14 @@ pub fn render(canary: &Canary, plan: &RoutePlan) -> HttpRoute {
     };
     let base_matches = plan_matches(&svc.matches);
     let shared_filters = rule_filters(canary);
-    let timeouts = svc.timeout.as_ref().map(|t| HttpRouteRulesTimeouts {
-        request: Some(t.clone()),
-        backend_request: None,
+    // The per-try timeout of a retry is Gateway API's backend request
+    // timeout: the limit of each attempt.
+    let per_try = svc.retries.as_ref().and_then(|r| r.per_try_timeout.clone());
+    let timeouts = (svc.timeout.is_some() || per_try.is_some()).then(|| HttpRouteRulesTimeouts {
+        request: svc.timeout.clone(),
+        backend_request: per_try,
     });
+    let retry = retry(canary);
     let rules = plan
         .rules
         .iter()
@@ -417,6 +464,7 @@ pub fn render(canary: &Canary, plan: &RoutePlan) -> HttpRoute {
                             ),
                             cors: None,
                             extension_ref: None,
+                            external_auth: None,
                             request_header_modifier: None,
                             request_mirror: None,
                             request_redirect: None,
@@ -436,6 +484,8 @@ pub fn render(canary: &Canary, plan: &RoutePlan) -> HttpRoute {
                 filters: non_empty(filters),
                 matches: Some(matches),
                 name: None,
+                retry: retry.clone(),
+                session_persistence: None,
                 timeouts: timeouts.clone(),
             }
         })
@@ -457,6 +507,7 @@ pub fn render(canary: &Canary, plan: &RoutePlan) -> HttpRoute {
             ..Default::default()
         },
         spec: HttpRouteSpec {
+            use_default_gateways: None,
             hostnames: non_empty(svc.hosts.clone()),
             parent_refs: non_empty(
                 svc.gateway_refs

@@ -69,7 +69,7 @@ pub async fn simulate(canary: Canary, scenario: Scenario) -> Simulation {
 
 /// The canary's share of traffic in an HTTPRoute: the largest weight any
 /// rule gives the canary backend, plus whether anything mirrors to it.
-pub fn canary_exposure(route: &gateway_api::apis::standard::httproutes::HttpRoute) -> (i32, bool) {
+pub fn canary_exposure(route: &sluice::router::HttpRoute) -> (i32, bool) {
     let mut weight = 0;
     let mut mirrored = false;
     for rule in route.spec.rules.iter().flatten() {

@@ -369,14 +369,33 @@ impl Canary {
         if let Some(t) = &spec.service.timeout {
             c.duration("spec.service.timeout", Some(t), Duration::ZERO);
         }
-        if spec.service.retries.is_some() {
-            // Retries are only in the experimental channel of HTTPRoute;
-            // dropping them silently would change behaviour behind the
-            // user's back.
-            c.fail(
-                "spec.service.retries",
-                "not supported: the Gateway API v1 HTTPRoute has no retry policy; remove it and configure retries in your gateway implementation (e.g. a BackendTrafficPolicy)",
-            );
+        if let Some(r) = &spec.service.retries {
+            if r.attempts < 0 {
+                c.fail(
+                    "spec.service.retries.attempts",
+                    format!("must be 0 or more (got {})", r.attempts),
+                );
+            }
+            if let Some(t) = &r.per_try_timeout {
+                c.duration(
+                    "spec.service.retries.perTryTimeout",
+                    Some(t),
+                    Duration::ZERO,
+                );
+            }
+            if let Some(on) = &r.retry_on
+                && crate::router::retry_codes(on).is_empty()
+                && !on
+                    .split(',')
+                    .any(|t| matches!(t.trim(), "connect-failure" | "reset" | "refused-stream"))
+            {
+                c.fail(
+                    "spec.service.retries.retryOn",
+                    format!(
+                        "{on:?} names no condition Sluice knows: use 5xx, gateway-error, retriable-4xx, connect-failure, reset, refused-stream or status codes"
+                    ),
+                );
+            }
         }
         if let Some(rw) = &spec.service.rewrite
             && let Some(t) = &rw.rewrite_type

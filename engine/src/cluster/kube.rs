@@ -20,11 +20,11 @@
 
 use std::fmt::Debug;
 
+use crate::router::HttpRoute;
 use ::kube::api::{Api, Patch, PatchParams};
 use ::kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
 use ::kube::{Client, Resource, ResourceExt};
 use anyhow::{Context, Result};
-use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;

@@ -8,8 +8,8 @@ pub mod memory;
 
 use std::future::Future;
 
+use crate::router::HttpRoute;
 use anyhow::Result;
-use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
