@@ -432,3 +432,56 @@ async fn health_readiness_and_metrics_endpoints() {
     );
     assert!(body.ends_with("# EOF\n"));
 }
+
+/// Records what the operator would send to Slack and co.
+#[derive(Default)]
+struct RecordingSink(std::sync::Mutex<Vec<(String, String)>>);
+
+impl sluice::controller::reconcile::AlertSink for RecordingSink {
+    fn deliver<'a>(
+        &'a self,
+        _: &'a [sluice::api::AlertSettings],
+        alert: &'a sluice::notify::Alert,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Vec<sluice::notify::Delivery>> + Send + 'a>,
+    > {
+        self.0.lock().unwrap().push((
+            format!("{:?}", alert.severity),
+            format!("{} {}: {}", alert.namespace, alert.canary, alert.message),
+        ));
+        Box::pin(async { Vec::new() })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_delivers_the_alerts_of_each_tick() {
+    let cluster = world("examples/podinfo-canary.yaml");
+    let sink = std::sync::Arc::new(RecordingSink::default());
+    let ctx = context(&cluster).with_alerts(sink.clone());
+    let mut clock = Clock::new();
+    run_until(&ctx, &cluster, &mut clock, |c| {
+        phase(c) == Some(CanaryPhase::Initialized)
+    })
+    .await;
+    assert!(sink.0.lock().unwrap().is_empty(), "no alert at bootstrap");
+    set_image(&cluster, "podinfo:2");
+    run_until(&ctx, &cluster, &mut clock, |c| {
+        phase(c) == Some(CanaryPhase::Succeeded)
+    })
+    .await;
+    let sent = sink.0.lock().unwrap().clone();
+    assert_eq!(
+        sent,
+        [
+            (
+                "Info".to_string(),
+                "test podinfo: New revision detected, progressing canary analysis.".to_string()
+            ),
+            (
+                "Info".to_string(),
+                "test podinfo: Canary analysis completed successfully, promotion finished."
+                    .to_string()
+            ),
+        ]
+    );
+}
