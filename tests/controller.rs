@@ -90,6 +90,15 @@ async fn run_until(
     );
 }
 
+/// The messages of every event the Canary got so far.
+fn messages(cluster: &MemoryCluster) -> Vec<String> {
+    cluster
+        .events("test", "podinfo")
+        .into_iter()
+        .map(|e| e.message)
+        .collect()
+}
+
 fn phase(c: &Canary) -> Option<CanaryPhase> {
     c.status.as_ref().and_then(|s| s.phase)
 }
@@ -150,11 +159,7 @@ async fn every_seed_example_rolls_out_through_the_controller_path() {
             Some("podinfo:2"),
             "{example}: the primary runs the new revision"
         );
-        let messages: Vec<String> = cluster
-            .events("test", "podinfo")
-            .into_iter()
-            .map(|e| e.message)
-            .collect();
+        let messages = messages(&cluster);
         assert!(
             messages.contains(&"Promotion completed! Scaling down podinfo.test".to_string()),
             "{example}: {messages:?}"
@@ -189,11 +194,7 @@ async fn wake_ups_between_intervals_run_no_extra_tick_but_a_new_revision_runs_at
     reconcile_canary(&ctx, &canary, clock.now, clock.instant)
         .await
         .unwrap();
-    let messages: Vec<String> = cluster
-        .events("test", "podinfo")
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+    let messages = messages(&cluster);
     assert!(
         messages.contains(&"New revision detected podinfo.test".to_string()),
         "{messages:?}"
@@ -229,11 +230,7 @@ async fn a_restarted_operator_continues_from_the_status() {
     })
     .await;
     assert_eq!(canary.status.unwrap().canary_weight, 0);
-    let messages: Vec<String> = cluster
-        .events("test", "podinfo")
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+    let messages = messages(&cluster);
     assert_eq!(
         messages
             .iter()
@@ -328,11 +325,7 @@ async fn deleting_a_canary_with_revert_on_deletion_gives_the_traffic_back_to_the
     assert_eq!(backends, [("podinfo".to_string(), Some(100))]);
     let status = cluster.canary("test", "podinfo").unwrap().status.unwrap();
     assert_eq!(status.phase, Some(CanaryPhase::Terminated));
-    let messages: Vec<String> = cluster
-        .events("test", "podinfo")
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+    let messages = messages(&cluster);
     assert!(messages.contains(&"Terminating canary podinfo.test".to_string()));
 }
 

@@ -268,7 +268,10 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             configs: Default::default(),
             alerts: Vec::new(),
         };
-        self.step(&mut tick).await?;
+        // Checked once per tick: the step and the hooks and alerts after it
+        // read the same settings.
+        let settings = canary.settings();
+        self.step(&mut tick, settings.as_ref()).await?;
         if canary.status.as_ref() != Some(&tick.status) {
             self.cluster
                 .update_canary_status(canary, &tick.status)
@@ -281,7 +284,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 .await
                 .context("publishing an event")?;
         }
-        let settings = canary.settings().ok();
+        let settings = settings.ok();
         // Flagger's event webhooks get every event; a failing one is logged,
         // never a reason to stop the rollout.
         for hook in settings.iter().flat_map(|s| s.webhooks_of(HookType::Event)) {
@@ -332,9 +335,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         Ok(workload::revision_checksum(&deployment, &configs) != applied)
     }
 
-    async fn step(&self, t: &mut Tick<'_>) -> Result<()> {
-        let settings = match t.canary.settings() {
-            Ok(s) => s,
+    async fn step(
+        &self,
+        t: &mut Tick<'_>,
+        settings: Result<&RolloutSettings, &crate::api::SpecErrors>,
+    ) -> Result<()> {
+        let settings = match settings {
+            Ok(s) => s.clone(),
             Err(errors) => {
                 t.not_ready("InvalidSpec", errors.to_string());
                 return Ok(());

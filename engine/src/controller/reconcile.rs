@@ -92,8 +92,9 @@ where
     M: MetricsProvider,
     W: WebhookCaller,
 {
-    let interval = canary
-        .settings()
+    let settings = canary.settings().ok();
+    let interval = settings
+        .as_ref()
         .map(|s| s.interval)
         .unwrap_or(DEFAULT_INTERVAL);
     let key = key(canary);
@@ -111,9 +112,9 @@ where
         && !outcome.alerts.is_empty()
     {
         // An alert that cannot be delivered is logged; the rollout goes on.
-        let settings = canary.settings().map(|s| s.alerts).unwrap_or_default();
+        let alert_settings = settings.map(|s| s.alerts).unwrap_or_default();
         for alert in &outcome.alerts {
-            for delivery in sink.deliver(&settings, alert).await {
+            for delivery in sink.deliver(&alert_settings, alert).await {
                 if let Err(e) = delivery.result {
                     tracing::warn!(canary = %key, alert = %delivery.alert, error = %e, "alert not delivered");
                 }
