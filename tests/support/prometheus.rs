@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const INSTALL: &str = "install Debian's package: apt-get update && apt-get install -y --no-install-recommends prometheus (.ci/run does this)";
+const INSTALL: &str = "install Debian's package: apt-get update && apt-get install -y --no-install-recommends prometheus (tests/run, the README's test command, does this)";
 
 /// Builds OpenMetrics text: families in order, samples of a series in
 /// time order, as promtool requires.
