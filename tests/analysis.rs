@@ -88,7 +88,7 @@ async fn a_plugin_answering_weight_150_never_moves_traffic() {
     let messages = sim.messages();
     assert!(
         messages.iter().any(|m| m.contains(
-            "plugin overweight returned an invalid answer: canary weight 150 is outside 0-100"
+            "plugin overweight returned an invalid answer: advance to canary weight 150 exceeds the Canary's maximum of 50 (from 0)"
         )),
         "{messages:?}"
     );

@@ -109,7 +109,7 @@ fn every_example_plugin_passes_plugin_check() {
             "mann-whitney",
             "sluice_mann_whitney",
             "evaluator",
-            "wants-series -> 600s window every 30s",
+            "requirements -> baseline true, series of 600s every 30s",
         ),
     ] {
         let wasm = common::build_example_plugin(dir, stem);

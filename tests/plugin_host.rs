@@ -34,8 +34,8 @@ fn seed_spec() -> sluice::host::bindings::strategy::AnalysisSpec {
     analysis_spec(&settings, &Default::default())
 }
 
-#[test]
-fn weighted_plugin_steps_to_max_weight_then_promotes() {
+#[tokio::test]
+async fn weighted_plugin_steps_to_max_weight_then_promotes() {
     let host = common::host();
     let p = host
         .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
@@ -44,7 +44,7 @@ fn weighted_plugin_steps_to_max_weight_then_promotes() {
     let mut weights = vec![];
     let mut state = progressing(0);
     loop {
-        match p.decide(&spec, state, obs()).unwrap() {
+        match p.decide(&spec, state, obs()).await.unwrap() {
             Action::Advance(a) => {
                 weights.push(a.canary_weight);
                 state.canary_weight = a.canary_weight;
@@ -54,14 +54,14 @@ fn weighted_plugin_steps_to_max_weight_then_promotes() {
         }
     }
     assert_eq!(weights, [10, 20, 30, 40, 50]);
-    let plan = p.route(&spec, progressing(30)).unwrap();
-    validate::route_plan("weighted", &plan, true).unwrap();
+    let plan = p.route(&spec, progressing(30)).await.unwrap();
+    validate::route_plan("weighted", &spec, &progressing(30), &plan).unwrap();
     let weights: Vec<u32> = plan.rules[0].backends.iter().map(|b| b.weight).collect();
     assert_eq!(weights, [70, 30]);
 }
 
-#[test]
-fn an_endless_loop_times_out_within_its_budget() {
+#[tokio::test]
+async fn an_endless_loop_times_out_within_its_budget() {
     let host = common::host();
     let limits = Limits {
         time_budget: Duration::from_millis(50),
@@ -69,7 +69,10 @@ fn an_endless_loop_times_out_within_its_budget() {
     };
     let p = host.load_strategy("loop", wasm::TEST_LOOP, limits).unwrap();
     let started = Instant::now();
-    let fault = p.decide(&seed_spec(), progressing(0), obs()).unwrap_err();
+    let fault = p
+        .decide(&seed_spec(), progressing(0), obs())
+        .await
+        .unwrap_err();
     assert_eq!(fault.kind, FaultKind::Timeout { budget_ms: 50 });
     assert!(
         fault.to_string().contains("plugin loop timed out"),
@@ -81,11 +84,11 @@ fn an_endless_loop_times_out_within_its_budget() {
     let w = host
         .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
         .unwrap();
-    assert!(w.decide(&seed_spec(), progressing(0), obs()).is_ok());
+    assert!(w.decide(&seed_spec(), progressing(0), obs()).await.is_ok());
 }
 
-#[test]
-fn unbounded_allocation_hits_the_memory_cap() {
+#[tokio::test]
+async fn unbounded_allocation_hits_the_memory_cap() {
     let host = common::host();
     let limits = Limits {
         memory_bytes: 16 * 1024 * 1024,
@@ -94,7 +97,10 @@ fn unbounded_allocation_hits_the_memory_cap() {
     let p = host
         .load_strategy("alloc", wasm::TEST_ALLOC, limits)
         .unwrap();
-    let fault = p.decide(&seed_spec(), progressing(0), obs()).unwrap_err();
+    let fault = p
+        .decide(&seed_spec(), progressing(0), obs())
+        .await
+        .unwrap_err();
     assert_eq!(
         fault.kind,
         FaultKind::MemoryExhausted {
@@ -107,13 +113,16 @@ fn unbounded_allocation_hits_the_memory_cap() {
     );
 }
 
-#[test]
-fn a_trap_is_reported_with_the_panic_message() {
+#[tokio::test]
+async fn a_trap_is_reported_with_the_panic_message() {
     let host = common::host();
     let p = host
         .load_strategy("trap", wasm::TEST_TRAP, Limits::default())
         .unwrap();
-    let fault = p.decide(&seed_spec(), progressing(0), obs()).unwrap_err();
+    let fault = p
+        .decide(&seed_spec(), progressing(0), obs())
+        .await
+        .unwrap_err();
     match &fault.kind {
         FaultKind::Trap(msg) => assert!(!msg.is_empty()),
         other => panic!("expected a trap, got {other:?}"),
@@ -124,28 +133,29 @@ fn a_trap_is_reported_with_the_panic_message() {
     );
 }
 
-#[test]
-fn an_overweight_answer_is_refused_by_validation() {
+#[tokio::test]
+async fn an_overweight_answer_is_refused_by_validation() {
     let host = common::host();
     let p = host
         .load_strategy("overweight", wasm::TEST_OVERWEIGHT, Limits::default())
         .unwrap();
     let state = progressing(0);
-    let action = p.decide(&seed_spec(), state, obs()).unwrap();
-    let fault = validate::action("overweight", &state, &action).unwrap_err();
+    let action = p.decide(&seed_spec(), state, obs()).await.unwrap();
+    let fault = validate::action("overweight", &seed_spec(), &state, &action).unwrap_err();
     assert!(
         fault
             .to_string()
-            .contains("canary weight 150 is outside 0-100"),
+            .contains("advance to canary weight 150 exceeds the Canary's maximum of 50 (from 0)"),
         "{fault}"
     );
-    let plan = p.route(&seed_spec(), state).unwrap();
-    let fault = validate::route_plan("overweight", &plan, true).unwrap_err();
+    let plan = p.route(&seed_spec(), state).await.unwrap();
+    let fault =
+        validate::route_plan("overweight", &seed_spec(), &progressing(10), &plan).unwrap_err();
     assert!(fault.to_string().contains("outside 0-100"), "{fault}");
 }
 
-#[test]
-fn a_file_that_is_not_a_component_or_the_wrong_world_is_refused() {
+#[tokio::test]
+async fn a_file_that_is_not_a_component_or_the_wrong_world_is_refused() {
     let host = common::host();
     let fault = host
         .load_strategy("junk", b"not wasm", Limits::default())
@@ -163,8 +173,8 @@ fn a_file_that_is_not_a_component_or_the_wrong_world_is_refused() {
     );
 }
 
-#[test]
-fn compiled_plugins_are_cached_on_disk_by_digest() {
+#[tokio::test]
+async fn compiled_plugins_are_cached_on_disk_by_digest() {
     let dir = tempfile::tempdir().unwrap();
     let host = PluginHost::new(Some(ArtifactCache::new(dir.path()).unwrap())).unwrap();
     let p = host
@@ -186,7 +196,7 @@ fn compiled_plugins_are_cached_on_disk_by_digest() {
         .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
         .unwrap();
     assert_eq!(p2.digest(), p.digest());
-    assert!(p2.decide(&seed_spec(), progressing(0), obs()).is_ok());
+    assert!(p2.decide(&seed_spec(), progressing(0), obs()).await.is_ok());
     // A corrupt cache entry is ignored, not fatal.
     std::fs::write(dir.path().join(&name), b"garbage").unwrap();
     let host3 = PluginHost::new(Some(ArtifactCache::new(dir.path()).unwrap())).unwrap();
@@ -197,8 +207,8 @@ fn compiled_plugins_are_cached_on_disk_by_digest() {
     );
 }
 
-#[test]
-fn threshold_evaluator_uses_flaggers_wording() {
+#[tokio::test]
+async fn threshold_evaluator_uses_flaggers_wording() {
     use sluice::host::bindings::evaluator::{Metric, Samples, ThresholdRange, Verdict};
     let host = common::host();
     let e = host
@@ -209,7 +219,7 @@ fn threshold_evaluator_uses_flaggers_wording() {
         threshold_range: ThresholdRange { min, max },
         config: String::new(),
     };
-    let judge = |m: &Metric, v: f64| {
+    let judge = async |m: &Metric, v: f64| {
         e.evaluate(
             m,
             Samples {
@@ -219,50 +229,51 @@ fn threshold_evaluator_uses_flaggers_wording() {
                 primary_series: Vec::new(),
             },
         )
+        .await
         .unwrap()
     };
     assert_eq!(
-        judge(&metric("error-rate", None, Some(1.0)), 0.5),
+        judge(&metric("error-rate", None, Some(1.0)), 0.5).await,
         Verdict::Pass
     );
     assert_eq!(
-        judge(&metric("error-rate", None, Some(1.0)), 69.17),
+        judge(&metric("error-rate", None, Some(1.0)), 69.17).await,
         Verdict::Fail("error rate 69.17% > 1%".into())
     );
     assert_eq!(
-        judge(&metric("latency", None, Some(0.5)), 0.62),
+        judge(&metric("latency", None, Some(0.5)), 0.62).await,
         Verdict::Fail("latency 0.62 > 0.5".into())
     );
     assert_eq!(
-        judge(&metric("request-success-rate", Some(99.0), None), 98.0),
+        judge(&metric("request-success-rate", Some(99.0), None), 98.0).await,
         Verdict::Fail("success rate 98.00% < 99%".into())
     );
     assert_eq!(
-        judge(&metric("request-duration", None, Some(500.0)), 1500.0),
+        judge(&metric("request-duration", None, Some(500.0)), 1500.0).await,
         Verdict::Fail("request duration 1.5s > 500ms".into())
     );
     assert!(matches!(
-        judge(&metric("latency", None, Some(0.5)), f64::NAN),
+        judge(&metric("latency", None, Some(0.5)), f64::NAN).await,
         Verdict::Inconclusive(_)
     ));
 }
 
-#[test]
-fn plugins_get_no_clock_and_no_randomness_from_the_host() {
+#[tokio::test]
+async fn plugins_get_no_clock_and_no_randomness_from_the_host() {
     // Identical inputs give identical answers, call after call.
     let host = common::host();
     let p = host
         .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
         .unwrap();
     let spec = seed_spec();
-    let first = p.route(&spec, progressing(20)).unwrap();
+    let first = p.route(&spec, progressing(20)).await.unwrap();
     for _ in 0..5 {
-        assert_eq!(p.route(&spec, progressing(20)).unwrap(), first);
+        assert_eq!(p.route(&spec, progressing(20)).await.unwrap(), first);
     }
 }
 
-#[test]
-fn a_plugin_for_another_contract_version_is_refused_naming_both_versions() {
+#[tokio::test]
+async fn a_plugin_for_another_contract_version_is_refused_naming_both_versions() {
     let host = common::host();
     let contract = host.inspect("future", wasm::TEST_FUTURE).unwrap();
     assert_eq!(contract.version.as_deref(), Some("0.2.0"));
@@ -276,11 +287,11 @@ fn a_plugin_for_another_contract_version_is_refused_naming_both_versions() {
     );
 }
 
-#[test]
-fn plugin_check_reports_contract_calls_and_refusals() {
+#[tokio::test]
+async fn plugin_check_reports_contract_calls_and_refusals() {
     use sluice::host::check::check;
     let host = common::host();
-    let ok = check(&host, "weighted", wasm::WEIGHTED, Limits::default());
+    let ok = check(&host, "weighted", wasm::WEIGHTED, Limits::default()).await;
     assert!(ok.ok(), "{ok}");
     let text = ok.to_string();
     assert!(text.contains("world:    strategy"), "{text}");
@@ -291,10 +302,10 @@ fn plugin_check_reports_contract_calls_and_refusals() {
     assert_eq!(ok.trial.len(), 3, "decide, route, route at rest");
     assert!(text.ends_with("result:   OK\n"));
 
-    let evaluator = check(&host, "threshold", wasm::THRESHOLD, Limits::default());
+    let evaluator = check(&host, "threshold", wasm::THRESHOLD, Limits::default()).await;
     assert!(evaluator.ok() && evaluator.to_string().contains("world:    evaluator"));
 
-    let looping = check(&host, "loop", wasm::TEST_LOOP, Limits::default());
+    let looping = check(&host, "loop", wasm::TEST_LOOP, Limits::default()).await;
     assert_eq!(
         looping.problem.as_deref(),
         Some("plugin loop timed out: no answer within 100 ms")
@@ -304,18 +315,19 @@ fn plugin_check_reports_contract_calls_and_refusals() {
         "overweight",
         wasm::TEST_OVERWEIGHT,
         Limits::default(),
-    );
+    )
+    .await;
     assert!(
         overweight
             .problem
             .as_deref()
             .unwrap()
-            .contains("canary weight 150 is outside 0-100")
+            .contains("advance to canary weight 150 exceeds the Canary's maximum of 50")
     );
-    let future = check(&host, "future", wasm::TEST_FUTURE, Limits::default());
+    let future = check(&host, "future", wasm::TEST_FUTURE, Limits::default()).await;
     assert!(future.to_string().contains(
         "result:   REFUSED: plugin future could not be loaded: it targets sluice:plugin@0.2.0"
     ));
-    let junk = check(&host, "junk", b"\0asm junk", Limits::default());
+    let junk = check(&host, "junk", b"\0asm junk", Limits::default()).await;
     assert!(!junk.ok() && junk.contract.is_none());
 }

@@ -151,7 +151,7 @@ async fn refusals_name_the_field_and_the_fault() {
             "overweight",
             "strategy",
             wasm::TEST_OVERWEIGHT,
-            "canary weight 150 is outside 0-100",
+            "advance to canary weight 150 exceeds the Canary's maximum of 50",
         ),
     ];
     for (name, kind, bytes, expected) in cases {

@@ -62,6 +62,10 @@ fn main() {
         now_unix_seconds: 0,
         phase_started_unix_seconds: 0,
     };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
     let host = PluginHost::new(None).expect("host");
     let compile_start = Instant::now();
     let plugin = host
@@ -69,21 +73,20 @@ fn main() {
         .expect("weighted");
     let compile = compile_start.elapsed();
     assert_eq!(
-        plugin.decide(&spec, state, obs).expect("decides"),
+        rt.block_on(plugin.decide(&spec, state, obs))
+            .expect("decides"),
         native_decide(&spec, &state)
     );
 
     let wasm_median = measure(2000, || {
         black_box(
-            plugin
-                .decide(black_box(&spec), black_box(state), obs)
+            rt.block_on(plugin.decide(black_box(&spec), black_box(state), obs))
                 .expect("decides"),
         );
     });
     let route_median = measure(2000, || {
         black_box(
-            plugin
-                .route(black_box(&spec), black_box(state))
+            rt.block_on(plugin.route(black_box(&spec), black_box(state)))
                 .expect("routes"),
         );
     });

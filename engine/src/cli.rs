@@ -64,7 +64,7 @@ pub struct PluginCheckArgs {
 }
 
 /// `sluice plugin check`: the report, and whether the plugin is usable.
-pub fn plugin_check(args: &PluginCheckArgs) -> Result<(String, bool)> {
+pub async fn plugin_check(args: &PluginCheckArgs) -> Result<(String, bool)> {
     let wasm =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let host = PluginHost::new(None)?;
@@ -77,7 +77,7 @@ pub fn plugin_check(args: &PluginCheckArgs) -> Result<(String, bool)> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
-    let report = crate::host::check::check(&host, &name, &wasm, limits);
+    let report = crate::host::check::check(&host, &name, &wasm, limits).await;
     Ok((report.to_string(), report.ok()))
 }
 

@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
             .await
             .map(|()| String::new()),
         Command::Crd => cli::crds(),
-        Command::Plugin(cli::PluginCommand::Check(args)) => match cli::plugin_check(args) {
+        Command::Plugin(cli::PluginCommand::Check(args)) => match cli::plugin_check(args).await {
             Ok((report, true)) => Ok(report),
             Ok((report, false)) => {
                 print!("{report}");

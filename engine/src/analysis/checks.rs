@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::api::{Canary, CanaryPhase, MetricCheck, Webhook};
 use crate::host::bindings::evaluator::{Metric, Samples, SeriesRequest, ThresholdRange, Verdict};
-use crate::host::evaluator::series_points;
-use crate::host::{EvaluatorPlugin, PluginFault, PluginRegistry};
+use crate::host::evaluator::{Requirements, series_points};
+use crate::host::{EvaluatorPlugin, PluginRegistry};
 
 /// Which workload a metric query is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,22 +71,6 @@ pub trait WebhookCaller: Send + Sync {
     ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-/// Runs a plugin call off the async executor: calls are CPU-bound and
-/// bounded by their time budget, and WASI's synchronous bindings must not
-/// run on an executor thread.
-pub async fn blocking<R: Send + 'static>(
-    plugin: &str,
-    f: impl FnOnce() -> Result<R, PluginFault> + Send + 'static,
-) -> Result<R, PluginFault> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(PluginFault {
-            plugin: plugin.to_string(),
-            kind: crate::host::FaultKind::Trap(format!("host task failed: {e}")),
-        }),
-    }
-}
-
 /// Checks every metric; returns one "Halt … advancement …" event message
 /// per failed check, in Flagger's wording.
 pub async fn run_metrics<M: MetricsProvider>(
@@ -123,6 +107,7 @@ async fn run_metric<M: MetricsProvider>(
         )
     };
     let value = match provider.value(canary, check, MetricTarget::Canary).await {
+        Ok(Some(v)) if !v.is_finite() => return Err(not_finite(target_label, check, "", v)),
         Ok(Some(v)) => v,
         Ok(None) => return Err(no_values()),
         Err(e) => {
@@ -143,20 +128,18 @@ async fn run_metric<M: MetricsProvider>(
         },
         config: evaluator.config_or_default(&check.evaluator_config),
     };
-    let wants_baseline = {
-        let (e, m) = (evaluator.clone(), metric.clone());
-        blocking(evaluator.name(), move || e.wants_baseline(&m))
-            .await
-            .map_err(|f| format!("Halt {target_label} advancement {f}"))?
-    };
-    let series_request = {
-        let (e, m) = (evaluator.clone(), metric.clone());
-        blocking(evaluator.name(), move || e.wants_series(&m))
-            .await
-            .map_err(|f| format!("Halt {target_label} advancement {f}"))?
-    };
+    let Requirements {
+        baseline: wants_baseline,
+        series: series_request,
+    } = evaluator
+        .requirements(&metric)
+        .await
+        .map_err(|f| format!("Halt {target_label} advancement {f}"))?;
     let primary = if wants_baseline {
         match provider.value(canary, check, MetricTarget::Primary).await {
+            Ok(Some(v)) if !v.is_finite() => {
+                return Err(not_finite(target_label, check, " baseline", v));
+            }
             Ok(v) => v,
             Err(e) => {
                 return Err(format!(
@@ -201,8 +184,8 @@ async fn run_metric<M: MetricsProvider>(
         canary_series,
         primary_series,
     };
-    let name = evaluator.name().to_string();
-    let verdict = blocking(&name, move || evaluator.evaluate(&metric, samples))
+    let verdict = evaluator
+        .evaluate(&metric, samples)
         .await
         .map_err(|f| format!("Halt {target_label} advancement {f}"))?;
     match verdict {
@@ -211,6 +194,14 @@ async fn run_metric<M: MetricsProvider>(
             Err(format!("Halt {target_label} advancement {reason}"))
         }
     }
+}
+
+/// Why a value that is not a finite number never reaches an evaluator.
+fn not_finite(target_label: &str, check: &MetricCheck, which: &str, value: f64) -> String {
+    format!(
+        "Halt {target_label} advancement metric {}{which} value {value} is not a finite number",
+        check.name
+    )
 }
 
 /// A series as the contract promises it to plugins, whatever the provider

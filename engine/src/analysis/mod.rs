@@ -20,7 +20,7 @@ use crate::cluster::{Cluster, Event};
 use crate::host::bindings::strategy as wit;
 use crate::host::{PluginFault, PluginRegistry, StrategyPlugin, validate};
 use crate::router;
-use checks::{MetricsProvider, WebhookCaller, blocking};
+use checks::{MetricsProvider, WebhookCaller};
 
 /// The condition Sluice sets when a spec is invalid or a plugin is missing.
 pub const CONDITION_READY: &str = "Ready";
@@ -182,17 +182,7 @@ fn retire_cookie(status: &mut CanaryStatus) {
     }
 }
 
-/// Whether any request may reach the canary in this state: only while a
-/// rollout runs and after its first step.
-pub fn canary_traffic_allowed(state: &wit::RolloutState) -> bool {
-    matches!(
-        state.phase,
-        wit::Phase::Progressing
-            | wit::Phase::Promoting
-            | wit::Phase::WaitingPromotion
-            | wit::Phase::Waiting
-    ) && (state.canary_weight > 0 || state.iterations > 0)
-}
+pub use crate::host::validate::canary_traffic_allowed;
 
 /// The value part of a stored "name=value" cookie.
 fn cookie_value(cookie: Option<&str>) -> Option<String> {
@@ -1084,9 +1074,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         state: wit::RolloutState,
         obs: wit::Observation,
     ) -> Result<wit::Action, PluginFault> {
-        let (p, s) = (strategy.clone(), spec.clone());
-        let action = blocking(strategy.name(), move || p.decide(&s, state, obs)).await?;
-        validate::action(strategy.name(), &state, &action).inspect_err(|_| {
+        let action = strategy.decide(spec, state, obs).await?;
+        validate::action(strategy.name(), spec, &state, &action).inspect_err(|_| {
             self.plugins
                 .host()
                 .metrics()
@@ -1095,23 +1084,20 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         Ok(action)
     }
 
-    /// The plugin's route plan for `state`, checked.
+    /// The plugin's route plan for `state`, checked against the state.
     async fn checked_plan(
         &self,
         strategy: &StrategyPlugin,
         spec: &wit::AnalysisSpec,
         state: wit::RolloutState,
     ) -> Result<wit::RoutePlan, PluginFault> {
-        let (p, s) = (strategy.clone(), spec.clone());
-        let plan = blocking(strategy.name(), move || p.route(&s, state)).await?;
-        validate::route_plan(strategy.name(), &plan, canary_traffic_allowed(&state)).inspect_err(
-            |_| {
-                self.plugins
-                    .host()
-                    .metrics()
-                    .record_invalid_answer(strategy.name())
-            },
-        )?;
+        let plan = strategy.route(spec, state).await?;
+        validate::route_plan(strategy.name(), spec, &state, &plan).inspect_err(|_| {
+            self.plugins
+                .host()
+                .metrics()
+                .record_invalid_answer(strategy.name())
+        })?;
         Ok(plan)
     }
 
@@ -1135,9 +1121,17 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     .await?;
                 if canary_traffic_allowed(&state) && existing.is_some() {
                     tracing::warn!(canary = %t.label, %fault, "keeping the current route");
+                    t.warn(format!(
+                        "Route of {} not updated, keeping the current one: {fault}",
+                        t.label
+                    ));
                     return Ok(());
                 }
                 tracing::warn!(canary = %t.label, %fault, "using the all-primary route");
+                t.warn(format!(
+                    "Route of {} set to the primary only: {fault}",
+                    t.label
+                ));
                 router::safe_plan()
             }
         };

@@ -244,9 +244,9 @@ impl Checker {
             self.fail(field, "set exactly one of exact, prefix, suffix or regex");
         }
         if let Some(re) = &m.regex
-            && let Err(e) = regex::Regex::new(re)
+            && let Err(e) = bounded_regex(re)
         {
-            self.fail(field, format!("invalid regex {re:?}: {e}"));
+            self.fail(&format!("{field}.regex"), e);
         }
     }
 
@@ -283,6 +283,48 @@ impl Checker {
 }
 
 /// RFC 7230 token characters.
+/// The longest regular expression a match may carry, in bytes.
+pub const MAX_REGEX_BYTES: usize = 1024;
+/// The most a compiled match regex may take (program and lazy DFA); a
+/// pattern over it is refused at once instead of compiling for seconds.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+/// The deepest a regex may nest groups and repetitions.
+const REGEX_NEST_LIMIT: u32 = 32;
+
+/// Compiles a match regex within fixed bounds (length, nesting, compiled
+/// size), so that neither a Canary nor a plugin can make the host spend
+/// more than a few milliseconds on it. The `regex` crate matches in linear
+/// time, so a compiled regex is safe to run on any input.
+pub fn bounded_regex(re: &str) -> Result<regex::Regex, String> {
+    if re.len() > MAX_REGEX_BYTES {
+        return Err(format!(
+            "regex of {} bytes is longer than {MAX_REGEX_BYTES}",
+            re.len()
+        ));
+    }
+    regex::RegexBuilder::new(re)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(REGEX_NEST_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => format!(
+                "regex {:?} is too complex: it compiles to more than {limit} bytes; simplify it",
+                preview(re)
+            ),
+            other => format!("invalid regex {:?}: {other}", preview(re)),
+        })
+}
+
+/// The first 64 characters of `s`, for messages.
+fn preview(s: &str) -> String {
+    let mut p: String = s.chars().take(64).collect();
+    if p.len() < s.len() {
+        p.push('…');
+    }
+    p
+}
+
 pub fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name

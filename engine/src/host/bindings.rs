@@ -6,6 +6,7 @@ pub mod strategy {
         world: "strategy",
         path: "../wit",
         additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+        exports: { default: async },
     });
 
     pub use sluice::plugin::strategy_types::{
@@ -20,6 +21,7 @@ pub mod evaluator {
         world: "evaluator",
         path: "../wit",
         additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+        exports: { default: async },
     });
 
     pub use sluice::plugin::evaluator_types::*;

@@ -1,8 +1,9 @@
 //! `sluice plugin check`: what a plugin author (or a platform team about to
 //! register a plugin) wants to know before a Canary uses it: which world and
 //! contract version it targets, what it imports and exports, its size and
-//! digest, and whether it loads and answers a sample call within the limits
-//! with an answer the host accepts.
+//! digest, what each of its WASI imports gets in the sandbox, whether it
+//! loads and answers sample calls within the limits with answers the host
+//! accepts, and the plugin's own log lines and output.
 
 use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use super::bindings::evaluator::{Metric, Samples, ThresholdRange};
 use super::bindings::strategy::{AnalysisSpec, Observation, Phase, RolloutState};
 use super::contract::{self, World};
 use super::evaluator::series_points;
-use super::{FaultKind, Limits, PluginFault, PluginHost, validate};
+use super::{FaultKind, Limits, LogSink, PluginFault, PluginHost, sandbox, validate};
 
 /// Series in the sample evaluation hold at most this many values.
 const TRIAL_SERIES_POINTS: u64 = 60;
@@ -28,6 +29,8 @@ pub struct Report {
     pub problem: Option<String>,
     /// What the sample calls answered, and how long they took.
     pub trial: Vec<(String, Duration)>,
+    /// The plugin's log lines during the sample calls.
+    pub logs: Vec<String>,
 }
 
 impl Report {
@@ -54,39 +57,57 @@ fn sample_spec() -> AnalysisSpec {
 }
 
 /// Checks `wasm`, named `name` in messages, with `host`, each call held to
-/// `limits`.
-pub fn check(host: &PluginHost, name: &str, wasm: &[u8], limits: Limits) -> Report {
+/// `limits`. Compiles off the async executor.
+pub async fn check(host: &PluginHost, name: &str, wasm: &[u8], limits: Limits) -> Report {
     let mut report = Report {
         size_bytes: wasm.len(),
         sha256: hex::encode(Sha256::digest(wasm)),
         contract: None,
         problem: None,
         trial: Vec::new(),
+        logs: Vec::new(),
     };
-    let contract = match host.inspect(name, wasm) {
-        Ok(c) => c,
-        Err(fault) => {
+    let compiled = {
+        let (host, name, wasm) = (host.clone(), name.to_string(), wasm.to_vec());
+        tokio::task::spawn_blocking(move || host.inspect(&name, &wasm)).await
+    };
+    let contract = match compiled {
+        Ok(Ok(c)) => c,
+        Ok(Err(fault)) => {
             report.problem = Some(fault.to_string());
+            return report;
+        }
+        Err(e) => {
+            report.problem = Some(format!("plugin {name} could not be compiled: {e}"));
             return report;
         }
     };
     let world = contract.world;
     report.contract = Some(contract);
+    let sink = LogSink::default();
+    let trial = Trial {
+        host,
+        name,
+        wasm,
+        limits,
+        sink: sink.clone(),
+    };
     let outcome = match world {
-        Some(World::Evaluator) => trial_evaluator(host, name, wasm, limits, &mut report.trial),
+        Some(World::Evaluator) => trial.evaluator(&mut report.trial).await,
         // A component with no sluice export fails the strategy check with
         // the message that says so.
-        _ => trial_strategy(host, name, wasm, limits, &mut report.trial),
+        _ => trial.strategy(&mut report.trial).await,
     };
     if let Err(problem) = outcome {
         report.problem = Some(problem);
     }
+    report.logs = sink.lock().map(|l| l.clone()).unwrap_or_default();
     report
 }
 
-fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+async fn timed<R>(f: impl Future<Output = R>) -> (R, Duration) {
     let started = Instant::now();
-    let r = f();
+    let r = f.await;
     (r, started.elapsed())
 }
 
@@ -115,120 +136,122 @@ fn answered<R>(
     }
 }
 
-fn trial_strategy(
-    host: &PluginHost,
-    name: &str,
-    wasm: &[u8],
+/// The sample calls of one check.
+struct Trial<'a> {
+    host: &'a PluginHost,
+    name: &'a str,
+    wasm: &'a [u8],
     limits: Limits,
-    trial: &mut Vec<(String, Duration)>,
-) -> Result<(), String> {
-    let plugin = host
-        .load_strategy(name, wasm, limits)
-        .map_err(|f| f.to_string())?;
-    let spec = sample_spec();
-    let state = RolloutState {
-        phase: Phase::Progressing,
-        canary_weight: 10,
-        iterations: 1,
-        failed_checks: 0,
-    };
-    let observation = Observation {
-        now_unix_seconds: 1_767_225_600,
-        phase_started_unix_seconds: 1_767_225_540,
-    };
-    let (action, took) = timed(|| plugin.decide(&spec, state, observation));
-    if let Some(action) = answered("decide", action, took, trial)? {
-        validate::action(plugin.name(), &state, &action).map_err(|f| f.to_string())?;
-        trial.push((
-            format!("decide (progressing, weight 10) -> {action:?}"),
-            took,
-        ));
-    }
-    let (plan, took) = timed(|| plugin.route(&spec, state));
-    if let Some(plan) = answered("route", plan, took, trial)? {
-        validate::route_plan(plugin.name(), &plan, true).map_err(|f| f.to_string())?;
-        trial.push((
-            format!(
-                "route (progressing, weight 10) -> {} rule(s)",
-                plan.rules.len()
-            ),
-            took,
-        ));
-    }
-    let at_rest = RolloutState {
-        phase: Phase::Initialized,
-        canary_weight: 0,
-        iterations: 0,
-        failed_checks: 0,
-    };
-    let (plan, took) = timed(|| plugin.route(&spec, at_rest));
-    if let Some(plan) = answered("route at rest", plan, took, trial)? {
-        validate::route_plan(plugin.name(), &plan, false).map_err(|f| f.to_string())?;
-        trial.push(("route (at rest) -> all traffic on the primary".into(), took));
-    }
-    Ok(())
+    sink: LogSink,
 }
 
-fn trial_evaluator(
-    host: &PluginHost,
-    name: &str,
-    wasm: &[u8],
-    limits: Limits,
-    trial: &mut Vec<(String, Duration)>,
-) -> Result<(), String> {
-    let plugin = host
-        .load_evaluator(name, wasm, limits)
-        .map_err(|f| f.to_string())?;
-    let metric = Metric {
-        name: "error-rate".into(),
-        threshold_range: ThresholdRange {
-            min: None,
-            max: Some(1.0),
-        },
-        config: String::new(),
-    };
-    let (wants, took) = timed(|| plugin.wants_baseline(&metric));
-    let wants = wants.map_err(|f| f.to_string())?;
-    trial.push((format!("wants-baseline -> {wants}"), took));
-    let (series, took) = timed(|| plugin.wants_series(&metric));
-    let series = series.map_err(|f| f.to_string())?;
-    trial.push((
-        match &series {
-            Some(r) => format!(
-                "wants-series -> {}s window every {}s",
-                r.window_seconds, r.step_seconds
-            ),
-            None => "wants-series -> none".to_string(),
-        },
-        took,
-    ));
-    // As many samples as the request asks for, up to a sample's worth, so
-    // the evaluator is tried on the shape of input it will get.
-    let points = series
-        .as_ref()
-        .map_or(0, |r| series_points(r).min(TRIAL_SERIES_POINTS) as usize);
-    let sample_series =
-        |base: f64| -> Vec<f64> { (0..points).map(|i| base + (i % 7) as f64 * 0.01).collect() };
-    let samples = Samples {
-        canary: 0.5,
-        primary: wants.then_some(0.4),
-        canary_series: sample_series(0.5),
-        primary_series: if wants {
-            sample_series(0.4)
-        } else {
-            Vec::new()
-        },
-    };
-    let described = if points > 0 {
-        format!("canary 0.5, max 1, series of {points}")
-    } else {
-        "canary 0.5, max 1".to_string()
-    };
-    let (verdict, took) = timed(|| plugin.evaluate(&metric, samples));
-    if let Some(verdict) = answered("evaluate", verdict, took, trial)? {
-        trial.push((format!("evaluate ({described}) -> {verdict:?}"), took));
+impl Trial<'_> {
+    async fn strategy(&self, trial: &mut Vec<(String, Duration)>) -> Result<(), String> {
+        let plugin = self
+            .host
+            .load_strategy(self.name, self.wasm, self.limits)
+            .map_err(|f| f.to_string())?
+            .with_log_sink(self.sink.clone());
+        let spec = sample_spec();
+        let state = RolloutState {
+            phase: Phase::Progressing,
+            canary_weight: 10,
+            iterations: 1,
+            failed_checks: 0,
+        };
+        let observation = Observation {
+            now_unix_seconds: 1_767_225_600,
+            phase_started_unix_seconds: 1_767_225_540,
+        };
+        let (action, took) = timed(plugin.decide(&spec, state, observation)).await;
+        if let Some(action) = answered("decide", action, took, trial)? {
+            validate::action(plugin.name(), &spec, &state, &action).map_err(|f| f.to_string())?;
+            trial.push((
+                format!("decide (progressing, weight 10) -> {action:?}"),
+                took,
+            ));
+        }
+        let (plan, took) = timed(plugin.route(&spec, state)).await;
+        if let Some(plan) = answered("route", plan, took, trial)? {
+            validate::route_plan(plugin.name(), &spec, &state, &plan).map_err(|f| f.to_string())?;
+            trial.push((
+                format!(
+                    "route (progressing, weight 10) -> {} rule(s)",
+                    plan.rules.len()
+                ),
+                took,
+            ));
+        }
+        let at_rest = RolloutState {
+            phase: Phase::Initialized,
+            canary_weight: 0,
+            iterations: 0,
+            failed_checks: 0,
+        };
+        let (plan, took) = timed(plugin.route(&spec, at_rest)).await;
+        if let Some(plan) = answered("route at rest", plan, took, trial)? {
+            validate::route_plan(plugin.name(), &spec, &at_rest, &plan)
+                .map_err(|f| f.to_string())?;
+            trial.push(("route (at rest) -> all traffic on the primary".into(), took));
+        }
+        Ok(())
     }
-    Ok(())
+
+    async fn evaluator(&self, trial: &mut Vec<(String, Duration)>) -> Result<(), String> {
+        let plugin = self
+            .host
+            .load_evaluator(self.name, self.wasm, self.limits)
+            .map_err(|f| f.to_string())?
+            .with_log_sink(self.sink.clone());
+        let metric = Metric {
+            name: "error-rate".into(),
+            threshold_range: ThresholdRange {
+                min: None,
+                max: Some(1.0),
+            },
+            config: String::new(),
+        };
+        let (requirements, took) = timed(plugin.requirements(&metric)).await;
+        let requirements = requirements.map_err(|f| f.to_string())?;
+        let (wants, series) = (requirements.baseline, requirements.series);
+        trial.push((
+            match &series {
+                Some(r) => format!(
+                    "requirements -> baseline {wants}, series of {}s every {}s",
+                    r.window_seconds, r.step_seconds
+                ),
+                None => format!("requirements -> baseline {wants}, no series"),
+            },
+            took,
+        ));
+        // As many samples as the request asks for, up to a sample's worth, so
+        // the evaluator is tried on the shape of input it will get.
+        let points = series
+            .as_ref()
+            .map_or(0, |r| series_points(r).min(TRIAL_SERIES_POINTS) as usize);
+        let sample_series =
+            |base: f64| -> Vec<f64> { (0..points).map(|i| base + (i % 7) as f64 * 0.01).collect() };
+        let samples = Samples {
+            canary: 0.5,
+            primary: wants.then_some(0.4),
+            canary_series: sample_series(0.5),
+            primary_series: if wants {
+                sample_series(0.4)
+            } else {
+                Vec::new()
+            },
+        };
+        let described = if points > 0 {
+            format!("canary 0.5, max 1, series of {points}")
+        } else {
+            "canary 0.5, max 1".to_string()
+        };
+        let (verdict, took) = timed(plugin.evaluate(&metric, samples)).await;
+        if let Some(verdict) = answered("evaluate", verdict, took, trial)? {
+            trial.push((format!("evaluate ({described}) -> {verdict:?}"), took));
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Report {
@@ -252,6 +275,9 @@ impl fmt::Display for Report {
             );
             let _ = writeln!(out, "exports:  {}", c.exports.join(", "));
             let _ = writeln!(out, "imports:  {}", c.imports.join(", "));
+            for import in c.imports.iter().filter(|i| i.starts_with("wasi:")) {
+                let _ = writeln!(out, "sandbox:  {import}: {}", sandbox::describe(import));
+            }
         }
         for (call, took) in &self.trial {
             let _ = writeln!(
@@ -259,6 +285,9 @@ impl fmt::Display for Report {
                 "call:     {call} in {:.3} ms",
                 took.as_secs_f64() * 1000.0
             );
+        }
+        for line in &self.logs {
+            let _ = writeln!(out, "log:      {line}");
         }
         match &self.problem {
             None => {

@@ -143,12 +143,17 @@ pub fn check(contract: &Contract, expected: World) -> Result<(), String> {
         }
     }
     for import in &contract.imports {
+        if import.starts_with("wasi:") && !super::sandbox::links(import) {
+            return Err(format!(
+                "it imports {import}, which the host does not provide: plugins get WASI 0.2 io, clocks, random, cli, filesystem and sockets only, as deterministic stand-ins; rebuild it without that import (componentize-js: --disable http --disable fetch-event)"
+            ));
+        }
         let provided = import.starts_with("wasi:")
             || sluice_interface(import)
                 .is_some_and(|(i, v)| HOST_INTERFACES.contains(&i) && v.is_some_and(accepts));
         if !provided {
             return Err(format!(
-                "it imports {import}, which the host does not provide (plugins get only {PACKAGE}/log and an empty WASI)"
+                "it imports {import}, which the host does not provide (plugins get only {PACKAGE}/log and a WASI without capabilities)"
             ));
         }
     }
@@ -230,7 +235,7 @@ mod tests {
                 World::Strategy
             )
             .unwrap_err(),
-            "it imports acme:net/http@1.0.0, which the host does not provide (plugins get only sluice:plugin/log and an empty WASI)"
+            "it imports acme:net/http@1.0.0, which the host does not provide (plugins get only sluice:plugin/log and a WASI without capabilities)"
         );
     }
 }

@@ -1,9 +1,10 @@
-//! A loaded evaluator plugin. Cheap to clone; every call gets a fresh store.
+//! A loaded evaluator plugin. Cheap to clone; every call that runs guest
+//! code gets a fresh instance.
 
-use super::bindings::evaluator::{
-    Evaluator, EvaluatorPre, Metric, Samples, SeriesRequest, Verdict,
-};
-use super::{CallState, FaultKind, Limits, PluginFault, PluginMetrics, run_call};
+use super::bindings::evaluator::{EvaluatorPre, Metric, Samples, SeriesRequest, Verdict};
+use super::call::{CallContext, run_call};
+use super::memo::Memo;
+use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost};
 
 /// The most samples a series may hold: Prometheus refuses range queries of
 /// more than 11,000 points per series, and a plugin's input must stay small
@@ -44,15 +45,26 @@ pub fn check_series_request(request: &SeriesRequest) -> Result<(), String> {
     Ok(())
 }
 
+/// What an evaluator needs for a metric: the primary's value as a
+/// baseline, and a series window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Requirements {
+    pub baseline: bool,
+    pub series: Option<SeriesRequest>,
+}
+
 #[derive(Clone)]
 pub struct EvaluatorPlugin {
     name: String,
     digest: String,
     pre: EvaluatorPre<CallState>,
     limits: Limits,
-    metrics: PluginMetrics,
+    host: PluginHost,
     /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
     default_config: String,
+    /// Requirements by metric: `wants-*` are pure functions.
+    requirements: Memo<Requirements>,
+    sink: Option<LogSink>,
 }
 
 impl EvaluatorPlugin {
@@ -61,15 +73,17 @@ impl EvaluatorPlugin {
         digest: String,
         pre: EvaluatorPre<CallState>,
         limits: Limits,
-        metrics: PluginMetrics,
+        host: PluginHost,
     ) -> Self {
         Self {
             name: name.to_string(),
             digest,
             pre,
             limits,
-            metrics,
+            host,
             default_config: String::new(),
+            requirements: Memo::default(),
+            sink: None,
         }
     }
 
@@ -80,6 +94,12 @@ impl EvaluatorPlugin {
     /// The plugin with settings to use when a Canary gives none.
     pub fn with_default_config(mut self, config: String) -> Self {
         self.default_config = config;
+        self
+    }
+
+    /// The plugin with its log lines also collected in `sink`.
+    pub fn with_log_sink(mut self, sink: LogSink) -> Self {
+        self.sink = Some(sink);
         self
     }
 
@@ -96,56 +116,63 @@ impl EvaluatorPlugin {
         &self.digest
     }
 
-    fn call<R>(
-        &self,
-        f: impl FnOnce(
-            &mut wasmtime::Store<CallState>,
-            &Evaluator,
-        ) -> wasmtime::Result<Result<R, String>>,
-    ) -> Result<R, PluginFault> {
-        run_call(
-            self.pre.engine(),
-            &self.metrics,
-            &self.name,
-            self.limits,
-            |store| self.pre.instantiate(store),
-            f,
-        )
+    fn context(&self) -> CallContext<'_> {
+        CallContext {
+            engine: self.pre.engine(),
+            metrics: self.host.metrics(),
+            plugin: &self.name,
+            limits: self.limits,
+            sink: self.sink.clone(),
+            permits: self.host.permits(),
+        }
     }
 
-    pub fn wants_baseline(&self, metric: &Metric) -> Result<bool, PluginFault> {
-        self.call(|store, e| {
-            e.sluice_plugin_judge()
-                .call_wants_baseline(store, metric)
-                .map(Ok)
+    /// What the plugin needs for `metric` (`wants-baseline` and
+    /// `wants-series`, asked of one instance), remembered per metric. A
+    /// series request the host cannot serve (zero step, window shorter than
+    /// a step, too many samples) is an invalid answer: plugin output is
+    /// never trusted.
+    pub async fn requirements(&self, metric: &Metric) -> Result<Requirements, PluginFault> {
+        let key = Memo::<Requirements>::key("requirements", metric);
+        if let Some(r) = key.and_then(|k| self.requirements.get(k)) {
+            return Ok(r);
+        }
+        let requirements = run_call(self.context(), async |store| {
+            let plugin = self.pre.instantiate_async(&mut *store).await?;
+            let judge = plugin.sluice_plugin_judge();
+            let baseline = judge.call_wants_baseline(&mut *store, metric).await?;
+            let series = judge.call_wants_series(&mut *store, metric).await?;
+            Ok(Ok(Requirements { baseline, series }))
         })
-    }
-
-    /// The series this plugin wants for `metric`, if any. A request the host
-    /// cannot serve (zero step, window shorter than a step, too many
-    /// samples) is an invalid answer: plugin output is never trusted.
-    pub fn wants_series(&self, metric: &Metric) -> Result<Option<SeriesRequest>, PluginFault> {
-        let request = self.call(|store, e| {
-            e.sluice_plugin_judge()
-                .call_wants_series(store, metric)
-                .map(Ok)
-        })?;
-        if let Some(r) = &request {
+        .await?;
+        if let Some(r) = &requirements.series {
             check_series_request(r).map_err(|why| PluginFault {
                 plugin: self.name.clone(),
                 kind: FaultKind::InvalidAnswer(why),
             })?;
         }
-        Ok(request)
+        if let Some(k) = key {
+            self.requirements.put(k, requirements);
+        }
+        Ok(requirements)
     }
 
     /// Judges one metric. A verdict whose reason is empty or absurdly long
-    /// is an invalid answer.
-    pub fn evaluate(&self, metric: &Metric, samples: Samples) -> Result<Verdict, PluginFault> {
-        let verdict = self.call(|store, e| {
-            e.sluice_plugin_judge()
-                .call_evaluate(store, metric, &samples)
-        })?;
+    /// is an invalid answer. Callers hand only finite samples
+    /// (`analysis::checks` refuses the others before any plugin runs).
+    pub async fn evaluate(
+        &self,
+        metric: &Metric,
+        samples: Samples,
+    ) -> Result<Verdict, PluginFault> {
+        let verdict = run_call(self.context(), async |store| {
+            let plugin = self.pre.instantiate_async(&mut *store).await?;
+            plugin
+                .sluice_plugin_judge()
+                .call_evaluate(&mut *store, metric, &samples)
+                .await
+        })
+        .await?;
         let reason = match &verdict {
             Verdict::Pass => return Ok(verdict),
             Verdict::Fail(r) | Verdict::Inconclusive(r) => r,

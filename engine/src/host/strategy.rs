@@ -1,9 +1,12 @@
-//! A loaded strategy plugin. Cheap to clone; every call gets a fresh store.
+//! A loaded strategy plugin. Cheap to clone; every call that runs guest
+//! code gets a fresh instance.
 
 use super::bindings::strategy::{
-    Action, AnalysisSpec, Observation, RolloutState, RoutePlan, Strategy, StrategyPre,
+    Action, AnalysisSpec, Observation, RolloutState, RoutePlan, StrategyPre,
 };
-use super::{CallState, Limits, PluginFault, PluginMetrics, run_call};
+use super::call::{CallContext, run_call};
+use super::memo::Memo;
+use super::{CallState, Limits, LogSink, PluginFault, PluginHost};
 
 #[derive(Clone)]
 pub struct StrategyPlugin {
@@ -11,9 +14,12 @@ pub struct StrategyPlugin {
     digest: String,
     pre: StrategyPre<CallState>,
     limits: Limits,
-    metrics: PluginMetrics,
+    host: PluginHost,
     /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
     default_config: String,
+    /// Route plans by spec and state: `route` is a pure function.
+    routes: Memo<RoutePlan>,
+    sink: Option<LogSink>,
 }
 
 impl StrategyPlugin {
@@ -22,15 +28,17 @@ impl StrategyPlugin {
         digest: String,
         pre: StrategyPre<CallState>,
         limits: Limits,
-        metrics: PluginMetrics,
+        host: PluginHost,
     ) -> Self {
         Self {
             name: name.to_string(),
             digest,
             pre,
             limits,
-            metrics,
+            host,
             default_config: String::new(),
+            routes: Memo::default(),
+            sink: None,
         }
     }
 
@@ -41,6 +49,12 @@ impl StrategyPlugin {
     /// The plugin with settings to use when a Canary gives none.
     pub fn with_default_config(mut self, config: String) -> Self {
         self.default_config = config;
+        self
+    }
+
+    /// The plugin with its log lines also collected in `sink`.
+    pub fn with_log_sink(mut self, sink: LogSink) -> Self {
+        self.sink = Some(sink);
         self
     }
 
@@ -62,42 +76,56 @@ impl StrategyPlugin {
         self.limits
     }
 
-    fn call<R>(
-        &self,
-        f: impl FnOnce(
-            &mut wasmtime::Store<CallState>,
-            &Strategy,
-        ) -> wasmtime::Result<Result<R, String>>,
-    ) -> Result<R, PluginFault> {
-        run_call(
-            self.pre.engine(),
-            &self.metrics,
-            &self.name,
-            self.limits,
-            |store| self.pre.instantiate(store),
-            f,
-        )
+    fn context(&self) -> CallContext<'_> {
+        CallContext {
+            engine: self.pre.engine(),
+            metrics: self.host.metrics(),
+            plugin: &self.name,
+            limits: self.limits,
+            sink: self.sink.clone(),
+            permits: self.host.permits(),
+        }
     }
 
     /// The plugin's raw decision; check it with [`super::validate::action`].
-    pub fn decide(
+    pub async fn decide(
         &self,
         spec: &AnalysisSpec,
         state: RolloutState,
         obs: Observation,
     ) -> Result<Action, PluginFault> {
-        self.call(|store, s| {
-            s.sluice_plugin_rollout()
-                .call_decide(store, spec, state, obs)
+        run_call(self.context(), async |store| {
+            let plugin = self.pre.instantiate_async(&mut *store).await?;
+            plugin
+                .sluice_plugin_rollout()
+                .call_decide(&mut *store, spec, state, obs)
+                .await
         })
+        .await
     }
 
-    /// The plugin's raw route plan; check it with [`super::validate::route_plan`].
-    pub fn route(
+    /// The plugin's raw route plan; check it with
+    /// [`super::validate::route_plan`]. Remembered per spec and state.
+    pub async fn route(
         &self,
         spec: &AnalysisSpec,
         state: RolloutState,
     ) -> Result<RoutePlan, PluginFault> {
-        self.call(|store, s| s.sluice_plugin_rollout().call_route(store, spec, state))
+        let key = Memo::<RoutePlan>::key("route", &(spec, state));
+        if let Some(plan) = key.and_then(|k| self.routes.get(k)) {
+            return Ok(plan);
+        }
+        let plan = run_call(self.context(), async |store| {
+            let plugin = self.pre.instantiate_async(&mut *store).await?;
+            plugin
+                .sluice_plugin_rollout()
+                .call_route(&mut *store, spec, state)
+                .await
+        })
+        .await?;
+        if let Some(k) = key {
+            self.routes.put(k, plan.clone());
+        }
+        Ok(plan)
     }
 }

@@ -2,10 +2,11 @@
 //! checked here before the host acts on it.
 
 use super::bindings::strategy::{
-    Action, Backend, HttpMatch, Phase, ResponseCookie, RolloutState, RoutePlan, StringMatch,
+    Action, AnalysisSpec, Backend, HttpMatch, Mirror, Phase, ResponseCookie, RolloutState,
+    RoutePlan, RouteRule, StringMatch,
 };
 use super::{FaultKind, PluginFault};
-use crate::api::validate::is_header_name;
+use crate::api::validate::{bounded_regex, is_header_name};
 
 const MAX_RULES: usize = 16;
 const MAX_REASON: usize = 1024;
@@ -17,16 +18,49 @@ fn invalid(plugin: &str, why: String) -> PluginFault {
     }
 }
 
-/// Checks that `action` is legal in the current state.
-pub fn action(plugin: &str, state: &RolloutState, action: &Action) -> Result<(), PluginFault> {
+/// Whether any request may reach the canary in this state: only while a
+/// rollout runs and after its first step.
+pub fn canary_traffic_allowed(state: &RolloutState) -> bool {
+    matches!(
+        state.phase,
+        Phase::Progressing | Phase::Promoting | Phase::WaitingPromotion | Phase::Waiting
+    ) && (state.canary_weight > 0 || state.iterations > 0)
+}
+
+/// The highest canary weight an `advance` to `iterations` may ask for: the
+/// Canary's `maxWeight` (the last of `stepWeights` when given). The one
+/// exception is blue/green's switch: past the last iteration of a Canary
+/// with `iterations` and no `match`, all traffic may move to the canary.
+pub fn max_canary_weight(spec: &AnalysisSpec, iterations: u32) -> u32 {
+    let switch = spec.matches.is_empty() && spec.iterations.is_some_and(|n| iterations > n);
+    if switch {
+        100
+    } else {
+        spec.step_weights
+            .last()
+            .copied()
+            .unwrap_or(spec.max_weight)
+            .min(100)
+    }
+}
+
+/// Checks that `action` is legal in the current state and within the
+/// Canary's settings.
+pub fn action(
+    plugin: &str,
+    spec: &AnalysisSpec,
+    state: &RolloutState,
+    action: &Action,
+) -> Result<(), PluginFault> {
     let fail = |why: String| Err(invalid(plugin, why));
     let phase = state.phase;
     match (phase, action) {
         (Phase::Progressing, Action::Advance(a)) => {
-            if a.canary_weight > 100 {
+            let max = max_canary_weight(spec, a.iterations);
+            if a.canary_weight > max {
                 return fail(format!(
-                    "canary weight {} is outside 0-100",
-                    a.canary_weight
+                    "advance to canary weight {} exceeds the Canary's maximum of {max} (from {})",
+                    a.canary_weight, state.canary_weight
                 ));
             }
             if a.iterations < state.iterations || a.iterations > state.iterations + 1 {
@@ -54,7 +88,10 @@ pub fn action(plugin: &str, state: &RolloutState, action: &Action) -> Result<(),
             Action::Hold(reason) | Action::Rollback(reason),
         ) => {
             if reason.len() > MAX_REASON {
-                return fail(format!("reason longer than {MAX_REASON} bytes"));
+                return fail(format!(
+                    "reason of {} bytes, longer than {MAX_REASON}",
+                    reason.len()
+                ));
             }
             Ok(())
         }
@@ -69,9 +106,23 @@ pub fn action(plugin: &str, state: &RolloutState, action: &Action) -> Result<(),
     }
 }
 
-/// Checks a route plan. `canary_allowed` is false when no traffic may reach
-/// the canary (at rest, or before the first step of a rollout).
-pub fn route_plan(plugin: &str, plan: &RoutePlan, canary_allowed: bool) -> Result<(), PluginFault> {
+/// Checks a route plan against the state it is for and the Canary's
+/// settings. The plan may send traffic to the canary only as the state
+/// says:
+/// - the last rule matches every request, and its canary weight is the
+///   state's (0 when no traffic may reach the canary);
+/// - every other rule carries at least one condition, and sends requests
+///   to the canary only while traffic may reach it and only for the
+///   Canary's own `match` conditions (A/B) or for clients holding this
+///   rollout's session-affinity cookie;
+/// - a mirror to the canary only when the Canary mirrors, at most at its
+///   `mirrorWeight`.
+pub fn route_plan(
+    plugin: &str,
+    spec: &AnalysisSpec,
+    state: &RolloutState,
+    plan: &RoutePlan,
+) -> Result<(), PluginFault> {
     let fail = |why: String| Err(invalid(plugin, why));
     if plan.rules.is_empty() || plan.rules.len() > MAX_RULES {
         return fail(format!(
@@ -79,68 +130,188 @@ pub fn route_plan(plugin: &str, plan: &RoutePlan, canary_allowed: bool) -> Resul
             plan.rules.len()
         ));
     }
+    let allowed = canary_traffic_allowed(state);
+    let last = plan.rules.len() - 1;
     for (i, rule) in plan.rules.iter().enumerate() {
         let at = format!("rule {i}");
-        if rule.backends.is_empty() || rule.backends.len() > 2 {
-            return fail(format!(
-                "{at}: needs one or two backends (got {})",
-                rule.backends.len()
-            ));
-        }
-        if rule.backends.len() == 2 && rule.backends[0].backend == rule.backends[1].backend {
-            return fail(format!(
-                "{at}: backend {:?} appears twice",
-                rule.backends[0].backend
-            ));
-        }
-        let mut total = 0u32;
-        for b in &rule.backends {
-            if b.weight > 100 {
-                return fail(format!(
-                    "{at}: weight {} of {:?} is outside 0-100",
-                    b.weight, b.backend
-                ));
-            }
-            total += b.weight;
-            if b.backend == Backend::Canary && b.weight > 0 && !canary_allowed {
-                return fail(format!(
-                    "{at}: sends {}% to the canary while no traffic may reach it",
-                    b.weight
-                ));
-            }
-            if let Some(cookie) = &b.set_cookie {
-                response_cookie(cookie).map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
-            }
-        }
-        if total != 100 {
-            return fail(format!("{at}: weights sum to {total}, not 100"));
-        }
-        if let Some(cookie) = &rule.set_cookie {
-            response_cookie(cookie).map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
-        }
-        if let Some(m) = &rule.mirror {
-            if m.percent.is_some_and(|p| p == 0 || p > 100) {
-                return fail(format!(
-                    "{at}: mirror percentage {:?} is outside 1-100",
-                    m.percent
-                ));
-            }
-            if m.backend == Backend::Canary && !canary_allowed {
-                return fail(format!(
-                    "{at}: mirrors to the canary while no traffic may reach it"
-                ));
-            }
-        }
+        route_rule(rule, spec, allowed).map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
         for (j, m) in rule.matches.iter().enumerate() {
             http_match(m).map_err(|why| invalid(plugin, format!("{at}, match {j}: {why}")))?;
         }
-    }
-    if plan.rules.last().is_some_and(|r| !r.matches.is_empty()) {
-        return fail(
-            "the last rule must match every request, so that none is left unrouted".to_string(),
-        );
+        let canary = canary_weight(rule);
+        if i == last {
+            if !rule.matches.is_empty() {
+                return fail(
+                    "the last rule must match every request, so that none is left unrouted"
+                        .to_string(),
+                );
+            }
+            let expected = if allowed { state.canary_weight } else { 0 };
+            if canary != expected {
+                return fail(format!(
+                    "{at}: the catch-all rule sends {canary}% to the canary, but the state's canary weight is {expected}%"
+                ));
+            }
+        } else {
+            if rule.matches.is_empty() || rule.matches.iter().any(is_unconditional) {
+                return fail(format!(
+                    "{at}: only the last rule may match every request; this one needs a condition"
+                ));
+            }
+            if canary > 0 {
+                matched_canary_rule(rule, spec, allowed)
+                    .map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Backends, weights, cookies and mirror of one rule.
+fn route_rule(rule: &RouteRule, spec: &AnalysisSpec, allowed: bool) -> Result<(), String> {
+    if rule.backends.is_empty() || rule.backends.len() > 2 {
+        return Err(format!(
+            "needs one or two backends (got {})",
+            rule.backends.len()
+        ));
+    }
+    if rule.backends.len() == 2 && rule.backends[0].backend == rule.backends[1].backend {
+        return Err(format!(
+            "backend {:?} appears twice",
+            rule.backends[0].backend
+        ));
+    }
+    let mut total = 0u32;
+    for b in &rule.backends {
+        if b.weight > 100 {
+            return Err(format!(
+                "weight {} of {:?} is outside 0-100",
+                b.weight, b.backend
+            ));
+        }
+        total += b.weight;
+        if b.backend == Backend::Canary && b.weight > 0 && !allowed {
+            return Err(format!(
+                "sends {}% to the canary while no traffic may reach it",
+                b.weight
+            ));
+        }
+        if let Some(cookie) = &b.set_cookie {
+            response_cookie(cookie)?;
+        }
+    }
+    if total != 100 {
+        return Err(format!("weights sum to {total}, not 100"));
+    }
+    if let Some(cookie) = &rule.set_cookie {
+        response_cookie(cookie)?;
+    }
+    if let Some(m) = &rule.mirror {
+        mirror(m, spec, allowed)?;
+    }
+    Ok(())
+}
+
+fn mirror(m: &Mirror, spec: &AnalysisSpec, allowed: bool) -> Result<(), String> {
+    if m.percent.is_some_and(|p| p == 0 || p > 100) {
+        return Err(format!(
+            "mirror percentage {:?} is outside 1-100",
+            m.percent
+        ));
+    }
+    if m.backend != Backend::Canary {
+        return Ok(());
+    }
+    if !allowed {
+        return Err("mirrors to the canary while no traffic may reach it".to_string());
+    }
+    if !spec.mirror {
+        return Err("mirrors to the canary, but the Canary does not ask for mirroring".to_string());
+    }
+    let percent = m.percent.unwrap_or(100);
+    if let Some(max) = spec.mirror_weight.filter(|&w| w > 0 && w < 100)
+        && percent > max
+    {
+        return Err(format!(
+            "mirrors {percent}% to the canary, more than the Canary's mirrorWeight of {max}%"
+        ));
+    }
+    Ok(())
+}
+
+/// A rule with conditions may send requests to the canary only for the
+/// Canary's `match` (A/B), or for this rollout's affinity cookie.
+fn matched_canary_rule(rule: &RouteRule, spec: &AnalysisSpec, allowed: bool) -> Result<(), String> {
+    if !allowed {
+        return Err("sends matched requests to the canary while no traffic may reach it".into());
+    }
+    if !spec.matches.is_empty() && rule.matches == spec.matches {
+        return Ok(());
+    }
+    if let Some(affinity) = &spec.session_affinity
+        && rule.matches.len() == 1
+        && selects_only_cookie(
+            &rule.matches[0],
+            &affinity.cookie_name,
+            &affinity.cookie_value,
+        )
+    {
+        return Ok(());
+    }
+    Err(
+        "sends matched requests to the canary, but its conditions are neither the Canary's analysis.match nor this rollout's session-affinity cookie"
+            .into(),
+    )
+}
+
+/// Whether `m` selects exactly the requests whose Cookie header carries
+/// `name=value`: one Cookie header condition, nothing else, that accepts
+/// the cookie and refuses requests without it.
+fn selects_only_cookie(m: &HttpMatch, name: &str, value: &str) -> bool {
+    let [header] = m.headers.as_slice() else {
+        return false;
+    };
+    if value.is_empty()
+        || m.path_prefix.is_some()
+        || m.method.is_some()
+        || !m.query_params.is_empty()
+        || !header.name.eq_ignore_ascii_case("cookie")
+    {
+        return false;
+    }
+    let cookie = format!("{name}={value}");
+    match &header.value {
+        StringMatch::Exact(v) => *v == cookie,
+        StringMatch::Prefix(_) => false,
+        StringMatch::Regex(re) => bounded_regex(re).is_ok_and(|re| {
+            re.is_match(&cookie)
+                && re.is_match(&format!("a=b; {cookie}"))
+                && ![
+                    "",
+                    "a=b",
+                    &format!("{name}=x{value}"),
+                    &format!("{name}={value}x"),
+                ]
+                .iter()
+                .any(|other| re.is_match(other))
+        }),
+    }
+}
+
+/// A match with no condition at all matches every request.
+fn is_unconditional(m: &HttpMatch) -> bool {
+    m.path_prefix.is_none()
+        && m.method.is_none()
+        && m.headers.is_empty()
+        && m.query_params.is_empty()
+}
+
+fn canary_weight(rule: &RouteRule) -> u32 {
+    rule.backends
+        .iter()
+        .filter(|b| b.backend == Backend::Canary)
+        .map(|b| b.weight)
+        .sum()
 }
 
 fn http_match(m: &HttpMatch) -> Result<(), String> {
@@ -177,9 +348,7 @@ fn string_match(m: &StringMatch) -> Result<(), String> {
         StringMatch::Exact(v) | StringMatch::Prefix(v) if v.len() > 4096 => {
             Err("match value too long".into())
         }
-        StringMatch::Regex(re) => regex::Regex::new(re)
-            .map(|_| ())
-            .map_err(|e| format!("invalid regex {re:?}: {e}")),
+        StringMatch::Regex(re) => bounded_regex(re).map(|_| ()),
         _ => Ok(()),
     }
 }
@@ -210,7 +379,7 @@ fn response_cookie(cookie: &ResponseCookie) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::host::bindings::strategy::{
-        HeaderMatch, Mirror, QueryParamMatch, RouteRule, WeightedBackend,
+        Advance, HeaderMatch, QueryParamMatch, SessionAffinity, WeightedBackend,
     };
 
     fn backend(backend: Backend, weight: u32) -> WeightedBackend {
@@ -245,9 +414,35 @@ mod tests {
         }
     }
 
+    fn spec() -> AnalysisSpec {
+        AnalysisSpec {
+            interval_seconds: 60,
+            threshold: 5,
+            max_weight: 50,
+            step_weight: Some(10),
+            step_weights: Vec::new(),
+            step_weight_promotion: None,
+            iterations: None,
+            matches: Vec::new(),
+            mirror: false,
+            mirror_weight: None,
+            session_affinity: None,
+            config: String::new(),
+        }
+    }
+
+    fn state(phase: Phase, canary_weight: u32) -> RolloutState {
+        RolloutState {
+            phase,
+            canary_weight,
+            iterations: 0,
+            failed_checks: 0,
+        }
+    }
+
     /// The reason a plan is refused, or "" if it is accepted.
-    fn verdict(rules: Vec<RouteRule>, canary_allowed: bool) -> String {
-        match route_plan("p", &RoutePlan { rules }, canary_allowed) {
+    fn verdict_for(spec: &AnalysisSpec, state: RolloutState, rules: Vec<RouteRule>) -> String {
+        match route_plan("p", spec, &state, &RoutePlan { rules }) {
             Ok(()) => String::new(),
             Err(f) => match f.kind {
                 FaultKind::InvalidAnswer(why) => why,
@@ -256,57 +451,211 @@ mod tests {
         }
     }
 
-    #[test]
-    fn weights_and_backends() {
-        assert_eq!(verdict(vec![rule(vec![], 30)], true), "");
-        let mut r = rule(vec![], 0);
-        r.backends[1].weight = 10;
-        assert_eq!(
-            verdict(vec![r], true),
-            "rule 0: weights sum to 110, not 100"
-        );
-        let mut r = rule(vec![], 0);
-        r.backends[1].backend = Backend::Primary;
-        assert!(verdict(vec![r], true).contains("appears twice"));
-        assert!(verdict(vec![], true).contains("1 to 16 rules"));
-        assert!(verdict(vec![rule(vec![], 0); 17], true).contains("1 to 16 rules"));
+    /// The same, for a weighted Canary progressing at 30%.
+    fn verdict(rules: Vec<RouteRule>) -> String {
+        verdict_for(&spec(), state(Phase::Progressing, 30), rules)
     }
 
     #[test]
-    fn no_canary_traffic_when_none_is_allowed() {
+    fn weights_and_backends() {
+        assert_eq!(verdict(vec![rule(vec![], 30)]), "");
+        let mut r = rule(vec![], 30);
+        r.backends[1].weight = 40;
+        assert_eq!(verdict(vec![r]), "rule 0: weights sum to 110, not 100");
+        let mut r = rule(vec![], 0);
+        r.backends[1].backend = Backend::Primary;
+        assert!(verdict(vec![r]).contains("appears twice"));
+        assert!(verdict(vec![]).contains("1 to 16 rules"));
+        assert!(verdict(vec![rule(vec![], 30); 17]).contains("1 to 16 rules"));
+        let mut r = rule(vec![], 30);
+        r.backends = (0..1000).map(|_| backend(Backend::Canary, 0)).collect();
         assert_eq!(
-            verdict(vec![rule(vec![], 20)], false),
+            verdict(vec![r]),
+            "rule 0: needs one or two backends (got 1000)"
+        );
+    }
+
+    #[test]
+    fn the_catch_all_carries_exactly_the_state_weight() {
+        // A plan that says 100% while the state says 30% is refused, with
+        // both numbers.
+        assert_eq!(
+            verdict(vec![rule(vec![], 100)]),
+            "rule 0: the catch-all rule sends 100% to the canary, but the state's canary weight is 30%"
+        );
+        assert!(verdict(vec![rule(vec![], 20)]).contains("sends 20%"));
+        // At rest nothing may reach the canary.
+        let at_rest = state(Phase::Initialized, 0);
+        assert_eq!(
+            verdict_for(&spec(), at_rest, vec![rule(vec![], 20)]),
             "rule 0: sends 20% to the canary while no traffic may reach it"
         );
+        assert_eq!(verdict_for(&spec(), at_rest, vec![rule(vec![], 0)]), "");
+    }
+
+    #[test]
+    fn matched_rules_reach_the_canary_only_for_the_canarys_conditions() {
+        let insider = header("x-canary", StringMatch::Exact("insider".into()));
+        let mut ab = spec();
+        ab.iterations = Some(10);
+        ab.matches = vec![insider.clone()];
+        let progressing = RolloutState {
+            iterations: 1,
+            ..state(Phase::Progressing, 0)
+        };
+        let catch_all = rule(vec![], 0);
+        assert_eq!(
+            verdict_for(
+                &ab,
+                progressing,
+                vec![rule(ab.matches.clone(), 100), catch_all.clone()]
+            ),
+            ""
+        );
+        // Wider than the Canary's match: refused.
+        let everyone = HttpMatch {
+            path_prefix: Some("/".into()),
+            headers: vec![],
+            query_params: vec![],
+            method: None,
+        };
+        assert!(
+            verdict_for(
+                &ab,
+                progressing,
+                vec![rule(vec![everyone], 100), catch_all.clone()]
+            )
+            .contains("neither the Canary's analysis.match")
+        );
+        // A rule without conditions before the catch-all matches everyone.
+        let unconditional = HttpMatch {
+            path_prefix: None,
+            headers: vec![],
+            query_params: vec![],
+            method: None,
+        };
+        assert!(
+            verdict_for(
+                &ab,
+                progressing,
+                vec![rule(vec![unconditional], 0), catch_all.clone()]
+            )
+            .contains("needs a condition")
+        );
+        assert!(
+            verdict_for(&ab, progressing, vec![rule(vec![], 0), catch_all.clone()])
+                .contains("needs a condition")
+        );
+        // A weighted Canary has no match: no matched rule may reach the canary.
+        assert!(
+            verdict(vec![rule(vec![insider], 100), rule(vec![], 30)])
+                .contains("neither the Canary's analysis.match")
+        );
+    }
+
+    #[test]
+    fn sticky_rules_must_select_only_this_rollouts_cookie() {
+        let mut sticky = spec();
+        sticky.session_affinity = Some(SessionAffinity {
+            cookie_name: "flagger-cookie".into(),
+            max_age_seconds: 60,
+            cookie_value: "abc".into(),
+            previous_cookie_value: None,
+            primary_cookie_name: None,
+        });
+        let at = state(Phase::Progressing, 30);
+        let cookie = |re: &str| header("Cookie", StringMatch::Regex(re.into()));
+        let good = cookie(r"^(.*?;\s*)?(flagger\-cookie=abc)(;.*)?$");
+        assert_eq!(
+            verdict_for(&sticky, at, vec![rule(vec![good], 100), rule(vec![], 30)]),
+            ""
+        );
+        for wide in [".*", "flagger-cookie", "abc", r"flagger\-cookie=abc.*"] {
+            assert!(
+                verdict_for(
+                    &sticky,
+                    at,
+                    vec![rule(vec![cookie(wide)], 100), rule(vec![], 30)]
+                )
+                .contains("neither"),
+                "{wide}"
+            );
+        }
+    }
+
+    #[test]
+    fn mirrors_only_as_the_canary_asks() {
         let mut r = rule(vec![], 0);
         r.mirror = Some(Mirror {
             backend: Backend::Canary,
             percent: None,
         });
-        assert!(verdict(vec![r.clone()], false).contains("mirrors to the canary"));
-        assert_eq!(verdict(vec![r.clone()], true), "");
+        let mut mirrored = spec();
+        mirrored.iterations = Some(10);
+        let at = RolloutState {
+            iterations: 1,
+            ..state(Phase::Progressing, 0)
+        };
+        assert!(verdict_for(&mirrored, at, vec![r.clone()]).contains("does not ask for mirroring"));
+        mirrored.mirror = true;
+        assert_eq!(verdict_for(&mirrored, at, vec![r.clone()]), "");
+        mirrored.mirror_weight = Some(20);
+        assert!(
+            verdict_for(&mirrored, at, vec![r.clone()])
+                .contains("more than the Canary's mirrorWeight of 20%")
+        );
+        r.mirror = Some(Mirror {
+            backend: Backend::Canary,
+            percent: Some(20),
+        });
+        assert_eq!(verdict_for(&mirrored, at, vec![r.clone()]), "");
+        assert!(
+            verdict_for(&mirrored, state(Phase::Initialized, 0), vec![r.clone()])
+                .contains("mirrors to the canary while no traffic may reach it")
+        );
         r.mirror = Some(Mirror {
             backend: Backend::Canary,
             percent: Some(0),
         });
-        assert!(verdict(vec![r], true).contains("mirror percentage"));
+        assert!(verdict_for(&mirrored, at, vec![r]).contains("mirror percentage"));
     }
 
     #[test]
     fn matches_must_be_what_gateway_api_accepts() {
-        let catch_all = rule(vec![], 0);
-        let bad_regex = rule(vec![header("x-user", StringMatch::Regex("(".into()))], 100);
+        let catch_all = rule(vec![], 30);
+        let bad_regex = rule(vec![header("x-user", StringMatch::Regex("(".into()))], 0);
         assert!(
-            verdict(vec![bad_regex, catch_all.clone()], true)
+            verdict(vec![bad_regex, catch_all.clone()])
                 .starts_with("rule 0, match 0: invalid regex \"(\"")
         );
-        let bad_name = rule(vec![header("x user", StringMatch::Exact("a".into()))], 100);
+        // A regex that compiles to too much is refused at once.
+        let huge = rule(
+            vec![header("x-user", StringMatch::Regex(r"\w{100}{100}".into()))],
+            0,
+        );
+        let started = std::time::Instant::now();
+        assert!(verdict(vec![huge, catch_all.clone()]).contains("is too complex"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let long = rule(
+            vec![header("x-user", StringMatch::Regex("a".repeat(2000)))],
+            0,
+        );
+        assert!(verdict(vec![long, catch_all.clone()]).contains("longer than 1024"));
+        let deep = rule(
+            vec![header(
+                "x-user",
+                StringMatch::Regex(format!("{}a{}", "(".repeat(100), ")".repeat(100))),
+            )],
+            0,
+        );
+        assert!(verdict(vec![deep, catch_all.clone()]).contains("invalid regex"));
+        let bad_name = rule(vec![header("x user", StringMatch::Exact("a".into()))], 0);
         assert_eq!(
-            verdict(vec![bad_name, catch_all.clone()], true),
+            verdict(vec![bad_name, catch_all.clone()]),
             "rule 0, match 0: header name \"x user\" is not valid"
         );
-        let mut bad_method = rule(vec![], 100);
-        bad_method.matches = vec![HttpMatch {
+        let mut bad_path = rule(vec![], 0);
+        bad_path.matches = vec![HttpMatch {
             path_prefix: Some("no-slash".into()),
             headers: vec![],
             query_params: vec![QueryParamMatch {
@@ -315,40 +664,38 @@ mod tests {
             }],
             method: None,
         }];
-        assert!(verdict(vec![bad_method, catch_all.clone()], true).contains("must start with '/'"));
+        assert!(verdict(vec![bad_path, catch_all.clone()]).contains("must start with '/'"));
         // The last rule must catch every request.
         let only_matched = rule(vec![header("x-user", StringMatch::Exact("a".into()))], 0);
-        assert!(
-            verdict(vec![only_matched], true).starts_with("the last rule must match every request")
-        );
+        assert!(verdict(vec![only_matched]).starts_with("the last rule must match every request"));
     }
 
     #[test]
     fn cookies_must_be_valid() {
-        let mut r = rule(vec![], 50);
+        let mut r = rule(vec![], 30);
         r.backends[1].set_cookie = Some(ResponseCookie {
             name: "sticky".into(),
             value: "abc".into(),
             max_age_seconds: 60,
         });
-        assert_eq!(verdict(vec![r.clone()], true), "");
+        assert_eq!(verdict(vec![r.clone()]), "");
         r.backends[1].set_cookie = Some(ResponseCookie {
             name: "sticky".into(),
             value: "a; Domain=evil.example".into(),
             max_age_seconds: 60,
         });
-        assert!(verdict(vec![r.clone()], true).contains("is not a valid cookie value"));
+        assert!(verdict(vec![r.clone()]).contains("is not a valid cookie value"));
         r.backends[1].set_cookie = None;
         r.set_cookie = Some(ResponseCookie {
             name: "bad name".into(),
             value: "v".into(),
             max_age_seconds: -1,
         });
-        assert!(verdict(vec![r], true).contains("cookie name \"bad name\" is not a valid token"));
+        assert!(verdict(vec![r]).contains("cookie name \"bad name\" is not a valid token"));
     }
 
     #[test]
-    fn actions_must_be_legal_in_the_phase() {
+    fn actions_must_be_legal_in_the_phase_and_within_max_weight() {
         let state = |phase| RolloutState {
             phase,
             canary_weight: 40,
@@ -356,17 +703,48 @@ mod tests {
             failed_checks: 0,
         };
         let advance = |w, i| {
-            Action::Advance(crate::host::bindings::strategy::Advance {
+            Action::Advance(Advance {
                 canary_weight: w,
                 iterations: i,
             })
         };
-        assert!(action("p", &state(Phase::Progressing), &advance(50, 2)).is_ok());
-        assert!(action("p", &state(Phase::Progressing), &advance(150, 2)).is_err());
-        assert!(action("p", &state(Phase::Progressing), &advance(50, 4)).is_err());
-        assert!(action("p", &state(Phase::Promoting), &advance(60, 2)).is_err());
-        assert!(action("p", &state(Phase::Promoting), &advance(20, 2)).is_ok());
-        assert!(action("p", &state(Phase::Progressing), &Action::Finalise).is_err());
-        assert!(action("p", &state(Phase::Succeeded), &Action::Promote).is_err());
+        let s = spec();
+        let check = |st: RolloutState, a: &Action| action("p", &s, &st, a);
+        assert!(check(state(Phase::Progressing), &advance(50, 2)).is_ok());
+        let e = check(state(Phase::Progressing), &advance(100, 2)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "plugin p returned an invalid answer: advance to canary weight 100 exceeds the Canary's maximum of 50 (from 40)"
+        );
+        assert!(check(state(Phase::Progressing), &advance(150, 2)).is_err());
+        assert!(check(state(Phase::Progressing), &advance(50, 4)).is_err());
+        assert!(check(state(Phase::Promoting), &advance(60, 2)).is_err());
+        assert!(check(state(Phase::Promoting), &advance(20, 2)).is_ok());
+        assert!(check(state(Phase::Progressing), &Action::Finalise).is_err());
+        assert!(check(state(Phase::Succeeded), &Action::Promote).is_err());
+        assert!(
+            check(
+                state(Phase::Progressing),
+                &Action::Hold("x".repeat(10_000_000))
+            )
+            .is_err()
+        );
+        // stepWeights: the last step is the maximum.
+        let mut steps = spec();
+        steps.step_weights = vec![5, 10, 80];
+        assert!(action("p", &steps, &state(Phase::Progressing), &advance(80, 2)).is_ok());
+        assert!(action("p", &steps, &state(Phase::Progressing), &advance(81, 2)).is_err());
+        // Blue/green's switch: past the last iteration, all traffic may move.
+        let mut blue_green = spec();
+        blue_green.iterations = Some(2);
+        let at = RolloutState {
+            canary_weight: 0,
+            ..state(Phase::Progressing)
+        };
+        assert!(action("p", &blue_green, &at, &advance(100, 3)).is_ok());
+        assert!(action("p", &blue_green, &at, &advance(100, 2)).is_err());
+        // Not for A/B, which has a match.
+        blue_green.matches = vec![header("x", StringMatch::Exact("y".into()))];
+        assert!(action("p", &blue_green, &at, &advance(100, 3)).is_err());
     }
 }

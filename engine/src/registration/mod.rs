@@ -164,13 +164,7 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
                 ));
             }
         }
-        let host = self.registry.host().clone();
-        let (bytes_for_check, name_for_check) = (bytes.clone(), name.clone());
-        let report = tokio::task::spawn_blocking(move || {
-            check::check(&host, &name_for_check, &bytes_for_check, limits)
-        })
-        .await
-        .map_err(|e| format!("checking the plugin: {e}"))?;
+        let report = check::check(self.registry.host(), &name, &bytes, limits).await;
         let version = report.contract.as_ref().and_then(|c| c.version.clone());
         let world = report.contract.as_ref().and_then(|c| c.world);
         let wanted = match spec.kind {

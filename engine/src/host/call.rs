@@ -1,0 +1,287 @@
+//! One plugin call: a fresh store, a budget that always holds, and what went
+//! wrong, classified.
+//!
+//! How a call is bounded, whatever the guest does:
+//! - it runs asynchronously on the caller's executor thread (no thread hop);
+//! - the engine's epoch advances every [`EPOCH_TICK`]; at each tick the
+//!   guest yields to the executor, so other Canaries' work interleaves, and
+//!   once the call's budget has passed the guest traps (`Timeout`);
+//! - the whole call, instantiation included, sits inside a
+//!   `tokio::time::timeout` of the budget plus [`SLACK`]: a host call that
+//!   waits (none of the stand-ins do, see `sandbox.rs`) is cut off there;
+//! - memory growth past the cap traps (`MemoryExhausted`);
+//! - log lines, stdout and stderr are capped per call.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::sandbox;
+use super::{FaultKind, PluginFault, PluginMetrics};
+
+/// How often the epoch advances; the granularity of time budgets.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+/// How much past its budget a call may end: the epoch's granularity and
+/// the executor's scheduling.
+pub const SLACK: Duration = Duration::from_millis(50);
+/// At most this many log lines of one call are kept; the rest are counted.
+pub const MAX_LOG_LINES: usize = 32;
+/// Longer log lines are cut.
+pub const MAX_LOG_LINE: usize = 1024;
+
+/// Per-call resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget of one call, instantiation included.
+    pub time_budget: Duration,
+    /// Linear memory (and tables) a call may use.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            time_budget: Duration::from_millis(100),
+            memory_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Where a plugin's log lines go besides `tracing` (target
+/// `sluice::plugin`): `sluice plugin check` collects them to show them.
+pub type LogSink = Arc<Mutex<Vec<String>>>;
+
+/// The state of one call's store.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    output: MemoryOutputPipe,
+    plugin: String,
+    logged: usize,
+    sink: Option<LogSink>,
+}
+
+impl CallState {
+    fn new(plugin: &str, limits: Limits, sink: Option<LogSink>) -> Self {
+        let output = MemoryOutputPipe::new(sandbox::OUTPUT_CAPTURE_BYTES);
+        Self {
+            wasi: sandbox::context(&output),
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                cap: limits.memory_bytes,
+                exceeded: false,
+            },
+            output,
+            plugin: plugin.to_string(),
+            logged: 0,
+            sink,
+        }
+    }
+
+    /// Records one log line of the plugin, within the per-call cap.
+    fn record_log(&mut self, level: tracing::Level, message: &str) {
+        self.logged += 1;
+        if self.logged > MAX_LOG_LINES {
+            return;
+        }
+        let mut line: String = message.chars().take(MAX_LOG_LINE).collect();
+        if self.logged == MAX_LOG_LINES {
+            line = format!("{line} (log limit of {MAX_LOG_LINES} lines per call reached)");
+        }
+        match level {
+            tracing::Level::ERROR => {
+                tracing::error!(target: "sluice::plugin", plugin = %self.plugin, "{line}")
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(target: "sluice::plugin", plugin = %self.plugin, "{line}")
+            }
+            tracing::Level::INFO => {
+                tracing::info!(target: "sluice::plugin", plugin = %self.plugin, "{line}")
+            }
+            _ => tracing::debug!(target: "sluice::plugin", plugin = %self.plugin, "{line}"),
+        }
+        if let Some(sink) = &self.sink
+            && let Ok(mut lines) = sink.lock()
+        {
+            lines.push(format!("{}: {line}", level.as_str().to_ascii_lowercase()));
+        }
+    }
+
+    /// What the guest wrote to stdout and stderr, trimmed.
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.contents())
+            .trim()
+            .to_string()
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Refuses memory growth past the cap and remembers that it did, so the
+/// fault can be reported as memory exhaustion rather than a bare trap.
+struct MemoryCap {
+    cap: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.exceeded = true;
+            wasmtime::bail!(
+                "memory limit of {} bytes exceeded (wanted {desired})",
+                self.cap
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// What a call needs besides its closures.
+pub(crate) struct CallContext<'a> {
+    pub engine: &'a Engine,
+    pub metrics: &'a PluginMetrics,
+    pub plugin: &'a str,
+    pub limits: Limits,
+    pub sink: Option<LogSink>,
+    /// One permit per call the instance pool has room for.
+    pub permits: &'a tokio::sync::Semaphore,
+}
+
+/// Runs one plugin call in a fresh store and classifies what went wrong.
+/// `call` instantiates the plugin and calls it.
+pub(crate) async fn run_call<R>(
+    cx: CallContext<'_>,
+    call: impl AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<Result<R, String>>,
+) -> Result<R, PluginFault> {
+    // Waiting for room in the pool is not the plugin's time: every call
+    // holding a permit ends within its own budget.
+    let _permit = cx.permits.acquire().await;
+    let started = Instant::now();
+    let mut store = new_store(&cx, started);
+    let outcome = tokio::time::timeout(cx.limits.time_budget + SLACK, call(&mut store)).await;
+    let result = match outcome {
+        Ok(Ok(Ok(answer))) => Ok(answer),
+        Ok(Ok(Err(message))) => Err(FaultKind::Error(message.chars().take(512).collect())),
+        Ok(Err(e)) => Err(classify(&e, store.data(), cx.limits)),
+        Err(_elapsed) => Err(FaultKind::Timeout {
+            budget_ms: cx.limits.time_budget.as_millis() as u64,
+        }),
+    };
+    let result = result.map_err(|kind| PluginFault {
+        plugin: cx.plugin.to_string(),
+        kind,
+    });
+    let fault = result.as_ref().err().map(|f| f.kind.label());
+    cx.metrics.record(cx.plugin, started.elapsed(), fault);
+    result
+}
+
+/// A store whose guest yields at every epoch tick and traps once the
+/// budget, counted from `started`, has passed.
+fn new_store(cx: &CallContext<'_>, started: Instant) -> Store<CallState> {
+    let mut store = Store::new(
+        cx.engine,
+        CallState::new(cx.plugin, cx.limits, cx.sink.clone()),
+    );
+    store.limiter(|s| &mut s.memory);
+    let budget = cx.limits.time_budget;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if started.elapsed() >= budget {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    store
+}
+
+fn classify(e: &wasmtime::Error, state: &CallState, limits: Limits) -> FaultKind {
+    if state.memory.exceeded {
+        return FaultKind::MemoryExhausted {
+            cap_bytes: limits.memory_bytes,
+        };
+    }
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return FaultKind::Timeout {
+            budget_ms: limits.time_budget.as_millis() as u64,
+        };
+    }
+    let mut reason = match e.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{e:#}"),
+    };
+    let output = state.output();
+    if !output.is_empty() {
+        let lines: Vec<&str> = output.lines().collect();
+        let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
+        reason = format!("{reason} ({tail})");
+    }
+    FaultKind::Trap(reason.chars().take(512).collect())
+}
+
+impl super::bindings::strategy::sluice::plugin::log::Host for CallState {
+    fn log(
+        &mut self,
+        level: super::bindings::strategy::sluice::plugin::log::Level,
+        message: String,
+    ) {
+        use super::bindings::strategy::sluice::plugin::log::Level;
+        let level = match level {
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warn => tracing::Level::WARN,
+            Level::Error => tracing::Level::ERROR,
+        };
+        self.record_log(level, &message);
+    }
+}
+
+impl super::bindings::evaluator::sluice::plugin::log::Host for CallState {
+    fn log(
+        &mut self,
+        level: super::bindings::evaluator::sluice::plugin::log::Level,
+        message: String,
+    ) {
+        use super::bindings::evaluator::sluice::plugin::log::Level;
+        let level = match level {
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warn => tracing::Level::WARN,
+            Level::Error => tracing::Level::ERROR,
+        };
+        self.record_log(level, &message);
+    }
+}
+
+// Type-only interfaces the worlds import: nothing to implement.
+impl super::bindings::strategy::sluice::plugin::types::Host for CallState {}
+impl super::bindings::strategy::sluice::plugin::strategy_types::Host for CallState {}
+impl super::bindings::evaluator::sluice::plugin::evaluator_types::Host for CallState {}
