@@ -291,7 +291,7 @@ async fn a_plugin_for_another_contract_version_is_refused_naming_both_versions()
 async fn plugin_check_reports_contract_calls_and_refusals() {
     use sluice::host::check::check;
     let host = common::host();
-    let ok = check(&host, "weighted", wasm::WEIGHTED, Limits::default()).await;
+    let ok = check(&host, "weighted", wasm::WEIGHTED, Limits::default(), "").await;
     assert!(ok.ok(), "{ok}");
     let text = ok.to_string();
     assert!(text.contains("world:    strategy"), "{text}");
@@ -302,10 +302,10 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
     assert_eq!(ok.trial.len(), 3, "decide, route, route at rest");
     assert!(text.ends_with("result:   OK\n"));
 
-    let evaluator = check(&host, "threshold", wasm::THRESHOLD, Limits::default()).await;
+    let evaluator = check(&host, "threshold", wasm::THRESHOLD, Limits::default(), "").await;
     assert!(evaluator.ok() && evaluator.to_string().contains("world:    evaluator"));
 
-    let looping = check(&host, "loop", wasm::TEST_LOOP, Limits::default()).await;
+    let looping = check(&host, "loop", wasm::TEST_LOOP, Limits::default(), "").await;
     assert_eq!(
         looping.problem.as_deref(),
         Some("plugin loop timed out: no answer within 100 ms")
@@ -315,6 +315,7 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
         "overweight",
         wasm::TEST_OVERWEIGHT,
         Limits::default(),
+        "",
     )
     .await;
     assert!(
@@ -324,10 +325,316 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
             .unwrap()
             .contains("advance to canary weight 150 exceeds the Canary's maximum of 50")
     );
-    let future = check(&host, "future", wasm::TEST_FUTURE, Limits::default()).await;
+    let future = check(&host, "future", wasm::TEST_FUTURE, Limits::default(), "").await;
     assert!(future.to_string().contains(
         "result:   REFUSED: plugin future could not be loaded: it targets sluice:plugin@0.2.0"
     ));
-    let junk = check(&host, "junk", b"\0asm junk", Limits::default()).await;
+    let junk = check(&host, "junk", b"\0asm junk", Limits::default(), "").await;
     assert!(!junk.ok() && junk.contract.is_none());
+}
+
+// Hostile plugins, written without the SDK (plugins/testing/hostile-*): each
+// call ends within its budget plus slack, faults with a reason that names
+// the plugin and the cause, and the host keeps serving.
+
+/// A generous bound on "within the budget": the point is that the call
+/// ends, on a loaded CI machine too.
+const ENDS_WITHIN: Duration = Duration::from_secs(3);
+
+fn spec_with(config: &str) -> sluice::host::bindings::strategy::AnalysisSpec {
+    let mut spec = seed_spec();
+    spec.config = config.to_string();
+    spec
+}
+
+/// What a hostile behaviour makes `decide` and `route` end with.
+async fn hostile_outcome(config: &str) -> (String, String) {
+    let host = common::host();
+    let p = host
+        .load_strategy("hostile", wasm::TEST_HOSTILE_STRATEGY, Limits::default())
+        .unwrap();
+    let spec = spec_with(config);
+    let started = Instant::now();
+    let decided = p.decide(&spec, progressing(10), obs()).await;
+    assert!(
+        started.elapsed() < ENDS_WITHIN,
+        "{config}: decide took {:?}",
+        started.elapsed()
+    );
+    let decided = match decided {
+        Ok(action) => match validate::action("hostile", &spec, &progressing(10), &action) {
+            Ok(()) => format!("ok {action:?}").chars().take(200).collect(),
+            Err(fault) => fault.to_string(),
+        },
+        Err(fault) => fault.to_string(),
+    };
+    let started = Instant::now();
+    let routed = p.route(&spec, progressing(10)).await;
+    assert!(
+        started.elapsed() < ENDS_WITHIN,
+        "{config}: route took {:?}",
+        started.elapsed()
+    );
+    let routed = match routed {
+        Ok(plan) => match validate::route_plan("hostile", &spec, &progressing(10), &plan) {
+            Ok(()) => "ok".to_string(),
+            Err(fault) => fault.to_string(),
+        },
+        Err(fault) => fault.to_string(),
+    };
+    (decided, routed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_strategies_fault_within_their_budget_with_the_cause() {
+    let sleep = "plugin hostile trapped: wasi:clocks/monotonic-clock.subscribe-duration is not available to plugins";
+    let cases: [(&str, &str, &str); 16] = [
+        ("sleep", sleep, sleep),
+        (
+            "clock-loop",
+            "plugin hostile timed out: no answer within 100 ms",
+            "timed out",
+        ),
+        (
+            "loop",
+            "plugin hostile timed out: no answer within 100 ms",
+            "timed out",
+        ),
+        (
+            "stdin",
+            "plugin hostile returned an error: stdin gave Ok(0) and 0 bytes",
+            "stdin gave Ok(0)",
+        ),
+        (
+            "files",
+            "plugin hostile returned an error: read /etc/passwd: Err(",
+            "read /etc/passwd: Err(",
+        ),
+        (
+            "socket",
+            "plugin hostile returned an error: connect: Err(",
+            "connect: Err(",
+        ),
+        (
+            "env",
+            "plugin hostile returned an error: 0 environment variables",
+            "0 environment variables",
+        ),
+        (
+            "wall-clock",
+            "plugin hostile returned an error: Ok(0ns)",
+            "Ok(0ns)",
+        ),
+        // Rust's stack lives in linear memory: overflowing it is an
+        // out-of-bounds access, or Wasmtime's call-stack limit.
+        ("stack-overflow", "plugin hostile trapped: ", "plugin hostile trapped: "),
+        (
+            "memory-bomb",
+            "plugin hostile exhausted its memory: it tried to use more than 64 MiB",
+            "exhausted its memory",
+        ),
+        (
+            "panic",
+            "hostile plugin panics on purpose",
+            "hostile plugin panics on purpose",
+        ),
+        ("exit", "plugin hostile trapped: Exited with i32 exit status", "Exited with i32 exit status"),
+        (
+            "stderr-flood",
+            "plugin hostile trapped: ",
+            "flooding stderr",
+        ),
+        (
+            "big-error",
+            "plugin hostile returned an error: xxxx",
+            "returned an error: xxx",
+        ),
+        (
+            "big-reason",
+            "returned an invalid answer: reason of 10485760 bytes, longer than 1024",
+            "ok",
+        ),
+        (
+            "advance-100",
+            "advance to canary weight 100 exceeds the Canary's maximum of 50 (from 10)",
+            "ok",
+        ),
+    ];
+    for (config, decide, route) in cases {
+        let (decided, routed) = hostile_outcome(config).await;
+        assert!(decided.contains(decide), "{config}: decide gave {decided}");
+        assert!(routed.contains(route), "{config}: route gave {routed}");
+        assert!(
+            decided.len() < 2048 && routed.len() < 2048,
+            "{config}: reasons are bounded"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_routes_never_widen_traffic() {
+    for (config, why) in [
+        (
+            "all-to-canary",
+            "the catch-all rule sends 100% to the canary, but the state's canary weight is 10%",
+        ),
+        ("huge-regex", "regex of 100000 bytes is longer than 1024"),
+        ("pathological-regex", "is too complex"),
+        ("backends-1000", "needs one or two backends (got 1000)"),
+    ] {
+        let (_, routed) = hostile_outcome(config).await;
+        assert!(routed.contains(why), "{config}: {routed}");
+        assert!(
+            routed.starts_with("plugin hostile returned an invalid answer"),
+            "{routed}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_see_a_deterministic_world_and_their_logs_are_capped() {
+    // Random numbers are the same every call.
+    let (first, _) = hostile_outcome("random").await;
+    let (second, _) = hostile_outcome("random").await;
+    assert!(first.contains("Hold(\"random "), "{first}");
+    assert_eq!(first, second);
+    // 10,000 log lines: the call still answers, and only the first 32 are kept.
+    let host = common::host();
+    let sink = sluice::host::LogSink::default();
+    let p = host
+        .load_strategy("hostile", wasm::TEST_HOSTILE_STRATEGY, Limits::default())
+        .unwrap()
+        .with_log_sink(sink.clone());
+    let action = p
+        .decide(&spec_with("log-flood"), progressing(10), obs())
+        .await;
+    assert!(action.is_ok(), "{action:?}");
+    let lines = sink.lock().unwrap().clone();
+    assert_eq!(lines.len(), sluice::host::MAX_LOG_LINES);
+    assert_eq!(lines[0], "info: log line 0");
+    assert!(
+        lines[31].ends_with("(log limit of 32 lines per call reached)"),
+        "{}",
+        lines[31]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_evaluator_sleeping_in_any_export_faults_at_once() {
+    use sluice::host::bindings::evaluator::{Metric, Samples, ThresholdRange};
+    let host = common::host();
+    let e = host
+        .load_evaluator(
+            "hostile-eval",
+            wasm::TEST_HOSTILE_EVALUATOR,
+            Limits::default(),
+        )
+        .unwrap();
+    let metric = |config: &str| Metric {
+        name: "error-rate".into(),
+        threshold_range: ThresholdRange {
+            min: None,
+            max: Some(1.0),
+        },
+        config: config.into(),
+    };
+    let samples = || Samples {
+        canary: 0.5,
+        primary: None,
+        canary_series: Vec::new(),
+        primary_series: Vec::new(),
+    };
+    for export in ["wants-baseline", "wants-series"] {
+        let started = Instant::now();
+        let fault = e
+            .requirements(&metric(&format!("sleep-in-{export}")))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < ENDS_WITHIN);
+        assert!(
+            fault
+                .to_string()
+                .contains("subscribe-duration is not available"),
+            "{fault}"
+        );
+    }
+    let fault = e
+        .evaluate(&metric("sleep-in-evaluate"), samples())
+        .await
+        .unwrap_err();
+    assert!(
+        fault
+            .to_string()
+            .contains("subscribe-duration is not available"),
+        "{fault}"
+    );
+    let fault = e
+        .evaluate(&metric("loop-in-evaluate"), samples())
+        .await
+        .unwrap_err();
+    assert_eq!(fault.kind, FaultKind::Timeout { budget_ms: 100 });
+    let fault = e
+        .evaluate(&metric("empty-reason"), samples())
+        .await
+        .unwrap_err();
+    assert!(
+        fault
+            .to_string()
+            .contains("needs a reason of 1 to 1024 bytes"),
+        "{fault}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_check_says_why_it_refuses_each_hostile_plugin_and_shows_its_logs() {
+    use sluice::host::check::check;
+    let host = common::host();
+    for (config, why) in [
+        ("sleep", "subscribe-duration is not available to plugins"),
+        ("loop", "timed out"),
+        ("panic", "hostile plugin panics on purpose"),
+        ("stderr-flood", "trapped"),
+        ("memory-bomb", "exhausted its memory"),
+        ("stack-overflow", "trapped"),
+        ("exit", "trapped"),
+        ("advance-100", "exceeds the Canary's maximum"),
+        (
+            "all-to-canary",
+            "the catch-all rule sends 100% to the canary",
+        ),
+        ("pathological-regex", "is too complex"),
+    ] {
+        let report = check(
+            &host,
+            "hostile",
+            wasm::TEST_HOSTILE_STRATEGY,
+            Limits::default(),
+            config,
+        )
+        .await;
+        let text = report.to_string();
+        assert!(!report.ok(), "{config}: {text}");
+        assert!(
+            text.contains("result:   REFUSED: plugin hostile"),
+            "{config}: {text}"
+        );
+        assert!(text.contains(why), "{config}: {text}");
+    }
+    let report = check(
+        &host,
+        "hostile",
+        wasm::TEST_HOSTILE_STRATEGY,
+        Limits::default(),
+        "log-flood",
+    )
+    .await;
+    let text = report.to_string();
+    assert!(report.ok(), "{text}");
+    assert!(text.contains("log:      info: log line 0\n"), "{text}");
+    assert!(
+        text.contains("sandbox:  wasi:clocks/monotonic-clock@"),
+        "{text}"
+    );
+    assert!(text.contains("sandbox:  wasi:sockets/tcp@"), "{text}");
+    assert!(text.contains(": refused\n"), "{text}");
 }

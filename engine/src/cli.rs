@@ -61,6 +61,10 @@ pub struct PluginCheckArgs {
     /// Memory cap of one plugin call, in MiB.
     #[arg(long, default_value_t = 64)]
     pub plugin_memory_mib: usize,
+    /// Settings to try the plugin with: a strategy's `strategyConfig`, an
+    /// evaluator's metric config (as a RolloutPlugin's `config` would give).
+    #[arg(long, default_value = "")]
+    pub config: String,
 }
 
 /// `sluice plugin check`: the report, and whether the plugin is usable.
@@ -77,7 +81,7 @@ pub async fn plugin_check(args: &PluginCheckArgs) -> Result<(String, bool)> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
-    let report = crate::host::check::check(&host, &name, &wasm, limits).await;
+    let report = crate::host::check::check(&host, &name, &wasm, limits, &args.config).await;
     Ok((report.to_string(), report.ok()))
 }
 

@@ -234,9 +234,10 @@ fn classify(e: &wasmtime::Error, state: &CallState, limits: Limits) -> FaultKind
             budget_ms: limits.time_budget.as_millis() as u64,
         };
     }
+    // The cause without Wasmtime's backtrace context.
     let mut reason = match e.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
-        None => format!("{e:#}"),
+        None => e.root_cause().to_string(),
     };
     let output = state.output();
     if !output.is_empty() {

@@ -57,8 +57,15 @@ fn sample_spec() -> AnalysisSpec {
 }
 
 /// Checks `wasm`, named `name` in messages, with `host`, each call held to
-/// `limits`. Compiles off the async executor.
-pub async fn check(host: &PluginHost, name: &str, wasm: &[u8], limits: Limits) -> Report {
+/// `limits`, with `config` as the plugin's settings. Compiles off the async
+/// executor.
+pub async fn check(
+    host: &PluginHost,
+    name: &str,
+    wasm: &[u8],
+    limits: Limits,
+    config: &str,
+) -> Report {
     let mut report = Report {
         size_bytes: wasm.len(),
         sha256: hex::encode(Sha256::digest(wasm)),
@@ -90,6 +97,7 @@ pub async fn check(host: &PluginHost, name: &str, wasm: &[u8], limits: Limits) -
         name,
         wasm,
         limits,
+        config,
         sink: sink.clone(),
     };
     let outcome = match world {
@@ -142,6 +150,7 @@ struct Trial<'a> {
     name: &'a str,
     wasm: &'a [u8],
     limits: Limits,
+    config: &'a str,
     sink: LogSink,
 }
 
@@ -152,7 +161,10 @@ impl Trial<'_> {
             .load_strategy(self.name, self.wasm, self.limits)
             .map_err(|f| f.to_string())?
             .with_log_sink(self.sink.clone());
-        let spec = sample_spec();
+        let spec = AnalysisSpec {
+            config: self.config.to_string(),
+            ..sample_spec()
+        };
         let state = RolloutState {
             phase: Phase::Progressing,
             canary_weight: 10,
@@ -209,7 +221,7 @@ impl Trial<'_> {
                 min: None,
                 max: Some(1.0),
             },
-            config: String::new(),
+            config: self.config.to_string(),
         };
         let (requirements, took) = timed(plugin.requirements(&metric)).await;
         let requirements = requirements.map_err(|f| f.to_string())?;

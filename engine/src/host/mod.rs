@@ -262,6 +262,10 @@ fn engine_config(calls: u32) -> Config {
         .wasm_component_model(true)
         .epoch_interruption(true)
         .max_wasm_stack(512 * 1024)
+        // A pool slot is as large as the reservation: 1 GiB (the largest
+        // memory a plugin may get) rather than the default 4 GiB keeps the
+        // pool's address space at a quarter, for explicit bounds checks.
+        .memory_reservation(MAX_MEMORY_BYTES as u64)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }

@@ -164,7 +164,8 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
                 ));
             }
         }
-        let report = check::check(self.registry.host(), &name, &bytes, limits).await;
+        let config = config_of(plugin);
+        let report = check::check(self.registry.host(), &name, &bytes, limits, &config).await;
         let version = report.contract.as_ref().and_then(|c| c.version.clone());
         let world = report.contract.as_ref().and_then(|c| c.world);
         let wanted = match spec.kind {
@@ -183,7 +184,6 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
         if let Some(problem) = report.problem {
             return Err(problem);
         }
-        let config = config_of(plugin);
         let host = self.registry.host();
         match spec.kind {
             PluginKind::Strategy => {
