@@ -502,3 +502,97 @@ async fn alerts_tell_when_a_rollout_starts_halts_fails_or_is_promoted() {
         ))
     );
 }
+
+/// The seed Canary with a strategy config, its autoscaler left out.
+fn canary_with_strategy_config(config: &str) -> Canary {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    stepWeight: 10\n",
+        &format!("    stepWeight: 10\n    strategyConfig: {config}\n"),
+    );
+    sluice::api::load::canary_from_yaml(&yaml).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canaries_keep_their_schedule_while_others_run_hostile_plugins() {
+    // One engine's plugin host shared by every Canary: eight use a
+    // well-behaved plugin, four the hostile one that sleeps, loops,
+    // exhausts its memory or panics on every call.
+    let registry = common::registry_with_strategy("hostile", wasm::TEST_HOSTILE_STRATEGY);
+    let run = |config: &str| {
+        common::simulate_with(
+            canary_with_strategy_config(config),
+            common::scenario(HEALTHY),
+            registry.clone(),
+        )
+    };
+    let hostile = ["sleep", "loop", "memory-bomb", "panic"];
+    let healthy_runs = futures::future::join_all((0..8).map(|_| run("healthy")));
+    let hostile_runs = futures::future::join_all(hostile.iter().map(|c| run(c)));
+    let (healthy, bad) = tokio::join!(healthy_runs, hostile_runs);
+    // Every healthy Canary is promoted at the same tick as it is alone.
+    let alone = run("healthy").await;
+    let promoted_at = |sim: &sluice::simulate::Simulation| {
+        sim.ticks
+            .iter()
+            .find(|t| t.phase == Some(CanaryPhase::Succeeded))
+            .map(|t| t.tick)
+    };
+    assert!(promoted_at(&alone).is_some());
+    for sim in &healthy {
+        assert_eq!(promoted_at(sim), promoted_at(&alone));
+    }
+    // Every hostile one fails with the cause, never moving traffic.
+    for (sim, config) in bad.iter().zip(hostile) {
+        assert_no_canary_traffic(sim);
+        assert_eq!(
+            sim.final_tick().unwrap().phase,
+            Some(CanaryPhase::Failed),
+            "{config}"
+        );
+        assert!(
+            sim.messages()
+                .iter()
+                .any(|m| m.starts_with("Halt podinfo.test advancement plugin hostile")),
+            "{config}: {:?}",
+            sim.messages()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_that_are_not_numbers_never_reach_an_evaluator() {
+    // An evaluator that passes everything, NaN included: the host refuses
+    // NaN and infinities before it runs, so the rollout cannot promote.
+    let mut registry = common::registry();
+    let evaluator = registry
+        .host()
+        .load_evaluator(
+            "hostile-eval",
+            wasm::TEST_HOSTILE_EVALUATOR,
+            sluice::host::Limits::default(),
+        )
+        .unwrap();
+    registry.override_evaluator(evaluator);
+    for value in [".nan", ".inf", "-.inf"] {
+        let scenario = format!(
+            "ticks: 40\nmetrics:\n  error-rate: [{value}]\n  latency: [0.1]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n"
+        );
+        let sim = common::simulate_with(
+            common::canary("examples/podinfo-canary.yaml"),
+            common::scenario(&scenario),
+            registry.clone(),
+        )
+        .await;
+        // The first step is taken before any metric is checked (Flagger's
+        // order); no check passes after it, so the weight never grows.
+        assert!(sim.ticks.iter().all(|t| t.canary_weight <= 10), "{value}");
+        assert_eq!(sim.final_tick().unwrap().phase, Some(CanaryPhase::Failed));
+        let messages = sim.messages();
+        assert!(
+            messages.iter().any(|m| m
+                .starts_with("Halt podinfo.test advancement metric error-rate value")
+                && m.ends_with("is not a finite number")),
+            "{value}: {messages:?}"
+        );
+    }
+}

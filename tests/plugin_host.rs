@@ -427,7 +427,11 @@ async fn hostile_strategies_fault_within_their_budget_with_the_cause() {
         ),
         // Rust's stack lives in linear memory: overflowing it is an
         // out-of-bounds access, or Wasmtime's call-stack limit.
-        ("stack-overflow", "plugin hostile trapped: ", "plugin hostile trapped: "),
+        (
+            "stack-overflow",
+            "plugin hostile trapped: ",
+            "plugin hostile trapped: ",
+        ),
         (
             "memory-bomb",
             "plugin hostile exhausted its memory: it tried to use more than 64 MiB",
@@ -438,7 +442,11 @@ async fn hostile_strategies_fault_within_their_budget_with_the_cause() {
             "hostile plugin panics on purpose",
             "hostile plugin panics on purpose",
         ),
-        ("exit", "plugin hostile trapped: Exited with i32 exit status", "Exited with i32 exit status"),
+        (
+            "exit",
+            "plugin hostile trapped: Exited with i32 exit status",
+            "Exited with i32 exit status",
+        ),
         (
             "stderr-flood",
             "plugin hostile trapped: ",
@@ -637,4 +645,34 @@ async fn plugin_check_says_why_it_refuses_each_hostile_plugin_and_shows_its_logs
     );
     assert!(text.contains("sandbox:  wasi:sockets/tcp@"), "{text}");
     assert!(text.contains(": refused\n"), "{text}");
+}
+
+#[test]
+fn the_plugin_check_command_refuses_hostile_plugins_without_crashing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hostile.wasm");
+    std::fs::write(&file, wasm::TEST_HOSTILE_STRATEGY).unwrap();
+    let file = file.to_str().unwrap();
+    for (config, why) in [
+        ("sleep", "subscribe-duration is not available to plugins"),
+        ("panic", "hostile plugin panics on purpose"),
+        ("stderr-flood", "flooding stderr"),
+        ("loop", "timed out: no answer within 100 ms"),
+    ] {
+        let out = common::sluice(&["plugin", "check", file, "--config", config]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{config}: {stdout}");
+        assert!(
+            stdout.contains("result:   REFUSED: plugin hostile"),
+            "{config}: {stdout}"
+        );
+        assert!(stdout.contains(why), "{config}: {stdout}");
+    }
+    let out = common::sluice(&["plugin", "check", file, "--config", "log-flood"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("log:      info: log line 31 (log limit of 32 lines per call reached)"),
+        "{stdout}"
+    );
 }
