@@ -246,7 +246,7 @@ impl Checker {
         if let Some(re) = &m.regex
             && let Err(e) = bounded_regex(re)
         {
-            self.fail(&format!("{field}.regex"), e);
+            self.fail(format!("{field}.regex"), e);
         }
     }
 

@@ -1,0 +1,213 @@
+//! What N Canaries cost one engine: N Canaries with two metrics each (the
+//! seed's `request-success-rate` and `request-duration`, answered at
+//! once by an in-process provider) against the in-memory cluster, through
+//! the real `Analyzer::reconcile` and the built-in Wasm plugins.
+//!
+//! Prints, per N, the CPU seconds of one analysis round while every Canary
+//! progresses (metrics, evaluator and strategy calls, route and status
+//! writes), of one idle round (every Canary at rest, nothing changed), and
+//! the process's peak RSS, then a last line
+//! `scale: canaries=N analysis_round_cpu_s=A idle_round_cpu_s=B rss_mib=C`.
+//!
+//! `cargo bench --bench scale` runs N = 1000; `cargo bench --bench scale --
+//! 10000` any other N (peak RSS is the process's, so run one N per process).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use sluice::analysis::Analyzer;
+use sluice::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
+use sluice::api::{Canary, CanaryPhase, MetricCheck, Webhook};
+use sluice::cluster::memory::MemoryCluster;
+use sluice::host::{PluginHost, PluginRegistry};
+
+/// Reconciles that run at once, as the operator's controller allows.
+const CONCURRENCY: usize = 64;
+
+const CANARY: &str = r#"
+apiVersion: sluice.dev/v1beta1
+kind: Canary
+metadata: {name: NAME, namespace: bench}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: NAME}
+  service:
+    port: 9898
+    gatewayRefs: [{name: gateway, namespace: istio-ingress}]
+  analysis:
+    interval: 1m
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 5
+    metrics:
+      - name: request-success-rate
+        thresholdRange: {min: 99}
+        interval: 1m
+      - name: request-duration
+        thresholdRange: {max: 500}
+        interval: 1m
+"#;
+
+fn deployment(name: &str, image: &str) -> k8s_openapi::api::apps::v1::Deployment {
+    serde_yaml::from_str(&format!(
+        "metadata: {{name: {name}, namespace: bench}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: app, image: '{image}'}}]}}\n"
+    ))
+    .expect("deployment")
+}
+
+/// Healthy metrics and webhooks, answered at once.
+struct Healthy;
+
+impl MetricsProvider for Healthy {
+    async fn value(
+        &self,
+        _: &Canary,
+        check: &MetricCheck,
+        _: MetricTarget,
+    ) -> Result<Option<f64>, String> {
+        Ok(Some(check.threshold_range.min.unwrap_or(1.0)))
+    }
+
+    async fn series(
+        &self,
+        _: &Canary,
+        _: &MetricCheck,
+        _: MetricTarget,
+        _: Duration,
+        _: Duration,
+    ) -> Result<Vec<f64>, String> {
+        Ok(Vec::new())
+    }
+}
+
+impl WebhookCaller for Healthy {
+    async fn call(&self, _: &Canary, _: &Webhook, _: CanaryPhase) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn send_event(
+        &self,
+        _: &Canary,
+        _: &Webhook,
+        _: &sluice::cluster::Event,
+        _: Timestamp,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// CPU time of this process so far (user + system), and its peak RSS.
+fn usage() -> (Duration, u64) {
+    // SAFETY: getrusage only writes into the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    (tv(u.ru_utime) + tv(u.ru_stime), u.ru_maxrss as u64 / 1024)
+}
+
+struct Bench {
+    cluster: MemoryCluster,
+    analyzer: Analyzer<MemoryCluster, Healthy, Healthy>,
+    names: Vec<String>,
+    now: Timestamp,
+}
+
+impl Bench {
+    /// One tick of every Canary; returns its CPU time and the phases seen.
+    async fn round(&mut self) -> (Duration, Vec<Option<CanaryPhase>>) {
+        let (before, _) = usage();
+        let cluster = &self.cluster;
+        let analyzer = &self.analyzer;
+        let now = self.now;
+        let phases: Vec<Option<CanaryPhase>> = futures::stream::iter(&self.names)
+            .map(|name| async move {
+                let canary = cluster.canary("bench", name).expect("canary");
+                let out = analyzer.reconcile(&canary, now).await.expect("reconcile");
+                out.status.phase
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let (after, _) = usage();
+        self.now += SignedDuration::from_secs(60);
+        self.cluster.advance_tick();
+        (after - before, phases)
+    }
+}
+
+fn count(phases: &[Option<CanaryPhase>], phase: CanaryPhase) -> usize {
+    phases.iter().filter(|p| **p == Some(phase)).count()
+}
+
+async fn run(n: usize) {
+    let cluster = MemoryCluster::new();
+    let names: Vec<String> = (0..n).map(|i| format!("app{i}")).collect();
+    for name in &names {
+        cluster
+            .put_deployment(deployment(name, "app:1"))
+            .expect("deployment");
+        let canary = sluice::api::load::canary_from_yaml(&CANARY.replace("NAME", name))
+            .expect("canary");
+        cluster.put_canary(canary).expect("canary");
+    }
+    let registry = PluginRegistry::with_builtins(PluginHost::new(None).expect("host"))
+        .expect("built-in plugins");
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, registry);
+    let mut bench = Bench {
+        cluster,
+        analyzer,
+        names,
+        now: "2026-01-01T00:00:00Z".parse().expect("time"),
+    };
+    // Bootstrap: primaries, services, routes.
+    let (bootstrap, phases) = bench.round().await;
+    assert_eq!(count(&phases, CanaryPhase::Initialized), n);
+    // At rest, nothing changed: the idle round.
+    let (idle, phases) = bench.round().await;
+    assert_eq!(count(&phases, CanaryPhase::Initialized), n);
+    // A new revision everywhere; after two rounds every Canary progresses.
+    for name in &bench.names {
+        bench
+            .cluster
+            .put_deployment(deployment(name, "app:2"))
+            .expect("deployment");
+    }
+    bench.round().await;
+    bench.round().await;
+    let (analysis, phases) = bench.round().await;
+    assert_eq!(count(&phases, CanaryPhase::Progressing), n, "all progress");
+    let (_, rss_mib) = usage();
+    println!("{n} Canaries, 2 metrics each, in-memory cluster:");
+    println!("  bootstrap round      {:>8.3} s CPU", bootstrap.as_secs_f64());
+    println!(
+        "  idle round           {:>8.3} s CPU ({:.1} µs per Canary)",
+        idle.as_secs_f64(),
+        idle.as_secs_f64() * 1e6 / n as f64
+    );
+    println!(
+        "  analysis round       {:>8.3} s CPU ({:.1} µs per Canary)",
+        analysis.as_secs_f64(),
+        analysis.as_secs_f64() * 1e6 / n as f64
+    );
+    println!("  peak RSS             {rss_mib:>8} MiB");
+    println!(
+        "scale: canaries={n} analysis_round_cpu_s={:.3} idle_round_cpu_s={:.3} rss_mib={rss_mib}",
+        analysis.as_secs_f64(),
+        idle.as_secs_f64()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; the first number is N.
+    let n = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(1000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(n));
+}
