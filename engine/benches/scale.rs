@@ -148,10 +148,11 @@ async fn run(n: usize) {
         cluster
             .put_deployment(deployment(name, "app:1"))
             .expect("deployment");
-        let canary = sluice::api::load::canary_from_yaml(&CANARY.replace("NAME", name))
-            .expect("canary");
+        let canary =
+            sluice::api::load::canary_from_yaml(&CANARY.replace("NAME", name)).expect("canary");
         cluster.put_canary(canary).expect("canary");
     }
+    let (_, cluster_rss_mib) = usage();
     let registry = PluginRegistry::with_builtins(PluginHost::new(None).expect("host"))
         .expect("built-in plugins");
     let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, registry);
@@ -180,7 +181,10 @@ async fn run(n: usize) {
     assert_eq!(count(&phases, CanaryPhase::Progressing), n, "all progress");
     let (_, rss_mib) = usage();
     println!("{n} Canaries, 2 metrics each, in-memory cluster:");
-    println!("  bootstrap round      {:>8.3} s CPU", bootstrap.as_secs_f64());
+    println!(
+        "  bootstrap round      {:>8.3} s CPU",
+        bootstrap.as_secs_f64()
+    );
     println!(
         "  idle round           {:>8.3} s CPU ({:.1} µs per Canary)",
         idle.as_secs_f64(),
@@ -191,7 +195,9 @@ async fn run(n: usize) {
         analysis.as_secs_f64(),
         analysis.as_secs_f64() * 1e6 / n as f64
     );
-    println!("  peak RSS             {rss_mib:>8} MiB");
+    println!(
+        "  peak RSS             {rss_mib:>8} MiB ({cluster_rss_mib} MiB once the in-memory cluster held the objects, before the engine started)"
+    );
     println!(
         "scale: canaries={n} analysis_round_cpu_s={:.3} idle_round_cpu_s={:.3} rss_mib={rss_mib}",
         analysis.as_secs_f64(),
