@@ -641,3 +641,223 @@ async fn mann_whitney_on_real_prometheus_range_queries() {
     );
     assert_eq!(sim.final_tick().unwrap().phase, Some(CanaryPhase::Failed));
 }
+
+// Plugins in other languages: the Python and JavaScript examples, built
+// with the toolchains `tests/run` installs into target/tools, pass the
+// same checks in the same sandbox as Rust plugins, and judge real rollouts.
+
+/// A tool `tests/run` installs, or a failure that says so.
+fn tool(path: &str) -> PathBuf {
+    let p = common::repo_root().join(path);
+    assert!(
+        p.exists(),
+        "{} is missing: run tests/run, the README's test command, which installs it",
+        p.display()
+    );
+    p
+}
+
+/// Builds an example plugin in another language into the test's temp dir.
+fn build_foreign_plugin(dir: &str, command: &[&str], out_name: &str) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(out_name);
+    let (program, args) = command.split_first().expect("a command");
+    let status = std::process::Command::new(tool(program))
+        .args(args)
+        .arg("-o")
+        .arg(&out)
+        .current_dir(common::repo_root().join("examples/plugins").join(dir))
+        // Nothing written into the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run the plugin toolchain");
+    assert!(
+        status.status.success(),
+        "building examples/plugins/{dir} failed:\n{}{}",
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
+    out
+}
+
+fn python_baseline() -> PathBuf {
+    build_foreign_plugin(
+        "python-baseline",
+        &[
+            "target/tools/venv/bin/componentize-py",
+            "-d",
+            "../../../wit",
+            "-w",
+            "evaluator",
+            "componentize",
+            "app",
+        ],
+        "python_baseline.wasm",
+    )
+}
+
+fn js_threshold() -> PathBuf {
+    build_foreign_plugin(
+        "js-threshold",
+        &[
+            "target/tools/node/node_modules/.bin/componentize-js",
+            "threshold.js",
+            "--wit",
+            "../../../wit",
+            "--world-name",
+            "evaluator",
+            "--disable",
+            "http",
+            "fetch-event",
+        ],
+        "js_threshold.wasm",
+    )
+}
+
+/// A scenario file in the test's temp dir.
+fn scenario_file(name: &str, yaml: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&p, yaml).expect("write the scenario");
+    p
+}
+
+/// Runs the seed Canary with `wasm` as every metric's evaluator.
+fn simulate_with_evaluator(wasm: &Path, scenario: &Path) -> Vec<serde_json::Value> {
+    simulate_json(&[
+        "--canary",
+        "examples/podinfo-canary.yaml",
+        "--templates",
+        "examples/metric-templates.yaml",
+        "--scenario",
+        path(scenario),
+        "--evaluator-plugin",
+        path(wasm),
+        "--plugin-timeout-ms",
+        "1000",
+    ])
+}
+
+#[test]
+fn a_python_evaluator_passes_plugin_check_and_judges_against_the_primary() {
+    let wasm = python_baseline();
+    let out = sluice(&[
+        "plugin",
+        "check",
+        path(&wasm),
+        "--plugin-timeout-ms",
+        "1000",
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("world:    evaluator"), "{report}");
+    // componentize-py imports most of WASI: each gets its stand-in.
+    assert!(report.contains("sandbox:  wasi:sockets/tcp@"), "{report}");
+    assert!(
+        report.contains("sandbox:  wasi:filesystem/types@"),
+        "{report}"
+    );
+    assert!(
+        report.contains("requirements -> baseline true, no series"),
+        "{report}"
+    );
+    assert!(
+        report
+            .contains("Verdict::Fail(\"error-rate 0.5 is more than 10% above the primary's 0.4\")"),
+        "{report}"
+    );
+    assert!(
+        report.contains("log:      debug: error-rate: canary 0.5, primary 0.4"),
+        "{report}"
+    );
+
+    let base = "ticks: 20\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\nprimaryMetrics:\n  error-rate: [0.5]\n  latency: [0.2]\n";
+    let healthy = scenario_file(
+        "python-healthy.yaml",
+        &format!("{base}metrics:\n  error-rate: [0.5]\n  latency: [0.21]\n"),
+    );
+    let ticks = simulate_with_evaluator(&wasm, &healthy);
+    assert_eq!(final_phase(&ticks), "Succeeded", "{:?}", events(&ticks));
+    let worse = scenario_file(
+        "python-worse.yaml",
+        &format!("{base}metrics:\n  error-rate: [0.9]\n  latency: [0.2]\n"),
+    );
+    let ticks = simulate_with_evaluator(&wasm, &worse);
+    assert_eq!(final_phase(&ticks), "Failed");
+    assert!(
+        events(&ticks).iter().any(|(_, m)| m
+            == "Halt podinfo.test advancement error-rate 0.9 is more than 10% above the primary's 0.5"),
+        "{:?}",
+        events(&ticks)
+    );
+}
+
+#[test]
+fn a_javascript_evaluator_passes_plugin_check_and_judges_a_rollout() {
+    let wasm = js_threshold();
+    let out = sluice(&[
+        "plugin",
+        "check",
+        path(&wasm),
+        "--plugin-timeout-ms",
+        "1000",
+        "--config",
+        "{\"band\": [0, 0.4]}",
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("world:    evaluator"), "{report}");
+    assert!(
+        report.contains("Verdict::Fail(\"error-rate 0.5 is outside [0, 0.4]\")"),
+        "{report}"
+    );
+    assert!(
+        report.contains("log:      debug: error-rate: 0.5"),
+        "{report}"
+    );
+
+    let base = "ticks: 20\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n";
+    let healthy = scenario_file(
+        "js-healthy.yaml",
+        &format!("{base}metrics:\n  error-rate: [0.5]\n  latency: [0.2]\n"),
+    );
+    let ticks = simulate_with_evaluator(&wasm, &healthy);
+    assert_eq!(final_phase(&ticks), "Succeeded", "{:?}", events(&ticks));
+    let failing = scenario_file(
+        "js-failing.yaml",
+        &format!("{base}metrics:\n  error-rate: [0.5, 0.5, 0.5, 7]\n  latency: [0.2]\n"),
+    );
+    let ticks = simulate_with_evaluator(&wasm, &failing);
+    assert_eq!(final_phase(&ticks), "Failed");
+    assert!(
+        events(&ticks)
+            .iter()
+            .any(|(_, m)| m == "Halt podinfo.test advancement error-rate 7 > 1"),
+        "{:?}",
+        events(&ticks)
+    );
+}
+
+#[test]
+fn a_component_importing_wasi_http_is_refused_naming_the_import() {
+    // componentize-js's default build imports wasi:http, which plugins do
+    // not get: the refusal says which import and how to rebuild.
+    let wasm = build_foreign_plugin(
+        "js-threshold",
+        &[
+            "target/tools/node/node_modules/.bin/componentize-js",
+            "threshold.js",
+            "--wit",
+            "../../../wit",
+            "--world-name",
+            "evaluator",
+        ],
+        "js_threshold_with_http.wasm",
+    );
+    let out = sluice(&["plugin", "check", path(&wasm)]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("it imports wasi:http/"), "{report}");
+    assert!(
+        report.contains("--disable http fetch-event"),
+        "{report}"
+    );
+}

@@ -145,7 +145,7 @@ pub fn check(contract: &Contract, expected: World) -> Result<(), String> {
     for import in &contract.imports {
         if import.starts_with("wasi:") && !super::sandbox::links(import) {
             return Err(format!(
-                "it imports {import}, which the host does not provide: plugins get WASI 0.2 io, clocks, random, cli, filesystem and sockets only, as deterministic stand-ins; rebuild it without that import (componentize-js: --disable http --disable fetch-event)"
+                "it imports {import}, which the host does not provide: plugins get WASI 0.2 io, clocks, random, cli, filesystem and sockets only, as deterministic stand-ins; rebuild it without that import (componentize-js: --disable http fetch-event)"
             ));
         }
         let provided = import.starts_with("wasi:")
