@@ -668,11 +668,39 @@ fn the_plugin_check_command_refuses_hostile_plugins_without_crashing() {
         );
         assert!(stdout.contains(why), "{config}: {stdout}");
     }
+    // A truncated component and a file that is not Wasm: refused, with why.
+    let truncated = dir.path().join("truncated.wasm");
+    std::fs::write(&truncated, &wasm::TEST_HOSTILE_STRATEGY[..1000]).unwrap();
+    let text = dir.path().join("notes.wasm");
+    std::fs::write(&text, "not a component at all").unwrap();
+    for bad in [&truncated, &text] {
+        let out = common::sluice(&["plugin", "check", bad.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains("could not be loaded: not a valid Wasm component"), "{stdout}");
+    }
     let out = common::sluice(&["plugin", "check", file, "--config", "log-flood"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
         stdout.contains("log:      info: log line 31 (log limit of 32 lines per call reached)"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn a_component_over_the_size_limit_is_refused_before_compiling() {
+    let host = common::host();
+    let mut huge = wasm::WEIGHTED.to_vec();
+    huge.resize(sluice::host::MAX_COMPONENT_BYTES + 1, 0);
+    let started = Instant::now();
+    let fault = host
+        .load_strategy("huge", &huge, Limits::default())
+        .err()
+        .unwrap();
+    assert!(started.elapsed() < ENDS_WITHIN);
+    assert_eq!(
+        fault.to_string(),
+        "plugin huge could not be loaded: it is 33554433 bytes, more than the 32 MiB a plugin may be"
     );
 }

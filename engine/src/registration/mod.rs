@@ -184,22 +184,27 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
         if let Some(problem) = report.problem {
             return Err(problem);
         }
-        let host = self.registry.host();
-        match spec.kind {
-            PluginKind::Strategy => {
-                let loaded = host
-                    .load_strategy(&name, &bytes, limits)
-                    .map_err(|f| f.to_string())?;
-                self.registry
-                    .register_strategy(loaded.with_default_config(config));
-            }
-            PluginKind::Evaluator => {
-                let loaded = host
-                    .load_evaluator(&name, &bytes, limits)
-                    .map_err(|f| f.to_string())?;
-                self.registry
-                    .register_evaluator(loaded.with_default_config(config));
-            }
+        // Loading takes the host's compilation lock, which a compilation of
+        // another plugin may hold for seconds: never on an executor thread.
+        let (host, kind, plugin_name) = (self.registry.host().clone(), spec.kind, name.clone());
+        let loaded = tokio::task::spawn_blocking(move || match kind {
+            PluginKind::Strategy => host
+                .load_strategy(&plugin_name, &bytes, limits)
+                .map(Loaded::Strategy),
+            PluginKind::Evaluator => host
+                .load_evaluator(&plugin_name, &bytes, limits)
+                .map(Loaded::Evaluator),
+        })
+        .await
+        .map_err(|e| format!("loading the plugin: {e}"))?
+        .map_err(|f| f.to_string())?;
+        match loaded {
+            Loaded::Strategy(p) => self
+                .registry
+                .register_strategy(p.with_default_config(config)),
+            Loaded::Evaluator(p) => self
+                .registry
+                .register_evaluator(p.with_default_config(config)),
         }
         tracing::info!(plugin = %name, %digest, "plugin registered");
         Ok((digest, version))
@@ -229,4 +234,10 @@ impl PluginStatusWriter for crate::cluster::kube::KubeCluster {
         .with_context(|| format!("updating the status of RolloutPlugin {}", plugin.name_any()))?;
         Ok(())
     }
+}
+
+/// A plugin loaded for registration.
+enum Loaded {
+    Strategy(crate::host::StrategyPlugin),
+    Evaluator(crate::host::EvaluatorPlugin),
 }
