@@ -856,8 +856,5 @@ fn a_component_importing_wasi_http_is_refused_naming_the_import() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(report.contains("it imports wasi:http/"), "{report}");
-    assert!(
-        report.contains("--disable http fetch-event"),
-        "{report}"
-    );
+    assert!(report.contains("--disable http fetch-event"), "{report}");
 }

@@ -677,7 +677,10 @@ fn the_plugin_check_command_refuses_hostile_plugins_without_crashing() {
         let out = common::sluice(&["plugin", "check", bad.to_str().unwrap()]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{stdout}");
-        assert!(stdout.contains("could not be loaded: not a valid Wasm component"), "{stdout}");
+        assert!(
+            stdout.contains("could not be loaded: not a valid Wasm component"),
+            "{stdout}"
+        );
     }
     let out = common::sluice(&["plugin", "check", file, "--config", "log-flood"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -165,6 +165,15 @@ async fn run(n: usize) {
     // Bootstrap: primaries, services, routes.
     let (bootstrap, phases) = bench.round().await;
     assert_eq!(count(&phases, CanaryPhase::Initialized), n);
+    // `-- N --idle-rounds R`: R idle rounds and nothing else, for a profiler.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--idle-rounds") {
+        let rounds = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(10);
+        for _ in 0..rounds {
+            bench.round().await;
+        }
+        return;
+    }
     // At rest, nothing changed: the idle round.
     let (idle, phases) = bench.round().await;
     assert_eq!(count(&phases, CanaryPhase::Initialized), n);
@@ -208,8 +217,8 @@ async fn run(n: usize) {
 fn main() {
     // `cargo bench` passes `--bench`; the first number is N.
     let n = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse::<usize>().ok())
+        .nth(1)
+        .and_then(|a| a.parse::<usize>().ok())
         .unwrap_or(1000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
