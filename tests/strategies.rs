@@ -457,3 +457,323 @@ async fn retries_and_timeouts_apply_to_every_rule() {
         serde_json::json!({"attempts": 3, "codes": [409, 502, 503, 504]})
     );
 }
+
+/// The A/B example with `match` replaced by `matches` (YAML, indented
+/// under `match:`).
+fn ab_canary_with_matches(matches: &str) -> sluice::api::Canary {
+    let yaml = common::read("examples/podinfo-ab-canary.yaml").replace(
+        "    match:\n      - headers:\n          user-agent:\n            regex: \".*Firefox.*\"\n      - headers:\n          cookie:\n            regex: \"^(.*?;)?(type=insider)(;.*)?$\"\n",
+        &format!("    match:\n{matches}"),
+    );
+    sluice::api::load::canary_from_yaml(&yaml).unwrap()
+}
+
+/// (path type, path value, headers, query params, method) of a rendered
+/// match, in a form easy to compare.
+fn describe(m: &gateway_api::apis::experimental::httproutes::HttpRouteRulesMatches) -> String {
+    let path = m.path.as_ref().unwrap();
+    let mut out = format!(
+        "path {:?} {}",
+        path.r#type.as_ref().unwrap(),
+        path.value.as_deref().unwrap()
+    );
+    for h in m.headers.iter().flatten() {
+        out += &format!(
+            "; header {} {:?} {}",
+            h.name,
+            h.r#type.as_ref().unwrap(),
+            h.value
+        );
+    }
+    for q in m.query_params.iter().flatten() {
+        out += &format!(
+            "; query {} {:?} {}",
+            q.name,
+            q.r#type.as_ref().unwrap(),
+            q.value
+        );
+    }
+    if let Some(method) = &m.method {
+        out += &format!("; method {method:?}");
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_flagger_match_kind_becomes_the_equivalent_gateway_api_match() {
+    // No condition is dropped: each becomes the same condition on the
+    // route, and requests that match none of them stay on the primary.
+    let canary = ab_canary_with_matches(concat!(
+        "      - uri: {regex: \"^/beta/.*\"}\n",
+        "      - uri: {exact: /login}\n",
+        "      - uri: {suffix: .json}\n",
+        "      - uri: {prefix: /api}\n",
+        "        method: {exact: POST}\n",
+        "      - headers:\n",
+        "          x-canary: {exact: insider}\n",
+        "          user-agent: {prefix: Mozilla}\n",
+        "          x-tier: {suffix: -beta}\n",
+        "          cookie: {regex: \"^(.*?;)?(type=insider)(;.*)?$\"}\n",
+        "      - queryParams:\n",
+        "          beta: {exact: \"1\"}\n",
+        "          v: {regex: \"^2\\\\.\"}\n",
+        "          p: {prefix: x}\n",
+        "          s: {suffix: y}\n",
+    ));
+    let sim = common::simulate(
+        canary,
+        common::scenario(&common::read("examples/scenarios/ab-testing-healthy.yaml")),
+    )
+    .await;
+    let route = route_at(&sim, CanaryPhase::Progressing, 2);
+    let r = rules(route);
+    assert_eq!(r.len(), 2);
+    let matches: Vec<String> = r[0].matches.iter().flatten().map(describe).collect();
+    assert_eq!(
+        matches,
+        [
+            "path RegularExpression ^/beta/.*",
+            "path Exact /login",
+            "path RegularExpression .*\\.json$",
+            "path PathPrefix /api; method Post",
+            "path PathPrefix /; header cookie RegularExpression ^(.*?;)?(type=insider)(;.*)?$; header user-agent RegularExpression ^Mozilla.*; header x-canary Exact insider; header x-tier RegularExpression .*\\-beta$",
+            "path PathPrefix /; query beta Exact 1; query p RegularExpression ^x.*; query s RegularExpression .*y$; query v RegularExpression ^2\\.",
+        ]
+    );
+    assert_eq!(
+        backends(&r[0]),
+        [
+            ("podinfo-primary".into(), 0),
+            ("podinfo-canary".into(), 100)
+        ]
+    );
+    assert_eq!(
+        describe(&r[1].matches.as_ref().unwrap()[0]),
+        "path PathPrefix /"
+    );
+    assert_eq!(backends(&r[1]), [("podinfo-primary".into(), 100)]);
+    assert_eq!(
+        sim.final_tick().unwrap().phase,
+        Some(CanaryPhase::Succeeded)
+    );
+}
+
+#[test]
+fn matches_the_gateway_api_cannot_express_are_refused_naming_the_field() {
+    for (matches, field, why) in [
+        (
+            "      - uri: {prefix: /api}\n        sourceLabels: {app: web}\n",
+            "spec.analysis.match[0].sourceLabels",
+            "not supported by the Gateway API router",
+        ),
+        (
+            "      - headers: {x-a: {exact: b}}\n        withoutHeaders: {x-b: {exact: c}}\n",
+            "spec.analysis.match[0].withoutHeaders",
+            "no negative header condition",
+        ),
+        (
+            "      - uri: {prefix: /a}\n        ignoreUriCase: true\n",
+            "spec.analysis.match[0].ignoreUriCase",
+            "case-sensitive",
+        ),
+        (
+            "      - method: {regex: \"GET|POST\"}\n",
+            "spec.analysis.match[0].method",
+            "use method.exact",
+        ),
+        (
+            "      - method: {exact: FETCH}\n",
+            "spec.analysis.match[0].method.exact",
+            "not a method the Gateway API matches",
+        ),
+        (
+            "      - uri: {exact: login}\n",
+            "spec.analysis.match[0].uri.exact",
+            "must start with '/'",
+        ),
+        (
+            "      - headers: {x-a: {regex: \"(\"}}\n",
+            "spec.analysis.match[0].headers.x-a.regex",
+            "invalid regex",
+        ),
+    ] {
+        let canary = ab_canary_with_matches(matches);
+        let errors = canary.settings().unwrap_err().to_string();
+        assert!(errors.contains(field), "{field}: {errors}");
+        assert!(errors.contains(why), "{field}: {errors}");
+    }
+    // A field Istio does not have at all is a parse error that names it.
+    let yaml = common::read("examples/podinfo-ab-canary.yaml").replace(
+        "          user-agent:\n            regex: \".*Firefox.*\"\n",
+        "          user-agent:\n            regex: \".*Firefox.*\"\n        sourceIp: 10.0.0.1\n",
+    );
+    let e = sluice::api::load::canary_from_yaml(&yaml).unwrap_err();
+    assert!(format!("{e:#}").contains("sourceIp"), "{e:#}");
+}
+
+#[test]
+fn an_ab_path_cannot_silently_replace_the_routes_own_path() {
+    let yaml = common::read("examples/podinfo-ab-canary.yaml")
+        .replace(
+            "    # Gateway API HTTPRoute host names\n",
+            "    match:\n      - uri: {prefix: /app}\n    # Gateway API HTTPRoute host names\n",
+        )
+        .replace(
+            "    match:\n      - headers:\n          user-agent:\n",
+            "    match:\n      - uri: {prefix: /beta}\n      - headers:\n          user-agent:\n",
+        );
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let errors = canary.settings().unwrap_err().to_string();
+    assert!(
+        errors.contains("spec.analysis.match[0].uri: conflicts with spec.service.match[0].uri"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn the_strategy_is_chosen_as_flagger_chooses_it() {
+    let seed = common::read("examples/podinfo-canary.yaml");
+    let with = |extra: &str| {
+        let yaml = seed.replace(
+            "    stepWeight: 10\n",
+            &format!("    stepWeight: 10\n{extra}"),
+        );
+        let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+        canary.settings().unwrap().strategy.name
+    };
+    let matched = "    match:\n      - headers: {x-canary: {exact: insider}}\n";
+    assert_eq!(with(""), "weighted");
+    assert_eq!(
+        with("    mirror: true\n"),
+        "weighted",
+        "a mirror step, then weights"
+    );
+    assert_eq!(
+        with("    iterations: 5\n"),
+        "blue-green",
+        "iterations without match, even with stepWeight"
+    );
+    assert_eq!(with("    iterations: 5\n    mirror: true\n"), "mirroring");
+    assert_eq!(with(&format!("    iterations: 5\n{matched}")), "ab-testing");
+    assert_eq!(
+        with(matched),
+        "weighted",
+        "match without iterations: a subset of users"
+    );
+    assert_eq!(
+        with("    sessionAffinity: {cookieName: flagger-cookie}\n"),
+        "session-affinity"
+    );
+    assert_eq!(
+        with("    iterations: 5\n    strategy: weighted\n"),
+        "weighted",
+        "explicit wins"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mirrored_weighted_canary_mirrors_for_one_step_then_shifts_weight() {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    stepWeight: 10\n",
+        "    stepWeight: 10\n    mirror: true\n    mirrorWeight: 50\n",
+    );
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate(
+        canary,
+        common::scenario(&common::read("examples/scenarios/healthy.yaml")),
+    )
+    .await;
+    assert_contains_in_order(
+        &sim.messages(),
+        &[
+            "Starting canary analysis for podinfo.test".into(),
+            "Advance podinfo.test canary weight 0".into(),
+            "Advance podinfo.test canary weight 10".into(),
+            "Advance podinfo.test canary weight 50".into(),
+            "Promotion completed! Scaling down podinfo.test".into(),
+        ],
+    );
+    // The mirror step: all users on the primary, half the requests copied.
+    let mirrored = route_at(&sim, CanaryPhase::Progressing, 1);
+    let rule = &rules(mirrored)[0];
+    assert_eq!(
+        backends(rule),
+        [
+            ("podinfo-primary".into(), 100),
+            ("podinfo-canary".into(), 0)
+        ]
+    );
+    let mirror = rule
+        .filters
+        .iter()
+        .flatten()
+        .find_map(|f| f.request_mirror.as_ref())
+        .expect("a mirror filter");
+    assert_eq!(mirror.backend_ref.name, "podinfo-canary");
+    // Then weights move and the mirror stops.
+    let shifted = sim
+        .ticks
+        .iter()
+        .find(|t| t.canary_weight == 10)
+        .and_then(|t| t.http_route.as_ref())
+        .unwrap();
+    assert!(
+        rules(shifted)[0]
+            .filters
+            .iter()
+            .flatten()
+            .all(|f| f.request_mirror.is_none())
+    );
+    assert_eq!(
+        sim.final_tick().unwrap().phase,
+        Some(CanaryPhase::Succeeded)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_weighted_canary_with_match_shifts_only_the_matching_requests() {
+    // Flagger's canary release for a subset of users: `match` without
+    // `iterations` splits the matching requests by weight; everyone else
+    // stays on the primary.
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    stepWeight: 10\n",
+        "    stepWeight: 10\n    match:\n      - headers: {x-canary: {exact: insider}}\n",
+    );
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    assert_eq!(canary.settings().unwrap().strategy.name, "weighted");
+    let sim = common::simulate(
+        canary,
+        common::scenario(&common::read("examples/scenarios/healthy.yaml")),
+    )
+    .await;
+    let at_20 = sim
+        .ticks
+        .iter()
+        .find(|t| t.canary_weight == 20)
+        .and_then(|t| t.http_route.as_ref())
+        .unwrap();
+    let r = rules(at_20);
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        describe(&r[0].matches.as_ref().unwrap()[0]),
+        "path PathPrefix /; header x-canary Exact insider"
+    );
+    assert_eq!(
+        backends(&r[0]),
+        [
+            ("podinfo-primary".into(), 80),
+            ("podinfo-canary".into(), 20)
+        ]
+    );
+    assert_eq!(
+        backends(&r[1]),
+        [
+            ("podinfo-primary".into(), 100),
+            ("podinfo-canary".into(), 0)
+        ]
+    );
+    assert_eq!(
+        sim.final_tick().unwrap().phase,
+        Some(CanaryPhase::Succeeded)
+    );
+}

@@ -17,7 +17,8 @@ use kube::ResourceExt;
 use crate::analysis::workload::{apex_name, canary_service_name, owner_reference, primary_name};
 use crate::api::{Canary, HttpMatch as SpecMatch, StringMatch as SpecStringMatch, duration};
 use crate::host::bindings::strategy::{
-    Backend, HttpMatch, ResponseCookie, RoutePlan, RouteRule, StringMatch, WeightedBackend,
+    Backend, HeaderMatch, HttpMatch, QueryParamMatch, ResponseCookie, RoutePlan, RouteRule,
+    StringMatch, WeightedBackend,
 };
 
 /// The route plan that keeps every request on the primary. The host uses it
@@ -48,33 +49,48 @@ pub fn safe_plan() -> RoutePlan {
 pub fn plan_matches(matches: &[SpecMatch]) -> Vec<HttpMatch> {
     matches
         .iter()
-        .map(|m| HttpMatch {
-            path_prefix: m
-                .uri
-                .as_ref()
-                .and_then(|u| u.prefix.clone().or_else(|| u.exact.clone())),
-            headers: m
+        .map(|m| {
+            let uri = m.uri.as_ref();
+            let mut headers: Vec<HeaderMatch> = m
                 .headers
                 .iter()
-                .map(|(name, v)| crate::host::bindings::strategy::HeaderMatch {
+                .map(|(name, v)| HeaderMatch {
                     name: name.clone(),
                     value: string_match(v),
                 })
-                .collect(),
-            query_params: m
-                .query_params
-                .iter()
-                .map(
-                    |(name, v)| crate::host::bindings::strategy::QueryParamMatch {
+                .collect();
+            // A path condition other than a prefix travels as a condition
+            // on the `:path` pseudo-header (contract 0.1 has only
+            // `path-prefix`); the host renders it as a path match.
+            if let Some(u) = uri.filter(|u| u.prefix.is_none()) {
+                headers.insert(
+                    0,
+                    HeaderMatch {
+                        name: PATH_PSEUDO_HEADER.into(),
+                        value: string_match(u),
+                    },
+                );
+            }
+            HttpMatch {
+                path_prefix: uri.and_then(|u| u.prefix.clone()),
+                headers,
+                query_params: m
+                    .query_params
+                    .iter()
+                    .map(|(name, v)| QueryParamMatch {
                         name: name.clone(),
                         value: string_match(v),
-                    },
-                )
-                .collect(),
-            method: m.method.as_ref().and_then(|v| v.exact.clone()),
+                    })
+                    .collect(),
+                method: m.method.as_ref().and_then(|v| v.exact.clone()),
+            }
         })
         .collect()
 }
+
+/// The pseudo-header that carries an exact or regular-expression path
+/// condition in a plan's match.
+pub const PATH_PSEUDO_HEADER: &str = ":path";
 
 fn string_match(m: &SpecStringMatch) -> StringMatch {
     if let Some(v) = &m.exact {
@@ -139,7 +155,10 @@ fn default_path() -> HttpRouteRulesMatchesPath {
     }
 }
 
-/// A plan match, merged with one of the route's own matches (`service.match`).
+/// A plan match, merged with one of the route's own matches
+/// (`service.match`): every condition of both holds. Validation refuses a
+/// Canary whose A/B and route matches both set a path or a method; for a
+/// plugin's own rule the plan's path wins.
 fn render_match(plan: Option<&HttpMatch>, base: Option<&HttpMatch>) -> HttpRouteRulesMatches {
     let mut headers = Vec::new();
     let mut query = Vec::new();
@@ -147,6 +166,10 @@ fn render_match(plan: Option<&HttpMatch>, base: Option<&HttpMatch>) -> HttpRoute
     let mut meth = None;
     for m in [base, plan].into_iter().flatten() {
         for h in &m.headers {
+            if h.name == PATH_PSEUDO_HEADER {
+                path = Some(path_value(&h.value));
+                continue;
+            }
             let (t, v) = header_value(&h.value);
             headers.push(HttpRouteRulesMatchesHeaders {
                 name: h.name.clone(),
@@ -177,6 +200,19 @@ fn render_match(plan: Option<&HttpMatch>, base: Option<&HttpMatch>) -> HttpRoute
         method: meth,
         path: Some(path.unwrap_or_else(default_path)),
         query_params: (!query.is_empty()).then_some(query),
+    }
+}
+
+/// A `:path` condition as a Gateway API path match.
+fn path_value(m: &StringMatch) -> HttpRouteRulesMatchesPath {
+    let (t, v) = match m {
+        StringMatch::Exact(v) => (HttpRouteRulesMatchesPathType::Exact, v.clone()),
+        StringMatch::Prefix(v) => (HttpRouteRulesMatchesPathType::PathPrefix, v.clone()),
+        StringMatch::Regex(v) => (HttpRouteRulesMatchesPathType::RegularExpression, v.clone()),
+    };
+    HttpRouteRulesMatchesPath {
+        r#type: Some(t),
+        value: Some(v),
     }
 }
 

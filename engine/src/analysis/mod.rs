@@ -709,10 +709,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 t.status.canary_weight = a.canary_weight;
                 t.status.iterations = a.iterations;
                 let past_last_iteration = settings.iterations.is_some_and(|n| a.iterations > n);
+                // A weighted canary's first iteration is Flagger's mirror
+                // step: its event names the weight, as Flagger's does.
+                let weighted = settings.iterations.is_none_or(|n| n == 0);
                 if iteration_step && past_last_iteration && a.canary_weight > state.canary_weight {
                     // Blue/green's switch, in Flagger's words.
                     t.info("Routing all traffic to canary".to_string());
-                } else if iteration_step {
+                } else if iteration_step && !weighted {
                     let total = settings
                         .iterations
                         .map(|n| n.to_string())

@@ -231,9 +231,13 @@ pub struct CorsPolicy {
     pub max_age: Option<String>,
 }
 
-/// An Istio-style request match, as Flagger's `analysis.match`.
+/// An Istio-style request match, as Flagger's `analysis.match`. Every
+/// condition is rendered to the equivalent Gateway API match; the Istio
+/// fields the Gateway API cannot express are accepted here only so that
+/// validation can refuse them by name (a dropped condition would widen the
+/// match).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("minProperties" = 1))]
 pub struct HttpMatch {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -244,6 +248,94 @@ pub struct HttpMatch {
     pub uri: Option<StringMatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<StringMatch>,
+    /// A name for the match (Istio's, for logs); it matches nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Refused: the Gateway API has no scheme match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub scheme: Option<serde_json::Value>,
+    /// Refused: the Gateway API matches hosts with the route's `hostnames`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub authority: Option<serde_json::Value>,
+    /// Refused: the Gateway API has no port match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub port: Option<serde_json::Value>,
+    /// Refused: the Gateway API has no source match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub source_labels: Option<serde_json::Value>,
+    /// Refused: the Gateway API has no source match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub source_namespace: Option<serde_json::Value>,
+    /// Refused: a route's gateways are its `parentRefs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub gateways: Option<serde_json::Value>,
+    /// Refused: Gateway API path matches are case-sensitive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub ignore_uri_case: Option<serde_json::Value>,
+    /// Refused: the Gateway API has no negative header match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub without_headers: Option<serde_json::Value>,
+}
+
+impl HttpMatch {
+    /// The Istio fields that are set and that the Gateway API cannot
+    /// express, with why.
+    pub fn unsupported_fields(&self) -> Vec<(&'static str, &'static str)> {
+        [
+            (
+                "scheme",
+                self.scheme.is_some(),
+                "HTTPRoute matches have no scheme condition",
+            ),
+            (
+                "authority",
+                self.authority.is_some(),
+                "set the route's hosts with spec.service.hosts instead",
+            ),
+            (
+                "port",
+                self.port.is_some(),
+                "HTTPRoute matches have no port condition",
+            ),
+            (
+                "sourceLabels",
+                self.source_labels.is_some(),
+                "HTTPRoute matches have no source condition",
+            ),
+            (
+                "sourceNamespace",
+                self.source_namespace.is_some(),
+                "HTTPRoute matches have no source condition",
+            ),
+            (
+                "gateways",
+                self.gateways.is_some(),
+                "set the route's gateways with spec.service.gatewayRefs instead",
+            ),
+            (
+                "ignoreUriCase",
+                self.ignore_uri_case.is_some(),
+                "Gateway API path matches are case-sensitive; use a uri regex such as (?i)^/beta",
+            ),
+            (
+                "withoutHeaders",
+                self.without_headers.is_some(),
+                "HTTPRoute matches have no negative header condition",
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, set, _)| *set)
+        .map(|(field, _, why)| (field, why))
+        .collect()
+    }
 }
 
 /// Exactly one of the fields is set.

@@ -260,6 +260,12 @@ impl Checker {
             {
                 self.fail(&f, "empty match; give headers, queryParams, uri or method");
             }
+            for (name, why) in m.unsupported_fields() {
+                self.fail(
+                    format!("{f}.{name}"),
+                    format!("not supported by the Gateway API router ({why}); remove it"),
+                );
+            }
             for (name, sm) in &m.headers {
                 if !is_header_name(name) {
                     self.fail(
@@ -270,19 +276,69 @@ impl Checker {
                 self.string_match(&format!("{f}.headers.{name}"), sm);
             }
             for (name, sm) in &m.query_params {
+                if name.is_empty() || name.len() > 256 {
+                    self.fail(
+                        format!("{f}.queryParams"),
+                        "a query parameter name of 1 to 256 bytes",
+                    );
+                }
                 self.string_match(&format!("{f}.queryParams.{name}"), sm);
             }
             if let Some(uri) = &m.uri {
                 self.string_match(&format!("{f}.uri"), uri);
+                for (kind, v) in [("exact", &uri.exact), ("prefix", &uri.prefix)] {
+                    if v.as_ref().is_some_and(|p| !p.starts_with('/')) {
+                        self.fail(format!("{f}.uri.{kind}"), "a path must start with '/'");
+                    }
+                }
             }
             if let Some(method) = &m.method {
                 self.string_match(&format!("{f}.method"), method);
+                match &method.exact {
+                    Some(name) if HTTP_METHODS.contains(&name.as_str()) => {}
+                    Some(name) => self.fail(
+                        format!("{f}.method.exact"),
+                        format!(
+                            "{name:?} is not a method the Gateway API matches ({})",
+                            HTTP_METHODS.join(", ")
+                        ),
+                    ),
+                    None => self.fail(
+                        format!("{f}.method"),
+                        "the Gateway API matches methods exactly: use method.exact",
+                    ),
+                }
+            }
+        }
+    }
+
+    /// A/B conditions are added to each of the route's own matches: a path
+    /// or method on both sides cannot be combined in one Gateway API match.
+    fn mergeable(&mut self, analysis: &[HttpMatch], service: &[HttpMatch]) {
+        for (i, a) in analysis.iter().enumerate() {
+            for (j, s) in service.iter().enumerate() {
+                if a.uri.is_some() && s.uri.is_some() && a.uri != s.uri {
+                    self.fail(
+                        format!("spec.analysis.match[{i}].uri"),
+                        format!("conflicts with spec.service.match[{j}].uri: a Gateway API match has one path condition; move the path into one of them"),
+                    );
+                }
+                if a.method.is_some() && s.method.is_some() && a.method != s.method {
+                    self.fail(
+                        format!("spec.analysis.match[{i}].method"),
+                        format!("conflicts with spec.service.match[{j}].method: a Gateway API match has one method"),
+                    );
+                }
             }
         }
     }
 }
 
-/// RFC 7230 token characters.
+/// The methods a Gateway API HTTPRoute matches.
+pub const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 /// The longest regular expression a match may carry, in bytes.
 pub const MAX_REGEX_BYTES: usize = 1024;
 /// The most a compiled match regex may take (program and lazy DFA); a
@@ -325,6 +381,7 @@ fn preview(s: &str) -> String {
     p
 }
 
+/// RFC 7230 token characters.
 pub fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -333,18 +390,21 @@ pub fn is_header_name(name: &str) -> bool {
 }
 
 /// Chooses the strategy from Flagger's fields, as Flagger does.
+/// Flagger's `Canary.DeploymentStrategy()`: A/B testing with `match` and
+/// `iterations`; blue/green with `iterations` and no `match` (mirrored with
+/// `mirror`); otherwise a weighted canary, whose session affinity is the
+/// `session-affinity` plugin and whose `mirror` is one mirror step at
+/// weight 0 before the first shift (the `weighted` plugin).
 pub fn derive_strategy(analysis: &CanaryAnalysis) -> &'static str {
-    if !analysis.matches.is_empty() && analysis.iterations.is_some() {
+    let iterations = analysis.iterations.is_some_and(|n| n > 0);
+    if iterations && !analysis.matches.is_empty() {
         "ab-testing"
-    } else if analysis.mirror {
+    } else if iterations && analysis.mirror {
         "mirroring"
+    } else if iterations {
+        "blue-green"
     } else if analysis.session_affinity.is_some() {
         "session-affinity"
-    } else if analysis.iterations.is_some()
-        && analysis.step_weight.is_none()
-        && analysis.step_weights.is_empty()
-    {
-        "blue-green"
     } else {
         "weighted"
     }
@@ -511,12 +571,7 @@ impl Canary {
             );
         }
         c.matches("spec.analysis.match", &a.matches);
-        if !a.matches.is_empty() && iterations.is_none() {
-            c.fail(
-                "spec.analysis.iterations",
-                "required with analysis.match (A/B testing runs a number of iterations)",
-            );
-        }
+        c.mergeable(&a.matches, &spec.service.matches);
         if a.mirror && iterations.is_none() && step_weight.is_none() && step_weights.is_empty() {
             c.fail(
                 "spec.analysis.iterations",

@@ -6,7 +6,8 @@ use super::bindings::strategy::{
     RoutePlan, RouteRule, StringMatch,
 };
 use super::{FaultKind, PluginFault};
-use crate::api::validate::{bounded_regex, is_header_name};
+use crate::api::validate::{HTTP_METHODS, bounded_regex, is_header_name};
+use crate::router::PATH_PSEUDO_HEADER;
 
 const MAX_RULES: usize = 16;
 const MAX_REASON: usize = 1024;
@@ -146,7 +147,12 @@ pub fn route_plan(
                         .to_string(),
                 );
             }
-            let expected = if allowed { state.canary_weight } else { 0 };
+            // With `match`, only matching requests may reach the canary.
+            let expected = if allowed && spec.matches.is_empty() {
+                state.canary_weight
+            } else {
+                0
+            };
             if canary != expected {
                 return fail(format!(
                     "{at}: the catch-all rule sends {canary}% to the canary, but the state's canary weight is {expected}%"
@@ -159,7 +165,7 @@ pub fn route_plan(
                 ));
             }
             if canary > 0 {
-                matched_canary_rule(rule, spec, allowed)
+                matched_canary_rule(rule, spec, state, allowed)
                     .map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
             }
         }
@@ -241,11 +247,26 @@ fn mirror(m: &Mirror, spec: &AnalysisSpec, allowed: bool) -> Result<(), String> 
 
 /// A rule with conditions may send requests to the canary only for the
 /// Canary's `match` (A/B), or for this rollout's affinity cookie.
-fn matched_canary_rule(rule: &RouteRule, spec: &AnalysisSpec, allowed: bool) -> Result<(), String> {
+/// A/B testing (`iterations`) may send all matching requests; a weighted
+/// canary with `match` exactly the state's weight of them.
+fn matched_canary_rule(
+    rule: &RouteRule,
+    spec: &AnalysisSpec,
+    state: &RolloutState,
+    allowed: bool,
+) -> Result<(), String> {
     if !allowed {
         return Err("sends matched requests to the canary while no traffic may reach it".into());
     }
     if !spec.matches.is_empty() && rule.matches == spec.matches {
+        let ab = spec.iterations.is_some_and(|n| n > 0);
+        let canary = canary_weight(rule);
+        if !ab && canary != state.canary_weight {
+            return Err(format!(
+                "sends {canary}% of the matching requests to the canary, but the state's canary weight is {}%",
+                state.canary_weight
+            ));
+        }
         return Ok(());
     }
     if let Some(affinity) = &spec.session_affinity
@@ -320,16 +341,28 @@ fn http_match(m: &HttpMatch) -> Result<(), String> {
     {
         return Err(format!("path prefix {p:?} must start with '/'"));
     }
-    if let Some(method) = &m.method {
-        const METHODS: [&str; 9] = [
-            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-        ];
-        if !METHODS.contains(&method.as_str()) {
-            return Err(format!("method {method:?} is not one Gateway API accepts"));
-        }
+    if let Some(method) = &m.method
+        && !HTTP_METHODS.contains(&method.as_str())
+    {
+        return Err(format!("method {method:?} is not one Gateway API accepts"));
+    }
+    let paths = m
+        .headers
+        .iter()
+        .filter(|h| h.name == PATH_PSEUDO_HEADER)
+        .count()
+        + usize::from(m.path_prefix.is_some());
+    if paths > 1 {
+        return Err("a match may carry one path condition (path-prefix or :path)".into());
     }
     for h in &m.headers {
-        if !is_header_name(&h.name) {
+        if h.name == PATH_PSEUDO_HEADER {
+            if let StringMatch::Exact(p) | StringMatch::Prefix(p) = &h.value
+                && !p.starts_with('/')
+            {
+                return Err(format!(":path {p:?} must start with '/'"));
+            }
+        } else if !is_header_name(&h.name) {
             return Err(format!("header name {:?} is not valid", h.name));
         }
         string_match(&h.value)?;

@@ -6,10 +6,16 @@
 //! (if set) moves traffic back to the primary step by step before the rollout
 //! is finalised. The route is a single rule splitting traffic between the
 //! primary and the canary.
+//!
+//! With `mirror`, the first step is Flagger's mirror step: the weight stays
+//! at 0 and the iteration count becomes 1, while the route copies requests
+//! to the canary (at `mirror-weight` percent, else all); the next step
+//! shifts weight as usual and stops mirroring.
 
 use sluice_plugin_sdk::progression;
 use sluice_plugin_sdk::strategy::{
-    Action, AnalysisSpec, Observation, RolloutState, RoutePlan, Strategy, weighted_route,
+    Action, Advance, AnalysisSpec, Backend, Mirror, Observation, Phase, RolloutState, RoutePlan,
+    Strategy, canary_active, weighted_route,
 };
 
 pub use progression::{DEFAULT_STEP_WEIGHT, max_weight, next_weight};
@@ -25,9 +31,9 @@ impl Strategy for Weighted {
         decide(spec, state)
     }
 
-    fn route(_spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
+    fn route(spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
         // Session affinity is the `session-affinity` strategy's job.
-        Ok(weighted_route(state.canary_weight))
+        Ok(route(spec, state))
     }
 }
 
@@ -36,7 +42,42 @@ sluice_plugin_sdk::export_strategy!(Weighted);
 /// The strategy's decision, without the observation (it does not need the
 /// clock: the host calls it once per passing tick).
 pub fn decide(spec: &AnalysisSpec, state: &RolloutState) -> Result<Action, String> {
+    if mirror_step_due(spec, state) {
+        return Ok(Action::Advance(Advance {
+            canary_weight: 0,
+            iterations: 1,
+        }));
+    }
     progression::weighted("weighted", spec, state)
+}
+
+/// Flagger's "Running mirror step": with `mirror`, the first step mirrors
+/// at weight 0 before any weight moves.
+fn mirror_step_due(spec: &AnalysisSpec, state: &RolloutState) -> bool {
+    spec.mirror
+        && state.phase == Phase::Progressing
+        && state.canary_weight == 0
+        && state.iterations == 0
+}
+
+/// One weighted rule; during the mirror step, with a mirror to the canary.
+/// With `match` (and no iterations, Flagger's weighted canary for a subset
+/// of users), the weights apply to the matching requests only and every
+/// other request goes to the primary.
+pub fn route(spec: &AnalysisSpec, state: &RolloutState) -> RoutePlan {
+    let active = canary_active(state);
+    let mut plan = weighted_route(if active { state.canary_weight } else { 0 });
+    if spec.mirror && active && state.canary_weight == 0 {
+        plan.rules[0].mirror = Some(Mirror {
+            backend: Backend::Canary,
+            percent: spec.mirror_weight.filter(|&p| p > 0 && p < 100),
+        });
+    }
+    if !spec.matches.is_empty() {
+        plan.rules[0].matches = spec.matches.clone();
+        plan.rules.push(weighted_route(0).rules.remove(0));
+    }
+    plan
 }
 
 #[cfg(test)]
@@ -95,6 +136,42 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn mirror_runs_one_step_at_weight_zero_before_shifting() {
+        let s = AnalysisSpec {
+            mirror: true,
+            mirror_weight: Some(50),
+            ..spec()
+        };
+        let start = RolloutState {
+            iterations: 0,
+            ..state(Phase::Progressing, 0)
+        };
+        match decide(&s, &start) {
+            Ok(Action::Advance(a)) => {
+                assert_eq!((a.canary_weight, a.iterations), (0, 1))
+            }
+            other => panic!("{other:?}"),
+        }
+        let mirrored = RolloutState {
+            iterations: 1,
+            ..start
+        };
+        let plan = route(&s, &mirrored);
+        assert_eq!(plan.rules[0].backends[1].weight, 0);
+        let m = plan.rules[0].mirror.as_ref().unwrap();
+        assert_eq!((m.backend, m.percent), (Backend::Canary, Some(50)));
+        match decide(&s, &mirrored) {
+            Ok(Action::Advance(a)) => assert_eq!((a.canary_weight, a.iterations), (10, 1)),
+            other => panic!("{other:?}"),
+        }
+        let shifted = route(&s, &state(Phase::Progressing, 10));
+        assert!(shifted.rules[0].mirror.is_none());
+        assert_eq!(shifted.rules[0].backends[1].weight, 10);
+        // At rest: no mirror, nothing on the canary.
+        assert!(route(&s, &state(Phase::Succeeded, 0)).rules[0].mirror.is_none());
     }
 
     #[test]
