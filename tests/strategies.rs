@@ -268,7 +268,7 @@ async fn session_affinity_keeps_canary_users_on_the_canary() {
         set_cookie.value
     );
     assert!(
-        set_cookie.value.ends_with("; Max-Age=21600"),
+        set_cookie.value.ends_with("; Max-Age=21600; Path=/"),
         "{}",
         set_cookie.value
     );
@@ -296,7 +296,7 @@ async fn session_affinity_keeps_canary_users_on_the_canary() {
         .expect("a rule deleting the sticky cookie");
     assert_eq!(
         expiry.value,
-        format!("flagger-cookie={cookie_value}; Max-Age=-1")
+        format!("flagger-cookie={cookie_value}; Max-Age=-1; Path=/")
     );
 }
 
@@ -776,4 +776,91 @@ async fn a_weighted_canary_with_match_shifts_only_the_matching_requests() {
         sim.final_tick().unwrap().phase,
         Some(CanaryPhase::Succeeded)
     );
+}
+
+/// Every Set-Cookie value a route adds, in rule and backend filters.
+fn set_cookies(route: &HttpRoute) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if o.get("name").and_then(|n| n.as_str()) == Some("Set-Cookie")
+                    && let Some(value) = o.get("value").and_then(|x| x.as_str())
+                {
+                    out.push(value.to_string());
+                }
+                o.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&serde_json::to_value(&route.spec).unwrap(), &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_cookies_carry_the_canarys_attributes_and_the_primary_one_lives_an_interval() {
+    let yaml = common::read("examples/podinfo-canary-session-affinity.yaml").replace(
+        "      maxAge: 21600\n",
+        "      maxAge: 21600\n      primaryCookieName: primary-cookie\n      domain: example.com\n      httpOnly: true\n      secure: true\n      partitioned: true\n      sameSite: Lax\n      path: /app\n",
+    );
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate(
+        canary,
+        common::scenario(&common::read(
+            "examples/scenarios/session-affinity-healthy.yaml",
+        )),
+    )
+    .await;
+    let during = sim.ticks.iter().find(|t| t.canary_weight == 20).unwrap();
+    let cookies = set_cookies(during.http_route.as_ref().unwrap());
+    let attributes = "; Domain=example.com; HttpOnly; Partitioned; Path=/app; SameSite=Lax; Secure";
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(
+        cookies.iter().any(|c| c.starts_with("primary-cookie=")
+            && c.ends_with(&format!("; Max-Age=60{attributes}"))),
+        "the primary cookie lives one analysis interval: {cookies:?}"
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("flagger-cookie=")
+            && c.ends_with(&format!("; Max-Age=21600{attributes}"))),
+        "{cookies:?}"
+    );
+    // After promotion both cookies are deleted, with the same attributes.
+    let after = set_cookies(sim.final_tick().unwrap().http_route.as_ref().unwrap());
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(
+        after
+            .iter()
+            .all(|c| c.ends_with(&format!("; Max-Age=-1{attributes}"))),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn cookie_attributes_that_could_inject_into_set_cookie_are_refused() {
+    for (extra, field) in [
+        (
+            "      domain: \"a.com; Secure\"\n",
+            "spec.analysis.sessionAffinity.domain",
+        ),
+        ("      path: app\n", "spec.analysis.sessionAffinity.path"),
+        (
+            "      sameSite: Sometimes\n",
+            "spec.analysis.sessionAffinity.sameSite",
+        ),
+        (
+            "      primaryCookieName: \"a b\"\n",
+            "spec.analysis.sessionAffinity.primaryCookieName",
+        ),
+    ] {
+        let yaml = common::read("examples/podinfo-canary-session-affinity.yaml").replace(
+            "      maxAge: 21600\n",
+            &format!("      maxAge: 21600\n{extra}"),
+        );
+        let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+        let errors = canary.settings().unwrap_err().to_string();
+        assert!(errors.contains(field), "{field}: {errors}");
+    }
 }

@@ -10,7 +10,9 @@ use gateway_api::apis::experimental::httproutes::*;
 /// experimental channel types it: a superset of the standard channel's. A
 /// route carries an experimental field (`retry`) only when the Canary asks
 /// for it, so every other route is a standard-channel object.
-pub use gateway_api::apis::experimental::httproutes::{HttpRoute, HttpRouteRules};
+pub use gateway_api::apis::experimental::httproutes::{
+    HttpRoute, HttpRouteRules, HttpRouteRulesFilters,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
@@ -325,9 +327,18 @@ fn rule_filters(canary: &Canary) -> Vec<HttpRouteRulesFilters> {
 }
 
 /// `Set-Cookie` as Flagger writes it: "name=value; Max-Age=N", -1 to delete.
-fn set_cookie_value(c: &ResponseCookie) -> String {
+/// A `Set-Cookie` value: the plugin's name, value and lifetime, with the
+/// Canary's cookie attributes (`sessionAffinity.path`, `domain`, …).
+fn set_cookie_value(canary: &Canary, c: &ResponseCookie) -> String {
+    let attributes = canary
+        .spec
+        .analysis
+        .as_ref()
+        .and_then(|a| a.session_affinity.as_ref())
+        .map(|s| s.cookie_attributes())
+        .unwrap_or_else(|| "; Path=/".into());
     format!(
-        "{}={}; Max-Age={}",
+        "{}={}; Max-Age={}{attributes}",
         c.name,
         c.value,
         c.max_age_seconds.max(-1)
@@ -460,7 +471,7 @@ pub fn render(canary: &Canary, plan: &RoutePlan) -> HttpRoute {
                 };
             let mut filters = shared_filters.clone();
             if let Some(cookie) = &rule.set_cookie {
-                add_response_header(&mut filters, "Set-Cookie", set_cookie_value(cookie));
+                add_response_header(&mut filters, "Set-Cookie", set_cookie_value(canary, cookie));
             }
             if let Some(mirror) = &rule.mirror {
                 filters.push(HttpRouteRulesFilters {
@@ -491,7 +502,7 @@ pub fn render(canary: &Canary, plan: &RoutePlan) -> HttpRoute {
                                     add: Some(vec![
                                         HttpRouteRulesBackendRefsFiltersResponseHeaderModifierAdd {
                                             name: "Set-Cookie".into(),
-                                            value: set_cookie_value(c),
+                                            value: set_cookie_value(canary, c),
                                         },
                                     ]),
                                     remove: None,

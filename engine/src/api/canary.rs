@@ -454,6 +454,49 @@ pub struct SessionAffinity {
     /// Cookie that keeps users on the primary (Flagger's primary stickiness).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_cookie_name: Option<String>,
+    /// The cookies' `Path` (default "/", so that a browser sends them with
+    /// every request to the host, whatever page set them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The cookies' `Domain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http_only: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secure: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partitioned: bool,
+    /// `Strict`, `Lax` or `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["Strict", "Lax", "None"]))]
+    pub same_site: Option<String>,
+}
+
+impl SessionAffinity {
+    /// The attributes after `name=value; Max-Age=N` of every cookie the
+    /// route sets, as Flagger's `BuildCookie` orders them, with `Path`
+    /// defaulting to "/" (Flagger's issue #1527).
+    pub fn cookie_attributes(&self) -> String {
+        let mut out = String::new();
+        if let Some(d) = &self.domain {
+            out += &format!("; Domain={d}");
+        }
+        if self.http_only {
+            out += "; HttpOnly";
+        }
+        if self.partitioned {
+            out += "; Partitioned";
+        }
+        out += &format!("; Path={}", self.path.as_deref().unwrap_or("/"));
+        if let Some(s) = &self.same_site {
+            out += &format!("; SameSite={s}");
+        }
+        if self.secure {
+            out += "; Secure";
+        }
+        out
+    }
 }
 
 /// One metric check of the analysis.

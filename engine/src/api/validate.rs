@@ -381,6 +381,12 @@ fn preview(s: &str) -> String {
     p
 }
 
+/// A cookie attribute value: visible ASCII without ';' or ','.
+fn is_cookie_attribute(v: &str) -> bool {
+    v.bytes()
+        .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+}
+
 /// RFC 7230 token characters.
 pub fn is_header_name(name: &str) -> bool {
     !name.is_empty()
@@ -593,6 +599,38 @@ impl Canary {
                     DEFAULT_COOKIE_MAX_AGE
                 }
             };
+            let f = "spec.analysis.sessionAffinity";
+            for (field, name) in [
+                ("cookieName", Some(&s.cookie_name)),
+                ("primaryCookieName", s.primary_cookie_name.as_ref()),
+            ] {
+                if let Some(n) = name.filter(|n| !n.trim().is_empty() && !is_header_name(n)) {
+                    c.fail(
+                        format!("{f}.{field}"),
+                        format!(
+                            "{n:?} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)"
+                        ),
+                    );
+                }
+            }
+            if let Some(p) = &s.path
+                && (!p.starts_with('/') || !is_cookie_attribute(p))
+            {
+                c.fail(
+                    format!("{f}.path"),
+                    "a path starting with '/', without ';', ',' or spaces",
+                );
+            }
+            if let Some(d) = &s.domain
+                && (d.is_empty() || !is_cookie_attribute(d))
+            {
+                c.fail(format!("{f}.domain"), "a domain without ';', ',' or spaces");
+            }
+            if let Some(ss) = &s.same_site
+                && !["Strict", "Lax", "None"].contains(&ss.as_str())
+            {
+                c.fail(format!("{f}.sameSite"), "one of Strict, Lax, None");
+            }
             SessionAffinitySettings {
                 cookie_name: s.cookie_name.clone(),
                 max_age,

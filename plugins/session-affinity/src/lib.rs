@@ -6,8 +6,9 @@
 //! rollout>` (`Max-Age` = `maxAge`), and a rule ahead of the weighted one
 //! sends every request carrying it to the canary: a user once routed to the
 //! canary stays there. With `primaryCookieName`, responses from the primary
-//! set that cookie and a rule keeps those users on the primary (Flagger's
-//! primary stickiness). At rest, after promotion or rollback, the route
+//! set that cookie for one analysis interval (so that its users are
+//! re-balanced at each step, as Flagger does) and a rule keeps those users
+//! on the primary (Flagger's primary stickiness). At rest, after promotion or rollback, the route
 //! deletes the sticky cookies (`Max-Age=-1`) and every request goes to the
 //! primary.
 
@@ -34,7 +35,7 @@ impl Strategy for StickyCanary {
         let affinity = spec.session_affinity.as_ref().ok_or_else(|| {
             format!("{NAME} strategy needs analysis.sessionAffinity (at least cookieName)")
         })?;
-        Ok(route(affinity, state))
+        Ok(route(affinity, spec.interval_seconds, state))
     }
 }
 
@@ -49,9 +50,10 @@ fn cookie(name: &str, value: &str, max_age_seconds: i32) -> ResponseCookie {
 }
 
 /// The rules for a state; see the crate documentation.
-pub fn route(affinity: &SessionAffinity, state: &RolloutState) -> RoutePlan {
+pub fn route(affinity: &SessionAffinity, interval_seconds: u64, state: &RolloutState) -> RoutePlan {
     let value = affinity.cookie_value.as_str();
     let max_age = i32::try_from(affinity.max_age_seconds).unwrap_or(i32::MAX);
+    let interval = i32::try_from(interval_seconds).unwrap_or(i32::MAX);
     let weight = state.canary_weight.min(100);
     if canary_active(state) && weight > 0 && !value.is_empty() {
         let mut rules = Vec::new();
@@ -69,7 +71,7 @@ pub fn route(affinity: &SessionAffinity, state: &RolloutState) -> RoutePlan {
         primary.set_cookie = affinity
             .primary_cookie_name
             .as_ref()
-            .map(|name| cookie(name, value, max_age));
+            .map(|name| cookie(name, value, interval));
         let mut canary = backend(Backend::Canary, weight);
         canary.set_cookie = Some(cookie(&affinity.cookie_name, value, max_age));
         rules.push(rule(Vec::new(), vec![primary, canary]));
@@ -135,7 +137,7 @@ mod tests {
 
     #[test]
     fn canary_users_stick_to_the_canary() {
-        let plan = route(&affinity(None), &state(Phase::Progressing, 20));
+        let plan = route(&affinity(None), 60, &state(Phase::Progressing, 20));
         assert_eq!(plan.rules.len(), 2);
         let sticky = &plan.rules[0];
         assert_eq!(sticky.matches[0].headers[0].name, "Cookie");
@@ -162,6 +164,7 @@ mod tests {
     fn primary_stickiness() {
         let plan = route(
             &affinity(Some("primary-cookie")),
+            60,
             &state(Phase::Progressing, 30),
         );
         assert_eq!(plan.rules.len(), 3);
@@ -169,7 +172,7 @@ mod tests {
         assert_eq!(plan.rules[0].backends[0].weight, 100);
         assert_eq!(
             plan.rules[2].backends[0].set_cookie,
-            Some(cookie("primary-cookie", "abc123", 21600))
+            Some(cookie("primary-cookie", "abc123", 60))
         );
     }
 
@@ -178,7 +181,7 @@ mod tests {
         let mut a = affinity(Some("primary-cookie"));
         a.cookie_value = String::new();
         a.previous_cookie_value = Some("abc123".into());
-        let plan = route(&a, &state(Phase::Succeeded, 0));
+        let plan = route(&a, 60, &state(Phase::Succeeded, 0));
         assert_eq!(plan.rules.len(), 1);
         let r = &plan.rules[0];
         assert_eq!(r.set_cookie, Some(cookie("flagger-cookie", "abc123", -1)));
@@ -190,16 +193,16 @@ mod tests {
         // A first rollout has no cookie to delete.
         let mut a = affinity(None);
         a.cookie_value = String::new();
-        let plan = route(&a, &state(Phase::Initialized, 0));
+        let plan = route(&a, 60, &state(Phase::Initialized, 0));
         assert_eq!(plan.rules[0].set_cookie, None);
         // The first step of a rollout keeps the new cookie.
-        let plan = route(&affinity(None), &state(Phase::Progressing, 0));
+        let plan = route(&affinity(None), 60, &state(Phase::Progressing, 0));
         assert_eq!(plan.rules[0].set_cookie, None);
     }
 
     #[test]
     fn a_rollback_sends_sticky_users_back() {
-        let plan = route(&affinity(None), &state(Phase::Failed, 0));
+        let plan = route(&affinity(None), 60, &state(Phase::Failed, 0));
         assert_eq!(plan.rules.len(), 1);
         assert_eq!(plan.rules[0].backends[1].weight, 0);
         assert_eq!(
