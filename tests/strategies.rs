@@ -864,3 +864,68 @@ fn cookie_attributes_that_could_inject_into_set_cookie_are_refused() {
         assert!(errors.contains(field), "{field}: {errors}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_timeout_and_static_mirrors_are_rendered_as_flagger_renders_them() {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    targetPort: 9898\n",
+        "    targetPort: 9898\n    timeout: 30s\n    backendTimeout: 5s\n    mirror:\n      - backendRef: {name: shadow, port: 8080}\n      - backendRef: {name: audit, namespace: audit, port: 9090}\n",
+    );
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate(
+        canary,
+        common::scenario(&common::read("examples/scenarios/healthy.yaml")),
+    )
+    .await;
+    let route = sim
+        .ticks
+        .iter()
+        .find(|t| t.canary_weight == 20)
+        .and_then(|t| t.http_route.as_ref())
+        .unwrap();
+    for rule in rules(route) {
+        let timeouts = rule.timeouts.as_ref().unwrap();
+        assert_eq!(timeouts.request.as_deref(), Some("30s"));
+        assert_eq!(timeouts.backend_request.as_deref(), Some("5s"));
+        let mirrors: Vec<(String, Option<String>, Option<i32>)> = rule
+            .filters
+            .iter()
+            .flatten()
+            .filter_map(|f| f.request_mirror.as_ref())
+            .map(|m| {
+                (
+                    m.backend_ref.name.clone(),
+                    m.backend_ref.namespace.clone(),
+                    m.backend_ref.port,
+                )
+            })
+            .collect();
+        assert_eq!(
+            mirrors,
+            [
+                ("shadow".to_string(), None, Some(8080)),
+                ("audit".to_string(), Some("audit".to_string()), Some(9090)),
+            ]
+        );
+    }
+    // A mirror without a port, and two backend timeouts, are refused.
+    let bad = common::read("examples/podinfo-canary.yaml").replace(
+        "    targetPort: 9898\n",
+        "    targetPort: 9898\n    backendTimeout: 5s\n    retries: {attempts: 2, perTryTimeout: 2s}\n    mirror:\n      - backendRef: {name: shadow}\n",
+    );
+    let errors = sluice::api::load::canary_from_yaml(&bad)
+        .unwrap()
+        .settings()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("spec.service.mirror[0].backendRef.port: required for a Service"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(
+            "spec.service.backendTimeout: conflicts with spec.service.retries.perTryTimeout"
+        ),
+        "{errors}"
+    );
+}

@@ -304,6 +304,24 @@ fn rule_filters(canary: &Canary) -> Vec<HttpRouteRulesFilters> {
             ..filter_default()
         });
     }
+    for m in &svc.mirror {
+        let r = &m.backend_ref;
+        filters.push(HttpRouteRulesFilters {
+            r#type: HttpRouteRulesFiltersType::RequestMirror,
+            request_mirror: Some(HttpRouteRulesFiltersRequestMirror {
+                backend_ref: HttpRouteRulesFiltersRequestMirrorBackendRef {
+                    group: r.group.clone(),
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    namespace: r.namespace.clone(),
+                    port: r.port,
+                },
+                fraction: None,
+                percent: None,
+            }),
+            ..filter_default()
+        });
+    }
     if let Some(cors) = &svc.cors_policy {
         let max_age = cors
             .max_age
@@ -437,7 +455,10 @@ pub fn render(canary: &Canary, plan: &RoutePlan) -> HttpRoute {
     let shared_filters = rule_filters(canary);
     // The per-try timeout of a retry is Gateway API's backend request
     // timeout: the limit of each attempt.
-    let per_try = svc.retries.as_ref().and_then(|r| r.per_try_timeout.clone());
+    let per_try = svc
+        .backend_timeout
+        .clone()
+        .or_else(|| svc.retries.as_ref().and_then(|r| r.per_try_timeout.clone()));
     let timeouts = (svc.timeout.is_some() || per_try.is_some()).then(|| HttpRouteRulesTimeouts {
         request: svc.timeout.clone(),
         backend_request: per_try,

@@ -113,8 +113,16 @@ pub struct CanaryService {
     /// Request timeout applied to every route rule ("15s").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Timeout of each request from the gateway to a backend (Gateway
+    /// API's `timeouts.backendRequest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<HttpRetry>,
+    /// Static request mirrors on every rule: copies of the requests go to
+    /// these backends, their responses are dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirror: Vec<ServiceMirror>,
     /// Gateway API HTTPRoute host names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
@@ -178,6 +186,29 @@ pub struct GatewayRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub section_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+}
+
+/// One of `spec.service.mirror`: Gateway API's RequestMirror filter.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceMirror {
+    pub backend_ref: MirrorBackendRef,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorBackendRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
     pub port: Option<i32>,
 }
 

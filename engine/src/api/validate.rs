@@ -474,6 +474,37 @@ impl Canary {
                 c.fail(format!("spec.service.gatewayRefs[{i}].name"), "required");
             }
         }
+        if let Some(t) = &spec.service.backend_timeout {
+            c.duration("spec.service.backendTimeout", Some(t), Duration::ZERO);
+            if let Some(p) = spec
+                .service
+                .retries
+                .as_ref()
+                .and_then(|r| r.per_try_timeout.as_ref())
+                && p != t
+            {
+                c.fail(
+                    "spec.service.backendTimeout",
+                    format!("conflicts with spec.service.retries.perTryTimeout ({p}): both are the Gateway API's backendRequest timeout; give one"),
+                );
+            }
+        }
+        for (i, m) in spec.service.mirror.iter().enumerate() {
+            let f = format!("spec.service.mirror[{i}].backendRef");
+            let r = &m.backend_ref;
+            if r.name.trim().is_empty() {
+                c.fail(format!("{f}.name"), "required");
+            }
+            let service = r.kind.as_deref().is_none_or(|k| k == "Service")
+                && r.group.as_deref().is_none_or(str::is_empty);
+            match r.port {
+                None if service => c.fail(format!("{f}.port"), "required for a Service"),
+                Some(p) if !(1..=65535).contains(&p) => {
+                    c.fail(format!("{f}.port"), format!("must be 1-65535 (got {p})"))
+                }
+                _ => {}
+            }
+        }
         if let Some(t) = &spec.service.timeout {
             c.duration("spec.service.timeout", Some(t), Duration::ZERO);
         }
