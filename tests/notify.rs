@@ -26,6 +26,7 @@ spec:
     name: podinfo
   service:
     port: 9898
+    gatewayRefs: [{name: gateway, namespace: istio-ingress}]
   analysis:
     interval: 1m
     threshold: 5

@@ -929,3 +929,81 @@ async fn backend_timeout_and_static_mirrors_are_rendered_as_flagger_renders_them
         "{errors}"
     );
 }
+
+/// The seed Canary with a progress deadline of ten intervals.
+fn canary_with_deadline() -> sluice::api::Canary {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "progressDeadlineSeconds: 60",
+        "progressDeadlineSeconds: 600",
+    );
+    sluice::api::load::canary_from_yaml(&yaml).unwrap()
+}
+
+const GATEWAY_SCENARIO: &str = "ticks: 40\nmetrics:\n  error-rate: [0.1]\n  latency: [0.1]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_the_gateway_refuses_halts_the_analysis_until_it_is_accepted() {
+    let scenario = format!(
+        "{GATEWAY_SCENARIO}  - tick: 6\n    routeAccepted: false\n  - tick: 9\n    routeAccepted: true\n"
+    );
+    let sim = common::simulate(canary_with_deadline(), common::scenario(&scenario)).await;
+    let refused = "Halt podinfo.test advancement HTTPRoute podinfo.test not accepted: Gateway istio-ingress/gateway reports Accepted=False NotAllowedByListeners: no listener of the Gateway allows routes from namespace test";
+    let halted: Vec<u64> = sim
+        .ticks
+        .iter()
+        .filter(|t| t.events.iter().any(|e| e.message == refused))
+        .map(|t| t.tick)
+        .collect();
+    assert_eq!(halted, [6, 7, 8], "{:?}", sim.messages());
+    // No step while refused.
+    let weight_at = |tick: u64| {
+        sim.ticks
+            .iter()
+            .find(|t| t.tick == tick)
+            .unwrap()
+            .canary_weight
+    };
+    assert_eq!(weight_at(6), weight_at(5));
+    assert_eq!(weight_at(8), weight_at(5));
+    assert!(weight_at(9) > weight_at(8));
+    assert_eq!(
+        sim.final_tick().unwrap().phase,
+        Some(CanaryPhase::Succeeded)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_never_accepted_within_the_progress_deadline_rolls_back() {
+    let scenario = format!("{GATEWAY_SCENARIO}  - tick: 5\n    routeAccepted: false\n");
+    let sim = common::simulate(canary_with_deadline(), common::scenario(&scenario)).await;
+    assert!(
+        sim.messages().iter().any(|m| m.starts_with(
+            "Rolling back podinfo.test progress deadline exceeded HTTPRoute podinfo.test not accepted: Gateway istio-ingress/gateway reports Accepted=False"
+        )),
+        "{:?}",
+        sim.messages()
+    );
+    let last = sim.final_tick().unwrap();
+    assert_eq!(last.phase, Some(CanaryPhase::Failed));
+    assert_eq!(
+        common::canary_exposure(last.http_route.as_ref().unwrap()),
+        (0, false)
+    );
+}
+
+#[test]
+fn gateway_refs_are_required() {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    gatewayRefs:\n      - name: gateway\n        namespace: istio-ingress\n",
+        "",
+    );
+    let errors = sluice::api::load::canary_from_yaml(&yaml)
+        .unwrap()
+        .settings()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("spec.service.gatewayRefs: required for the Gateway API router"),
+        "{errors}"
+    );
+}

@@ -20,7 +20,7 @@ kind: Canary
 metadata: {name: podinfo, namespace: test}
 spec:
   targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
-  service: {port: 9898}
+  service: {port: 9898, gatewayRefs: [{name: gateway}]}
   analysis:
     stepWeight: 10
     webhooks:

@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod configs;
+pub mod gateway;
 pub mod readiness;
 pub mod workload;
 
@@ -596,6 +597,26 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             return Ok(());
         }
 
+        if let Some((waiting, why)) = self.route_not_accepted(t).await? {
+            let route = format!("{}.{}", workload::apex_name(t.canary), t.namespace);
+            if t.seconds_in_phase() as u64 > settings.progress_deadline.as_secs() {
+                let msg = format!(
+                    "Rolling back {} progress deadline exceeded HTTPRoute {route} not accepted: {why}",
+                    t.label
+                );
+                return self.rollback(t, settings, msg).await;
+            }
+            t.warn(if waiting {
+                format!("Waiting for HTTPRoute {route} to be accepted: {why}")
+            } else {
+                format!(
+                    "Halt {} advancement HTTPRoute {route} not accepted: {why}",
+                    t.label
+                )
+            });
+            return Ok(());
+        }
+
         // Flagger's manual rollback: a rollback hook that answers yes.
         for hook in settings.webhooks_of(HookType::Rollback) {
             if self
@@ -752,6 +773,21 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             wit::Action::Finalise => {}
         }
         Ok(())
+    }
+
+    /// Why the next step must wait for the Gateways, if it must: whether
+    /// a parent has yet to report on the current route (true) or refused
+    /// it (false), and why.
+    async fn route_not_accepted(&self, t: &Tick<'_>) -> Result<Option<(bool, String)>> {
+        let name = workload::apex_name(t.canary);
+        let Some(route) = self.cluster.http_route(&t.namespace, &name).await? else {
+            return Ok(Some((true, "the route does not exist yet".into())));
+        };
+        Ok(match gateway::acceptance(&route) {
+            gateway::RouteAcceptance::Accepted => None,
+            gateway::RouteAcceptance::Pending(why) => Some((true, why)),
+            gateway::RouteAcceptance::Rejected(why) => Some((false, why)),
+        })
     }
 
     /// The first of `hook_type`'s webhooks that does not say yes, if any.

@@ -474,6 +474,12 @@ impl Canary {
                 c.fail(format!("spec.service.gatewayRefs[{i}].name"), "required");
             }
         }
+        if spec.service.gateway_refs.is_empty() {
+            c.fail(
+                "spec.service.gatewayRefs",
+                "required for the Gateway API router: name the Gateway the HTTPRoute attaches to (e.g. [{name: gateway, namespace: istio-ingress}])",
+            );
+        }
         if let Some(t) = &spec.service.backend_timeout {
             c.duration("spec.service.backendTimeout", Some(t), Duration::ZERO);
             if let Some(p) = spec

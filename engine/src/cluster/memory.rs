@@ -53,6 +53,8 @@ struct World {
     /// Cluster-scoped, by name.
     rollout_plugins: BTreeMap<String, RolloutPlugin>,
     events: Vec<(Key, super::Event)>,
+    /// Why the simulated Gateways refuse routes (reason, message), if they do.
+    route_rejection: Option<(String, String)>,
 }
 
 /// See the module documentation. Cloning shares the same world.
@@ -121,6 +123,17 @@ impl MemoryCluster {
         let k = key(namespace, name);
         w.ready_after.insert(k.clone(), ticks);
         w.refresh(&k);
+    }
+
+    /// Makes the simulated Gateways accept every route (`None`), or refuse
+    /// them with `(reason, message)`; their status is rewritten at once.
+    pub fn set_route_rejection(&self, rejection: Option<(String, String)>) {
+        let mut w = self.lock();
+        let tick = w.tick;
+        for route in w.routes.values_mut() {
+            report_route_status(route, rejection.as_ref(), tick);
+        }
+        w.route_rejection = rejection;
     }
 
     /// Adds or replaces an object as a user would with `kubectl apply`.
@@ -353,7 +366,15 @@ impl Cluster for MemoryCluster {
             labels.extend(next.labels().clone());
             next.metadata.labels = (!labels.is_empty()).then_some(labels);
             next.status = old.status.clone();
+            next.metadata.generation = old.metadata.generation;
+            if old.spec != next.spec {
+                next.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
+            }
+        } else {
+            next.metadata.generation = Some(1);
         }
+        let rejection = w.route_rejection.clone();
+        report_route_status(&mut next, rejection.as_ref(), w.tick);
         w.routes.insert(k, next);
         Ok(())
     }
@@ -411,4 +432,54 @@ impl crate::registration::PluginStatusWriter for MemoryCluster {
         stored.status = Some(status.clone());
         Ok(())
     }
+}
+
+/// What a Gateway controller writes on a route: for each parent, Accepted
+/// and ResolvedRefs for the route's generation.
+fn report_route_status(route: &mut HttpRoute, rejection: Option<&(String, String)>, tick: u64) {
+    use gateway_api::apis::experimental::httproutes::{
+        HttpRouteStatus, HttpRouteStatusParents, HttpRouteStatusParentsParentRef,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    let generation = route.metadata.generation;
+    let since =
+        Time(jiff::Timestamp::from_second(tick as i64 * 60).unwrap_or(jiff::Timestamp::UNIX_EPOCH));
+    let condition = |kind: &str, ok: bool, reason: &str, message: &str| Condition {
+        type_: kind.to_string(),
+        status: if ok { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time: since.clone(),
+    };
+    let parents = route
+        .spec
+        .parent_refs
+        .iter()
+        .flatten()
+        .map(|p| HttpRouteStatusParents {
+            conditions: vec![
+                match rejection {
+                    None => condition("Accepted", true, "Accepted", "Route is accepted"),
+                    Some((reason, message)) => condition("Accepted", false, reason, message),
+                },
+                condition(
+                    "ResolvedRefs",
+                    true,
+                    "ResolvedRefs",
+                    "Resolved all the Object references",
+                ),
+            ],
+            controller_name: "sluice.dev/simulated-gateway".into(),
+            parent_ref: HttpRouteStatusParentsParentRef {
+                group: p.group.clone(),
+                kind: p.kind.clone(),
+                name: p.name.clone(),
+                namespace: p.namespace.clone(),
+                section_name: p.section_name.clone(),
+                port: p.port,
+            },
+        })
+        .collect();
+    route.status = Some(HttpRouteStatus { parents });
 }

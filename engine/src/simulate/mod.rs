@@ -314,6 +314,14 @@ fn apply_change(
     index: usize,
 ) -> Result<()> {
     let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+    match change.route_accepted {
+        Some(true) => cluster.set_route_rejection(None),
+        Some(false) => cluster.set_route_rejection(Some((
+            "NotAllowedByListeners".into(),
+            format!("no listener of the Gateway allows routes from namespace {namespace}"),
+        ))),
+        None => {}
+    }
     for (name, data) in &change.config_maps {
         cluster.put_config_map(config_map(&namespace, name, data))?;
     }
@@ -505,7 +513,7 @@ mod tests {
 
     fn check(name: &str) -> MetricCheck {
         let canary = crate::api::load::canary_from_yaml(&format!(
-            "apiVersion: sluice.dev/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test}}\nspec:\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}\n  service: {{port: 9898}}\n  analysis:\n    stepWeight: 10\n    metrics:\n      - {{name: {name}, query: up, evaluator: custom}}\n"
+            "apiVersion: sluice.dev/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test}}\nspec:\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}\n  service: {{port: 9898, gatewayRefs: [{{name: gateway}}]}}\n  analysis:\n    stepWeight: 10\n    metrics:\n      - {{name: {name}, query: up, evaluator: custom}}\n"
         ))
         .unwrap();
         canary.settings().unwrap().metrics.remove(0)

@@ -90,6 +90,10 @@ pub struct Change {
     /// Stop the engine and start a new one: it knows only the Canary status.
     #[serde(default)]
     pub restart_engine: bool,
+    /// The Gateways accept routes (true, the default) or refuse them from
+    /// this tick on.
+    #[serde(default)]
+    pub route_accepted: Option<bool>,
 }
 
 /// Splits `container=image`.
@@ -129,8 +133,15 @@ impl Scenario {
             if let Some(img) = &c.image {
                 parse_image(img).with_context(|| format!("scenario: changes[{i}].image"))?;
             }
-            if c.image.is_none() && c.env.is_empty() && !c.restart_engine {
-                bail!("scenario: changes[{i}]: give image, env or restartEngine");
+            if c.image.is_none()
+                && c.env.is_empty()
+                && c.config_maps.is_empty()
+                && !c.restart_engine
+                && c.route_accepted.is_none()
+            {
+                bail!(
+                    "scenario: changes[{i}]: give image, env, configMaps, restartEngine or routeAccepted"
+                );
             }
         }
         for (name, values) in self.metrics.iter().chain(&self.primary_metrics) {
