@@ -52,7 +52,7 @@ spec:
     name: podinfo
   service:
     port: 9898
-    gatewayRefs: [{name: gateway, namespace: istio-ingress}]
+    gatewayRefs: [{{name: gateway, namespace: istio-ingress}}]
   analysis:
     interval: 1m
     threshold: 2
