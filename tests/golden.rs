@@ -218,3 +218,351 @@ fn golden_files_are_valid_gateway_api_v1_httproutes() {
         "expected golden files for every example, found {count}"
     );
 }
+
+// Flagger's own Gateway API router tests (fluxcd/flagger
+// pkg/router/gateway_api_test.go), ported: the Canary of their
+// `newTestGatewayAPICanary`, the state of each `SetRoutes` call, and their
+// expectations about rules, matches, weights and filters, checked on the
+// route Sluice renders through its built-in strategy plugins. Where Sluice
+// differs by design the test says so.
+
+mod flagger_router {
+    use super::common;
+    use sluice::analysis::analysis_spec;
+    use sluice::api::{Canary, CanaryPhase, CanaryStatus, load};
+    use sluice::host::bindings::strategy::{Phase, RolloutState};
+    use sluice::host::validate;
+    use sluice::router::{HttpRoute, HttpRouteRules, render};
+
+    /// `newTestGatewayAPICanary`, as a manifest Flagger accepts.
+    const CANARY: &str = r#"
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: default}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service:
+    name: podinfo
+    port: 80
+    portName: http
+    targetPort: 9898
+    gatewayRefs: [{name: podinfo}]
+    timeout: 10s
+    backendTimeout: 5s
+  analysis:
+    threshold: 10
+    stepWeight: 10
+    maxWeight: 50
+    metrics:
+      - {name: request-success-rate, threshold: 99, interval: 1m}
+      - {name: request-duration, threshold: 500, interval: 1m}
+"#;
+
+    fn canary(analysis_extra: &str) -> Canary {
+        let yaml = CANARY.replace(
+            "    maxWeight: 50\n",
+            &format!("    maxWeight: 50\n{analysis_extra}"),
+        );
+        load::canary_from_yaml(&yaml).unwrap()
+    }
+
+    /// The route for `canary` at `phase` with the given weight and
+    /// iterations, through the plugin its settings choose, checked.
+    async fn route(
+        canary: &Canary,
+        status: &CanaryStatus,
+        phase: Phase,
+        weight: u32,
+        iterations: u32,
+    ) -> HttpRoute {
+        let settings = canary.settings().unwrap();
+        let spec = analysis_spec(&settings, status);
+        let state = RolloutState {
+            phase,
+            canary_weight: weight,
+            iterations,
+            failed_checks: 0,
+        };
+        let registry = common::registry();
+        let plugin = registry.strategy(&settings.strategy.name).unwrap();
+        let plan = plugin.route(&spec, state).await.unwrap();
+        validate::route_plan(plugin.name(), &spec, &state, &plan).unwrap();
+        render(canary, &plan)
+    }
+
+    fn rules(r: &HttpRoute) -> &[HttpRouteRules] {
+        r.spec.rules.as_deref().unwrap()
+    }
+
+    fn weights(rule: &HttpRouteRules) -> Vec<(String, i32)> {
+        rule.backend_refs
+            .iter()
+            .flatten()
+            .map(|b| (b.name.clone(), b.weight.unwrap()))
+            .collect()
+    }
+
+    fn cookie_match(rule: &HttpRouteRules) -> (String, String, String) {
+        let h = &rule.matches.as_ref().unwrap()[0].headers.as_ref().unwrap()[0];
+        (
+            format!("{:?}", h.r#type.as_ref().unwrap()),
+            h.name.clone(),
+            h.value.clone(),
+        )
+    }
+
+    /// The Set-Cookie a backend of a rule adds to its responses.
+    fn backend_cookie(rule: &HttpRouteRules, backend: &str) -> Option<String> {
+        let b = rule
+            .backend_refs
+            .iter()
+            .flatten()
+            .find(|b| b.name == backend)?;
+        let f = b.filters.as_ref()?.first()?;
+        let add = &f.response_header_modifier.as_ref()?.add.as_ref()?[0];
+        assert_eq!(add.name, "Set-Cookie");
+        Some(add.value.clone())
+    }
+
+    fn progressing_status(cookie: Option<&str>) -> CanaryStatus {
+        CanaryStatus {
+            phase: Some(CanaryPhase::Progressing),
+            session_affinity_cookie: cookie.map(String::from),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn reconcile_and_normal() {
+        // TestGatewayAPIRouter_Reconcile: one rule, primary 100 / canary 0,
+        // the service's timeouts.
+        let c = canary("");
+        let at_rest = route(&c, &CanaryStatus::default(), Phase::Initialized, 0, 0).await;
+        let r = rules(&at_rest);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            weights(&r[0]),
+            [
+                ("podinfo-primary".into(), 100),
+                ("podinfo-canary".into(), 0)
+            ]
+        );
+        let timeouts = r[0].timeouts.as_ref().unwrap();
+        assert_eq!(timeouts.request.as_deref(), Some("10s"));
+        assert_eq!(timeouts.backend_request.as_deref(), Some("5s"));
+        // TestGatewayAPIRouter_Routes "normal": SetRoutes(50, 50).
+        let half = route(&c, &progressing_status(None), Phase::Progressing, 50, 0).await;
+        assert_eq!(weights(&rules(&half)[0])[0], ("podinfo-primary".into(), 50));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn session_affinity_with_every_cookie_attribute() {
+        // TestGatewayAPIRouter_Routes "session affinity".
+        let c = canary(
+            "    sessionAffinity: {cookieName: flagger-cookie, domain: flagger.app, httpOnly: true, maxAge: 300, partitioned: true, path: /app, sameSite: Strict, secure: true}\n",
+        );
+        let status = progressing_status(Some("flagger-cookie=abc123"));
+        for (primary, canary_weight) in [(90, 10), (50, 50)] {
+            let hr = route(&c, &status, Phase::Progressing, canary_weight as u32, 0).await;
+            let r = rules(&hr);
+            assert_eq!(r.len(), 2);
+            let (kind, name, value) = cookie_match(&r[0]);
+            assert_eq!(
+                (kind.as_str(), name.as_str()),
+                ("RegularExpression", "Cookie")
+            );
+            assert!(value.contains("flagger-cookie"), "{value}");
+            assert_eq!(
+                weights(&r[0]),
+                [
+                    ("podinfo-primary".into(), 0),
+                    ("podinfo-canary".into(), 100)
+                ]
+            );
+            assert_eq!(
+                weights(&r[1]),
+                [
+                    ("podinfo-primary".into(), primary),
+                    ("podinfo-canary".into(), canary_weight)
+                ]
+            );
+            let set = backend_cookie(&r[1], "podinfo-canary").unwrap();
+            assert!(set.starts_with("flagger-cookie"), "{set}");
+            for attribute in [
+                "Domain=flagger.app",
+                "HttpOnly",
+                "Max-Age=300",
+                "Partitioned",
+                "Path=/app",
+                "SameSite=Strict",
+                "Secure",
+            ] {
+                assert!(set.contains(attribute), "{attribute} in {set}");
+            }
+        }
+        // Promotion: the previous cookie is deleted and nobody reaches the
+        // canary. Flagger deletes it with a rule matching the old cookie;
+        // Sluice's single rule deletes it on every response (the same
+        // traffic), with the cookie's attributes so browsers drop the
+        // right one (Flagger sends "…; Max-Age=-1" alone).
+        let done = CanaryStatus {
+            phase: Some(CanaryPhase::Succeeded),
+            previous_session_affinity_cookie: Some("flagger-cookie=abc123".into()),
+            ..Default::default()
+        };
+        let after = route(&c, &done, Phase::Succeeded, 0, 0).await;
+        let r = rules(&after);
+        assert!(r.iter().all(|rule| {
+            weights(rule)
+                .iter()
+                .all(|(name, w)| name == "podinfo-primary" || *w == 0)
+        }));
+        let deletion = r
+            .iter()
+            .flat_map(|rule| rule.filters.iter().flatten())
+            .filter_map(|f| f.response_header_modifier.as_ref())
+            .flat_map(|m| m.add.iter().flatten())
+            .find(|h| h.name == "Set-Cookie")
+            .unwrap();
+        assert!(
+            deletion
+                .value
+                .starts_with("flagger-cookie=abc123; Max-Age=-1"),
+            "{}",
+            deletion.value
+        );
+        assert!(
+            r.iter()
+                .flat_map(|rule| rule.backend_refs.iter().flatten())
+                .all(|b| b.filters.as_ref().is_none_or(|f| f.is_empty())),
+            "the weighted rule sends no Set-Cookie any more"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn session_affinity_with_a_primary_cookie() {
+        // TestGatewayAPIRouter_getSessionAffinityRouteRules "with primary
+        // cookie", interval 15s.
+        let c = canary(
+            "    interval: 15s\n    sessionAffinity: {cookieName: canary-flagger-cookie, primaryCookieName: primary-flagger-cookie, maxAge: 300}\n",
+        );
+        let status = progressing_status(Some("canary-flagger-cookie=abc123"));
+        let hr = route(&c, &status, Phase::Progressing, 10, 0).await;
+        let r = rules(&hr);
+        assert_eq!(r.len(), 3);
+        // Sluice orders the primary's sticky rule first; each rule matches
+        // a different cookie, so the order does not change where a request
+        // goes.
+        let (canary_rule, primary_rule) =
+            if cookie_match(&r[0]).2.contains("primary-flagger-cookie") {
+                (&r[1], &r[0])
+            } else {
+                (&r[0], &r[1])
+            };
+        assert!(
+            cookie_match(canary_rule)
+                .2
+                .contains("canary-flagger-cookie")
+        );
+        assert_eq!(
+            weights(canary_rule),
+            [
+                ("podinfo-primary".into(), 0),
+                ("podinfo-canary".into(), 100)
+            ]
+        );
+        assert!(
+            cookie_match(primary_rule)
+                .2
+                .contains("primary-flagger-cookie")
+        );
+        assert_eq!(
+            weights(primary_rule),
+            [
+                ("podinfo-primary".into(), 100),
+                ("podinfo-canary".into(), 0)
+            ]
+        );
+        let weighted = &r[2];
+        let canary_cookie = backend_cookie(weighted, "podinfo-canary").unwrap();
+        assert!(
+            canary_cookie.starts_with("canary-flagger-cookie=abc123; Max-Age=300"),
+            "{canary_cookie}"
+        );
+        let primary_cookie = backend_cookie(weighted, "podinfo-primary").unwrap();
+        assert!(
+            primary_cookie.contains("primary-flagger-cookie"),
+            "{primary_cookie}"
+        );
+        assert!(primary_cookie.contains("Max-Age=15"), "{primary_cookie}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn blue_green_mirror() {
+        // TestGatewayAPIRouter_Routes "b/g mirror": while mirrored, one rule
+        // with a RequestMirror to the canary; afterwards no filters.
+        let c = canary("    mirror: true\n    iterations: 5\n");
+        let status = progressing_status(None);
+        let mirrored = route(&c, &status, Phase::Progressing, 0, 2).await;
+        let r = rules(&mirrored);
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].filters
+                .iter()
+                .flatten()
+                .filter_map(|f| f.request_mirror.as_ref())
+                .any(|m| m.backend_ref.name == "podinfo-canary")
+        );
+        let done = route(&c, &CanaryStatus::default(), Phase::Succeeded, 0, 0).await;
+        assert_eq!(rules(&done).len(), 1);
+        assert!(
+            rules(&done)[0]
+                .filters
+                .as_ref()
+                .is_none_or(|f| f.is_empty())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn filters_are_deterministic_and_cors_is_mapped() {
+        // TestGatewayAPIRouter_makeFilters and _makeFilters_CORS.
+        let yaml = CANARY.replace(
+            "    backendTimeout: 5s\n",
+            "    backendTimeout: 5s\n    headers:\n      response: {set: {h1: v1, h2: v2, h3: v3}, add: {h1: v1, h2: v2, h3: v3}}\n      request: {set: {h1: v1, h2: v2, h3: v3}, add: {h1: v1, h2: v2, h3: v3}}\n    corsPolicy:\n      allowOrigin: [\"https://example.com\", \"https://app.example.com\"]\n      allowMethods: [GET, POST, PUT]\n      allowHeaders: [Content-Type, Authorization]\n      exposeHeaders: [X-Custom-Header]\n      allowCredentials: true\n      maxAge: 24h\n",
+        );
+        let c = load::canary_from_yaml(&yaml).unwrap();
+        let first = route(&c, &CanaryStatus::default(), Phase::Initialized, 0, 0).await;
+        for _ in 0..10 {
+            let again = route(&c, &CanaryStatus::default(), Phase::Initialized, 0, 0).await;
+            assert_eq!(again.spec, first.spec);
+        }
+        let filters = rules(&first)[0].filters.as_ref().unwrap();
+        let cors = filters.iter().find_map(|f| f.cors.as_ref()).unwrap();
+        assert_eq!(
+            cors.allow_origins.as_deref().unwrap(),
+            ["https://example.com", "https://app.example.com"]
+        );
+        assert_eq!(
+            cors.allow_methods.as_deref().unwrap(),
+            ["GET", "POST", "PUT"]
+        );
+        assert_eq!(
+            cors.allow_headers.as_deref().unwrap(),
+            ["Content-Type", "Authorization"]
+        );
+        assert_eq!(cors.expose_headers.as_deref().unwrap(), ["X-Custom-Header"]);
+        assert_eq!(cors.allow_credentials, Some(true));
+        assert_eq!(cors.max_age, Some(86400));
+        let request = filters
+            .iter()
+            .find_map(|f| f.request_header_modifier.as_ref())
+            .unwrap();
+        let names: Vec<&str> = request
+            .add
+            .iter()
+            .flatten()
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(names, ["h1", "h2", "h3"], "sorted, as Flagger sorts them");
+    }
+}
