@@ -1007,3 +1007,30 @@ fn gateway_refs_are_required() {
         "{errors}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_match_keeps_every_condition_on_every_rule() {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    # Gateway API HTTPRoute host names\n",
+        "    match:\n      - uri: {regex: \"^/api/v[0-9]+/.*\"}\n        headers: {x-tenant: {suffix: -eu}}\n    # Gateway API HTTPRoute host names\n",
+    );
+    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate(
+        canary,
+        common::scenario(&common::read("examples/scenarios/healthy.yaml")),
+    )
+    .await;
+    for t in &sim.ticks {
+        for rule in rules(t.http_route.as_ref().unwrap()) {
+            let described: Vec<String> = rule.matches.iter().flatten().map(describe).collect();
+            assert_eq!(
+                described,
+                [
+                    "path RegularExpression ^/api/v[0-9]+/.*; header x-tenant RegularExpression .*\\-eu$"
+                ],
+                "tick {}",
+                t.tick
+            );
+        }
+    }
+}
