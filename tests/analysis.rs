@@ -2,7 +2,7 @@
 //! missing plugins and misbehaving plugins never move traffic, and the
 //! engine keeps serving.
 
-mod common;
+use crate::common;
 
 use common::Healthy;
 

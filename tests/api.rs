@@ -1,7 +1,7 @@
 //! The Canary and MetricTemplate resources: parsing the guide's manifests,
 //! Flagger's defaults, and refusing invalid specs with the field named.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! and deleting a Canary with `revertOnDeletion` gives the traffic back to
 //! the target.
 
-mod common;
+use crate::common;
 
 use common::Healthy;
 

@@ -6,7 +6,7 @@
 //! The schema checks run a small OpenAPI v3 validator below: the subset of
 //! keywords the generated schemas use, with the API server's meaning.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use sluice::api::load;

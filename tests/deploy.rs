@@ -9,7 +9,7 @@
 //! is checked statically (every `.Values` path exists, blocks balance, the
 //! Deployment sets the same variables as the plain manifests).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -4,8 +4,8 @@
 //! evaluator on scripted series and on a real Prometheus's range queries,
 //! the time-window strategy on the simulated clock.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

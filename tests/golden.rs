@@ -4,9 +4,9 @@
 //! `tests/golden/<example>/` that a reviewer can read.
 //!
 //! To accept new output after an intended change:
-//! `SLUICE_BLESS=1 cargo test --test golden`, then review the diff.
+//! `SLUICE_BLESS=1 cargo test --test integration golden::`, then review the diff.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -148,7 +148,7 @@ async fn generated_routes_match_the_golden_files() {
     }
     assert!(
         mismatches.is_empty(),
-        "{}\n(run SLUICE_BLESS=1 cargo test --test golden to accept)",
+        "{}\n(run SLUICE_BLESS=1 cargo test --test integration golden:: to accept)",
         mismatches.join("\n")
     );
 }

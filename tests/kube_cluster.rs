@@ -3,7 +3,7 @@
 //! client sends (method, path, query, exact JSON body) and answers it, as
 //! kube-rs/controller-rs does in its fixtures.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::pin::pin;

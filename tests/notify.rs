@@ -1,7 +1,7 @@
 //! Alerts to Slack, Microsoft Teams, Discord and generic webhooks, against
 //! a local server that records what it receives.
 
-mod support;
+use crate::support;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;

@@ -2,7 +2,7 @@
 //! isolated, and a plugin that loops, exhausts memory, traps or answers
 //! nonsense is contained and reported.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

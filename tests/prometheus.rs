@@ -2,8 +2,8 @@
 //! package) serving backfilled data, and against a recording HTTP server
 //! where the request itself is what is checked.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::Command;

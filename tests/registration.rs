@@ -4,7 +4,7 @@
 //! digest, wrong world, wrong version, over its limits, a built-in's name)
 //! without ever leaving a Canary half-served.
 
-mod common;
+use crate::common;
 
 use common::Healthy;
 

@@ -1,7 +1,7 @@
 //! `sluice simulate`: the guide's rollouts end to end through the real
 //! engine, the in-memory cluster and the built-in Wasm plugins.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

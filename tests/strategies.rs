@@ -1,7 +1,7 @@
 //! Every traffic strategy of the guide, end to end: the built-in plugin the
 //! Canary selects, the events it produces and the HTTPRoute at each step.
 
-mod common;
+use crate::common;
 
 use sluice::api::CanaryPhase;
 use sluice::router::{HttpRoute, HttpRouteRules};

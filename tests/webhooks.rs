@@ -1,7 +1,7 @@
 //! Webhooks over real HTTP, against a local server that records what it
 //! receives.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

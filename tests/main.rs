@@ -1,0 +1,25 @@
+//! Sluice's integration tests, in one binary so that Wasmtime, kube and the
+//! rest are linked once: one module per area, each a file of this folder.
+//! Run one area with `cargo test --test integration <module>::`, e.g.
+//! `cargo test --test integration strategies::`.
+
+mod common;
+mod support;
+
+mod analysis;
+mod api;
+mod controller;
+mod crds;
+mod deploy;
+mod example_plugins;
+mod golden;
+mod guest_plugins;
+mod kube_cluster;
+mod leader;
+mod notify;
+mod plugin_host;
+mod prometheus;
+mod registration;
+mod simulate;
+mod strategies;
+mod webhooks;
