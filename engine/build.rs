@@ -23,13 +23,6 @@ const PLUGINS: &[(&str, &str)] = &[
     ("MIRRORING", "sluice_mirroring"),
     ("SESSION_AFFINITY", "sluice_session_affinity"),
     ("THRESHOLD", "sluice_threshold"),
-    ("TEST_LOOP", "sluice_test_loop"),
-    ("TEST_ALLOC", "sluice_test_alloc"),
-    ("TEST_TRAP", "sluice_test_trap"),
-    ("TEST_OVERWEIGHT", "sluice_test_overweight"),
-    ("TEST_FUTURE", "sluice_test_future"),
-    ("TEST_HOSTILE_STRATEGY", "sluice_test_hostile_strategy"),
-    ("TEST_HOSTILE_EVALUATOR", "sluice_test_hostile_evaluator"),
 ];
 
 /// Variables Cargo sets for this build script, or that configure the outer

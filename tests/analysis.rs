@@ -11,7 +11,6 @@ use sluice::analysis::Analyzer;
 use sluice::api::{Canary, CanaryPhase};
 use sluice::cluster::EventType;
 use sluice::cluster::memory::MemoryCluster;
-use sluice::host::builtin::wasm;
 
 const HEALTHY: &str = "ticks: 40\nmetrics:\n  error-rate: [0.1]\n  latency: [0.1]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n";
 
@@ -41,7 +40,7 @@ async fn run_with_bad_strategy(name: &str, wasm: &[u8]) -> sluice::simulate::Sim
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_looping_plugin_never_moves_traffic_and_the_rollout_fails() {
-    let sim = run_with_bad_strategy("loop", wasm::TEST_LOOP).await;
+    let sim = run_with_bad_strategy("loop", common::test_plugin("loop")).await;
     assert_no_canary_traffic(&sim);
     let messages = sim.messages();
     assert!(
@@ -59,7 +58,7 @@ async fn a_looping_plugin_never_moves_traffic_and_the_rollout_fails() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_allocating_plugin_never_moves_traffic() {
-    let sim = run_with_bad_strategy("alloc", wasm::TEST_ALLOC).await;
+    let sim = run_with_bad_strategy("alloc", common::test_plugin("alloc")).await;
     assert_no_canary_traffic(&sim);
     assert!(
         sim.messages()
@@ -71,7 +70,7 @@ async fn an_allocating_plugin_never_moves_traffic() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trapping_plugin_never_moves_traffic() {
-    let sim = run_with_bad_strategy("trap", wasm::TEST_TRAP).await;
+    let sim = run_with_bad_strategy("trap", common::test_plugin("trap")).await;
     assert_no_canary_traffic(&sim);
     assert!(
         sim.messages()
@@ -83,7 +82,7 @@ async fn a_trapping_plugin_never_moves_traffic() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_answering_weight_150_never_moves_traffic() {
-    let sim = run_with_bad_strategy("overweight", wasm::TEST_OVERWEIGHT).await;
+    let sim = run_with_bad_strategy("overweight", common::test_plugin("overweight")).await;
     assert_no_canary_traffic(&sim);
     let messages = sim.messages();
     assert!(
@@ -195,7 +194,7 @@ async fn an_unavailable_strategy_leaves_the_canary_waiting_with_a_condition() {
 async fn one_canary_with_a_bad_plugin_does_not_stop_another() {
     // Two Canaries in one cluster and one engine: the healthy one is
     // promoted while the other's plugin loops on every call.
-    let sim_bad = run_with_bad_strategy("loop", wasm::TEST_LOOP);
+    let sim_bad = run_with_bad_strategy("loop", common::test_plugin("loop"));
     let sim_good = common::simulate(
         common::canary("examples/podinfo-canary.yaml"),
         common::scenario(HEALTHY),
@@ -517,7 +516,8 @@ async fn canaries_keep_their_schedule_while_others_run_hostile_plugins() {
     // One engine's plugin host shared by every Canary: eight use a
     // well-behaved plugin, four the hostile one that sleeps, loops,
     // exhausts its memory or panics on every call.
-    let registry = common::registry_with_strategy("hostile", wasm::TEST_HOSTILE_STRATEGY);
+    let registry =
+        common::registry_with_strategy("hostile", common::test_plugin("hostile_strategy"));
     let run = |config: &str| {
         common::simulate_with(
             canary_with_strategy_config(config),
@@ -568,7 +568,7 @@ async fn values_that_are_not_numbers_never_reach_an_evaluator() {
         .host()
         .load_evaluator(
             "hostile-eval",
-            wasm::TEST_HOSTILE_EVALUATOR,
+            common::test_plugin("hostile_evaluator"),
             sluice::host::Limits::default(),
         )
         .unwrap();

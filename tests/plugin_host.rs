@@ -67,7 +67,9 @@ async fn an_endless_loop_times_out_within_its_budget() {
         time_budget: Duration::from_millis(50),
         ..Limits::default()
     };
-    let p = host.load_strategy("loop", wasm::TEST_LOOP, limits).unwrap();
+    let p = host
+        .load_strategy("loop", common::test_plugin("loop"), limits)
+        .unwrap();
     let started = Instant::now();
     let fault = p
         .decide(&seed_spec(), progressing(0), obs())
@@ -95,7 +97,7 @@ async fn unbounded_allocation_hits_the_memory_cap() {
         ..Limits::default()
     };
     let p = host
-        .load_strategy("alloc", wasm::TEST_ALLOC, limits)
+        .load_strategy("alloc", common::test_plugin("alloc"), limits)
         .unwrap();
     let fault = p
         .decide(&seed_spec(), progressing(0), obs())
@@ -117,7 +119,7 @@ async fn unbounded_allocation_hits_the_memory_cap() {
 async fn a_trap_is_reported_with_the_panic_message() {
     let host = common::host();
     let p = host
-        .load_strategy("trap", wasm::TEST_TRAP, Limits::default())
+        .load_strategy("trap", common::test_plugin("trap"), Limits::default())
         .unwrap();
     let fault = p
         .decide(&seed_spec(), progressing(0), obs())
@@ -137,7 +139,11 @@ async fn a_trap_is_reported_with_the_panic_message() {
 async fn an_overweight_answer_is_refused_by_validation() {
     let host = common::host();
     let p = host
-        .load_strategy("overweight", wasm::TEST_OVERWEIGHT, Limits::default())
+        .load_strategy(
+            "overweight",
+            common::test_plugin("overweight"),
+            Limits::default(),
+        )
         .unwrap();
     let state = progressing(0);
     let action = p.decide(&seed_spec(), state, obs()).await.unwrap();
@@ -275,10 +281,12 @@ async fn plugins_get_no_clock_and_no_randomness_from_the_host() {
 #[tokio::test]
 async fn a_plugin_for_another_contract_version_is_refused_naming_both_versions() {
     let host = common::host();
-    let contract = host.inspect("future", wasm::TEST_FUTURE).unwrap();
+    let contract = host
+        .inspect("future", common::test_plugin("future"))
+        .unwrap();
     assert_eq!(contract.version.as_deref(), Some("0.2.0"));
     let fault = host
-        .load_strategy("future", wasm::TEST_FUTURE, Limits::default())
+        .load_strategy("future", common::test_plugin("future"), Limits::default())
         .err()
         .unwrap();
     assert_eq!(
@@ -305,7 +313,14 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
     let evaluator = check(&host, "threshold", wasm::THRESHOLD, Limits::default(), "").await;
     assert!(evaluator.ok() && evaluator.to_string().contains("world:    evaluator"));
 
-    let looping = check(&host, "loop", wasm::TEST_LOOP, Limits::default(), "").await;
+    let looping = check(
+        &host,
+        "loop",
+        common::test_plugin("loop"),
+        Limits::default(),
+        "",
+    )
+    .await;
     assert_eq!(
         looping.problem.as_deref(),
         Some("plugin loop timed out: no answer within 100 ms")
@@ -313,7 +328,7 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
     let overweight = check(
         &host,
         "overweight",
-        wasm::TEST_OVERWEIGHT,
+        common::test_plugin("overweight"),
         Limits::default(),
         "",
     )
@@ -325,7 +340,14 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
             .unwrap()
             .contains("advance to canary weight 150 exceeds the Canary's maximum of 50")
     );
-    let future = check(&host, "future", wasm::TEST_FUTURE, Limits::default(), "").await;
+    let future = check(
+        &host,
+        "future",
+        common::test_plugin("future"),
+        Limits::default(),
+        "",
+    )
+    .await;
     assert!(future.to_string().contains(
         "result:   REFUSED: plugin future could not be loaded: it targets sluice:plugin@0.2.0"
     ));
@@ -333,7 +355,7 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
     assert!(!junk.ok() && junk.contract.is_none());
 }
 
-// Hostile plugins, written without the SDK (plugins/testing/hostile-*): each
+// Hostile plugins, written without the SDK (tests/plugins/hostile-*): each
 // call ends within its budget plus slack, faults with a reason that names
 // the plugin and the cause, and the host keeps serving.
 
@@ -351,7 +373,11 @@ fn spec_with(config: &str) -> sluice::host::bindings::strategy::AnalysisSpec {
 async fn hostile_outcome(config: &str) -> (String, String) {
     let host = common::host();
     let p = host
-        .load_strategy("hostile", wasm::TEST_HOSTILE_STRATEGY, Limits::default())
+        .load_strategy(
+            "hostile",
+            common::test_plugin("hostile_strategy"),
+            Limits::default(),
+        )
         .unwrap();
     let spec = spec_with(config);
     let started = Instant::now();
@@ -510,7 +536,11 @@ async fn plugins_see_a_deterministic_world_and_their_logs_are_capped() {
     let host = common::host();
     let sink = sluice::host::LogSink::default();
     let p = host
-        .load_strategy("hostile", wasm::TEST_HOSTILE_STRATEGY, Limits::default())
+        .load_strategy(
+            "hostile",
+            common::test_plugin("hostile_strategy"),
+            Limits::default(),
+        )
         .unwrap()
         .with_log_sink(sink.clone());
     let action = p
@@ -534,7 +564,7 @@ async fn a_hostile_evaluator_sleeping_in_any_export_faults_at_once() {
     let e = host
         .load_evaluator(
             "hostile-eval",
-            wasm::TEST_HOSTILE_EVALUATOR,
+            common::test_plugin("hostile_evaluator"),
             Limits::default(),
         )
         .unwrap();
@@ -615,7 +645,7 @@ async fn plugin_check_says_why_it_refuses_each_hostile_plugin_and_shows_its_logs
         let report = check(
             &host,
             "hostile",
-            wasm::TEST_HOSTILE_STRATEGY,
+            common::test_plugin("hostile_strategy"),
             Limits::default(),
             config,
         )
@@ -631,7 +661,7 @@ async fn plugin_check_says_why_it_refuses_each_hostile_plugin_and_shows_its_logs
     let report = check(
         &host,
         "hostile",
-        wasm::TEST_HOSTILE_STRATEGY,
+        common::test_plugin("hostile_strategy"),
         Limits::default(),
         "log-flood",
     )
@@ -651,7 +681,7 @@ async fn plugin_check_says_why_it_refuses_each_hostile_plugin_and_shows_its_logs
 fn the_plugin_check_command_refuses_hostile_plugins_without_crashing() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hostile.wasm");
-    std::fs::write(&file, wasm::TEST_HOSTILE_STRATEGY).unwrap();
+    std::fs::write(&file, common::test_plugin("hostile_strategy")).unwrap();
     let file = file.to_str().unwrap();
     for (config, why) in [
         ("sleep", "subscribe-duration is not available to plugins"),
@@ -670,7 +700,7 @@ fn the_plugin_check_command_refuses_hostile_plugins_without_crashing() {
     }
     // A truncated component and a file that is not Wasm: refused, with why.
     let truncated = dir.path().join("truncated.wasm");
-    std::fs::write(&truncated, &wasm::TEST_HOSTILE_STRATEGY[..1000]).unwrap();
+    std::fs::write(&truncated, &common::test_plugin("hostile_strategy")[..1000]).unwrap();
     let text = dir.path().join("notes.wasm");
     std::fs::write(&text, "not a component at all").unwrap();
     for bad in [&truncated, &text] {
@@ -705,5 +735,51 @@ fn a_component_over_the_size_limit_is_refused_before_compiling() {
     assert_eq!(
         fault.to_string(),
         "plugin huge could not be loaded: it is 33554433 bytes, more than the 32 MiB a plugin may be"
+    );
+}
+
+#[test]
+fn the_simulator_shows_a_plugins_log_lines_and_its_panic_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("hostile.wasm");
+    std::fs::write(&wasm, common::test_plugin("hostile_strategy")).unwrap();
+    let run = |config: &str| {
+        let canary = dir.path().join(format!("{config}.yaml"));
+        std::fs::write(
+            &canary,
+            common::read("examples/podinfo-canary.yaml").replace(
+                "    stepWeight: 10\n",
+                &format!("    stepWeight: 10\n    strategyConfig: {config}\n"),
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["simulate", "--canary"])
+            .arg(&canary)
+            .args(["--templates", "examples/metric-templates.yaml"])
+            .arg("--strategy-plugin")
+            .arg(&wasm)
+            .current_dir(common::repo_root())
+            .env("SLUICE_LOG", "sluice::plugin=info")
+            .env(
+                "SLUICE_PLUGIN_CACHE",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
+            )
+            .output()
+            .unwrap()
+    };
+    // Log lines go to stderr under the target sluice::plugin.
+    let out = run("log-flood");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("log line 0"), "{stderr}");
+    assert!(stderr.contains("plugin=hostile"), "{stderr}");
+    // A panic message is part of the fault in the events.
+    let out = run("panic");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("plugin hostile trapped")
+            && stdout.contains("hostile plugin panics on purpose"),
+        "{stdout}"
     );
 }

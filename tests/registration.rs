@@ -132,25 +132,25 @@ async fn refusals_name_the_field_and_the_fault() {
         (
             "wrong-version",
             "strategy",
-            wasm::TEST_FUTURE,
+            common::test_plugin("future"),
             "it targets sluice:plugin@0.2.0; this host supports sluice:plugin@0.1.x",
         ),
         (
             "endless",
             "strategy",
-            wasm::TEST_LOOP,
+            common::test_plugin("loop"),
             "plugin endless timed out: no answer within 100 ms",
         ),
         (
             "greedy",
             "strategy",
-            wasm::TEST_ALLOC,
+            common::test_plugin("alloc"),
             "plugin greedy exhausted its memory",
         ),
         (
             "overweight",
             "strategy",
-            wasm::TEST_OVERWEIGHT,
+            common::test_plugin("overweight"),
             "advance to canary weight 150 exceeds the Canary's maximum of 50",
         ),
     ];
@@ -412,7 +412,7 @@ async fn a_new_version_takes_over_at_the_next_tick_and_a_bad_one_never_does() {
     assert!(weight_before > 0);
 
     // A broken update is refused; the good version keeps serving.
-    put_wasm(&cluster, "team-canary", wasm::TEST_LOOP);
+    put_wasm(&cluster, "team-canary", common::test_plugin("loop"));
     let stored = cluster.rollout_plugin("team-canary").unwrap();
     let refused = r.reconcile(&stored).await.unwrap();
     assert!(refused.loaded, "the previous version still serves");

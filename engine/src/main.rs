@@ -15,8 +15,10 @@ async fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| default_level.into());
+    // Colours only on a terminal: piped or captured logs stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("SLUICE_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();

@@ -89,12 +89,57 @@ pub fn canary_exposure(route: &sluice::router::HttpRoute) -> (i32, bool) {
     (weight, mirrored)
 }
 
+/// A deliberately misbehaving plugin of `tests/plugins/` (`loop`, `alloc`,
+/// `trap`, `overweight`, `future`, `hostile_strategy`, `hostile_evaluator`):
+/// the workspace is built for wasm32-wasip2 once per test run, and never
+/// ships in the `sluice` binary.
+pub fn test_plugin(name: &str) -> &'static [u8] {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static BUILT: OnceLock<HashMap<String, &'static [u8]>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-plugins");
+        build_wasm_workspace(&repo_root().join("tests/plugins/Cargo.toml"), &target_dir);
+        let dir = target_dir.join("wasm32-wasip2/release");
+        [
+            "loop",
+            "alloc",
+            "trap",
+            "overweight",
+            "future",
+            "hostile_strategy",
+            "hostile_evaluator",
+        ]
+        .into_iter()
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(format!("sluice_test_{n}.wasm")))
+                .unwrap_or_else(|e| panic!("test plugin {n}: {e}"));
+            (n.to_string(), &*Vec::leak(bytes))
+        })
+        .collect()
+    });
+    built
+        .get(name)
+        .copied()
+        .unwrap_or_else(|| panic!("no test plugin {name}"))
+}
+
 /// Builds an example plugin of `examples/plugins/<dir>` the way its README
 /// says, outside the engine's build, into a shared target directory;
 /// returns the component's path. `stem` is the crate's library name.
 pub fn build_example_plugin(dir: &str, stem: &str) -> PathBuf {
     let root = repo_root();
     let target_dir = root.join("target/example-plugins");
+    build_wasm_workspace(
+        &root.join("examples/plugins").join(dir).join("Cargo.toml"),
+        &target_dir,
+    );
+    target_dir.join(format!("wasm32-wasip2/release/{stem}.wasm"))
+}
+
+/// `cargo build --release --target wasm32-wasip2` of a plugin manifest,
+/// with none of the outer build's flags or target dir.
+fn build_wasm_workspace(manifest: &std::path::Path, target_dir: &std::path::Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
         .args([
@@ -104,9 +149,9 @@ pub fn build_example_plugin(dir: &str, stem: &str) -> PathBuf {
             "wasm32-wasip2",
             "--manifest-path",
         ])
-        .arg(root.join("examples/plugins").join(dir).join("Cargo.toml"))
+        .arg(manifest)
         .arg("--target-dir")
-        .arg(&target_dir)
+        .arg(target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
@@ -114,10 +159,10 @@ pub fn build_example_plugin(dir: &str, stem: &str) -> PathBuf {
         .expect("run cargo");
     assert!(
         out.status.success(),
-        "building examples/plugins/{dir} failed:\n{}",
+        "building {} failed (is the wasm32-wasip2 target installed? tests/run installs it):\n{}",
+        manifest.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    target_dir.join(format!("wasm32-wasip2/release/{stem}.wasm"))
 }
 
 /// Every metric sits at the healthy edge of its threshold range (its

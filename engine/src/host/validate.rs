@@ -10,6 +10,10 @@ use crate::api::validate::{HTTP_METHODS, bounded_regex, is_header_name};
 use crate::router::PATH_PSEUDO_HEADER;
 
 const MAX_RULES: usize = 16;
+/// Gateway API's own limits: matches per rule, headers and query
+/// parameters per match.
+const MAX_MATCHES: usize = 64;
+const MAX_CONDITIONS: usize = 16;
 const MAX_REASON: usize = 1024;
 
 fn invalid(plugin: &str, why: String) -> PluginFault {
@@ -175,6 +179,12 @@ pub fn route_plan(
 
 /// Backends, weights, cookies and mirror of one rule.
 fn route_rule(rule: &RouteRule, spec: &AnalysisSpec, allowed: bool) -> Result<(), String> {
+    if rule.matches.len() > MAX_MATCHES {
+        return Err(format!(
+            "at most {MAX_MATCHES} matches per rule (got {})",
+            rule.matches.len()
+        ));
+    }
     if rule.backends.is_empty() || rule.backends.len() > 2 {
         return Err(format!(
             "needs one or two backends (got {})",
@@ -336,6 +346,13 @@ fn canary_weight(rule: &RouteRule) -> u32 {
 }
 
 fn http_match(m: &HttpMatch) -> Result<(), String> {
+    if m.headers.len() > MAX_CONDITIONS || m.query_params.len() > MAX_CONDITIONS {
+        return Err(format!(
+            "a match may carry at most {MAX_CONDITIONS} headers and {MAX_CONDITIONS} query parameters (got {} and {})",
+            m.headers.len(),
+            m.query_params.len()
+        ));
+    }
     if let Some(p) = &m.path_prefix
         && (!p.starts_with('/') || p.len() > 1024)
     {
