@@ -116,20 +116,15 @@ struct Bench {
 
 impl Bench {
     /// One tick of every Canary; returns its CPU time and the phases seen.
-    /// The Canaries are read from the cluster first, outside the measure:
-    /// the operator gets them from its watch cache.
     async fn round(&mut self) -> (Duration, Vec<Option<CanaryPhase>>) {
-        let canaries: Vec<Canary> = self
-            .names
-            .iter()
-            .map(|name| self.cluster.canary("bench", name).expect("canary"))
-            .collect();
         let (before, _) = usage();
+        let cluster = &self.cluster;
         let analyzer = &self.analyzer;
         let now = self.now;
-        let phases: Vec<Option<CanaryPhase>> = futures::stream::iter(&canaries)
-            .map(|canary| async move {
-                let out = analyzer.reconcile(canary, now).await.expect("reconcile");
+        let phases: Vec<Option<CanaryPhase>> = futures::stream::iter(&self.names)
+            .map(|name| async move {
+                let canary = cluster.canary("bench", name).expect("canary");
+                let out = analyzer.reconcile(&canary, now).await.expect("reconcile");
                 out.status.phase
             })
             .buffer_unordered(CONCURRENCY)
