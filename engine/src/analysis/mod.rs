@@ -597,23 +597,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             return Ok(());
         }
 
-        if let Some((waiting, why)) = self.route_not_accepted(t).await? {
-            let route = format!("{}.{}", workload::apex_name(t.canary), t.namespace);
-            if t.seconds_in_phase() as u64 > settings.progress_deadline.as_secs() {
-                let msg = format!(
-                    "Rolling back {} progress deadline exceeded HTTPRoute {route} not accepted: {why}",
-                    t.label
-                );
-                return self.rollback(t, settings, msg).await;
-            }
-            t.warn(if waiting {
-                format!("Waiting for HTTPRoute {route} to be accepted: {why}")
-            } else {
-                format!(
-                    "Halt {} advancement HTTPRoute {route} not accepted: {why}",
-                    t.label
-                )
-            });
+        if self.held_for_gateways(t, settings).await? {
             return Ok(());
         }
 
@@ -773,6 +757,36 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             wit::Action::Finalise => {}
         }
         Ok(())
+    }
+
+    /// Holds the step (true) while a Gateway has not accepted the current
+    /// route, and rolls back once the progress deadline has passed.
+    async fn held_for_gateways(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+    ) -> Result<bool> {
+        let Some((waiting, why)) = self.route_not_accepted(t).await? else {
+            return Ok(false);
+        };
+        let route = format!("{}.{}", workload::apex_name(t.canary), t.namespace);
+        if t.seconds_in_phase() as u64 > settings.progress_deadline.as_secs() {
+            let msg = format!(
+                "Rolling back {} progress deadline exceeded HTTPRoute {route} not accepted: {why}",
+                t.label
+            );
+            self.rollback(t, settings, msg).await?;
+            return Ok(true);
+        }
+        t.warn(if waiting {
+            format!("Waiting for HTTPRoute {route} to be accepted: {why}")
+        } else {
+            format!(
+                "Halt {} advancement HTTPRoute {route} not accepted: {why}",
+                t.label
+            )
+        });
+        Ok(true)
     }
 
     /// Why the next step must wait for the Gateways, if it must: whether

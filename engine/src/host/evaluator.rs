@@ -134,7 +134,7 @@ impl EvaluatorPlugin {
     /// never trusted.
     pub async fn requirements(&self, metric: &Metric) -> Result<Requirements, PluginFault> {
         let key = Memo::<Requirements>::key("requirements", metric);
-        if let Some(r) = key.and_then(|k| self.requirements.get(k)) {
+        if let Some(r) = key.as_deref().and_then(|k| self.requirements.get(k)) {
             return Ok(r);
         }
         let requirements = run_call(self.context(), async |store| {

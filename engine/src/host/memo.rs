@@ -5,17 +5,17 @@
 //! machine's load).
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 /// At most this many answers per plugin; when full, the memo starts over.
 const CAPACITY: usize = 4096;
 
-/// A memo of one plugin's answers of type `V`, keyed by a hash of the
-/// call's name and inputs. Cheap to clone (shared).
+/// A memo of one plugin's answers of type `V`, keyed by the call's name
+/// and its inputs in full (never a lossy hash: two inputs never share an
+/// answer). Cheap to clone (shared).
 #[derive(Clone)]
 pub(crate) struct Memo<V> {
-    answers: Arc<Mutex<HashMap<u64, V>>>,
+    answers: Arc<Mutex<HashMap<Vec<u8>, V>>>,
 }
 
 impl<V> Default for Memo<V> {
@@ -27,20 +27,20 @@ impl<V> Default for Memo<V> {
 }
 
 impl<V: Clone> Memo<V> {
-    /// The key of `call` with `inputs`: a 64-bit hash of their JSON form.
-    pub fn key(call: &str, inputs: &impl serde::Serialize) -> Option<u64> {
-        let json = serde_json::to_vec(inputs).ok()?;
-        let mut h = DefaultHasher::new();
-        call.hash(&mut h);
-        json.hash(&mut h);
-        Some(h.finish())
+    /// The key of `call` with `inputs`: the call's name, then the inputs'
+    /// JSON form.
+    pub fn key(call: &str, inputs: &impl serde::Serialize) -> Option<Vec<u8>> {
+        let mut key = call.as_bytes().to_vec();
+        key.push(0);
+        serde_json::to_writer(&mut key, inputs).ok()?;
+        Some(key)
     }
 
-    pub fn get(&self, key: u64) -> Option<V> {
-        self.answers.lock().ok()?.get(&key).cloned()
+    pub fn get(&self, key: &[u8]) -> Option<V> {
+        self.answers.lock().ok()?.get(key).cloned()
     }
 
-    pub fn put(&self, key: u64, answer: V) {
+    pub fn put(&self, key: Vec<u8>, answer: V) {
         if let Ok(mut answers) = self.answers.lock() {
             if answers.len() >= CAPACITY {
                 answers.clear();
@@ -61,11 +61,11 @@ mod tests {
         let b = Memo::<u32>::key("route", &(2, "x")).unwrap();
         let c = Memo::<u32>::key("other", &(1, "x")).unwrap();
         assert!(a != b && a != c);
-        memo.put(a, 7);
-        assert_eq!(memo.get(a), Some(7));
-        assert_eq!(memo.get(b), None);
-        for i in 0..CAPACITY as u64 + 1 {
-            memo.put(i + 1000, 0);
+        memo.put(a.clone(), 7);
+        assert_eq!(memo.get(&a), Some(7));
+        assert_eq!(memo.get(&b), None);
+        for i in 0..CAPACITY + 1 {
+            memo.put(i.to_le_bytes().to_vec(), 0);
         }
         assert!(memo.answers.lock().unwrap().len() <= CAPACITY);
     }

@@ -112,7 +112,7 @@ impl StrategyPlugin {
         state: RolloutState,
     ) -> Result<RoutePlan, PluginFault> {
         let key = Memo::<RoutePlan>::key("route", &(spec, state));
-        if let Some(plan) = key.and_then(|k| self.routes.get(k)) {
+        if let Some(plan) = key.as_deref().and_then(|k| self.routes.get(k)) {
             return Ok(plan);
         }
         let plan = run_call(self.context(), async |store| {
