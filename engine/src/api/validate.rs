@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::canary::{Canary, CanaryAnalysis, HttpMatch, StringMatch, ThresholdRange};
+use super::canary::{
+    Canary, CanaryAlert, CanaryAnalysis, CanaryMetric, CanaryService, CanarySpec, CanaryWebhook,
+    HttpMatch, SessionAffinity, StringMatch, ThresholdRange,
+};
 use super::duration;
 
 /// Flagger's defaults.
@@ -250,6 +253,420 @@ impl Checker {
         }
     }
 
+    /// A count of at least one (`threshold`, `iterations`), if given.
+    fn at_least_one(&mut self, field: &str, value: Option<i64>) -> Option<u32> {
+        match value {
+            None => None,
+            Some(n) if n >= 1 && n <= u32::MAX as i64 => Some(n as u32),
+            Some(n) => {
+                self.fail(field, format!("must be at least 1 (got {n})"));
+                None
+            }
+        }
+    }
+
+    /// `spec.analysis.stepWeights`: percentages, strictly increasing.
+    fn step_weights(&mut self, weights: &[i64]) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::new();
+        for (i, w) in weights.iter().enumerate() {
+            let field = format!("spec.analysis.stepWeights[{i}]");
+            if let Some(w) = self.percent(&field, Some(*w)) {
+                if out.last().is_some_and(|last| *last >= w) {
+                    self.fail(field, "weights must increase");
+                }
+                out.push(w);
+            }
+        }
+        out
+    }
+
+    /// The strategy plugin: `spec.analysis.strategy`, else Flagger's choice.
+    fn strategy(&mut self, a: &CanaryAnalysis) -> StrategyChoice {
+        let derived = StrategyChoice {
+            name: derive_strategy(a).into(),
+            explicit: false,
+        };
+        match &a.strategy {
+            Some(name) if name.trim().is_empty() => {
+                self.fail(
+                    "spec.analysis.strategy",
+                    "empty; name a strategy plugin or remove the field",
+                );
+                derived
+            }
+            Some(name) => StrategyChoice {
+                name: name.clone(),
+                explicit: true,
+            },
+            None => derived,
+        }
+    }
+
+    /// `spec.targetRef`, `spec.autoscalerRef` and the progress deadline.
+    fn target(&mut self, spec: &CanarySpec) -> Duration {
+        if spec.target_ref.name.trim().is_empty() {
+            self.fail(
+                "spec.targetRef.name",
+                "required: name the Deployment to roll out",
+            );
+        }
+        if let Some(kind) = &spec.target_ref.kind
+            && kind != "Deployment"
+        {
+            self.fail(
+                "spec.targetRef.kind",
+                format!("{kind:?} is not supported; use Deployment"),
+            );
+        }
+        if let Some(a) = &spec.autoscaler_ref
+            && a.name.trim().is_empty()
+        {
+            self.fail(
+                "spec.autoscalerRef.name",
+                "required when autoscalerRef is set",
+            );
+        }
+        match spec.progress_deadline_seconds {
+            None => DEFAULT_PROGRESS_DEADLINE,
+            Some(s) if s > 0 => Duration::from_secs(s as u64),
+            Some(s) => {
+                self.fail(
+                    "spec.progressDeadlineSeconds",
+                    format!("must be positive (got {s})"),
+                );
+                DEFAULT_PROGRESS_DEADLINE
+            }
+        }
+    }
+
+    /// `spec.service`: port, gateways, timeouts, retries, mirrors, rewrite,
+    /// CORS and matches.
+    fn service(&mut self, svc: &CanaryService) {
+        if !(0..=65535).contains(&svc.port) || svc.port == 0 {
+            self.fail(
+                "spec.service.port",
+                format!("required: a port between 1 and 65535 (got {})", svc.port),
+            );
+        }
+        for (i, g) in svc.gateway_refs.iter().enumerate() {
+            if g.name.trim().is_empty() {
+                self.fail(format!("spec.service.gatewayRefs[{i}].name"), "required");
+            }
+        }
+        if svc.gateway_refs.is_empty() {
+            self.fail(
+                "spec.service.gatewayRefs",
+                "required for the Gateway API router: name the Gateway the HTTPRoute attaches to (e.g. [{name: gateway, namespace: istio-ingress}])",
+            );
+        }
+        if let Some(t) = &svc.backend_timeout {
+            self.duration("spec.service.backendTimeout", Some(t), Duration::ZERO);
+            if let Some(p) = svc
+                .retries
+                .as_ref()
+                .and_then(|r| r.per_try_timeout.as_ref())
+                && p != t
+            {
+                self.fail(
+                    "spec.service.backendTimeout",
+                    format!("conflicts with spec.service.retries.perTryTimeout ({p}): both are the Gateway API's backendRequest timeout; give one"),
+                );
+            }
+        }
+        for (i, m) in svc.mirror.iter().enumerate() {
+            let f = format!("spec.service.mirror[{i}].backendRef");
+            let r = &m.backend_ref;
+            if r.name.trim().is_empty() {
+                self.fail(format!("{f}.name"), "required");
+            }
+            let service = r.kind.as_deref().is_none_or(|k| k == "Service")
+                && r.group.as_deref().is_none_or(str::is_empty);
+            match r.port {
+                None if service => self.fail(format!("{f}.port"), "required for a Service"),
+                Some(p) if !(1..=65535).contains(&p) => {
+                    self.fail(format!("{f}.port"), format!("must be 1-65535 (got {p})"))
+                }
+                _ => {}
+            }
+        }
+        if let Some(t) = &svc.timeout {
+            self.duration("spec.service.timeout", Some(t), Duration::ZERO);
+        }
+        if let Some(r) = &svc.retries {
+            if r.attempts < 0 {
+                self.fail(
+                    "spec.service.retries.attempts",
+                    format!("must be 0 or more (got {})", r.attempts),
+                );
+            }
+            if let Some(t) = &r.per_try_timeout {
+                self.duration(
+                    "spec.service.retries.perTryTimeout",
+                    Some(t),
+                    Duration::ZERO,
+                );
+            }
+            if let Some(on) = &r.retry_on
+                && crate::router::retry_codes(on).is_empty()
+                && !on
+                    .split(',')
+                    .any(|t| matches!(t.trim(), "connect-failure" | "reset" | "refused-stream"))
+            {
+                self.fail(
+                    "spec.service.retries.retryOn",
+                    format!(
+                        "{on:?} names no condition Sluice knows: use 5xx, gateway-error, retriable-4xx, connect-failure, reset, refused-stream or status codes"
+                    ),
+                );
+            }
+        }
+        if let Some(rw) = &svc.rewrite
+            && let Some(t) = &rw.rewrite_type
+            && t != "ReplaceFullPath"
+            && t != "ReplacePrefixMatch"
+        {
+            self.fail(
+                "spec.service.rewrite.type",
+                format!("{t:?} is not valid; use ReplaceFullPath or ReplacePrefixMatch"),
+            );
+        }
+        if let Some(cors) = &svc.cors_policy
+            && let Some(m) = &cors.max_age
+        {
+            self.duration("spec.service.corsPolicy.maxAge", Some(m), Duration::ZERO);
+        }
+        self.matches("spec.service.match", &svc.matches);
+    }
+
+    /// `spec.analysis.sessionAffinity`: the cookie and its attributes.
+    fn session_affinity(&mut self, s: &SessionAffinity) -> SessionAffinitySettings {
+        if s.cookie_name.trim().is_empty() {
+            self.fail("spec.analysis.sessionAffinity.cookieName", "required");
+        }
+        let max_age = match s.max_age {
+            None => DEFAULT_COOKIE_MAX_AGE,
+            Some(m) if m > 0 && m <= u32::MAX as i64 => m as u32,
+            Some(m) => {
+                self.fail(
+                    "spec.analysis.sessionAffinity.maxAge",
+                    format!("must be a positive number of seconds (got {m})"),
+                );
+                DEFAULT_COOKIE_MAX_AGE
+            }
+        };
+        let f = "spec.analysis.sessionAffinity";
+        for (field, name) in [
+            ("cookieName", Some(&s.cookie_name)),
+            ("primaryCookieName", s.primary_cookie_name.as_ref()),
+        ] {
+            if let Some(n) = name.filter(|n| !n.trim().is_empty() && !is_header_name(n)) {
+                self.fail(
+                    format!("{f}.{field}"),
+                    format!(
+                        "{n:?} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)"
+                    ),
+                );
+            }
+        }
+        if let Some(p) = &s.path
+            && (!p.starts_with('/') || !is_cookie_attribute(p))
+        {
+            self.fail(
+                format!("{f}.path"),
+                "a path starting with '/', without ';', ',' or spaces",
+            );
+        }
+        if let Some(d) = &s.domain
+            && (d.is_empty() || !is_cookie_attribute(d))
+        {
+            self.fail(format!("{f}.domain"), "a domain without ';', ',' or spaces");
+        }
+        if let Some(ss) = &s.same_site
+            && !["Strict", "Lax", "None"].contains(&ss.as_str())
+        {
+            self.fail(format!("{f}.sameSite"), "one of Strict, Lax, None");
+        }
+        SessionAffinitySettings {
+            cookie_name: s.cookie_name.clone(),
+            max_age,
+            primary_cookie_name: s.primary_cookie_name.clone(),
+        }
+    }
+
+    /// One of `spec.analysis.metrics`; `None` when it cannot be checked at all.
+    fn metric(&mut self, i: usize, m: &CanaryMetric, namespace: &str) -> Option<MetricCheck> {
+        let f = format!("spec.analysis.metrics[{i}]");
+        if m.name.trim().is_empty() {
+            self.fail(format!("{f}.name"), "required");
+            return None;
+        }
+        let source = if let Some(t) = &m.template_ref {
+            if t.name.trim().is_empty() {
+                self.fail(format!("{f}.templateRef.name"), "required");
+            }
+            MetricSource::Template {
+                name: t.name.clone(),
+                namespace: t.namespace.clone().unwrap_or_else(|| namespace.to_string()),
+            }
+        } else if let Some(q) = &m.query {
+            MetricSource::Query(q.clone())
+        } else if BUILTIN_METRICS.contains(&m.name.as_str()) {
+            MetricSource::Builtin(m.name.clone())
+        } else {
+            self.fail(
+                &f,
+                format!(
+                    "unknown metric {:?}: add a templateRef to a MetricTemplate, or use a builtin metric ({})",
+                    m.name,
+                    BUILTIN_METRICS.join(", ")
+                ),
+            );
+            return None;
+        };
+        let interval = self.duration(
+            &format!("{f}.interval"),
+            m.interval.as_deref(),
+            DEFAULT_METRIC_INTERVAL,
+        );
+        let mut range = m.threshold_range.unwrap_or_default();
+        if let Some(t) = m.threshold
+            && range.min.is_none()
+            && range.max.is_none()
+        {
+            // Flagger's deprecated `threshold`: a floor for success rates, a ceiling otherwise.
+            if m.name == "request-success-rate" {
+                range.min = Some(t);
+            } else {
+                range.max = Some(t);
+            }
+        }
+        if let (Some(min), Some(max)) = (range.min, range.max)
+            && min > max
+        {
+            self.fail(
+                format!("{f}.thresholdRange"),
+                format!("min {min} is larger than max {max}"),
+            );
+        }
+        for (k, v) in [("min", range.min), ("max", range.max)] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                self.fail(format!("{f}.thresholdRange.{k}"), "must be a finite number");
+            }
+        }
+        let evaluator = m.evaluator.clone().unwrap_or_else(|| "threshold".into());
+        if evaluator == "threshold" && range.min.is_none() && range.max.is_none() {
+            self.fail(
+                format!("{f}.thresholdRange"),
+                "required: set min and/or max",
+            );
+        }
+        Some(MetricCheck {
+            name: m.name.clone(),
+            interval,
+            threshold_range: range,
+            source,
+            variables: m.template_variables.clone(),
+            evaluator,
+            evaluator_config: m
+                .evaluator_config
+                .as_ref()
+                .map(config_string)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// One of `spec.analysis.webhooks`.
+    fn webhook(&mut self, i: usize, w: &CanaryWebhook) -> Webhook {
+        let f = format!("spec.analysis.webhooks[{i}]");
+        if w.name.trim().is_empty() {
+            self.fail(format!("{f}.name"), "required");
+        }
+        if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+            self.fail(
+                format!("{f}.url"),
+                format!("must be an http:// or https:// URL (got {:?})", w.url),
+            );
+        }
+        let hook_type = match w.hook_type.as_deref() {
+            None => HookType::Rollout,
+            Some(t) => match HookType::ALL.iter().find(|(s, _)| *s == t) {
+                Some((_, ht)) => *ht,
+                None => {
+                    let valid: Vec<&str> = HookType::ALL.iter().map(|(s, _)| *s).collect();
+                    self.fail(
+                        format!("{f}.type"),
+                        format!(
+                            "{t:?} is not a webhook type; use one of {}",
+                            valid.join(", ")
+                        ),
+                    );
+                    HookType::Rollout
+                }
+            },
+        };
+        let timeout = self.duration(
+            &format!("{f}.timeout"),
+            w.timeout.as_deref(),
+            DEFAULT_WEBHOOK_TIMEOUT,
+        );
+        let retries = match w.retries {
+            None => 0,
+            Some(r) if (0..=100).contains(&r) => r as u32,
+            Some(r) => {
+                self.fail(
+                    format!("{f}.retries"),
+                    format!("must be between 0 and 100 (got {r})"),
+                );
+                0
+            }
+        };
+        Webhook {
+            name: w.name.clone(),
+            hook_type,
+            url: w.url.clone(),
+            timeout,
+            retries,
+            metadata: w.metadata.clone(),
+            mute_alert: w.mute_alert,
+            disable_tls: w.disable_tls,
+        }
+    }
+
+    /// One of `spec.analysis.alerts`.
+    fn alert(&mut self, i: usize, alert: &CanaryAlert, namespace: &str) -> AlertSettings {
+        let f = format!("spec.analysis.alerts[{i}]");
+        if alert.name.trim().is_empty() {
+            self.fail(format!("{f}.name"), "required");
+        }
+        if alert.provider_ref.name.trim().is_empty() {
+            self.fail(
+                format!("{f}.providerRef.name"),
+                "required: name an AlertProvider",
+            );
+        }
+        let severity = match alert.severity.as_deref() {
+            None | Some("") => AlertSeverity::Info,
+            Some(s) => AlertSeverity::parse(s).unwrap_or_else(|| {
+                self.fail(
+                    format!("{f}.severity"),
+                    format!("{s:?} is not a severity; use info, warn or error"),
+                );
+                AlertSeverity::Info
+            }),
+        };
+        AlertSettings {
+            name: alert.name.clone(),
+            severity,
+            provider_name: alert.provider_ref.name.clone(),
+            provider_namespace: alert
+                .provider_ref
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| namespace.to_string()),
+        }
+    }
+
     fn matches(&mut self, field: &str, matches: &[HttpMatch]) {
         for (i, m) in matches.iter().enumerate() {
             let f = format!("{field}[{i}]");
@@ -427,137 +844,8 @@ impl Canary {
             .clone()
             .unwrap_or_else(|| "default".into());
 
-        if spec.target_ref.name.trim().is_empty() {
-            c.fail(
-                "spec.targetRef.name",
-                "required: name the Deployment to roll out",
-            );
-        }
-        if let Some(kind) = &spec.target_ref.kind
-            && kind != "Deployment"
-        {
-            c.fail(
-                "spec.targetRef.kind",
-                format!("{kind:?} is not supported; use Deployment"),
-            );
-        }
-        if let Some(a) = &spec.autoscaler_ref
-            && a.name.trim().is_empty()
-        {
-            c.fail(
-                "spec.autoscalerRef.name",
-                "required when autoscalerRef is set",
-            );
-        }
-        let progress_deadline = match spec.progress_deadline_seconds {
-            None => DEFAULT_PROGRESS_DEADLINE,
-            Some(s) if s > 0 => Duration::from_secs(s as u64),
-            Some(s) => {
-                c.fail(
-                    "spec.progressDeadlineSeconds",
-                    format!("must be positive (got {s})"),
-                );
-                DEFAULT_PROGRESS_DEADLINE
-            }
-        };
-        if !(0..=65535).contains(&spec.service.port) || spec.service.port == 0 {
-            c.fail(
-                "spec.service.port",
-                format!(
-                    "required: a port between 1 and 65535 (got {})",
-                    spec.service.port
-                ),
-            );
-        }
-        for (i, g) in spec.service.gateway_refs.iter().enumerate() {
-            if g.name.trim().is_empty() {
-                c.fail(format!("spec.service.gatewayRefs[{i}].name"), "required");
-            }
-        }
-        if spec.service.gateway_refs.is_empty() {
-            c.fail(
-                "spec.service.gatewayRefs",
-                "required for the Gateway API router: name the Gateway the HTTPRoute attaches to (e.g. [{name: gateway, namespace: istio-ingress}])",
-            );
-        }
-        if let Some(t) = &spec.service.backend_timeout {
-            c.duration("spec.service.backendTimeout", Some(t), Duration::ZERO);
-            if let Some(p) = spec
-                .service
-                .retries
-                .as_ref()
-                .and_then(|r| r.per_try_timeout.as_ref())
-                && p != t
-            {
-                c.fail(
-                    "spec.service.backendTimeout",
-                    format!("conflicts with spec.service.retries.perTryTimeout ({p}): both are the Gateway API's backendRequest timeout; give one"),
-                );
-            }
-        }
-        for (i, m) in spec.service.mirror.iter().enumerate() {
-            let f = format!("spec.service.mirror[{i}].backendRef");
-            let r = &m.backend_ref;
-            if r.name.trim().is_empty() {
-                c.fail(format!("{f}.name"), "required");
-            }
-            let service = r.kind.as_deref().is_none_or(|k| k == "Service")
-                && r.group.as_deref().is_none_or(str::is_empty);
-            match r.port {
-                None if service => c.fail(format!("{f}.port"), "required for a Service"),
-                Some(p) if !(1..=65535).contains(&p) => {
-                    c.fail(format!("{f}.port"), format!("must be 1-65535 (got {p})"))
-                }
-                _ => {}
-            }
-        }
-        if let Some(t) = &spec.service.timeout {
-            c.duration("spec.service.timeout", Some(t), Duration::ZERO);
-        }
-        if let Some(r) = &spec.service.retries {
-            if r.attempts < 0 {
-                c.fail(
-                    "spec.service.retries.attempts",
-                    format!("must be 0 or more (got {})", r.attempts),
-                );
-            }
-            if let Some(t) = &r.per_try_timeout {
-                c.duration(
-                    "spec.service.retries.perTryTimeout",
-                    Some(t),
-                    Duration::ZERO,
-                );
-            }
-            if let Some(on) = &r.retry_on
-                && crate::router::retry_codes(on).is_empty()
-                && !on
-                    .split(',')
-                    .any(|t| matches!(t.trim(), "connect-failure" | "reset" | "refused-stream"))
-            {
-                c.fail(
-                    "spec.service.retries.retryOn",
-                    format!(
-                        "{on:?} names no condition Sluice knows: use 5xx, gateway-error, retriable-4xx, connect-failure, reset, refused-stream or status codes"
-                    ),
-                );
-            }
-        }
-        if let Some(rw) = &spec.service.rewrite
-            && let Some(t) = &rw.rewrite_type
-            && t != "ReplaceFullPath"
-            && t != "ReplacePrefixMatch"
-        {
-            c.fail(
-                "spec.service.rewrite.type",
-                format!("{t:?} is not valid; use ReplaceFullPath or ReplacePrefixMatch"),
-            );
-        }
-        if let Some(cors) = &spec.service.cors_policy
-            && let Some(m) = &cors.max_age
-        {
-            c.duration("spec.service.corsPolicy.maxAge", Some(m), Duration::ZERO);
-        }
-        c.matches("spec.service.match", &spec.service.matches);
+        let progress_deadline = c.target(spec);
+        c.service(&spec.service);
 
         let default_analysis = CanaryAnalysis::default();
         let a = spec.analysis.as_ref().unwrap_or(&default_analysis);
@@ -566,46 +854,17 @@ impl Canary {
             a.interval.as_deref(),
             DEFAULT_INTERVAL,
         );
-        let threshold = match a.threshold {
-            None => 1,
-            Some(t) if t >= 1 => t as u32,
-            Some(t) => {
-                c.fail(
-                    "spec.analysis.threshold",
-                    format!("must be at least 1 (got {t})"),
-                );
-                1
-            }
-        };
+        let threshold = c
+            .at_least_one("spec.analysis.threshold", a.threshold)
+            .unwrap_or(1);
         let step_weight = c.percent("spec.analysis.stepWeight", a.step_weight);
-        let mut step_weights = Vec::new();
-        for (i, w) in a.step_weights.iter().enumerate() {
-            if let Some(w) = c.percent(&format!("spec.analysis.stepWeights[{i}]"), Some(*w)) {
-                if step_weights.last().is_some_and(|last| *last >= w) {
-                    c.fail(
-                        format!("spec.analysis.stepWeights[{i}]"),
-                        "weights must increase",
-                    );
-                }
-                step_weights.push(w);
-            }
-        }
+        let step_weights = c.step_weights(&a.step_weights);
         let max_weight = c
             .percent("spec.analysis.maxWeight", a.max_weight)
             .unwrap_or(100);
         let step_weight_promotion =
             c.percent("spec.analysis.stepWeightPromotion", a.step_weight_promotion);
-        let iterations = match a.iterations {
-            None => None,
-            Some(n) if n >= 1 => Some(n as u32),
-            Some(n) => {
-                c.fail(
-                    "spec.analysis.iterations",
-                    format!("must be at least 1 (got {n})"),
-                );
-                None
-            }
-        };
+        let iterations = c.at_least_one("spec.analysis.iterations", a.iterations);
         let mirror_weight = c.percent("spec.analysis.mirrorWeight", a.mirror_weight);
         if mirror_weight.is_some() && !a.mirror {
             c.fail(
@@ -621,79 +880,8 @@ impl Canary {
                 "required with mirror: true (or give stepWeight for weighted mirroring)",
             );
         }
-        let session_affinity = a.session_affinity.as_ref().map(|s| {
-            if s.cookie_name.trim().is_empty() {
-                c.fail("spec.analysis.sessionAffinity.cookieName", "required");
-            }
-            let max_age = match s.max_age {
-                None => DEFAULT_COOKIE_MAX_AGE,
-                Some(m) if m > 0 && m <= u32::MAX as i64 => m as u32,
-                Some(m) => {
-                    c.fail(
-                        "spec.analysis.sessionAffinity.maxAge",
-                        format!("must be a positive number of seconds (got {m})"),
-                    );
-                    DEFAULT_COOKIE_MAX_AGE
-                }
-            };
-            let f = "spec.analysis.sessionAffinity";
-            for (field, name) in [
-                ("cookieName", Some(&s.cookie_name)),
-                ("primaryCookieName", s.primary_cookie_name.as_ref()),
-            ] {
-                if let Some(n) = name.filter(|n| !n.trim().is_empty() && !is_header_name(n)) {
-                    c.fail(
-                        format!("{f}.{field}"),
-                        format!(
-                            "{n:?} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)"
-                        ),
-                    );
-                }
-            }
-            if let Some(p) = &s.path
-                && (!p.starts_with('/') || !is_cookie_attribute(p))
-            {
-                c.fail(
-                    format!("{f}.path"),
-                    "a path starting with '/', without ';', ',' or spaces",
-                );
-            }
-            if let Some(d) = &s.domain
-                && (d.is_empty() || !is_cookie_attribute(d))
-            {
-                c.fail(format!("{f}.domain"), "a domain without ';', ',' or spaces");
-            }
-            if let Some(ss) = &s.same_site
-                && !["Strict", "Lax", "None"].contains(&ss.as_str())
-            {
-                c.fail(format!("{f}.sameSite"), "one of Strict, Lax, None");
-            }
-            SessionAffinitySettings {
-                cookie_name: s.cookie_name.clone(),
-                max_age,
-                primary_cookie_name: s.primary_cookie_name.clone(),
-            }
-        });
-        let strategy = match &a.strategy {
-            Some(name) if name.trim().is_empty() => {
-                c.fail(
-                    "spec.analysis.strategy",
-                    "empty; name a strategy plugin or remove the field",
-                );
-                StrategyChoice {
-                    name: derive_strategy(a).into(),
-                    explicit: false,
-                }
-            }
-            Some(name) => StrategyChoice {
-                name: name.clone(),
-                explicit: true,
-            },
-            None => StrategyChoice {
-                name: derive_strategy(a).into(),
-                explicit: false,
-            },
-        };
+        let session_affinity = a.session_affinity.as_ref().map(|s| c.session_affinity(s));
+        let strategy = c.strategy(a);
         if strategy.name == "weighted"
             && !strategy.explicit
             && step_weight.is_none()
@@ -725,179 +913,24 @@ impl Canary {
             .map(config_string)
             .unwrap_or_default();
 
-        let mut metrics = Vec::new();
-        for (i, m) in a.metrics.iter().enumerate() {
-            let f = format!("spec.analysis.metrics[{i}]");
-            if m.name.trim().is_empty() {
-                c.fail(format!("{f}.name"), "required");
-                continue;
-            }
-            let source = if let Some(t) = &m.template_ref {
-                if t.name.trim().is_empty() {
-                    c.fail(format!("{f}.templateRef.name"), "required");
-                }
-                MetricSource::Template {
-                    name: t.name.clone(),
-                    namespace: t.namespace.clone().unwrap_or_else(|| namespace.clone()),
-                }
-            } else if let Some(q) = &m.query {
-                MetricSource::Query(q.clone())
-            } else if BUILTIN_METRICS.contains(&m.name.as_str()) {
-                MetricSource::Builtin(m.name.clone())
-            } else {
-                c.fail(
-                    &f,
-                    format!(
-                        "unknown metric {:?}: add a templateRef to a MetricTemplate, or use a builtin metric ({})",
-                        m.name,
-                        BUILTIN_METRICS.join(", ")
-                    ),
-                );
-                continue;
-            };
-            let interval = c.duration(
-                &format!("{f}.interval"),
-                m.interval.as_deref(),
-                DEFAULT_METRIC_INTERVAL,
-            );
-            let mut range = m.threshold_range.unwrap_or_default();
-            if let Some(t) = m.threshold
-                && range.min.is_none()
-                && range.max.is_none()
-            {
-                // Flagger's deprecated `threshold`: a floor for success rates, a ceiling otherwise.
-                if m.name == "request-success-rate" {
-                    range.min = Some(t);
-                } else {
-                    range.max = Some(t);
-                }
-            }
-            if let (Some(min), Some(max)) = (range.min, range.max)
-                && min > max
-            {
-                c.fail(
-                    format!("{f}.thresholdRange"),
-                    format!("min {min} is larger than max {max}"),
-                );
-            }
-            for (k, v) in [("min", range.min), ("max", range.max)] {
-                if v.is_some_and(|v| !v.is_finite()) {
-                    c.fail(format!("{f}.thresholdRange.{k}"), "must be a finite number");
-                }
-            }
-            let evaluator = m.evaluator.clone().unwrap_or_else(|| "threshold".into());
-            if evaluator == "threshold" && range.min.is_none() && range.max.is_none() {
-                c.fail(
-                    format!("{f}.thresholdRange"),
-                    "required: set min and/or max",
-                );
-            }
-            metrics.push(MetricCheck {
-                name: m.name.clone(),
-                interval,
-                threshold_range: range,
-                source,
-                variables: m.template_variables.clone(),
-                evaluator,
-                evaluator_config: m
-                    .evaluator_config
-                    .as_ref()
-                    .map(config_string)
-                    .unwrap_or_default(),
-            });
-        }
-
-        let mut webhooks = Vec::new();
-        for (i, w) in a.webhooks.iter().enumerate() {
-            let f = format!("spec.analysis.webhooks[{i}]");
-            if w.name.trim().is_empty() {
-                c.fail(format!("{f}.name"), "required");
-            }
-            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                c.fail(
-                    format!("{f}.url"),
-                    format!("must be an http:// or https:// URL (got {:?})", w.url),
-                );
-            }
-            let hook_type = match w.hook_type.as_deref() {
-                None => HookType::Rollout,
-                Some(t) => match HookType::ALL.iter().find(|(s, _)| *s == t) {
-                    Some((_, ht)) => *ht,
-                    None => {
-                        let valid: Vec<&str> = HookType::ALL.iter().map(|(s, _)| *s).collect();
-                        c.fail(
-                            format!("{f}.type"),
-                            format!(
-                                "{t:?} is not a webhook type; use one of {}",
-                                valid.join(", ")
-                            ),
-                        );
-                        HookType::Rollout
-                    }
-                },
-            };
-            let timeout = c.duration(
-                &format!("{f}.timeout"),
-                w.timeout.as_deref(),
-                DEFAULT_WEBHOOK_TIMEOUT,
-            );
-            let retries = match w.retries {
-                None => 0,
-                Some(r) if (0..=100).contains(&r) => r as u32,
-                Some(r) => {
-                    c.fail(
-                        format!("{f}.retries"),
-                        format!("must be between 0 and 100 (got {r})"),
-                    );
-                    0
-                }
-            };
-            webhooks.push(Webhook {
-                name: w.name.clone(),
-                hook_type,
-                url: w.url.clone(),
-                timeout,
-                retries,
-                metadata: w.metadata.clone(),
-                mute_alert: w.mute_alert,
-                disable_tls: w.disable_tls,
-            });
-        }
-
-        let mut alerts = Vec::new();
-        for (i, alert) in a.alerts.iter().enumerate() {
-            let f = format!("spec.analysis.alerts[{i}]");
-            if alert.name.trim().is_empty() {
-                c.fail(format!("{f}.name"), "required");
-            }
-            if alert.provider_ref.name.trim().is_empty() {
-                c.fail(
-                    format!("{f}.providerRef.name"),
-                    "required: name an AlertProvider",
-                );
-            }
-            let severity = match alert.severity.as_deref() {
-                None | Some("") => AlertSeverity::Info,
-                Some(s) => AlertSeverity::parse(s).unwrap_or_else(|| {
-                    c.fail(
-                        format!("{f}.severity"),
-                        format!("{s:?} is not a severity; use info, warn or error"),
-                    );
-                    AlertSeverity::Info
-                }),
-            };
-            alerts.push(AlertSettings {
-                name: alert.name.clone(),
-                severity,
-                provider_name: alert.provider_ref.name.clone(),
-                provider_namespace: alert
-                    .provider_ref
-                    .namespace
-                    .clone()
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| namespace.clone()),
-            });
-        }
+        let metrics = a
+            .metrics
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| c.metric(i, m, &namespace))
+            .collect();
+        let webhooks = a
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, w)| c.webhook(i, w))
+            .collect();
+        let alerts = a
+            .alerts
+            .iter()
+            .enumerate()
+            .map(|(i, alert)| c.alert(i, alert, &namespace))
+            .collect();
 
         if !c.errors.is_empty() {
             return Err(SpecErrors(c.errors));
