@@ -584,20 +584,9 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         strategy: &StrategyPlugin,
         target: &k8s_openapi::api::apps::v1::Deployment,
     ) -> Result<()> {
-        if let Err(why) = readiness::rollout_finished(target) {
-            let elapsed = t.seconds_in_phase();
-            if elapsed as u64 > settings.progress_deadline.as_secs() {
-                let msg = format!(
-                    "Rolling back {} progress deadline exceeded canary deployment {} not ready: {why}",
-                    t.label, t.label
-                );
-                return self.rollback(t, settings, msg).await;
-            }
-            t.warn(format!("Waiting for {} rollout to finish: {why}", t.label));
-            return Ok(());
-        }
-
-        if self.held_for_gateways(t, settings).await? {
+        if self.held_for_canary_rollout(t, settings, target).await?
+            || self.held_for_gateways(t, settings).await?
+        {
             return Ok(());
         }
 
@@ -634,6 +623,58 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             return self.promote(t, settings).await;
         }
 
+        let failures = self.run_checks(t, settings).await;
+        if !failures.is_empty() {
+            t.status.failed_checks += 1;
+            t.alert(AlertSeverity::Warn, failures.join("\n"));
+            for f in failures {
+                t.info(f);
+            }
+            return Ok(());
+        }
+
+        let state = t.rollout_state();
+        let spec = spec_for(settings, &t.status, strategy);
+        let obs = wit::Observation {
+            now_unix_seconds: t.now.as_second().max(0) as u64,
+            phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
+        };
+        let action = match self.decide(strategy, &spec, state, obs).await {
+            Ok(a) => a,
+            Err(fault) => {
+                self.plugin_failed(t, &fault);
+                return Ok(());
+            }
+        };
+        match action {
+            wit::Action::Advance(a) => self.advance(t, settings, strategy, &spec, a).await?,
+            wit::Action::Hold(reason) => {
+                if !reason.trim().is_empty() {
+                    t.info(format!("Holding {} advancement: {reason}", t.label));
+                }
+            }
+            wit::Action::Promote => {
+                if self.confirm_promotion(t, settings).await {
+                    self.promote(t, settings).await?;
+                }
+            }
+            wit::Action::Rollback(reason) => {
+                let msg = format!(
+                    "Rolling back {} strategy {}: {reason}",
+                    t.label,
+                    strategy.name()
+                );
+                self.rollback(t, settings, msg).await?;
+            }
+            wit::Action::Finalise => {}
+        }
+        Ok(())
+    }
+
+    /// This tick's checks, in Flagger's order: the pre-rollout hooks on the
+    /// first step; later the rollout hooks, then (if they pass) the metrics.
+    /// One "Halt … advancement …" message per failure.
+    async fn run_checks(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> Vec<String> {
         let first_step = t.status.canary_weight == 0 && t.status.iterations == 0;
         let mut failures = Vec::new();
         if first_step {
@@ -674,89 +715,82 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 .await;
             }
         }
-        if !failures.is_empty() {
-            t.status.failed_checks += 1;
-            t.alert(AlertSeverity::Warn, failures.join("\n"));
-            for f in failures {
-                t.info(f);
-            }
+        failures
+    }
+
+    /// The strategy's advance, once its route for the next state is valid
+    /// and (for more traffic) confirmed: the new weight or iteration, with
+    /// Flagger's event.
+    async fn advance(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+        spec: &wit::AnalysisSpec,
+        a: wit::Advance,
+    ) -> Result<()> {
+        let state = t.rollout_state();
+        let mut next = state;
+        next.canary_weight = a.canary_weight;
+        next.iterations = a.iterations;
+        if let Err(fault) = self.checked_plan(strategy, spec, next).await {
+            self.plugin_failed(t, &fault);
             return Ok(());
         }
-
-        let state = t.rollout_state();
-        let spec = spec_for(settings, &t.status, strategy);
-        let obs = wit::Observation {
-            now_unix_seconds: t.now.as_second().max(0) as u64,
-            phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
-        };
-        let action = match self.decide(strategy, &spec, state, obs).await {
-            Ok(a) => a,
-            Err(fault) => {
-                self.plugin_failed(t, &fault);
-                return Ok(());
-            }
-        };
-        match action {
-            wit::Action::Advance(a) => {
-                let mut next = state;
-                next.canary_weight = a.canary_weight;
-                next.iterations = a.iterations;
-                if let Err(fault) = self.checked_plan(strategy, &spec, next).await {
-                    self.plugin_failed(t, &fault);
-                    return Ok(());
-                }
-                if a.canary_weight > state.canary_weight
-                    && !self.confirm_traffic_increase(t, settings).await
-                {
-                    return Ok(());
-                }
-                let iteration_step = a.iterations > state.iterations;
-                t.status.canary_weight = a.canary_weight;
-                t.status.iterations = a.iterations;
-                let past_last_iteration = settings.iterations.is_some_and(|n| a.iterations > n);
-                // A weighted canary's first iteration is Flagger's mirror
-                // step: its event names the weight, as Flagger's does.
-                let weighted = settings.iterations.is_none_or(|n| n == 0);
-                if iteration_step && past_last_iteration && a.canary_weight > state.canary_weight {
-                    // Blue/green's switch, in Flagger's words.
-                    t.info("Routing all traffic to canary".to_string());
-                } else if iteration_step && !weighted {
-                    let total = settings
-                        .iterations
-                        .map(|n| n.to_string())
-                        .unwrap_or_else(|| "?".into());
-                    t.info(format!(
-                        "Advance {} canary iteration {}/{total}",
-                        t.label, a.iterations
-                    ));
-                } else {
-                    t.info(format!(
-                        "Advance {} canary weight {}",
-                        t.label, a.canary_weight
-                    ));
-                }
-            }
-            wit::Action::Hold(reason) => {
-                if !reason.trim().is_empty() {
-                    t.info(format!("Holding {} advancement: {reason}", t.label));
-                }
-            }
-            wit::Action::Promote => {
-                if self.confirm_promotion(t, settings).await {
-                    self.promote(t, settings).await?;
-                }
-            }
-            wit::Action::Rollback(reason) => {
-                let msg = format!(
-                    "Rolling back {} strategy {}: {reason}",
-                    t.label,
-                    strategy.name()
-                );
-                self.rollback(t, settings, msg).await?;
-            }
-            wit::Action::Finalise => {}
+        if a.canary_weight > state.canary_weight
+            && !self.confirm_traffic_increase(t, settings).await
+        {
+            return Ok(());
+        }
+        let iteration_step = a.iterations > state.iterations;
+        t.status.canary_weight = a.canary_weight;
+        t.status.iterations = a.iterations;
+        let past_last_iteration = settings.iterations.is_some_and(|n| a.iterations > n);
+        // A weighted canary's first iteration is Flagger's mirror step: its
+        // event names the weight, as Flagger's does.
+        let weighted = settings.iterations.is_none_or(|n| n == 0);
+        if iteration_step && past_last_iteration && a.canary_weight > state.canary_weight {
+            // Blue/green's switch, in Flagger's words.
+            t.info("Routing all traffic to canary".to_string());
+        } else if iteration_step && !weighted {
+            let total = settings
+                .iterations
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into());
+            t.info(format!(
+                "Advance {} canary iteration {}/{total}",
+                t.label, a.iterations
+            ));
+        } else {
+            t.info(format!(
+                "Advance {} canary weight {}",
+                t.label, a.canary_weight
+            ));
         }
         Ok(())
+    }
+
+    /// Holds the step (true) while the canary Deployment's rollout has not
+    /// finished, and rolls back once the progress deadline has passed.
+    async fn held_for_canary_rollout(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        target: &k8s_openapi::api::apps::v1::Deployment,
+    ) -> Result<bool> {
+        let Err(why) = readiness::rollout_finished(target) else {
+            return Ok(false);
+        };
+        if t.seconds_in_phase() as u64 > settings.progress_deadline.as_secs() {
+            let msg = format!(
+                "Rolling back {} progress deadline exceeded canary deployment {} not ready: {why}",
+                t.label, t.label
+            );
+            self.rollback(t, settings, msg).await?;
+        } else {
+            t.warn(format!("Waiting for {} rollout to finish: {why}", t.label));
+        }
+        Ok(true)
     }
 
     /// Holds the step (true) while a Gateway has not accepted the current
