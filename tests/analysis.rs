@@ -97,7 +97,7 @@ async fn a_plugin_answering_weight_150_never_moves_traffic() {
 fn world(canary_yaml: &str) -> (MemoryCluster, Canary) {
     let cluster = MemoryCluster::new();
     let canary = sluice::api::load::canary_from_yaml(canary_yaml).unwrap();
-    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_yaml::from_str(
+    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
         "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
     )
     .unwrap();
@@ -218,13 +218,13 @@ async fn a_changed_config_map_is_a_new_revision_and_reaches_the_primary_on_promo
         .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
     let cluster = MemoryCluster::new();
     let config = |color: &str| -> ConfigMap {
-        serde_yaml::from_str(&format!(
+        yaml_serde::from_str(&format!(
             "metadata: {{name: podinfo-config, namespace: test}}\ndata: {{color: {color}}}\n"
         ))
         .unwrap()
     };
     cluster.put_config_map(config("blue")).unwrap();
-    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_yaml::from_str(
+    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
         "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec:\n      containers: [{name: podinfod, image: 'podinfo:1', envFrom: [{configMapRef: {name: podinfo-config}}]}]\n",
     )
     .unwrap();
@@ -319,7 +319,7 @@ async fn a_missing_config_map_is_a_condition_not_a_crash() {
     let yaml = common::read("examples/podinfo-canary.yaml")
         .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
     let cluster = MemoryCluster::new();
-    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_yaml::from_str(
+    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
         "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec:\n      containers: [{name: podinfod, image: 'podinfo:1', envFrom: [{configMapRef: {name: absent}}]}]\n",
     )
     .unwrap();

@@ -25,7 +25,7 @@ fn every_seed_example_parses_under_both_groups() {
         let sluice = flagger.replace("flagger.app/v1beta1", "sluice.dev/v1beta1");
         for text in [&flagger, &sluice] {
             for doc in load::documents(text).unwrap() {
-                let one = serde_yaml::to_string(&doc).unwrap();
+                let one = yaml_serde::to_string(&doc).unwrap();
                 let c = load::canary_from_yaml(&one).unwrap_or_else(|e| panic!("{file}: {e:#}"));
                 assert_eq!(c.metadata.name.as_deref(), Some("podinfo"), "{file}");
                 assert_eq!(c.metadata.namespace.as_deref(), Some("test"), "{file}");

@@ -18,12 +18,12 @@ use sluice::controller::reconcile::{Cleanup, Context, finalize, reconcile_canary
 
 fn world(example: &str) -> MemoryCluster {
     let cluster = MemoryCluster::new();
-    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_yaml::from_str(
+    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
         "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
     )
     .unwrap();
     cluster.put_deployment(deployment).unwrap();
-    let hpa: k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler = serde_yaml::from_str(
+    let hpa: k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler = yaml_serde::from_str(
         "metadata: {name: podinfo, namespace: test}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}\n  minReplicas: 2\n  maxReplicas: 4\n",
     )
     .unwrap();

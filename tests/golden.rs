@@ -30,7 +30,7 @@ fn with_service_fragment(fragment: &str) -> Canary {
     for (k, v) in frag["spec"]["service"].as_object().unwrap() {
         service.insert(k.clone(), v.clone());
     }
-    load::canary_from_yaml(&serde_yaml::to_string(&merged).unwrap()).unwrap()
+    load::canary_from_yaml(&yaml_serde::to_string(&merged).unwrap()).unwrap()
 }
 
 /// Each example: a Canary and the metric names its scenarios feed.
@@ -69,7 +69,7 @@ fn examples() -> Vec<(String, Canary)> {
     for (i, doc) in rewrites.iter().enumerate() {
         out.push((
             format!("service-rewrite-{}", i + 1),
-            with_service_fragment(&serde_yaml::to_string(doc).unwrap()),
+            with_service_fragment(&yaml_serde::to_string(doc).unwrap()),
         ));
     }
     out
@@ -130,7 +130,7 @@ async fn generated_routes_match_the_golden_files() {
         }
         let mut seen = Vec::new();
         for (name, route) in routes {
-            let yaml = serde_yaml::to_string(&route).unwrap();
+            let yaml = yaml_serde::to_string(&route).unwrap();
             seen.push(name.clone());
             if bless {
                 std::fs::write(dir.join(format!("{name}.yaml")), &yaml).unwrap();
@@ -165,7 +165,7 @@ fn golden_files_are_valid_gateway_api_v1_httproutes() {
         for file in std::fs::read_dir(example.unwrap().path()).unwrap() {
             let path = file.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap();
-            let value: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+            let value: serde_json::Value = yaml_serde::from_str(&text).unwrap();
             let route: StandardHttpRoute = serde_path_to_error::deserialize(value.clone())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(

@@ -32,7 +32,7 @@ fn sha(bytes: &[u8]) -> String {
 }
 
 fn plugin(yaml: &str) -> RolloutPlugin {
-    serde_yaml::from_str(yaml).expect("RolloutPlugin parses")
+    yaml_serde::from_str(yaml).expect("RolloutPlugin parses")
 }
 
 fn config_map_plugin(name: &str, kind: &str) -> RolloutPlugin {
@@ -361,7 +361,7 @@ async fn a_new_version_takes_over_at_the_next_tick_and_a_bad_one_never_does() {
     put_wasm(&cluster, "team-canary", wasm::WEIGHTED);
     register(&r, &cluster, config_map_plugin("team-canary", "strategy")).await;
 
-    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_yaml::from_str(
+    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
         "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
     )
     .unwrap();

@@ -49,7 +49,7 @@ spec:
 "#;
 
 fn deployment(name: &str, image: &str) -> k8s_openapi::api::apps::v1::Deployment {
-    serde_yaml::from_str(&format!(
+    yaml_serde::from_str(&format!(
         "metadata: {{name: {name}, namespace: bench}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: app, image: '{image}'}}]}}\n"
     ))
     .expect("deployment")

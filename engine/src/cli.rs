@@ -261,7 +261,7 @@ pub fn crds() -> Result<String> {
         RolloutPlugin::crd(),
     ] {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&crd)?);
+        out.push_str(&yaml_serde::to_string(&crd)?);
     }
     Ok(out)
 }

@@ -75,7 +75,7 @@ mod tests {
     use super::*;
 
     fn route(status: &str) -> HttpRoute {
-        serde_yaml::from_str(&format!(
+        yaml_serde::from_str(&format!(
             "metadata: {{name: podinfo, namespace: test, generation: 2}}\nspec:\n  parentRefs: [{{name: gateway, namespace: istio-ingress}}]\n{status}"
         ))
         .unwrap()

@@ -12,7 +12,7 @@ pub const FLAGGER_API_VERSION: &str = "flagger.app/v1beta1";
 /// Splits a multi-document YAML text into JSON values, skipping empty documents.
 pub fn documents(text: &str) -> Result<Vec<serde_json::Value>> {
     let mut docs = Vec::new();
-    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (i, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let value: serde_json::Value = serde::Deserialize::deserialize(de)
             .with_context(|| format!("document {} is not valid YAML", i + 1))?;
         if !value.is_null() {

@@ -110,7 +110,7 @@ pub fn parse_image(spec: &str) -> Result<(String, String)> {
 
 impl Scenario {
     pub fn from_yaml(text: &str) -> Result<Self> {
-        let de = serde_yaml::Deserializer::from_str(text);
+        let de = yaml_serde::Deserializer::from_str(text);
         let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             anyhow::anyhow!("scenario: {path}: {}", e.into_inner())
