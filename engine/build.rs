@@ -85,8 +85,15 @@ fn main() {
         .to_path_buf();
     let plugins_dir = root.join("plugins");
     let wit_dir = root.join("wit");
-    let target_dir = root.join("target").join("wasm-plugins");
+    // Inside this build's own target directory, wherever it is
+    // (`CARGO_TARGET_DIR`): OUT_DIR is <target>/<profile>/build/<crate>/out,
+    // and the profile directory is shared by every build of that profile.
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let target_dir = out_dir
+        .ancestors()
+        .nth(3)
+        .unwrap_or(&out_dir)
+        .join("wasm-plugins");
 
     // Sources and manifests only: never the plugins' own target dirs.
     println!("cargo:rerun-if-changed=build.rs");

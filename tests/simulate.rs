@@ -3,7 +3,6 @@
 
 use crate::common;
 
-use std::process::Command;
 
 use sluice::api::CanaryPhase;
 
@@ -378,27 +377,7 @@ fn cli_bad_input_exits_non_zero_with_a_clear_message() {
 /// Builds the example custom plugin the way its README says, outside the
 /// engine's build.
 fn build_doubling_plugin() -> std::path::PathBuf {
-    let root = common::repo_root();
-    let target_dir = root.join("target/example-plugins");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(root.join("examples/plugins/doubling/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building the doubling example failed");
-    target_dir.join("wasm32-wasip2/release/sluice_doubling.wasm")
+    common::build_example_plugin("doubling", "sluice_doubling")
 }
 
 #[test]

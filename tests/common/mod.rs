@@ -128,10 +128,12 @@ pub fn test_plugin(name: &str) -> &'static [u8] {
 /// says, outside the engine's build, into a shared target directory;
 /// returns the component's path. `stem` is the crate's library name.
 pub fn build_example_plugin(dir: &str, stem: &str) -> PathBuf {
-    let root = repo_root();
-    let target_dir = root.join("target/example-plugins");
+    let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("example-plugins");
     build_wasm_workspace(
-        &root.join("examples/plugins").join(dir).join("Cargo.toml"),
+        &repo_root()
+            .join("examples/plugins")
+            .join(dir)
+            .join("Cargo.toml"),
         &target_dir,
     );
     target_dir.join(format!("wasm32-wasip2/release/{stem}.wasm"))
