@@ -13,7 +13,7 @@ fn cargo_test(manifest: &str) {
         .args(["test", "--quiet", "--manifest-path"])
         .arg(root.join(manifest))
         .arg("--target-dir")
-        .arg(root.join("target/guest-tests"))
+        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("guest-tests"))
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
