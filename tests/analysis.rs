@@ -596,3 +596,26 @@ async fn values_that_are_not_numbers_never_reach_an_evaluator() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_fault_in_the_ticks_route_sync_is_an_event() {
+    // The plugin decides fine but every route it gives is refused: the
+    // route sync falls back to the primary and says why in an event.
+    let registry =
+        common::registry_with_strategy("hostile", common::test_plugin("hostile_strategy"));
+    let sim = common::simulate_with(
+        canary_with_strategy_config("huge-regex"),
+        common::scenario(HEALTHY),
+        registry,
+    )
+    .await;
+    assert_no_canary_traffic(&sim);
+    let messages = sim.messages();
+    assert!(
+        messages.iter().any(|m| m.starts_with(
+            "Route of podinfo.test set to the primary only: plugin hostile returned an invalid answer: rule 0, match 0: regex of 100000 bytes is longer than 1024"
+        )),
+        "{messages:?}"
+    );
+    assert_eq!(sim.final_tick().unwrap().phase, Some(CanaryPhase::Failed));
+}

@@ -3,7 +3,6 @@
 
 use crate::common;
 
-
 use sluice::api::CanaryPhase;
 
 fn assert_in_order(messages: &[String], expected: &[&str]) {
