@@ -286,3 +286,68 @@ impl super::bindings::evaluator::sluice::plugin::log::Host for CallState {
 impl super::bindings::strategy::sluice::plugin::types::Host for CallState {}
 impl super::bindings::strategy::sluice::plugin::strategy_types::Host for CallState {}
 impl super::bindings::evaluator::sluice::plugin::evaluator_types::Host for CallState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_that_waits_on_the_host_is_cut_off_at_budget_plus_slack() {
+        // No stand-in waits, but if a host call ever did, the call's timer
+        // still ends it: here the "call" never finishes at all.
+        let engine = Engine::default();
+        let metrics = PluginMetrics::default();
+        let permits = tokio::sync::Semaphore::new(1);
+        let limits = Limits {
+            time_budget: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let cx = CallContext {
+            engine: &engine,
+            metrics: &metrics,
+            plugin: "waiter",
+            limits,
+            sink: None,
+            permits: &permits,
+        };
+        let started = Instant::now();
+        let result: Result<(), PluginFault> = run_call(cx, async |_store| {
+            std::future::pending::<()>().await;
+            Ok(Ok(()))
+        })
+        .await;
+        let fault = result.unwrap_err();
+        assert_eq!(fault.kind, FaultKind::Timeout { budget_ms: 20 });
+        assert!(started.elapsed() >= Duration::from_millis(20) + SLACK);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The permit is back: the next call can run.
+        assert_eq!(permits.available_permits(), 1);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_pool_slot_is_not_part_of_the_budget() {
+        // One slot, two calls of 60 ms each under a 100 ms budget: the
+        // second waits for the first, then gets its own full budget.
+        let engine = Engine::default();
+        let metrics = PluginMetrics::default();
+        let permits = tokio::sync::Semaphore::new(1);
+        let call = || {
+            let cx = CallContext {
+                engine: &engine,
+                metrics: &metrics,
+                plugin: "slow",
+                limits: Limits::default(),
+                sink: None,
+                permits: &permits,
+            };
+            run_call(cx, async |_store| {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                Ok(Ok(()))
+            })
+        };
+        let started = Instant::now();
+        let (a, b) = tokio::join!(call(), call());
+        assert_eq!((a, b), (Ok(()), Ok(())));
+        assert!(started.elapsed() >= Duration::from_millis(120));
+    }
+}
