@@ -146,6 +146,15 @@ impl Tick<'_> {
         }
     }
 
+    /// What the strategy observes: the host's clock and when the phase began.
+    fn observation(&self) -> wit::Observation {
+        wit::Observation {
+            now_unix_seconds: self.now.as_second().max(0) as u64,
+            phase_started_unix_seconds: (self.now.as_second() - self.seconds_in_phase()).max(0)
+                as u64,
+        }
+    }
+
     fn seconds_in_phase(&self) -> i64 {
         let since = self
             .status
@@ -635,11 +644,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
 
         let state = t.rollout_state();
         let spec = spec_for(settings, &t.status, strategy);
-        let obs = wit::Observation {
-            now_unix_seconds: t.now.as_second().max(0) as u64,
-            phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
-        };
-        let action = match self.decide(strategy, &spec, state, obs).await {
+        let action = match self.decide(strategy, &spec, state, t.observation()).await {
             Ok(a) => a,
             Err(fault) => {
                 self.plugin_failed(t, &fault);
@@ -1021,11 +1026,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     ) -> Result<()> {
         let state = t.rollout_state();
         let spec = spec_for(settings, &t.status, strategy);
-        let obs = wit::Observation {
-            now_unix_seconds: t.now.as_second().max(0) as u64,
-            phase_started_unix_seconds: (t.now.as_second() - t.seconds_in_phase()).max(0) as u64,
-        };
-        let action = match self.decide(strategy, &spec, state, obs).await {
+        let action = match self.decide(strategy, &spec, state, t.observation()).await {
             Ok(a) => a,
             Err(fault) => {
                 // The primary already runs the new revision: the safe way out

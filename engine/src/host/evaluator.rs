@@ -117,14 +117,12 @@ impl EvaluatorPlugin {
     }
 
     fn context(&self) -> CallContext<'_> {
-        CallContext {
-            engine: self.pre.engine(),
-            metrics: self.host.metrics(),
-            plugin: &self.name,
-            limits: self.limits,
-            sink: self.sink.clone(),
-            permits: self.host.permits(),
-        }
+        self.host.call_context(
+            self.pre.engine(),
+            &self.name,
+            self.limits,
+            self.sink.clone(),
+        )
     }
 
     /// What the plugin needs for `metric` (`wants-baseline` and

@@ -107,8 +107,22 @@ impl PluginHost {
         &self.metrics
     }
 
-    pub(crate) fn permits(&self) -> &Semaphore {
-        &self.permits
+    /// What a call of `plugin` needs from its host.
+    pub(crate) fn call_context<'a>(
+        &'a self,
+        engine: &'a Engine,
+        plugin: &'a str,
+        limits: Limits,
+        sink: Option<LogSink>,
+    ) -> call::CallContext<'a> {
+        call::CallContext {
+            engine,
+            metrics: &self.metrics,
+            plugin,
+            limits,
+            sink,
+            permits: &self.permits,
+        }
     }
 
     /// Compiles `wasm` and checks that it is a `world` plugin of a contract

@@ -77,14 +77,12 @@ impl StrategyPlugin {
     }
 
     fn context(&self) -> CallContext<'_> {
-        CallContext {
-            engine: self.pre.engine(),
-            metrics: self.host.metrics(),
-            plugin: &self.name,
-            limits: self.limits,
-            sink: self.sink.clone(),
-            permits: self.host.permits(),
-        }
+        self.host.call_context(
+            self.pre.engine(),
+            &self.name,
+            self.limits,
+            self.sink.clone(),
+        )
     }
 
     /// The plugin's raw decision; check it with [`super::validate::action`].
