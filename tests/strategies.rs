@@ -602,6 +602,12 @@ fn matches_the_gateway_api_cannot_express_are_refused_naming_the_field() {
         assert!(errors.contains(field), "{field}: {errors}");
         assert!(errors.contains(why), "{field}: {errors}");
     }
+    // Fields that name or label a match without matching anything are
+    // accepted, as Flagger accepts them.
+    let named = ab_canary_with_matches(
+        "      - headers: {x-canary: {exact: insider}}\n        name: insiders\n        statPrefix: beta\n",
+    );
+    assert!(named.settings().is_ok());
     // A field Istio does not have at all is a parse error that names it.
     let yaml = common::read("examples/podinfo-ab-canary.yaml").replace(
         "          user-agent:\n            regex: \".*Firefox.*\"\n",

@@ -282,6 +282,9 @@ pub struct HttpMatch {
     /// A name for the match (Istio's, for logs); it matches nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Istio's prefix for the match's statistics; it matches nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat_prefix: Option<String>,
     /// Refused: the Gateway API has no scheme match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
