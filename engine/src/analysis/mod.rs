@@ -805,10 +805,17 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         t: &mut Tick<'_>,
         settings: &RolloutSettings,
     ) -> Result<bool> {
-        let Some((waiting, why)) = self.route_not_accepted(t).await? else {
-            return Ok(false);
+        let name = workload::apex_name(t.canary);
+        let route = format!("{name}.{}", t.namespace);
+        let acceptance = match self.cluster.http_route(&t.namespace, &name).await? {
+            Some(r) => gateway::acceptance(&r),
+            None => gateway::RouteAcceptance::Pending("the route does not exist yet".into()),
         };
-        let route = format!("{}.{}", workload::apex_name(t.canary), t.namespace);
+        let (waiting, why) = match acceptance {
+            gateway::RouteAcceptance::Accepted => return Ok(false),
+            gateway::RouteAcceptance::Pending(why) => (true, why),
+            gateway::RouteAcceptance::Rejected(why) => (false, why),
+        };
         if t.seconds_in_phase() as u64 > settings.progress_deadline.as_secs() {
             let msg = format!(
                 "Rolling back {} progress deadline exceeded HTTPRoute {route} not accepted: {why}",
@@ -826,21 +833,6 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             )
         });
         Ok(true)
-    }
-
-    /// Why the next step must wait for the Gateways, if it must: whether
-    /// a parent has yet to report on the current route (true) or refused
-    /// it (false), and why.
-    async fn route_not_accepted(&self, t: &Tick<'_>) -> Result<Option<(bool, String)>> {
-        let name = workload::apex_name(t.canary);
-        let Some(route) = self.cluster.http_route(&t.namespace, &name).await? else {
-            return Ok(Some((true, "the route does not exist yet".into())));
-        };
-        Ok(match gateway::acceptance(&route) {
-            gateway::RouteAcceptance::Accepted => None,
-            gateway::RouteAcceptance::Pending(why) => Some((true, why)),
-            gateway::RouteAcceptance::Rejected(why) => Some((false, why)),
-        })
     }
 
     /// The first of `hook_type`'s webhooks that does not say yes, if any.

@@ -248,39 +248,31 @@ fn classify(e: &wasmtime::Error, state: &CallState, limits: Limits) -> FaultKind
     FaultKind::Trap(reason.chars().take(512).collect())
 }
 
-impl super::bindings::strategy::sluice::plugin::log::Host for CallState {
-    fn log(
-        &mut self,
-        level: super::bindings::strategy::sluice::plugin::log::Level,
-        message: String,
-    ) {
-        use super::bindings::strategy::sluice::plugin::log::Level;
-        let level = match level {
-            Level::Debug => tracing::Level::DEBUG,
-            Level::Info => tracing::Level::INFO,
-            Level::Warn => tracing::Level::WARN,
-            Level::Error => tracing::Level::ERROR,
-        };
-        self.record_log(level, &message);
-    }
+/// The `log` import of one world: both worlds share it, but each has its
+/// own generated types.
+macro_rules! log_host {
+    ($world:ident) => {
+        impl super::bindings::$world::sluice::plugin::log::Host for CallState {
+            fn log(
+                &mut self,
+                level: super::bindings::$world::sluice::plugin::log::Level,
+                message: String,
+            ) {
+                use super::bindings::$world::sluice::plugin::log::Level;
+                let level = match level {
+                    Level::Debug => tracing::Level::DEBUG,
+                    Level::Info => tracing::Level::INFO,
+                    Level::Warn => tracing::Level::WARN,
+                    Level::Error => tracing::Level::ERROR,
+                };
+                self.record_log(level, &message);
+            }
+        }
+    };
 }
 
-impl super::bindings::evaluator::sluice::plugin::log::Host for CallState {
-    fn log(
-        &mut self,
-        level: super::bindings::evaluator::sluice::plugin::log::Level,
-        message: String,
-    ) {
-        use super::bindings::evaluator::sluice::plugin::log::Level;
-        let level = match level {
-            Level::Debug => tracing::Level::DEBUG,
-            Level::Info => tracing::Level::INFO,
-            Level::Warn => tracing::Level::WARN,
-            Level::Error => tracing::Level::ERROR,
-        };
-        self.record_log(level, &message);
-    }
-}
+log_host!(strategy);
+log_host!(evaluator);
 
 // Type-only interfaces the worlds import: nothing to implement.
 impl super::bindings::strategy::sluice::plugin::types::Host for CallState {}
