@@ -596,6 +596,16 @@ fn matches_the_gateway_api_cannot_express_are_refused_naming_the_field() {
             "spec.analysis.match[0].headers.x-a.regex",
             "invalid regex",
         ),
+        (
+            "      - uri: {regex: \"\"}\n",
+            "spec.analysis.match[0].uri.regex",
+            "must not be empty",
+        ),
+        (
+            "      - headers: {x-a: {prefix: \"\"}}\n",
+            "spec.analysis.match[0].headers.x-a.prefix",
+            "must not be empty",
+        ),
     ] {
         let canary = ab_canary_with_matches(matches);
         let errors = canary.settings().unwrap_err().to_string();

@@ -246,6 +246,18 @@ impl Checker {
         if set != 1 {
             self.fail(field, "set exactly one of exact, prefix, suffix or regex");
         }
+        // An empty value is Go's "unset" in Flagger, and an empty regex or
+        // prefix would match every request: refused, never widened.
+        for (kind, v) in [
+            ("exact", &m.exact),
+            ("prefix", &m.prefix),
+            ("suffix", &m.suffix),
+            ("regex", &m.regex),
+        ] {
+            if v.as_deref().is_some_and(str::is_empty) {
+                self.fail(format!("{field}.{kind}"), "must not be empty");
+            }
+        }
         if let Some(re) = &m.regex
             && let Err(e) = bounded_regex(re)
         {

@@ -342,4 +342,17 @@ mod tests {
         assert_eq!((a, b), (Ok(()), Ok(())));
         assert!(started.elapsed() >= Duration::from_millis(120));
     }
+
+    #[test]
+    fn log_lines_are_cut_at_their_length_and_counted_per_call() {
+        let sink = LogSink::default();
+        let mut state = CallState::new("p", Limits::default(), Some(sink.clone()));
+        state.record_log(tracing::Level::INFO, &"x".repeat(5000));
+        for _ in 0..100 {
+            state.record_log(tracing::Level::DEBUG, "again");
+        }
+        let lines = sink.lock().unwrap().clone();
+        assert_eq!(lines.len(), MAX_LOG_LINES);
+        assert_eq!(lines[0], format!("info: {}", "x".repeat(MAX_LOG_LINE)));
+    }
 }
