@@ -213,14 +213,14 @@ fn route_rule(rule: &RouteRule, spec: &AnalysisSpec, allowed: bool) -> Result<()
             ));
         }
         if let Some(cookie) = &b.set_cookie {
-            response_cookie(cookie)?;
+            response_cookie(cookie, spec)?;
         }
     }
     if total != 100 {
         return Err(format!("weights sum to {total}, not 100"));
     }
     if let Some(cookie) = &rule.set_cookie {
-        response_cookie(cookie)?;
+        response_cookie(cookie, spec)?;
     }
     if let Some(m) = &rule.mirror {
         mirror(m, spec, allowed)?;
@@ -403,7 +403,19 @@ fn string_match(m: &StringMatch) -> Result<(), String> {
     }
 }
 
-fn response_cookie(cookie: &ResponseCookie) -> Result<(), String> {
+/// A cookie the route sets: valid, and only one of the Canary's own
+/// session-affinity cookies, so that a plugin cannot overwrite or delete a
+/// user's other cookies (a session, say).
+fn response_cookie(cookie: &ResponseCookie, spec: &AnalysisSpec) -> Result<(), String> {
+    let own = spec.session_affinity.as_ref().is_some_and(|a| {
+        cookie.name == a.cookie_name || a.primary_cookie_name.as_deref() == Some(&cookie.name)
+    });
+    if !own {
+        return Err(format!(
+            "sets cookie {:?}, which is not one of the Canary's sessionAffinity cookies",
+            cookie.name
+        ));
+    }
     if !is_header_name(&cookie.name) {
         return Err(format!(
             "cookie name {:?} is not a valid token",
@@ -721,27 +733,55 @@ mod tests {
     }
 
     #[test]
-    fn cookies_must_be_valid() {
+    fn cookies_must_be_valid_and_the_canarys_own() {
+        let mut sticky = spec();
+        sticky.session_affinity = Some(SessionAffinity {
+            cookie_name: "sticky".into(),
+            max_age_seconds: 60,
+            cookie_value: "abc".into(),
+            previous_cookie_value: None,
+            primary_cookie_name: Some("primary".into()),
+        });
+        let at = state(Phase::Progressing, 30);
+        let check = |r: RouteRule| verdict_for(&sticky, at, vec![r]);
         let mut r = rule(vec![], 30);
         r.backends[1].set_cookie = Some(ResponseCookie {
             name: "sticky".into(),
             value: "abc".into(),
             max_age_seconds: 60,
         });
-        assert_eq!(verdict(vec![r.clone()]), "");
+        assert_eq!(check(r.clone()), "");
         r.backends[1].set_cookie = Some(ResponseCookie {
             name: "sticky".into(),
             value: "a; Domain=evil.example".into(),
             max_age_seconds: 60,
         });
-        assert!(verdict(vec![r.clone()]).contains("is not a valid cookie value"));
+        assert!(check(r.clone()).contains("is not a valid cookie value"));
         r.backends[1].set_cookie = None;
         r.set_cookie = Some(ResponseCookie {
             name: "bad name".into(),
             value: "v".into(),
             max_age_seconds: -1,
         });
-        assert!(verdict(vec![r]).contains("cookie name \"bad name\" is not a valid token"));
+        assert!(check(r.clone()).contains("is not one of the Canary's sessionAffinity cookies"));
+        // A plugin may not touch a user's other cookies, here deleting a session.
+        r.set_cookie = Some(ResponseCookie {
+            name: "sessionid".into(),
+            value: "x".into(),
+            max_age_seconds: -1,
+        });
+        assert_eq!(
+            check(r.clone()),
+            "rule 0: sets cookie \"sessionid\", which is not one of the Canary's sessionAffinity cookies"
+        );
+        r.set_cookie = Some(ResponseCookie {
+            name: "primary".into(),
+            value: "abc".into(),
+            max_age_seconds: 60,
+        });
+        assert_eq!(check(r.clone()), "");
+        // Without session affinity no cookie at all.
+        assert!(verdict(vec![r]).contains("not one of the Canary's sessionAffinity cookies"));
     }
 
     #[test]
