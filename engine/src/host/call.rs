@@ -89,7 +89,13 @@ impl CallState {
         if self.logged > MAX_LOG_LINES {
             return;
         }
-        let mut line: String = message.chars().take(MAX_LOG_LINE).collect();
+        // One line each, with no control characters: a plugin cannot forge
+        // other log lines or drive the terminal.
+        let mut line: String = message
+            .chars()
+            .take(MAX_LOG_LINE)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         if self.logged == MAX_LOG_LINES {
             line = format!("{line} (log limit of {MAX_LOG_LINES} lines per call reached)");
         }
@@ -348,11 +354,13 @@ mod tests {
         let sink = LogSink::default();
         let mut state = CallState::new("p", Limits::default(), Some(sink.clone()));
         state.record_log(tracing::Level::INFO, &"x".repeat(5000));
+        state.record_log(tracing::Level::WARN, "forged\nINFO admin logged in\x1b[2J");
         for _ in 0..100 {
             state.record_log(tracing::Level::DEBUG, "again");
         }
         let lines = sink.lock().unwrap().clone();
         assert_eq!(lines.len(), MAX_LOG_LINES);
         assert_eq!(lines[0], format!("info: {}", "x".repeat(MAX_LOG_LINE)));
+        assert_eq!(lines[1], "warn: forged INFO admin logged in [2J");
     }
 }
