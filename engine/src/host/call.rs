@@ -33,6 +33,19 @@ pub const MAX_LOG_LINES: usize = 32;
 /// Longer log lines are cut.
 pub const MAX_LOG_LINE: usize = 1024;
 
+/// The most of a plugin's own error or trap output a fault keeps.
+const MAX_REASON: usize = 512;
+
+/// Text a plugin wrote, for logs and events: at most `max` characters, one
+/// line, no control characters (a plugin cannot forge log lines or drive a
+/// terminal).
+fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// Per-call resource limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -89,13 +102,7 @@ impl CallState {
         if self.logged > MAX_LOG_LINES {
             return;
         }
-        // One line each, with no control characters: a plugin cannot forge
-        // other log lines or drive the terminal.
-        let mut line: String = message
-            .chars()
-            .take(MAX_LOG_LINE)
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let mut line = printable(message, MAX_LOG_LINE);
         if self.logged == MAX_LOG_LINES {
             line = format!("{line} (log limit of {MAX_LOG_LINES} lines per call reached)");
         }
@@ -194,7 +201,7 @@ pub(crate) async fn run_call<R>(
     let outcome = tokio::time::timeout(cx.limits.time_budget + SLACK, call(&mut store)).await;
     let result = match outcome {
         Ok(Ok(Ok(answer))) => Ok(answer),
-        Ok(Ok(Err(message))) => Err(FaultKind::Error(message.chars().take(512).collect())),
+        Ok(Ok(Err(message))) => Err(FaultKind::Error(printable(&message, MAX_REASON))),
         Ok(Err(e)) => Err(classify(&e, store.data(), cx.limits)),
         Err(_elapsed) => Err(FaultKind::Timeout {
             budget_ms: cx.limits.time_budget.as_millis() as u64,
@@ -251,7 +258,7 @@ fn classify(e: &wasmtime::Error, state: &CallState, limits: Limits) -> FaultKind
         let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
         reason = format!("{reason} ({tail})");
     }
-    FaultKind::Trap(reason.chars().take(512).collect())
+    FaultKind::Trap(printable(&reason, MAX_REASON))
 }
 
 /// The `log` import of one world: both worlds share it, but each has its
