@@ -571,7 +571,7 @@ async fn reads_map_not_found_to_none_and_name_the_object_in_errors() {
         .await
         .expect("read")
         .expect("found");
-    assert_eq!(r, route);
+    assert_eq!(*r, route);
     let h = cluster
         .autoscaler("test", "podinfo")
         .await

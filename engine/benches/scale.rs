@@ -123,7 +123,7 @@ impl Bench {
         let now = self.now;
         let phases: Vec<Option<CanaryPhase>> = futures::stream::iter(&self.names)
             .map(|name| async move {
-                let canary = cluster.canary("bench", name).expect("canary");
+                let canary = cluster.shared_canary("bench", name).expect("canary");
                 let out = analyzer.reconcile(&canary, now).await.expect("reconcile");
                 out.status.phase
             })

@@ -561,7 +561,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         self.sync_route(t, settings, strategy).await?;
 
         let primary = self.cluster.deployment(&t.namespace, &primary_name).await?;
-        if let Some(Err(why)) = primary.as_ref().map(readiness::rollout_finished) {
+        if let Some(Err(why)) = primary.as_deref().map(readiness::rollout_finished) {
             t.warn(format!(
                 "Waiting for {primary_name}.{} rollout to finish: {why}",
                 t.namespace

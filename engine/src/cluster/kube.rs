@@ -19,6 +19,7 @@
 //! manifests are checked against it.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use crate::router::HttpRoute;
 use ::kube::api::{Api, Patch, PatchParams};
@@ -379,8 +380,8 @@ fn namespace_of(canary: &Canary) -> String {
 }
 
 impl Cluster for KubeCluster {
-    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<Deployment>> {
-        self.get(namespace, name).await
+    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<Arc<Deployment>>> {
+        Ok(self.get(namespace, name).await?.map(Arc::new))
     }
 
     async fn apply_deployment(&self, deployment: &Deployment) -> Result<()> {
@@ -419,8 +420,8 @@ impl Cluster for KubeCluster {
         self.apply(service).await
     }
 
-    async fn http_route(&self, namespace: &str, name: &str) -> Result<Option<HttpRoute>> {
-        self.get(namespace, name).await
+    async fn http_route(&self, namespace: &str, name: &str) -> Result<Option<Arc<HttpRoute>>> {
+        Ok(self.get(namespace, name).await?.map(Arc::new))
     }
 
     async fn apply_http_route(&self, route: &HttpRoute) -> Result<()> {

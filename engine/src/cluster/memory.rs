@@ -32,7 +32,9 @@ fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> 
 /// A Deployment and where its simulated rollout stands.
 #[derive(Clone)]
 struct SimDeployment {
-    object: Deployment,
+    /// Shared with readers: a read is a reference count, not a deep copy
+    /// (as a kube-rs reflector store hands out `Arc`s).
+    object: Arc<Deployment>,
     /// Tick at which the current rollout started.
     rollout_started: u64,
 }
@@ -44,12 +46,12 @@ struct World {
     /// Ticks a Deployment needs to become available after a change.
     ready_after: BTreeMap<Key, u64>,
     autoscalers: BTreeMap<Key, HorizontalPodAutoscaler>,
-    services: BTreeMap<Key, Service>,
-    routes: BTreeMap<Key, HttpRoute>,
+    services: BTreeMap<Key, Arc<Service>>,
+    routes: BTreeMap<Key, Arc<HttpRoute>>,
     config_maps: BTreeMap<Key, ConfigMap>,
     secrets: BTreeMap<Key, Secret>,
     templates: BTreeMap<Key, MetricTemplate>,
-    canaries: BTreeMap<Key, Canary>,
+    canaries: BTreeMap<Key, Arc<Canary>>,
     /// Cluster-scoped, by name.
     rollout_plugins: BTreeMap<String, RolloutPlugin>,
     events: Vec<(Key, super::Event)>,
@@ -80,7 +82,7 @@ impl World {
             } else {
                 (replicas - 1).max(0)
             };
-            sim.object.status = Some(DeploymentStatus {
+            let status = Some(DeploymentStatus {
                 observed_generation: sim.object.metadata.generation,
                 replicas: Some(replicas),
                 updated_replicas: Some(replicas),
@@ -88,6 +90,10 @@ impl World {
                 available_replicas: Some(available),
                 ..Default::default()
             });
+            // Unchanged status, no write (and no copy of a shared object).
+            if sim.object.status != status {
+                Arc::make_mut(&mut sim.object).status = status;
+            }
         }
     }
 }
@@ -131,7 +137,7 @@ impl MemoryCluster {
         let mut w = self.lock();
         let tick = w.tick;
         for route in w.routes.values_mut() {
-            report_route_status(route, rejection.as_ref(), tick);
+            report_route_status(Arc::make_mut(route), rejection.as_ref(), tick);
         }
         w.route_rejection = rejection;
     }
@@ -175,7 +181,7 @@ impl MemoryCluster {
         if let Some(old) = w.canaries.get(&k) {
             c.status = old.status.clone();
         }
-        w.canaries.insert(k, c.clone());
+        w.canaries.insert(k, Arc::new(c.clone()));
         Ok(c)
     }
 
@@ -205,19 +211,36 @@ impl MemoryCluster {
         self.lock().rollout_plugins.get(name).cloned()
     }
 
+    /// A copy of the stored Canary.
     pub fn canary(&self, namespace: &str, name: &str) -> Option<Canary> {
+        self.shared_canary(namespace, name).map(Arc::unwrap_or_clone)
+    }
+
+    /// The stored Canary itself, shared (what a reconcile gets from a
+    /// reflector store): no copy.
+    pub fn shared_canary(&self, namespace: &str, name: &str) -> Option<Arc<Canary>> {
         self.lock().canaries.get(&key(namespace, name)).cloned()
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
-        self.lock().services.get(&key(namespace, name)).cloned()
+        let service = self.lock().services.get(&key(namespace, name)).cloned();
+        service.map(Arc::unwrap_or_clone)
     }
 
     pub fn route(&self, namespace: &str, name: &str) -> Option<HttpRoute> {
+        self.shared_route(namespace, name).map(Arc::unwrap_or_clone)
+    }
+
+    fn shared_route(&self, namespace: &str, name: &str) -> Option<Arc<HttpRoute>> {
         self.lock().routes.get(&key(namespace, name)).cloned()
     }
 
     pub fn get_deployment(&self, namespace: &str, name: &str) -> Option<Deployment> {
+        self.shared_deployment(namespace, name)
+            .map(Arc::unwrap_or_clone)
+    }
+
+    fn shared_deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
         self.lock()
             .deployments
             .get(&key(namespace, name))
@@ -283,7 +306,7 @@ impl MemoryCluster {
                 w.deployments.insert(
                     k.clone(),
                     SimDeployment {
-                        object: next,
+                        object: Arc::new(next),
                         rollout_started: started,
                     },
                 );
@@ -294,7 +317,7 @@ impl MemoryCluster {
                 w.deployments.insert(
                     k.clone(),
                     SimDeployment {
-                        object: next,
+                        object: Arc::new(next),
                         rollout_started: tick,
                     },
                 );
@@ -306,8 +329,8 @@ impl MemoryCluster {
 }
 
 impl Cluster for MemoryCluster {
-    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<Deployment>> {
-        Ok(self.get_deployment(namespace, name))
+    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<Arc<Deployment>>> {
+        Ok(self.shared_deployment(namespace, name))
     }
 
     async fn apply_deployment(&self, deployment: &Deployment) -> Result<()> {
@@ -315,9 +338,14 @@ impl Cluster for MemoryCluster {
     }
 
     async fn scale_deployment(&self, namespace: &str, name: &str, replicas: i32) -> Result<()> {
-        let Some(mut d) = self.get_deployment(namespace, name) else {
+        let Some(current) = self.shared_deployment(namespace, name) else {
             bail!("deployment {namespace}/{name} not found");
         };
+        if current.spec.as_ref().and_then(|s| s.replicas) == Some(replicas) {
+            // Already at that scale: the merge patch would change nothing.
+            return Ok(());
+        }
+        let mut d = Arc::unwrap_or_clone(current);
         if let Some(spec) = d.spec.as_mut() {
             spec.replicas = Some(replicas);
         }
@@ -339,18 +367,22 @@ impl Cluster for MemoryCluster {
     async fn apply_service(&self, service: &Service) -> Result<()> {
         let k = key_of(&service.metadata)?;
         let mut w = self.lock();
+        if w.services.get(&k).is_some_and(|old| applies_nothing(old, service)) {
+            // A no-op apply: the API server writes nothing either.
+            return Ok(());
+        }
         let mut next = service.clone();
         if let Some(old) = w.services.get(&k) {
             let mut annotations = old.annotations().clone();
             annotations.extend(next.annotations().clone());
             next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
         }
-        w.services.insert(k, next);
+        w.services.insert(k, Arc::new(next));
         Ok(())
     }
 
-    async fn http_route(&self, namespace: &str, name: &str) -> Result<Option<HttpRoute>> {
-        Ok(self.route(namespace, name))
+    async fn http_route(&self, namespace: &str, name: &str) -> Result<Option<Arc<HttpRoute>>> {
+        Ok(self.shared_route(namespace, name))
     }
 
     async fn apply_http_route(&self, route: &HttpRoute) -> Result<()> {
@@ -375,7 +407,7 @@ impl Cluster for MemoryCluster {
         }
         let rejection = w.route_rejection.clone();
         report_route_status(&mut next, rejection.as_ref(), w.tick);
-        w.routes.insert(k, next);
+        w.routes.insert(k, Arc::new(next));
         Ok(())
     }
 
@@ -406,7 +438,7 @@ impl Cluster for MemoryCluster {
             .canaries
             .get_mut(&k)
             .with_context(|| format!("canary {}/{} not found", k.0, k.1))?;
-        stored.status = Some(status.clone());
+        Arc::make_mut(stored).status = Some(status.clone());
         Ok(())
     }
 
@@ -432,6 +464,18 @@ impl crate::registration::PluginStatusWriter for MemoryCluster {
         stored.status = Some(status.clone());
         Ok(())
     }
+}
+
+/// Whether applying `desired` over `stored` would change nothing: same
+/// spec, labels and owners, and every desired annotation already there.
+fn applies_nothing(stored: &Service, desired: &Service) -> bool {
+    stored.spec == desired.spec
+        && stored.metadata.labels == desired.metadata.labels
+        && stored.metadata.owner_references == desired.metadata.owner_references
+        && desired
+            .annotations()
+            .iter()
+            .all(|(k, v)| stored.annotations().get(k) == Some(v))
 }
 
 /// What a Gateway controller writes on a route: for each parent, Accepted

@@ -7,6 +7,7 @@ pub mod kube;
 pub mod memory;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::router::HttpRoute;
 use anyhow::Result;
@@ -60,7 +61,7 @@ pub trait Cluster: Send + Sync {
         &self,
         namespace: &str,
         name: &str,
-    ) -> impl Future<Output = Result<Option<Deployment>>> + Send;
+    ) -> impl Future<Output = Result<Option<Arc<Deployment>>>> + Send;
     fn apply_deployment(&self, deployment: &Deployment) -> impl Future<Output = Result<()>> + Send;
     fn scale_deployment(
         &self,
@@ -85,7 +86,7 @@ pub trait Cluster: Send + Sync {
         &self,
         namespace: &str,
         name: &str,
-    ) -> impl Future<Output = Result<Option<HttpRoute>>> + Send;
+    ) -> impl Future<Output = Result<Option<Arc<HttpRoute>>>> + Send;
     fn apply_http_route(&self, route: &HttpRoute) -> impl Future<Output = Result<()>> + Send;
 
     fn config_map(
