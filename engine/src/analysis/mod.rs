@@ -341,7 +341,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         settings: Result<&RolloutSettings, &crate::api::SpecErrors>,
     ) -> Result<()> {
         let settings = match settings {
-            Ok(s) => s.clone(),
+            Ok(s) => s,
             Err(errors) => {
                 t.not_ready("InvalidSpec", errors.to_string());
                 return Ok(());
@@ -389,7 +389,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
 
         match t.phase() {
             None | Some(CanaryPhase::Initializing) => {
-                return self.bootstrap(t, &settings, &strategy, &target).await;
+                return self.bootstrap(t, settings, &strategy, &target).await;
             }
             _ => {}
         }
@@ -415,7 +415,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 "Waiting for {primary_name}.{} rollout to finish: {why}",
                 t.namespace
             ));
-            return self.sync_route(t, &settings, &strategy).await;
+            return self.sync_route(t, settings, &strategy).await;
         }
 
         let revision = workload::revision_checksum(&target, &t.configs);
@@ -434,9 +434,9 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                         .scale_deployment(&t.namespace, &t.target, replicas)
                         .await?;
                     t.info(format!("Scaling up {}", t.label));
-                    self.start_rollout(t, &settings, &revision, &strategy);
+                    self.start_rollout(t, settings, &revision, &strategy);
                 }
-                return self.sync_route(t, &settings, &strategy).await;
+                return self.sync_route(t, settings, &strategy).await;
             }
             Some(
                 CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::WaitingPromotion,
@@ -445,22 +445,22 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     "New revision detected! Restarting analysis for {}",
                     t.label
                 ));
-                self.start_rollout(t, &settings, &revision, &strategy);
-                return self.sync_route(t, &settings, &strategy).await;
+                self.start_rollout(t, settings, &revision, &strategy);
+                return self.sync_route(t, settings, &strategy).await;
             }
             _ => {}
         }
 
         self.note_plugin_swap(t, &strategy);
         match t.phase() {
-            Some(CanaryPhase::Promoting) => self.promoting(t, &settings, &strategy).await?,
-            Some(CanaryPhase::Finalising) => self.finalise(t, &settings).await?,
+            Some(CanaryPhase::Promoting) => self.promoting(t, settings, &strategy).await?,
+            Some(CanaryPhase::Finalising) => self.finalise(t, settings).await?,
             Some(
                 CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::WaitingPromotion,
-            ) => self.progressing(t, &settings, &strategy, &target).await?,
+            ) => self.progressing(t, settings, &strategy, &target).await?,
             _ => {}
         }
-        self.sync_route(t, &settings, &strategy).await
+        self.sync_route(t, settings, &strategy).await
     }
 
     fn start_rollout(

@@ -213,7 +213,8 @@ impl MemoryCluster {
 
     /// A copy of the stored Canary.
     pub fn canary(&self, namespace: &str, name: &str) -> Option<Canary> {
-        self.shared_canary(namespace, name).map(Arc::unwrap_or_clone)
+        self.shared_canary(namespace, name)
+            .map(Arc::unwrap_or_clone)
     }
 
     /// The stored Canary itself, shared (what a reconcile gets from a
@@ -367,7 +368,10 @@ impl Cluster for MemoryCluster {
     async fn apply_service(&self, service: &Service) -> Result<()> {
         let k = key_of(&service.metadata)?;
         let mut w = self.lock();
-        if w.services.get(&k).is_some_and(|old| applies_nothing(old, service)) {
+        if w.services
+            .get(&k)
+            .is_some_and(|old| applies_nothing(old, service))
+        {
             // A no-op apply: the API server writes nothing either.
             return Ok(());
         }
