@@ -345,6 +345,15 @@ impl ApiServer {
         )
     }
 
+    /// The resource type served at `group`/`version`/`plural` (built-in or
+    /// from a CRD), if known.
+    pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        lock(&self.shared.state)
+            .registry
+            .get(group, version, plural)
+            .cloned()
+    }
+
     /// Waits until `predicate` holds for the object (`None`: it does not
     /// exist), checking now and after every change; returns the object as
     /// it was then.
@@ -359,18 +368,38 @@ impl ApiServer {
         K: Resource<DynamicType = ()> + DeserializeOwned,
     {
         let resource = self.resource_type::<K>();
-        let check = || -> Result<(bool, Option<K>), Error> {
-            let object: Option<K> = self
-                .get_json(&resource, namespace, name)
-                .map(serde_json::from_value)
-                .transpose()?;
-            Ok((predicate(object.as_ref()), object))
+        let typed = |v: Option<&Value>| -> Option<K> {
+            v.and_then(|v| serde_json::from_value(v.clone()).ok())
         };
+        let found = self
+            .wait_for_json(
+                &resource,
+                namespace,
+                name,
+                |v| predicate(typed(v).as_ref()),
+                timeout,
+            )
+            .await?;
+        found
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(Error::from)
+    }
+
+    /// [`Self::wait_for`] on the JSON object.
+    pub async fn wait_for_json(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+        predicate: impl Fn(Option<&Value>) -> bool,
+        timeout: Duration,
+    ) -> Result<Option<Value>, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut changes = lock(&self.shared.state).subscribe();
         loop {
-            let (done, object) = check()?;
-            if done {
+            let object = self.get_json(resource, namespace, name);
+            if predicate(object.as_ref()) {
                 return Ok(object);
             }
             match tokio::time::timeout_at(deadline, changes.recv()).await {

@@ -927,3 +927,114 @@ async fn kubeconfig_and_discovery() {
     assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
     assert!(discovery.has_group("apps"));
 }
+
+/// The operator's pattern: a `Controller` over Canaries with kube's
+/// finalizer helper and status written by server-side apply with the
+/// `resourceVersion` it read as a precondition.
+#[tokio::test]
+async fn controller_with_finalizer_and_status_apply() {
+    use kube::runtime::controller::{Action, Controller};
+
+    let server = ApiServer::with_crds(CRDS).await.unwrap();
+    let client = server.client().unwrap();
+    let resource = canary_resource();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "test", &resource);
+    api.create(&PostParams::default(), &example_canary())
+        .await
+        .unwrap();
+
+    let reconcile = |canary: Arc<DynamicObject>, api: Arc<Api<DynamicObject>>| async move {
+        finalizer(&api, "sluice.dev/finalizer", canary, |event| async {
+            if let FinalizerEvent::Apply(canary) = event {
+                let status = json!({
+                    "apiVersion": "sluice.dev/v1beta1", "kind": "Canary",
+                    "metadata": {
+                        "name": canary.metadata.name,
+                        "resourceVersion": canary.metadata.resource_version,
+                    },
+                    "status": { "phase": "Initialized" }
+                });
+                api.patch_status(
+                    canary.metadata.name.as_deref().unwrap_or_default(),
+                    &PatchParams::apply("sluice").force(),
+                    &Patch::Apply(status),
+                )
+                .await?;
+            }
+            Ok::<_, kube::Error>(Action::await_change())
+        })
+        .await
+    };
+    let controller = Controller::new_with(api.clone(), watcher::Config::default(), resource)
+        .run(
+            reconcile,
+            |_, _, _| Action::requeue(Duration::from_millis(50)),
+            Arc::new(api.clone()),
+        )
+        .for_each(|_| async {});
+    let handle = tokio::spawn(controller);
+
+    let canaries = server
+        .resource("sluice.dev", "v1beta1", "canaries")
+        .unwrap();
+    let wait = |predicate: fn(Option<&Value>) -> bool| {
+        server.wait_for_json(&canaries, "test", "podinfo", predicate, TIMEOUT)
+    };
+    let reconciled = wait(|o| {
+        o.is_some_and(|o| {
+            o.pointer("/status/phase") == Some(&json!("Initialized"))
+                && o.pointer("/metadata/finalizers/0") == Some(&json!("sluice.dev/finalizer"))
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    // A status apply from a stale read loses the race: 409.
+    let stale = json!({
+        "apiVersion": "sluice.dev/v1beta1", "kind": "Canary",
+        "metadata": { "name": "podinfo", "resourceVersion": "1" },
+        "status": { "phase": "Failed" }
+    });
+    let (code, _, _) = api_code(
+        api.patch_status(
+            "podinfo",
+            &PatchParams::apply("sluice").force(),
+            &Patch::Apply(stale),
+        )
+        .await,
+    );
+    assert_eq!(code, 409);
+    assert_eq!(
+        reconciled.pointer("/metadata/generation"),
+        Some(&json!(1)),
+        "finalizer and status writes keep the generation"
+    );
+
+    // Deletion: the controller cleans up and removes its finalizer.
+    api.delete("podinfo", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait(|o| o.is_none()).await.unwrap();
+    handle.abort();
+}
+
+#[tokio::test]
+async fn dropping_the_server_stops_it() {
+    let (first, client) = server().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    api.list(&ListParams::default()).await.unwrap();
+    first.shutdown().await;
+    assert!(api.list(&ListParams::default()).await.is_err());
+
+    let (second, client) = server().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let mut watch = watcher(api.clone(), watcher::Config::default()).boxed();
+    assert!(matches!(
+        next_event(&mut watch).await,
+        Ok(watcher::Event::Init)
+    ));
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(api.list(&ListParams::default()).await.is_err());
+}
