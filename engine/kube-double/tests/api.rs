@@ -198,6 +198,26 @@ async fn merge_and_json_patches() {
         Some(2),
         "a spec change bumps generation"
     );
+    // null deletes (RFC 7386).
+    let unlabelled = api
+        .patch(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "x": null, "z": "1" } } })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        unlabelled.metadata.labels.unwrap(),
+        [("z".to_string(), "1".to_string())].into()
+    );
+    api.patch(
+        "d",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "labels": { "x": "y", "z": null } } })),
+    )
+    .await
+    .unwrap();
 
     let json_patch: json_patch::Patch = serde_json::from_value(json!([
         { "op": "test", "path": "/metadata/labels/x", "value": "y" },
@@ -1037,4 +1057,60 @@ async fn dropping_the_server_stops_it() {
     drop(second);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(api.list(&ListParams::default()).await.is_err());
+}
+
+#[tokio::test]
+async fn raw_watch_event_types_and_selectors() {
+    let (_server, client) = server().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let start = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let params = kube::api::WatchParams::default().labels("app=w").timeout(5);
+    let mut events = api.watch(&params, &start).await.unwrap().boxed();
+    api.create(&PostParams::default(), &config_map("w", &[]))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &config_map("other", &[]))
+        .await
+        .unwrap();
+    let patch = |labels: Value| Patch::Merge(json!({ "metadata": { "labels": labels } }));
+    api.patch(
+        "w",
+        &PatchParams::default(),
+        &patch(json!({ "extra": "1" })),
+    )
+    .await
+    .unwrap();
+    // Leaving the selection is a DELETED, entering it an ADDED.
+    api.patch("w", &PatchParams::default(), &patch(json!({ "app": "x" })))
+        .await
+        .unwrap();
+    api.patch("w", &PatchParams::default(), &patch(json!({ "app": "w" })))
+        .await
+        .unwrap();
+    api.delete("w", &DeleteParams::default()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let event = tokio::time::timeout(TIMEOUT, events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push(match event {
+            kube::api::WatchEvent::Added(c) => format!("ADDED {}", c.metadata.name.unwrap()),
+            kube::api::WatchEvent::Modified(c) => format!("MODIFIED {}", c.metadata.name.unwrap()),
+            kube::api::WatchEvent::Deleted(c) => format!("DELETED {}", c.metadata.name.unwrap()),
+            kube::api::WatchEvent::Bookmark(_) => continue,
+            kube::api::WatchEvent::Error(e) => panic!("{e:?}"),
+        });
+    }
+    assert_eq!(
+        seen,
+        ["ADDED w", "MODIFIED w", "DELETED w", "ADDED w", "DELETED w"]
+    );
 }
