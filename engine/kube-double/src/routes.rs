@@ -10,7 +10,8 @@
 //! Simplified: no subresources but `status` (no `scale`, `log`, `exec`),
 //! no `limit`/`continue` paging (a list returns everything), no
 //! `resourceVersionMatch` (lists are always served from the latest state),
-//! no protobuf, no authentication or authorization, no `dryRun`.
+//! no protobuf, no authentication or authorization; `dryRun` is refused
+//! with 400 (never persisted).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -210,6 +211,12 @@ fn serve(shared: &Arc<Shared>, request: &Request) -> Result<Response, ApiError> 
         Route::Object(target) => target,
     };
     let is_write = !matches!(request.method, Method::GET | Method::HEAD);
+    if is_write && request.query.contains_key("dryRun") {
+        // Refused rather than ignored: a dry run must never persist.
+        return Err(ApiError::bad_request(
+            "dryRun is not supported by the API server double",
+        ));
+    }
     if is_write {
         let body_name = request.json_body().ok().and_then(|b| {
             b.pointer("/metadata/name")

@@ -22,7 +22,7 @@
 //! finalizer phase; deleting a Namespace does not delete its contents;
 //! namespaces need not exist; there is no admission of built-in kinds (a
 //! Deployment without a selector is accepted) and no defaulting of their
-//! fields; `dryRun` is not supported.
+//! fields; `dryRun` is not supported (see [`crate::routes`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
