@@ -140,6 +140,16 @@ async fn typed_create_get_list_replace_delete() {
     };
     assert!(rv(&api.get("a").await.unwrap()) > rv(&got));
 
+    let mut generated = config_map("", &[]);
+    generated.metadata.name = None;
+    generated.metadata.generate_name = Some("gen-".into());
+    let generated = api
+        .create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
+    let name = generated.metadata.name.unwrap();
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+
     api.delete("a", &DeleteParams::default()).await.unwrap();
     assert!(api.get_opt("a").await.unwrap().is_none());
     let (code, _, _) = api_code(api.delete("a", &DeleteParams::default()).await);
