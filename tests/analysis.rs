@@ -7,10 +7,10 @@ use crate::common;
 use common::Healthy;
 
 use jiff::Timestamp;
-use sluice::analysis::Analyzer;
-use sluice::api::{Canary, CanaryPhase};
-use sluice::cluster::EventType;
-use sluice::cluster::memory::MemoryCluster;
+use sluice_api::{Canary, CanaryPhase};
+use sluice_rollout::analysis::Analyzer;
+use sluice_rollout::cluster::EventType;
+use sluice_rollout::cluster::memory::MemoryCluster;
 
 const HEALTHY: &str = "ticks: 40\nmetrics:\n  error-rate: [0.1]\n  latency: [0.1]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n";
 
@@ -96,7 +96,7 @@ async fn a_plugin_answering_weight_150_never_moves_traffic() {
 
 fn world(canary_yaml: &str) -> (MemoryCluster, Canary) {
     let cluster = MemoryCluster::new();
-    let canary = sluice::api::load::canary_from_yaml(canary_yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(canary_yaml).unwrap();
     let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
         "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
     )
@@ -144,7 +144,7 @@ async fn an_invalid_spec_gets_a_condition_and_one_event_and_touches_nothing() {
 
     // Fixing the spec clears the condition and bootstraps.
     let fixed =
-        sluice::api::load::canary_from_yaml(&yaml.replace("stepWeight: 0", "stepWeight: 10"))
+        sluice_api::load::canary_from_yaml(&yaml.replace("stepWeight: 0", "stepWeight: 10"))
             .unwrap();
     let fixed = cluster.put_canary(fixed).unwrap();
     let out = analyzer.reconcile(&fixed, now).await.unwrap();
@@ -212,7 +212,7 @@ async fn one_canary_with_a_bad_plugin_does_not_stop_another() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_config_map_is_a_new_revision_and_reaches_the_primary_on_promotion() {
     use k8s_openapi::api::core::v1::ConfigMap;
-    use sluice::cluster::Cluster;
+    use sluice_rollout::cluster::Cluster;
 
     let yaml = common::read("examples/podinfo-canary.yaml")
         .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
@@ -230,7 +230,7 @@ async fn a_changed_config_map_is_a_new_revision_and_reaches_the_primary_on_promo
     .unwrap();
     cluster.put_deployment(deployment).unwrap();
     cluster
-        .put_canary(sluice::api::load::canary_from_yaml(&yaml).unwrap())
+        .put_canary(sluice_api::load::canary_from_yaml(&yaml).unwrap())
         .unwrap();
     let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
     let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
@@ -325,7 +325,7 @@ async fn a_missing_config_map_is_a_condition_not_a_crash() {
     .unwrap();
     cluster.put_deployment(deployment).unwrap();
     let canary = cluster
-        .put_canary(sluice::api::load::canary_from_yaml(&yaml).unwrap())
+        .put_canary(sluice_api::load::canary_from_yaml(&yaml).unwrap())
         .unwrap();
     let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
     let out = analyzer
@@ -354,7 +354,7 @@ fn gated_canary() -> Canary {
         "    webhooks:\n",
         "    webhooks:\n      - name: approve-rollout\n        type: confirm-rollout\n        url: http://gate.test/rollout\n      - name: approve-traffic\n        type: confirm-traffic-increase\n        url: http://gate.test/traffic\n      - name: approve-promotion\n        type: confirm-promotion\n        url: http://gate.test/promotion\n      - name: manual-rollback\n        type: rollback\n        url: http://gate.test/rollback\n",
     );
-    sluice::api::load::canary_from_yaml(&yaml).unwrap()
+    sluice_api::load::canary_from_yaml(&yaml).unwrap()
 }
 
 fn messages_at(sim: &sluice::simulate::Simulation, tick: u64) -> Vec<String> {
@@ -508,7 +508,7 @@ fn canary_with_strategy_config(config: &str) -> Canary {
         "    stepWeight: 10\n",
         &format!("    stepWeight: 10\n    strategyConfig: {config}\n"),
     );
-    sluice::api::load::canary_from_yaml(&yaml).unwrap()
+    sluice_api::load::canary_from_yaml(&yaml).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -569,7 +569,7 @@ async fn values_that_are_not_numbers_never_reach_an_evaluator() {
         .load_evaluator(
             "hostile-eval",
             common::test_plugin("hostile_evaluator"),
-            sluice::host::Limits::default(),
+            sluice_host::Limits::default(),
         )
         .unwrap();
     registry.override_evaluator(evaluator);

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use sluice::api::{MetricSource, load};
+use sluice_api::{MetricSource, load};
 
 const SEED: [&str; 7] = [
     "podinfo-canary.yaml",

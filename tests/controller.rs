@@ -11,10 +11,10 @@ use common::Healthy;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use sluice::analysis::Analyzer;
-use sluice::api::{Canary, CanaryPhase};
-use sluice::cluster::memory::MemoryCluster;
-use sluice::controller::reconcile::{Cleanup, Context, finalize, reconcile_canary};
+use sluice_api::{Canary, CanaryPhase};
+use sluice_operator::reconcile::{Cleanup, Context, finalize, reconcile_canary};
+use sluice_rollout::analysis::Analyzer;
+use sluice_rollout::cluster::memory::MemoryCluster;
 
 fn world(example: &str) -> MemoryCluster {
     let cluster = MemoryCluster::new();
@@ -375,7 +375,7 @@ async fn operator_metrics_are_named_like_flaggers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_readiness_and_metrics_endpoints() {
-    use sluice::controller::server::{Endpoints, router};
+    use sluice_operator::server::{Endpoints, router};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -389,7 +389,7 @@ async fn health_readiness_and_metrics_endpoints() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(endpoints)).await });
-    let http = sluice::http_client::client(Duration::from_secs(5), false).unwrap();
+    let http = sluice_rollout::http_client::client(Duration::from_secs(5), false).unwrap();
     let get = async |path: &str| {
         let r = http
             .get(format!("http://{addr}{path}"))
@@ -430,13 +430,13 @@ async fn health_readiness_and_metrics_endpoints() {
 #[derive(Default)]
 struct RecordingSink(std::sync::Mutex<Vec<(String, String)>>);
 
-impl sluice::controller::reconcile::AlertSink for RecordingSink {
+impl sluice_operator::reconcile::AlertSink for RecordingSink {
     fn deliver<'a>(
         &'a self,
-        _: &'a [sluice::api::AlertSettings],
-        alert: &'a sluice::notify::Alert,
+        _: &'a [sluice_api::AlertSettings],
+        alert: &'a sluice_rollout::notify::Alert,
     ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Vec<sluice::notify::Delivery>> + Send + 'a>,
+        Box<dyn std::future::Future<Output = Vec<sluice_rollout::notify::Delivery>> + Send + 'a>,
     > {
         self.0.lock().unwrap().push((
             format!("{:?}", alert.severity),

@@ -9,7 +9,7 @@
 use crate::common;
 
 use serde_json::{Value, json};
-use sluice::api::load;
+use sluice_api::load;
 
 const REGENERATE: &str = "regenerate with `cargo run -- crd > crds/sluice.yaml && cp crds/sluice.yaml deploy/chart/sluice/crds/sluice.yaml`";
 

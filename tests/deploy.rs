@@ -15,9 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use clap::Parser;
 use serde_json::Value;
-use sluice::api::load;
 use sluice::cli::{Cli, Command};
-use sluice::cluster::kube::RBAC_RULES;
+use sluice_api::load;
+use sluice_operator::kube_cluster::RBAC_RULES;
 
 const KUSTOMIZE: &str = "deploy/kustomize";
 const CHART: &str = "deploy/chart/sluice";
@@ -127,7 +127,7 @@ fn assert_same_grants(have: &Grants, source: &str) {
     let extra: Vec<_> = have.difference(&want).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "{source} differs from sluice::cluster::kube::RBAC_RULES\nmissing: {missing:?}\nextra: {extra:?}\nexpected:\n{}",
+        "{source} differs from sluice_operator::kube_cluster::RBAC_RULES\nmissing: {missing:?}\nextra: {extra:?}\nexpected:\n{}",
         rules_yaml()
     );
 }

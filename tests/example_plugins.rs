@@ -12,10 +12,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sluice::analysis::checks::{MetricTarget, MetricsProvider, run_metrics};
-use sluice::api::{Canary, CanaryPhase, MetricCheck};
-use sluice::host::{Limits, PluginRegistry};
 use sluice::simulate::{self, PrometheusSource, RunOptions};
+use sluice_api::{Canary, CanaryPhase, MetricCheck};
+use sluice_host::{Limits, PluginRegistry};
+use sluice_rollout::analysis::checks::{MetricTarget, MetricsProvider, run_metrics};
 use support::prometheus::{OpenMetrics, TestPrometheus};
 
 fn mann_whitney() -> PathBuf {
@@ -219,7 +219,7 @@ async fn a_metric_selects_the_evaluator_by_name_and_too_few_samples_is_inconclus
     let yaml = format!(
         "{head}      - name: request-success-rate\n        interval: 1m\n        thresholdRange:\n          min: 99\n    webhooks:{webhooks}"
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).expect("canary parses");
+    let canary = sluice_api::load::canary_from_yaml(&yaml).expect("canary parses");
     // The first check (tick 7, the tick after the first step) sees 4
     // samples of the canary, the next one 8, then 21.
     let scenario = common::scenario(

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use gateway_api::apis::standard::httproutes::HttpRoute as StandardHttpRoute;
-use sluice::api::{Canary, load};
-use sluice::router::HttpRoute;
+use sluice_api::{Canary, load};
+use sluice_rollout::router::HttpRoute;
 
 /// Merges a `spec.service` fragment of the guide into the weighted canary.
 fn with_service_fragment(fragment: &str) -> Canary {
@@ -228,11 +228,11 @@ fn golden_files_are_valid_gateway_api_v1_httproutes() {
 
 mod flagger_router {
     use super::common;
-    use sluice::analysis::analysis_spec;
-    use sluice::api::{Canary, CanaryPhase, CanaryStatus, load};
-    use sluice::host::bindings::strategy::{Phase, RolloutState};
-    use sluice::host::validate;
-    use sluice::router::{HttpRoute, HttpRouteRules, render};
+    use sluice_api::{Canary, CanaryPhase, CanaryStatus, load};
+    use sluice_host::bindings::strategy::{Phase, RolloutState};
+    use sluice_host::validate;
+    use sluice_rollout::analysis::analysis_spec;
+    use sluice_rollout::router::{HttpRoute, HttpRouteRules, render};
 
     /// `newTestGatewayAPICanary`, as a manifest Flagger accepts.
     const CANARY: &str = r#"

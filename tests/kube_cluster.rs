@@ -17,12 +17,12 @@ use kube::Client;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
 use serde_json::{Value, json};
-use sluice::analysis::configs::TrackedConfigs;
-use sluice::analysis::workload;
-use sluice::api::{Canary, CanaryPhase, CanaryStatus};
-use sluice::cluster::kube::{self as kube_cluster, KubeCluster};
-use sluice::cluster::{Cluster, Event};
-use sluice::router;
+use sluice_api::{Canary, CanaryPhase, CanaryStatus};
+use sluice_operator::kube_cluster::{self as kube_cluster, KubeCluster};
+use sluice_rollout::analysis::configs::TrackedConfigs;
+use sluice_rollout::analysis::workload;
+use sluice_rollout::cluster::{Cluster, Event};
+use sluice_rollout::router;
 use tokio::task::JoinHandle;
 use tower_test::mock::{self, Handle};
 

@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
-use sluice::controller::leader::{self, Election};
+use sluice_operator::leader::{self, Election};
 use tokio::sync::watch;
 use tower_test::mock;
 

@@ -6,9 +6,9 @@ use crate::support;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sluice::api::{AlertSeverity, Canary, CanaryPhase, CanaryStatus, load};
-use sluice::cluster::memory::MemoryCluster;
-use sluice::notify::{
+use sluice_api::{AlertSeverity, Canary, CanaryPhase, CanaryStatus, load};
+use sluice_rollout::cluster::memory::MemoryCluster;
+use sluice_rollout::notify::{
     Alert, Notifier, NotifyError, ProviderKind, ResolvedProvider, StaticAlertProviders,
 };
 use support::http::{Answer, Recorder};

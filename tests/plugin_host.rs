@@ -6,10 +6,10 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use sluice::analysis::analysis_spec;
-use sluice::host::bindings::strategy::{Action, Observation, Phase, RolloutState};
-use sluice::host::builtin::wasm;
-use sluice::host::{ArtifactCache, FaultKind, Limits, PluginHost, validate};
+use sluice_host::bindings::strategy::{Action, Observation, Phase, RolloutState};
+use sluice_host::builtin::wasm;
+use sluice_host::{ArtifactCache, FaultKind, Limits, PluginHost, validate};
+use sluice_rollout::analysis::analysis_spec;
 
 fn progressing(weight: u32) -> RolloutState {
     RolloutState {
@@ -27,7 +27,7 @@ fn obs() -> Observation {
     }
 }
 
-fn seed_spec() -> sluice::host::bindings::strategy::AnalysisSpec {
+fn seed_spec() -> sluice_host::bindings::strategy::AnalysisSpec {
     let settings = common::canary("examples/podinfo-canary.yaml")
         .settings()
         .unwrap();
@@ -215,7 +215,7 @@ async fn compiled_plugins_are_cached_on_disk_by_digest() {
 
 #[tokio::test]
 async fn threshold_evaluator_uses_flaggers_wording() {
-    use sluice::host::bindings::evaluator::{Metric, Samples, ThresholdRange, Verdict};
+    use sluice_host::bindings::evaluator::{Metric, Samples, ThresholdRange, Verdict};
     let host = common::host();
     let e = host
         .load_evaluator("threshold", wasm::THRESHOLD, Limits::default())
@@ -297,7 +297,7 @@ async fn a_plugin_for_another_contract_version_is_refused_naming_both_versions()
 
 #[tokio::test]
 async fn plugin_check_reports_contract_calls_and_refusals() {
-    use sluice::host::check::check;
+    use sluice_host::check::check;
     let host = common::host();
     let ok = check(&host, "weighted", wasm::WEIGHTED, Limits::default(), "").await;
     assert!(ok.ok(), "{ok}");
@@ -363,7 +363,7 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
 /// ends, on a loaded CI machine too.
 const ENDS_WITHIN: Duration = Duration::from_secs(3);
 
-fn spec_with(config: &str) -> sluice::host::bindings::strategy::AnalysisSpec {
+fn spec_with(config: &str) -> sluice_host::bindings::strategy::AnalysisSpec {
     let mut spec = seed_spec();
     spec.config = config.to_string();
     spec
@@ -534,7 +534,7 @@ async fn plugins_see_a_deterministic_world_and_their_logs_are_capped() {
     assert_eq!(first, second);
     // 10,000 log lines: the call still answers, and only the first 32 are kept.
     let host = common::host();
-    let sink = sluice::host::LogSink::default();
+    let sink = sluice_host::LogSink::default();
     let p = host
         .load_strategy(
             "hostile",
@@ -548,7 +548,7 @@ async fn plugins_see_a_deterministic_world_and_their_logs_are_capped() {
         .await;
     assert!(action.is_ok(), "{action:?}");
     let lines = sink.lock().unwrap().clone();
-    assert_eq!(lines.len(), sluice::host::MAX_LOG_LINES);
+    assert_eq!(lines.len(), sluice_host::MAX_LOG_LINES);
     assert_eq!(lines[0], "info: log line 0");
     assert!(
         lines[31].ends_with("(log limit of 32 lines per call reached)"),
@@ -559,7 +559,7 @@ async fn plugins_see_a_deterministic_world_and_their_logs_are_capped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hostile_evaluator_sleeping_in_any_export_faults_at_once() {
-    use sluice::host::bindings::evaluator::{Metric, Samples, ThresholdRange};
+    use sluice_host::bindings::evaluator::{Metric, Samples, ThresholdRange};
     let host = common::host();
     let e = host
         .load_evaluator(
@@ -625,7 +625,7 @@ async fn a_hostile_evaluator_sleeping_in_any_export_faults_at_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plugin_check_says_why_it_refuses_each_hostile_plugin_and_shows_its_logs() {
-    use sluice::host::check::check;
+    use sluice_host::check::check;
     let host = common::host();
     for (config, why) in [
         ("sleep", "subscribe-duration is not available to plugins"),
@@ -725,7 +725,7 @@ fn the_plugin_check_command_refuses_hostile_plugins_without_crashing() {
 fn a_component_over_the_size_limit_is_refused_before_compiling() {
     let host = common::host();
     let mut huge = wasm::WEIGHTED.to_vec();
-    huge.resize(sluice::host::MAX_COMPONENT_BYTES + 1, 0);
+    huge.resize(sluice_host::MAX_COMPONENT_BYTES + 1, 0);
     let started = Instant::now();
     let fault = host
         .load_strategy("huge", &huge, Limits::default())

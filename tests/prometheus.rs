@@ -13,14 +13,14 @@ use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sluice::analysis::checks::{MetricTarget, MetricsProvider};
-use sluice::api::{Canary, CanaryPhase, MetricCheck, MetricTemplate, load};
-use sluice::cluster::memory::MemoryCluster;
-use sluice::metrics::{
+use sluice::simulate::{self, PrometheusSource, RunOptions};
+use sluice_api::{Canary, CanaryPhase, MetricCheck, MetricTemplate, load};
+use sluice_rollout::analysis::checks::{MetricTarget, MetricsProvider};
+use sluice_rollout::cluster::memory::MemoryCluster;
+use sluice_rollout::metrics::{
     Credentials, EvaluationTime, MetricError, PrometheusClient, PrometheusError, PrometheusMetrics,
     PrometheusSettings,
 };
-use sluice::simulate::{self, PrometheusSource, RunOptions};
 use support::http::{Answer, Recorder};
 use support::prometheus::{OpenMetrics, TestPrometheus};
 

@@ -21,11 +21,11 @@ use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
 use sha2::{Digest, Sha256};
-use sluice::analysis::Analyzer;
-use sluice::api::{CanaryPhase, RolloutPlugin, RolloutPluginStatus};
-use sluice::cluster::memory::MemoryCluster;
-use sluice::host::builtin::wasm;
-use sluice::registration::{Fetcher, Registrar};
+use sluice_api::{CanaryPhase, RolloutPlugin, RolloutPluginStatus};
+use sluice_host::builtin::wasm;
+use sluice_rollout::analysis::Analyzer;
+use sluice_rollout::cluster::memory::MemoryCluster;
+use sluice_rollout::registration::{Fetcher, Registrar};
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -101,7 +101,7 @@ async fn a_plugin_from_a_config_map_is_registered_and_selected_by_name() {
         "    stepWeight: 10\n",
         "    stepWeight: 10\n    strategy: team-canary\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let sim = common::simulate_with(
         canary,
         common::scenario(&common::read("examples/scenarios/healthy.yaml")),
@@ -370,7 +370,7 @@ async fn a_new_version_takes_over_at_the_next_tick_and_a_bad_one_never_does() {
         .replace("    stepWeight: 10\n", "    stepWeight: 10\n    strategy: team-canary\n")
         .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
     cluster
-        .put_canary(sluice::api::load::canary_from_yaml(&yaml).unwrap())
+        .put_canary(sluice_api::load::canary_from_yaml(&yaml).unwrap())
         .unwrap();
     for t in common::templates() {
         cluster.put_metric_template(t).unwrap();

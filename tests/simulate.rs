@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use sluice::api::CanaryPhase;
+use sluice_api::CanaryPhase;
 
 fn assert_in_order(messages: &[String], expected: &[&str]) {
     let mut rest = messages.iter();
@@ -306,7 +306,7 @@ fn cli_json_output_has_one_object_per_tick() {
         for e in l["events"].as_array().unwrap() {
             assert!(e["type"].is_string() && e["reason"].is_string() && e["message"].is_string());
         }
-        let route: sluice::router::HttpRoute =
+        let route: sluice_rollout::router::HttpRoute =
             serde_json::from_value(l["httpRoute"].clone()).expect("an HTTPRoute");
         assert_eq!(route.metadata.name.as_deref(), Some("podinfo"));
     }
@@ -422,7 +422,7 @@ async fn step_weights_and_gradual_promotion() {
         "    stepWeights: [1, 5, 25, 60]\n    stepWeightPromotion: 30\n",
     );
     let yaml = yaml.replace("    stepWeight: 10\n", "");
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let sim = common::simulate(
         canary,
         common::scenario("ticks: 40\nmetrics:\n  error-rate: [0.1]\n  latency: [0.1]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n"),
@@ -456,7 +456,7 @@ async fn skip_analysis_promotes_without_checks() {
         "  progressDeadlineSeconds: 60\n",
         "  progressDeadlineSeconds: 60\n  skipAnalysis: true\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     // Metrics would fail every check: skipAnalysis ignores them.
     let sim = common::simulate(
         canary,

@@ -3,9 +3,9 @@
 
 use crate::common;
 
-use sluice::api::CanaryPhase;
-use sluice::router::{HttpRoute, HttpRouteRules};
 use sluice::simulate::Simulation;
+use sluice_api::CanaryPhase;
+use sluice_rollout::router::{HttpRoute, HttpRouteRules};
 
 async fn run(canary: &str, scenario: &str) -> Simulation {
     common::simulate(
@@ -183,7 +183,7 @@ async fn mirror_weight_sets_the_mirrored_percentage() {
         "    mirror: true\n",
         "    mirror: true\n    mirrorWeight: 25\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let sim = common::simulate(
         canary,
         common::scenario(&common::read("examples/scenarios/mirroring-healthy.yaml")),
@@ -359,7 +359,7 @@ async fn a_strategy_can_be_named_explicitly() {
         "    mirror: true\n",
         "    mirror: true\n    strategy: blue-green\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     assert_eq!(canary.settings().unwrap().strategy.name, "blue-green");
     let sim = common::simulate(
         canary,
@@ -382,7 +382,7 @@ async fn ab_testing_matches_exact_and_prefix_headers_and_query_params() {
         "    match:\n      - headers:\n          user-agent:\n            regex: \".*Firefox.*\"\n",
         "    match:\n      - headers:\n          x-canary:\n            exact: insider\n          x-region:\n            prefix: eu-\n        queryParams:\n          beta:\n            exact: \"true\"\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let sim = common::simulate(
         canary,
         common::scenario(&common::read("examples/scenarios/ab-testing-healthy.yaml")),
@@ -434,7 +434,7 @@ async fn retries_and_timeouts_apply_to_every_rule() {
         "    port: 9898\n",
         "    port: 9898\n    timeout: 15s\n    retries:\n      attempts: 3\n      perTryTimeout: 5s\n      retryOn: \"gateway-error,connect-failure,409\"\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let sim = common::simulate(
         canary,
         common::scenario(&common::read("examples/scenarios/ab-testing-healthy.yaml")),
@@ -460,12 +460,12 @@ async fn retries_and_timeouts_apply_to_every_rule() {
 
 /// The A/B example with `match` replaced by `matches` (YAML, indented
 /// under `match:`).
-fn ab_canary_with_matches(matches: &str) -> sluice::api::Canary {
+fn ab_canary_with_matches(matches: &str) -> sluice_api::Canary {
     let yaml = common::read("examples/podinfo-ab-canary.yaml").replace(
         "    match:\n      - headers:\n          user-agent:\n            regex: \".*Firefox.*\"\n      - headers:\n          cookie:\n            regex: \"^(.*?;)?(type=insider)(;.*)?$\"\n",
         &format!("    match:\n{matches}"),
     );
-    sluice::api::load::canary_from_yaml(&yaml).unwrap()
+    sluice_api::load::canary_from_yaml(&yaml).unwrap()
 }
 
 /// (path type, path value, headers, query params, method) of a rendered
@@ -623,7 +623,7 @@ fn matches_the_gateway_api_cannot_express_are_refused_naming_the_field() {
         "          user-agent:\n            regex: \".*Firefox.*\"\n",
         "          user-agent:\n            regex: \".*Firefox.*\"\n        sourceIp: 10.0.0.1\n",
     );
-    let e = sluice::api::load::canary_from_yaml(&yaml).unwrap_err();
+    let e = sluice_api::load::canary_from_yaml(&yaml).unwrap_err();
     assert!(format!("{e:#}").contains("sourceIp"), "{e:#}");
 }
 
@@ -638,7 +638,7 @@ fn an_ab_path_cannot_silently_replace_the_routes_own_path() {
             "    match:\n      - headers:\n          user-agent:\n",
             "    match:\n      - uri: {prefix: /beta}\n      - headers:\n          user-agent:\n",
         );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let errors = canary.settings().unwrap_err().to_string();
     assert!(
         errors.contains("spec.analysis.match[0].uri: conflicts with spec.service.match[0].uri"),
@@ -654,7 +654,7 @@ fn the_strategy_is_chosen_as_flagger_chooses_it() {
             "    stepWeight: 10\n",
             &format!("    stepWeight: 10\n{extra}"),
         );
-        let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+        let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
         canary.settings().unwrap().strategy.name
     };
     let matched = "    match:\n      - headers: {x-canary: {exact: insider}}\n";
@@ -693,7 +693,7 @@ async fn a_mirrored_weighted_canary_mirrors_for_one_step_then_shifts_weight() {
         "    stepWeight: 10\n",
         "    stepWeight: 10\n    mirror: true\n    mirrorWeight: 50\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let sim = common::simulate(
         canary,
         common::scenario(&common::read("examples/scenarios/healthy.yaml")),
@@ -755,7 +755,7 @@ async fn a_weighted_canary_with_match_shifts_only_the_matching_requests() {
         "    stepWeight: 10\n",
         "    stepWeight: 10\n    match:\n      - headers: {x-canary: {exact: insider}}\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     assert_eq!(canary.settings().unwrap().strategy.name, "weighted");
     let sim = common::simulate(
         canary,
@@ -821,7 +821,7 @@ async fn session_cookies_carry_the_canarys_attributes_and_the_primary_one_lives_
         "      maxAge: 21600\n",
         "      maxAge: 21600\n      primaryCookieName: primary-cookie\n      domain: example.com\n      httpOnly: true\n      secure: true\n      partitioned: true\n      sameSite: Lax\n      path: /app\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let sim = common::simulate(
         canary,
         common::scenario(&common::read(
@@ -875,7 +875,7 @@ fn cookie_attributes_that_could_inject_into_set_cookie_are_refused() {
             "      maxAge: 21600\n",
             &format!("      maxAge: 21600\n{extra}"),
         );
-        let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+        let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
         let errors = canary.settings().unwrap_err().to_string();
         assert!(errors.contains(field), "{field}: {errors}");
     }
@@ -887,7 +887,7 @@ async fn backend_timeout_and_static_mirrors_are_rendered_as_flagger_renders_them
         "    targetPort: 9898\n",
         "    targetPort: 9898\n    timeout: 30s\n    backendTimeout: 5s\n    mirror:\n      - backendRef: {name: shadow, port: 8080}\n      - backendRef: {name: audit, namespace: audit, port: 9090}\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let sim = common::simulate(
         canary,
         common::scenario(&common::read("examples/scenarios/healthy.yaml")),
@@ -929,7 +929,7 @@ async fn backend_timeout_and_static_mirrors_are_rendered_as_flagger_renders_them
         "    targetPort: 9898\n",
         "    targetPort: 9898\n    backendTimeout: 5s\n    retries: {attempts: 2, perTryTimeout: 2s}\n    mirror:\n      - backendRef: {name: shadow}\n",
     );
-    let errors = sluice::api::load::canary_from_yaml(&bad)
+    let errors = sluice_api::load::canary_from_yaml(&bad)
         .unwrap()
         .settings()
         .unwrap_err()
@@ -947,12 +947,12 @@ async fn backend_timeout_and_static_mirrors_are_rendered_as_flagger_renders_them
 }
 
 /// The seed Canary with a progress deadline of ten intervals.
-fn canary_with_deadline() -> sluice::api::Canary {
+fn canary_with_deadline() -> sluice_api::Canary {
     let yaml = common::read("examples/podinfo-canary.yaml").replace(
         "progressDeadlineSeconds: 60",
         "progressDeadlineSeconds: 600",
     );
-    sluice::api::load::canary_from_yaml(&yaml).unwrap()
+    sluice_api::load::canary_from_yaml(&yaml).unwrap()
 }
 
 const GATEWAY_SCENARIO: &str = "ticks: 40\nmetrics:\n  error-rate: [0.1]\n  latency: [0.1]\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n";
@@ -1013,7 +1013,7 @@ fn gateway_refs_are_required() {
         "    gatewayRefs:\n      - name: gateway\n        namespace: istio-ingress\n",
         "",
     );
-    let errors = sluice::api::load::canary_from_yaml(&yaml)
+    let errors = sluice_api::load::canary_from_yaml(&yaml)
         .unwrap()
         .settings()
         .unwrap_err()
@@ -1030,7 +1030,7 @@ async fn service_match_keeps_every_condition_on_every_rule() {
         "    # Gateway API HTTPRoute host names\n",
         "    match:\n      - uri: {regex: \"^/api/v[0-9]+/.*\"}\n        headers: {x-tenant: {suffix: -eu}}\n    # Gateway API HTTPRoute host names\n",
     );
-    let canary = sluice::api::load::canary_from_yaml(&yaml).unwrap();
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
     let sim = common::simulate(
         canary,
         common::scenario(&common::read("examples/scenarios/healthy.yaml")),

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sluice::analysis::checks::WebhookCaller;
-use sluice::api::{Canary, CanaryPhase, CanaryStatus, HookType, Webhook, load};
-use sluice::cluster::EventType;
-use sluice::webhooks::{HttpWebhooks, WebhookError};
+use sluice_api::{Canary, CanaryPhase, CanaryStatus, HookType, Webhook, load};
+use sluice_rollout::analysis::checks::WebhookCaller;
+use sluice_rollout::cluster::EventType;
+use sluice_rollout::webhooks::{HttpWebhooks, WebhookError};
 use support::http::{Answer, Recorder};
 
 fn canary() -> Canary {

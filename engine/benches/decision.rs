@@ -16,12 +16,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
-use sluice::analysis::analysis_spec;
-use sluice::host::bindings::strategy::{
+use sluice_host::bindings::strategy::{
     Action, Advance, AnalysisSpec, Observation, Phase, RolloutState,
 };
-use sluice::host::builtin::wasm;
-use sluice::host::{Limits, PluginHost, validate};
+use sluice_host::builtin::wasm;
+use sluice_host::{Limits, PluginHost, validate};
+use sluice_rollout::analysis::analysis_spec;
 
 /// Set in the child: the socket to answer on.
 const CHILD_SOCKET: &str = "SLUICE_BENCH_PLUGIN_SOCKET";
@@ -130,7 +130,7 @@ fn main() {
         return serve(&socket);
     }
     let canary =
-        sluice::api::load::canary_from_yaml(include_str!("../../examples/podinfo-canary.yaml"))
+        sluice_api::load::canary_from_yaml(include_str!("../../examples/podinfo-canary.yaml"))
             .expect("seed canary");
     let spec = analysis_spec(&canary.settings().expect("valid"), &Default::default());
     let state = RolloutState {

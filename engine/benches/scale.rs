@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
-use sluice::analysis::Analyzer;
-use sluice::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
-use sluice::api::{Canary, CanaryPhase, MetricCheck, Webhook};
-use sluice::cluster::memory::MemoryCluster;
-use sluice::host::{PluginHost, PluginRegistry};
+use sluice_api::{Canary, CanaryPhase, MetricCheck, Webhook};
+use sluice_host::{PluginHost, PluginRegistry};
+use sluice_rollout::analysis::Analyzer;
+use sluice_rollout::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
+use sluice_rollout::cluster::memory::MemoryCluster;
 
 /// Reconciles that run at once, as the operator's controller allows.
 const CONCURRENCY: usize = 64;
@@ -89,7 +89,7 @@ impl WebhookCaller for Healthy {
         &self,
         _: &Canary,
         _: &Webhook,
-        _: &sluice::cluster::Event,
+        _: &sluice_rollout::cluster::Event,
         _: Timestamp,
     ) -> Result<(), String> {
         Ok(())
@@ -149,7 +149,7 @@ async fn run(n: usize) {
             .put_deployment(deployment(name, "app:1"))
             .expect("deployment");
         let canary =
-            sluice::api::load::canary_from_yaml(&CANARY.replace("NAME", name)).expect("canary");
+            sluice_api::load::canary_from_yaml(&CANARY.replace("NAME", name)).expect("canary");
         cluster.put_canary(canary).expect("canary");
     }
     let (_, cluster_rss_mib) = usage();

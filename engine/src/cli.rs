@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
 
-use crate::api::{AlertProvider, Canary, MetricTemplate, RolloutPlugin, load};
-use crate::host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
 use crate::simulate::{self, output, scenario::Scenario};
+use sluice_api::{AlertProvider, Canary, MetricTemplate, RolloutPlugin, load};
+use sluice_host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
 
 /// The seed guide's weighted canary, its templates and a healthy scenario:
 /// what `sluice simulate` runs when given no files.
@@ -35,7 +35,7 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Run the operator against the cluster of the current kubeconfig or
     /// service account.
-    Run(crate::controller::run::RunArgs),
+    Run(sluice_operator::run::RunArgs),
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -81,7 +81,7 @@ pub async fn plugin_check(args: &PluginCheckArgs) -> Result<(String, bool)> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
-    let report = crate::host::check::check(&host, &name, &wasm, limits, &args.config).await;
+    let report = sluice_host::check::check(&host, &name, &wasm, limits, &args.config).await;
     Ok((report.to_string(), report.ok()))
 }
 
@@ -145,9 +145,9 @@ pub async fn run_options(args: &SimulateArgs) -> Result<simulate::RunOptions> {
         })?;
         source = source.starting_at(start);
     }
-    crate::metrics::PrometheusClient::new(
+    sluice_rollout::metrics::PrometheusClient::new(
         url,
-        crate::metrics::Credentials::None,
+        sluice_rollout::metrics::Credentials::None,
         source.timeout,
         false,
     )?

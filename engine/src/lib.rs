@@ -1,16 +1,9 @@
 //! Sluice: progressive delivery over the Gateway API, with the strategy and
 //! the metric evaluation running as sandboxed WebAssembly components.
+//!
+//! This crate is the `sluice` command (its CLI and the simulator); the
+//! engine lives in `sluice-rollout`, the Wasm host in `sluice-host`, the
+//! custom resources in `sluice-api` and the operator in `sluice-operator`.
 
-pub mod analysis;
-pub mod api;
 pub mod cli;
-pub mod cluster;
-pub mod controller;
-pub mod host;
-pub mod http_client;
-pub mod metrics;
-pub mod notify;
-pub mod registration;
-pub mod router;
 pub mod simulate;
-pub mod webhooks;

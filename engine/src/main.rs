@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
     }
     let result = match &cli.command {
         Command::Simulate(args) => cli::simulate(args).await,
-        Command::Run(args) => sluice::controller::run::run(args.clone())
+        Command::Run(args) => sluice_operator::run::run(args.clone())
             .await
             .map(|()| String::new()),
         Command::Crd => cli::crds(),

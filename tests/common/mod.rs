@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use sluice::api::{Canary, MetricTemplate, load};
-use sluice::host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
 use sluice::simulate::{self, Simulation, scenario::Scenario};
+use sluice_api::{Canary, MetricTemplate, load};
+use sluice_host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -69,7 +69,7 @@ pub async fn simulate(canary: Canary, scenario: Scenario) -> Simulation {
 
 /// The canary's share of traffic in an HTTPRoute: the largest weight any
 /// rule gives the canary backend, plus whether anything mirrors to it.
-pub fn canary_exposure(route: &sluice::router::HttpRoute) -> (i32, bool) {
+pub fn canary_exposure(route: &sluice_rollout::router::HttpRoute) -> (i32, bool) {
     let mut weight = 0;
     let mut mirrored = false;
     for rule in route.spec.rules.iter().flatten() {
@@ -171,21 +171,21 @@ fn build_wasm_workspace(manifest: &std::path::Path, target_dir: &std::path::Path
 /// minimum, else 0) and every webhook passes.
 pub struct Healthy;
 
-impl sluice::analysis::checks::MetricsProvider for Healthy {
+impl sluice_rollout::analysis::checks::MetricsProvider for Healthy {
     async fn value(
         &self,
-        _: &sluice::api::Canary,
-        check: &sluice::api::MetricCheck,
-        _: sluice::analysis::checks::MetricTarget,
+        _: &sluice_api::Canary,
+        check: &sluice_api::MetricCheck,
+        _: sluice_rollout::analysis::checks::MetricTarget,
     ) -> Result<Option<f64>, String> {
         Ok(Some(check.threshold_range.min.unwrap_or(0.0)))
     }
 
     async fn series(
         &self,
-        _: &sluice::api::Canary,
-        check: &sluice::api::MetricCheck,
-        _: sluice::analysis::checks::MetricTarget,
+        _: &sluice_api::Canary,
+        check: &sluice_api::MetricCheck,
+        _: sluice_rollout::analysis::checks::MetricTarget,
         _: std::time::Duration,
         _: std::time::Duration,
     ) -> Result<Vec<f64>, String> {
@@ -193,21 +193,21 @@ impl sluice::analysis::checks::MetricsProvider for Healthy {
     }
 }
 
-impl sluice::analysis::checks::WebhookCaller for Healthy {
+impl sluice_rollout::analysis::checks::WebhookCaller for Healthy {
     async fn call(
         &self,
-        _: &sluice::api::Canary,
-        _: &sluice::api::Webhook,
-        _: sluice::api::CanaryPhase,
+        _: &sluice_api::Canary,
+        _: &sluice_api::Webhook,
+        _: sluice_api::CanaryPhase,
     ) -> Result<(), String> {
         Ok(())
     }
 
     async fn send_event(
         &self,
-        _: &sluice::api::Canary,
-        _: &sluice::api::Webhook,
-        _: &sluice::cluster::Event,
+        _: &sluice_api::Canary,
+        _: &sluice_api::Webhook,
+        _: &sluice_rollout::cluster::Event,
         _: jiff::Timestamp,
     ) -> Result<(), String> {
         Ok(())

@@ -11,10 +11,10 @@ use jiff::Timestamp;
 
 use super::ScriptedMetrics;
 use super::scenario::Scenario;
-use crate::analysis::checks::{MetricTarget, MetricsProvider};
-use crate::api::{Canary, MetricCheck};
-use crate::cluster::memory::MemoryCluster;
-use crate::metrics::{EvaluationTime, PrometheusMetrics, PrometheusSettings};
+use sluice_api::{Canary, MetricCheck};
+use sluice_rollout::analysis::checks::{MetricTarget, MetricsProvider};
+use sluice_rollout::cluster::memory::MemoryCluster;
+use sluice_rollout::metrics::{EvaluationTime, PrometheusMetrics, PrometheusSettings};
 
 /// How a simulation runs, beyond its Canary and scenario.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +39,7 @@ impl PrometheusSource {
         Self {
             url: url.into(),
             start: None,
-            timeout: crate::metrics::prometheus::DEFAULT_TIMEOUT,
+            timeout: sluice_rollout::metrics::prometheus::DEFAULT_TIMEOUT,
         }
     }
 

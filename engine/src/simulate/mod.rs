@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::router::HttpRoute;
 use anyhow::{Context, Result, bail};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -25,16 +24,17 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use serde::Serialize;
+use sluice_rollout::router::HttpRoute;
 
-use crate::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
-use crate::analysis::{Analyzer, workload};
-use crate::api::{Canary, CanaryPhase, MetricCheck, MetricTemplate, Webhook};
-use crate::cluster::Event;
-use crate::cluster::memory::MemoryCluster;
-use crate::host::PluginRegistry;
 use metrics::SimMetrics;
 pub use metrics::{PrometheusSource, RunOptions};
 use scenario::{HookOutcome, Scenario};
+use sluice_api::{Canary, CanaryPhase, MetricCheck, MetricTemplate, Webhook};
+use sluice_host::PluginRegistry;
+use sluice_rollout::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
+use sluice_rollout::analysis::{Analyzer, workload};
+use sluice_rollout::cluster::Event;
+use sluice_rollout::cluster::memory::MemoryCluster;
 
 /// When the simulated clock starts unless the scenario says otherwise
 /// (`startTime`); fixed so runs are reproducible.
@@ -512,7 +512,7 @@ mod tests {
     use super::*;
 
     fn check(name: &str) -> MetricCheck {
-        let canary = crate::api::load::canary_from_yaml(&format!(
+        let canary = sluice_api::load::canary_from_yaml(&format!(
             "apiVersion: sluice.dev/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test}}\nspec:\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}\n  service: {{port: 9898, gatewayRefs: [{{name: gateway}}]}}\n  analysis:\n    stepWeight: 10\n    metrics:\n      - {{name: {name}, query: up, evaluator: custom}}\n"
         ))
         .unwrap();
@@ -525,7 +525,7 @@ mod tests {
             "ticks: 5\nmetrics:\n  listed: [7]\nseries:\n  listed: [[1, 2]]\n  latency:\n    - [1, 2, 3]\n    - []\nprimarySeries:\n  latency: [[4, 5]]\n",
         )
         .unwrap();
-        let canary = crate::api::load::canary_from_yaml(crate::cli::DEFAULT_CANARY).unwrap();
+        let canary = sluice_api::load::canary_from_yaml(crate::cli::DEFAULT_CANARY).unwrap();
         let tick = Arc::new(AtomicU64::new(1));
         let m = ScriptedMetrics {
             scenario: Arc::new(scenario),

@@ -1,0 +1,541 @@
+//! [`Cluster`] against a real API server, through kube-rs.
+//!
+//! Semantics follow [`sluice_rollout::cluster::memory::MemoryCluster`], the reference:
+//!
+//! - reads are plain GETs; a missing object is `Ok(None)`;
+//! - the objects Sluice generates (primary Deployment, its
+//!   HorizontalPodAutoscaler, the three Services, the HTTPRoute) are written
+//!   by server-side apply under one field manager, forcing ownership of the
+//!   fields Sluice sets and leaving every other field alone: labels and
+//!   annotations users or other controllers put on the HTTPRoute, replicas an
+//!   HPA wrote, a Service's cluster IP;
+//! - the target is scaled with a merge patch of `spec.replicas` only;
+//! - the Canary status goes to the status subresource with the
+//!   `resourceVersion` the engine read, so a write based on a stale Canary
+//!   fails with 409 ([`Conflict`]) instead of overwriting newer state;
+//! - events go through kube-rs' [`Recorder`] (`events.k8s.io/v1`).
+//!
+//! [`RBAC_RULES`] lists every permission the operator needs; the deploy
+//! manifests are checked against it.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use ::kube::api::{Api, Patch, PatchParams};
+use ::kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
+use ::kube::{Client, Resource, ResourceExt};
+use anyhow::{Context, Result};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use sluice_rollout::router::HttpRoute;
+
+use sluice_api::{AlertProvider, Canary, CanaryStatus, MetricTemplate};
+use sluice_rollout::cluster::{Cluster, Event, EventType};
+
+/// The field manager (and event reporter) Sluice writes as by default.
+pub const DEFAULT_FIELD_MANAGER: &str = "sluice";
+
+/// The namespace of an object that names none, as in the in-memory cluster.
+const DEFAULT_NAMESPACE: &str = "default";
+
+/// The API server limits an event's note to 1 KiB and its reason and action
+/// to 128 characters; a longer one is rejected, and the tick that emitted it
+/// would fail over and over.
+const MAX_NOTE_BYTES: usize = 1024;
+const MAX_REASON_BYTES: usize = 128;
+
+/// One ClusterRole rule: `verbs` on `resource` of `api_group` ("" is the
+/// core group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RbacRule {
+    pub api_group: &'static str,
+    pub resource: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+const fn rule(
+    api_group: &'static str,
+    resource: &'static str,
+    verbs: &'static [&'static str],
+) -> RbacRule {
+    RbacRule {
+        api_group,
+        resource,
+        verbs,
+    }
+}
+
+/// Every permission the operator uses, and no other. The ClusterRoles in
+/// `deploy/` must grant exactly these (a test compares them).
+///
+/// Server-side apply of an object that does not exist yet creates it, which
+/// the API server authorizes as `create` as well as `patch`.
+pub const RBAC_RULES: &[RbacRule] = &[
+    // The controller watches Canaries and adds/removes its finalizer (a
+    // JSON patch of metadata.finalizers).
+    rule("sluice.dev", "canaries", &["get", "list", "watch", "patch"]),
+    // `update_canary_status`: server-side apply on the status subresource.
+    rule("sluice.dev", "canaries/status", &["patch"]),
+    // Generated objects carry an owner reference to their Canary with
+    // blockOwnerDeletion, which requires `update` on the owner's finalizers.
+    rule("sluice.dev", "canaries/finalizers", &["update"]),
+    // `metric_template`; the controller watches them (a change wakes the
+    // Canaries).
+    rule("sluice.dev", "metrictemplates", &["get", "list", "watch"]),
+    // Alert destinations named by `analysis.alerts`.
+    rule("sluice.dev", "alertproviders", &["get"]),
+    // Registered plugins: watched, finalized (unregistered on deletion),
+    // their load result written to the status subresource.
+    rule("sluice.dev", "rolloutplugins", &["list", "watch", "patch"]),
+    rule("sluice.dev", "rolloutplugins/status", &["patch"]),
+    // Target reads and watch, primary apply, target scaling (merge patch).
+    rule(
+        "apps",
+        "deployments",
+        &["get", "list", "watch", "create", "patch"],
+    ),
+    // The primary's autoscaler: read the target's, apply the primary's.
+    rule(
+        "autoscaling",
+        "horizontalpodautoscalers",
+        &["get", "create", "patch"],
+    ),
+    // The apex, primary and canary Services (apply only).
+    rule("", "services", &["create", "patch"]),
+    // Configuration the target uses: a change is a new revision (watched),
+    // and the primary gets applied copies of it.
+    rule(
+        "",
+        "configmaps",
+        &["get", "list", "watch", "create", "patch"],
+    ),
+    rule("", "secrets", &["get", "list", "watch", "create", "patch"]),
+    // The HTTPRoute: read, apply.
+    rule(
+        "gateway.networking.k8s.io",
+        "httproutes",
+        &["get", "create", "patch"],
+    ),
+    // The Recorder creates an event, then patches it into a series when
+    // the same event repeats.
+    rule("events.k8s.io", "events", &["create", "patch"]),
+    // Leader election (kube-leader-election: read, create, then renew or
+    // take over by patch).
+    rule("coordination.k8s.io", "leases", &["get", "create", "patch"]),
+];
+
+/// A write lost an optimistic-concurrency race: the object changed on the
+/// server after the engine read it (HTTP 409). Nothing was written; re-read
+/// the object and run the tick again. Find it with [`is_conflict`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "writing {object}: it changed since it was read (409 Conflict); nothing was written: re-read it and retry"
+)]
+pub struct Conflict {
+    /// "Canary test/podinfo".
+    pub object: String,
+}
+
+/// Whether `err` (or any error it wraps) is a [`Conflict`] or a 409 from
+/// the API server.
+pub fn is_conflict(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<Conflict>().is_some()
+            || matches!(cause.downcast_ref::<::kube::Error>(),
+                Some(::kube::Error::Api(status)) if status.code == 409)
+    })
+}
+
+/// Whether running the tick again later may succeed without anyone changing
+/// anything: a conflict, throttling, an unavailable or failing API server,
+/// or a transport error. Invalid objects and missing permissions are not.
+pub fn is_retryable(err: &anyhow::Error) -> bool {
+    is_conflict(err)
+        || err
+            .chain()
+            .any(|cause| match cause.downcast_ref::<::kube::Error>() {
+                Some(::kube::Error::Api(status)) => {
+                    matches!(status.code, 408 | 429 | 500 | 502 | 503 | 504)
+                }
+                Some(::kube::Error::HyperError(_) | ::kube::Error::Service(_)) => true,
+                _ => false,
+            })
+}
+
+/// See the module documentation. Cloning shares the client and the event
+/// recorder (and so its de-duplication cache).
+#[derive(Clone)]
+pub struct KubeCluster {
+    client: Client,
+    field_manager: String,
+    recorder: Recorder,
+}
+
+impl KubeCluster {
+    /// A cluster that writes as field manager "sluice" and reports events as
+    /// controller "sluice" from this host (the pod's name in a cluster).
+    pub fn new(client: Client) -> Self {
+        let recorder = Recorder::new(client.clone(), Reporter::from(DEFAULT_FIELD_MANAGER));
+        Self {
+            client,
+            field_manager: DEFAULT_FIELD_MANAGER.to_string(),
+            recorder,
+        }
+    }
+
+    /// Writes as another field manager: two operators sharing a cluster must
+    /// not take each other's fields.
+    pub fn with_field_manager(mut self, field_manager: impl Into<String>) -> Self {
+        self.field_manager = field_manager.into();
+        self
+    }
+
+    /// Reports events as `reporter` (controller name and instance).
+    pub fn with_reporter(mut self, reporter: Reporter) -> Self {
+        self.recorder = Recorder::new(self.client.clone(), reporter);
+        self
+    }
+
+    /// An AlertProvider, for the notifier (`analysis.alerts`).
+    pub async fn alert_provider(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<AlertProvider>> {
+        self.get(namespace, name).await
+    }
+
+    pub fn field_manager(&self) -> &str {
+        &self.field_manager
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    async fn get<K>(&self, namespace: &str, name: &str) -> Result<Option<K>>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        self.api::<K>(namespace)
+            .get_opt(name)
+            .await
+            .with_context(|| format!("reading {} {namespace}/{name}", K::kind(&())))
+    }
+
+    /// Server-side applies `object` as this cluster's field manager, forcing
+    /// ownership of the fields it sets.
+    async fn apply<K>(&self, object: &K) -> Result<()>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + Debug,
+    {
+        let kind = K::kind(&());
+        let name = object
+            .meta()
+            .name
+            .clone()
+            .with_context(|| format!("cannot apply a {kind} without metadata.name"))?;
+        let namespace = object
+            .meta()
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+        let body = apply_body(object, &namespace)
+            .with_context(|| format!("serializing {kind} {namespace}/{name}"))?;
+        let params = PatchParams::apply(&self.field_manager).force();
+        self.api::<K>(&namespace)
+            .patch(&name, &params, &Patch::Apply(&body))
+            .await
+            .with_context(|| format!("applying {kind} {namespace}/{name}"))?;
+        Ok(())
+    }
+}
+
+/// The apply configuration of `object`: the object as the engine built it,
+/// minus what the server owns. The engine may hand over an object it read,
+/// and the API server rejects an apply carrying `managedFields`, while a
+/// stale `resourceVersion` would turn the apply into a precondition that
+/// fails; `status` belongs to the status subresource.
+fn apply_body<K>(object: &K, namespace: &str) -> Result<serde_json::Value>
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
+    let mut body = serde_json::to_value(object)?;
+    let map = body
+        .as_object_mut()
+        .context("the object did not serialize to a JSON object")?;
+    map.remove("status");
+    // kube-derive and k8s-openapi types serialize these already; set them
+    // anyway, an apply without them is rejected.
+    map.insert("apiVersion".into(), K::api_version(&()).into());
+    map.insert("kind".into(), K::kind(&()).into());
+    let meta = map
+        .entry("metadata")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()
+        .context("metadata is not a JSON object")?;
+    for server_owned in [
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "selfLink",
+    ] {
+        meta.remove(server_owned);
+    }
+    meta.insert("namespace".into(), namespace.into());
+    Ok(body)
+}
+
+/// The status patch: server-side apply of `status` alone, preconditioned on
+/// the `resourceVersion` of the Canary the engine read. Apply rather than a
+/// merge patch, because a merge patch would keep status fields the engine
+/// has cleared (they are omitted, not null, in its JSON).
+pub fn status_patch(canary: &Canary, status: &CanaryStatus) -> Result<serde_json::Value> {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "name".into(),
+        canary
+            .metadata
+            .name
+            .clone()
+            .context("the Canary has no metadata.name")?
+            .into(),
+    );
+    if let Some(ns) = &canary.metadata.namespace {
+        metadata.insert("namespace".into(), ns.clone().into());
+    }
+    if let Some(rv) = &canary.metadata.resource_version {
+        metadata.insert("resourceVersion".into(), rv.clone().into());
+    }
+    Ok(serde_json::json!({
+        "apiVersion": Canary::api_version(&()),
+        "kind": Canary::kind(&()),
+        "metadata": metadata,
+        "status": serde_json::to_value(status).context("serializing the Canary status")?,
+    }))
+}
+
+/// The kube-rs event for `event`.
+///
+/// The Recorder folds an event into an earlier one (as a series, keeping the
+/// earlier note) when their type, reason and action match, whatever the
+/// note. Flagger's events all have reason "Synced", so a fixed action would
+/// turn "Advance podinfo.test canary weight 20" into a repeat of "... weight
+/// 10". The action is therefore derived from the message: the same message
+/// repeats as a series, a new one is a new event.
+pub fn kube_event(event: &Event) -> KubeEvent {
+    let digest = Sha256::digest(event.message.as_bytes());
+    KubeEvent {
+        type_: match event.event_type {
+            EventType::Normal => KubeEventType::Normal,
+            EventType::Warning => KubeEventType::Warning,
+        },
+        reason: truncate(&event.reason, MAX_REASON_BYTES),
+        note: Some(truncate(&event.message, MAX_NOTE_BYTES)),
+        action: format!("Analysis-{}", hex::encode(&digest[..6])),
+        secondary: None,
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, marked with "…".
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let ellipsis = "…";
+    let mut end = max - ellipsis.len();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &s[..end])
+}
+
+fn namespace_of(canary: &Canary) -> String {
+    canary
+        .namespace()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
+impl Cluster for KubeCluster {
+    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<Arc<Deployment>>> {
+        Ok(self.get(namespace, name).await?.map(Arc::new))
+    }
+
+    async fn apply_deployment(&self, deployment: &Deployment) -> Result<()> {
+        self.apply(deployment).await
+    }
+
+    /// A merge patch of `spec.replicas` alone: the target belongs to the
+    /// user, so nothing else of it is touched (and it is not applied, which
+    /// would take ownership of its whole spec).
+    async fn scale_deployment(&self, namespace: &str, name: &str, replicas: i32) -> Result<()> {
+        let params = PatchParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..PatchParams::default()
+        };
+        let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+        self.api::<Deployment>(namespace)
+            .patch(name, &params, &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("scaling Deployment {namespace}/{name} to {replicas}"))?;
+        Ok(())
+    }
+
+    async fn autoscaler(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<HorizontalPodAutoscaler>> {
+        self.get(namespace, name).await
+    }
+
+    async fn apply_autoscaler(&self, hpa: &HorizontalPodAutoscaler) -> Result<()> {
+        self.apply(hpa).await
+    }
+
+    async fn apply_service(&self, service: &Service) -> Result<()> {
+        self.apply(service).await
+    }
+
+    async fn http_route(&self, namespace: &str, name: &str) -> Result<Option<Arc<HttpRoute>>> {
+        Ok(self.get(namespace, name).await?.map(Arc::new))
+    }
+
+    async fn apply_http_route(&self, route: &HttpRoute) -> Result<()> {
+        self.apply(route).await
+    }
+
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>> {
+        self.get(namespace, name).await
+    }
+
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>> {
+        self.get(namespace, name).await
+    }
+
+    async fn apply_config_map(&self, config_map: &ConfigMap) -> Result<()> {
+        self.apply(config_map).await
+    }
+
+    async fn apply_secret(&self, secret: &Secret) -> Result<()> {
+        self.apply(secret).await
+    }
+
+    async fn metric_template(&self, namespace: &str, name: &str) -> Result<Option<MetricTemplate>> {
+        self.get(namespace, name).await
+    }
+
+    async fn update_canary_status(&self, canary: &Canary, status: &CanaryStatus) -> Result<()> {
+        let namespace = namespace_of(canary);
+        let name = canary.name_any();
+        let object = format!("Canary {namespace}/{name}");
+        let body = status_patch(canary, status)
+            .with_context(|| format!("updating the status of {object}"))?;
+        let params = PatchParams::apply(&self.field_manager).force();
+        match self
+            .api::<Canary>(&namespace)
+            .patch_status(&name, &params, &Patch::Apply(&body))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(::kube::Error::Api(status)) if status.code == 409 => {
+                Err(anyhow::Error::new(::kube::Error::Api(status)).context(Conflict { object }))
+            }
+            Err(e) => {
+                Err(anyhow::Error::new(e).context(format!("updating the status of {object}")))
+            }
+        }
+    }
+
+    async fn publish_event(&self, canary: &Canary, event: &Event) -> Result<()> {
+        let mut regarding = canary.object_ref(&());
+        if regarding.namespace.is_none() {
+            regarding.namespace = Some(DEFAULT_NAMESPACE.to_string());
+        }
+        self.recorder
+            .publish(&kube_event(event), &regarding)
+            .await
+            .with_context(|| {
+                format!(
+                    "publishing event {:?} for Canary {}/{}",
+                    event.message,
+                    namespace_of(canary),
+                    canary.name_any()
+                )
+            })
+    }
+}
+
+/// RolloutPlugin status, written with server-side apply on the status
+/// subresource.
+impl sluice_rollout::registration::PluginStatusWriter for KubeCluster {
+    async fn update_rollout_plugin_status(
+        &self,
+        plugin: &sluice_api::RolloutPlugin,
+        status: &sluice_api::RolloutPluginStatus,
+    ) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        use kube::api::{Api, Patch, PatchParams};
+        let api: Api<sluice_api::RolloutPlugin> = Api::all(self.client().clone());
+        let body = serde_json::json!({
+            "apiVersion": "sluice.dev/v1beta1",
+            "kind": "RolloutPlugin",
+            "status": status,
+        });
+        api.patch_status(
+            &plugin.name_any(),
+            &PatchParams::apply(self.field_manager()).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .with_context(|| format!("updating the status of RolloutPlugin {}", plugin.name_any()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_keeps_short_text_and_cuts_on_char_boundaries() {
+        assert_eq!(truncate("abc", 10), "abc");
+        let long = "é".repeat(600); // 1200 bytes
+        let cut = truncate(&long, MAX_NOTE_BYTES);
+        assert!(cut.len() <= MAX_NOTE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn rbac_rules_name_each_resource_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in RBAC_RULES {
+            assert!(seen.insert((r.api_group, r.resource)), "{r:?} twice");
+            assert!(!r.verbs.is_empty());
+            assert!(!r.verbs.contains(&"*") && r.resource != "*");
+        }
+    }
+}

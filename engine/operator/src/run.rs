@@ -1,0 +1,420 @@
+//! `sluice run`: wires the engine to a real cluster. kube-rs' `Controller`
+//! reconciles Canaries concurrently (a slow Canary never blocks another),
+//! wakes a Canary when its target Deployment, a ConfigMap or Secret of its
+//! namespace, or a MetricTemplate changes, and handles the finalizer.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+
+use super::reconcile::{Cleanup, Context, finalize, key, reconcile_canary};
+use super::server::{self, Endpoints};
+use super::{leader, telemetry::Telemetry};
+use crate::kube_cluster::KubeCluster;
+use sluice_api::{AlertProvider, Canary, MetricTemplate, RolloutPlugin};
+use sluice_host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
+use sluice_rollout::analysis::Analyzer;
+use sluice_rollout::metrics::{PrometheusMetrics, PrometheusSettings};
+use sluice_rollout::notify::{AlertProviderSource, Notifier, ProviderKind, ResolvedProvider};
+use sluice_rollout::registration::{Fetcher, Registrar};
+use sluice_rollout::webhooks::HttpWebhooks;
+
+/// The finalizer Sluice puts on every Canary.
+pub const FINALIZER: &str = "sluice.dev/finalizer";
+
+/// How long to wait before retrying a Canary whose reconcile failed.
+const RETRY: Duration = Duration::from_secs(10);
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Watch one namespace only (default: all).
+    #[arg(long, env = "SLUICE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Prometheus for built-in metrics and templates without an address
+    /// (Flagger's -metrics-server).
+    #[arg(
+        long,
+        env = "SLUICE_PROMETHEUS",
+        default_value = "http://prometheus:9090"
+    )]
+    pub prometheus: String,
+    /// Where /healthz, /readyz and /metrics are served.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Elect a leader with a Lease, so that only one replica acts.
+    #[arg(long, env = "SLUICE_LEADER_ELECTION", default_value_t = false)]
+    pub leader_election: bool,
+    /// Namespace of the leader election Lease (default: the pod's).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "sluice-system")]
+    pub lease_namespace: String,
+    #[arg(long, default_value = "sluice-leader")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub holder_id: Option<String>,
+    /// Time budget of one plugin call, in milliseconds.
+    #[arg(long, env = "SLUICE_PLUGIN_TIMEOUT_MS", default_value_t = 100)]
+    pub plugin_timeout_ms: u64,
+    /// Memory cap of one plugin call, in MiB.
+    #[arg(long, env = "SLUICE_PLUGIN_MEMORY_MIB", default_value_t = 64)]
+    pub plugin_memory_mib: usize,
+    /// Where compiled plugins are cached.
+    #[arg(long, env = "SLUICE_PLUGIN_CACHE")]
+    pub plugin_cache: Option<PathBuf>,
+    /// OCI registries (host:port) that RolloutPlugins may pull from over
+    /// plain HTTP, e.g. a registry inside the cluster.
+    #[arg(
+        long = "insecure-registry",
+        env = "SLUICE_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// Operator-wide alert destination for Canaries without
+    /// `analysis.alerts`: slack, msteams, discord or generic.
+    #[arg(long, env = "SLUICE_ALERT_PROVIDER", requires = "alert_url")]
+    pub alert_provider: Option<String>,
+    /// Its webhook URL.
+    #[arg(long, env = "SLUICE_ALERT_URL")]
+    pub alert_url: Option<String>,
+    #[arg(long, env = "SLUICE_ALERT_CHANNEL", default_value = "")]
+    pub alert_channel: String,
+    #[arg(long, env = "SLUICE_ALERT_USERNAME", default_value = "sluice")]
+    pub alert_username: String,
+}
+
+/// AlertProviders read from the cluster.
+impl AlertProviderSource for KubeCluster {
+    async fn alert_provider(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<AlertProvider>> {
+        KubeCluster::alert_provider(self, namespace, name).await
+    }
+}
+
+/// The Notifier of the operator, with its default destination if any.
+fn notifier(args: &RunArgs, cluster: KubeCluster) -> Result<Notifier<KubeCluster, KubeCluster>> {
+    let mut notifier = Notifier::new(cluster.clone(), cluster)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("configuring alerts")?;
+    if let (Some(kind), Some(url)) = (&args.alert_provider, &args.alert_url) {
+        let kind = ProviderKind::parse(kind).with_context(|| {
+            format!("--alert-provider {kind:?}: use slack, msteams, discord or generic")
+        })?;
+        notifier = notifier.with_default_provider(ResolvedProvider {
+            kind,
+            url: url.clone(),
+            token: None,
+            channel: args.alert_channel.clone(),
+            username: args.alert_username.clone(),
+            proxy: None,
+        });
+    }
+    Ok(notifier)
+}
+
+type PluginContext = Registrar<KubeCluster>;
+
+/// The finalizer Sluice puts on RolloutPlugins, to unregister them.
+pub const PLUGIN_FINALIZER: &str = "sluice.dev/plugin-finalizer";
+
+async fn reconcile_plugin(
+    plugin: Arc<RolloutPlugin>,
+    registrar: Arc<PluginContext>,
+) -> Result<Action, ReconcileError> {
+    let api: Api<RolloutPlugin> = Api::all(registrar.cluster.client().clone());
+    finalizer(&api, PLUGIN_FINALIZER, plugin, |event| async {
+        match event {
+            FinalizerEvent::Apply(plugin) => {
+                let status = registrar
+                    .reconcile(&plugin)
+                    .await
+                    .map_err(ReconcileError::Tick)?;
+                // A refused remote plugin may be fixed upstream: look again.
+                Ok(if status.error.is_some() {
+                    Action::requeue(Duration::from_secs(300))
+                } else {
+                    Action::await_change()
+                })
+            }
+            FinalizerEvent::Cleanup(plugin) => {
+                registrar.remove(&plugin);
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|e| ReconcileError::Finalizer(Box::new(e)))
+}
+
+fn plugin_error_policy(
+    plugin: Arc<RolloutPlugin>,
+    error: &ReconcileError,
+    _: Arc<PluginContext>,
+) -> Action {
+    tracing::warn!(plugin = %plugin.name_any(), %error, "plugin reconcile failed");
+    Action::requeue(RETRY)
+}
+
+type KubeContext = Context<KubeCluster, PrometheusMetrics<KubeCluster>, HttpWebhooks>;
+
+/// Errors a reconcile reports to kube-rs (which retries via `error_policy`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("{0:#}")]
+    Tick(anyhow::Error),
+    #[error("{0}")]
+    Waiting(String),
+    #[error("finalizer: {0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<ReconcileError>>),
+}
+
+async fn reconcile(canary: Arc<Canary>, ctx: Arc<KubeContext>) -> Result<Action, ReconcileError> {
+    let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<Canary> = Api::namespaced(ctx.analyzer.cluster.client().clone(), &namespace);
+    finalizer(&api, FINALIZER, canary, |event| async {
+        match event {
+            FinalizerEvent::Apply(canary) => {
+                reconcile_canary(&ctx, &canary, Timestamp::now(), Instant::now())
+                    .await
+                    .map(Action::requeue)
+                    .map_err(ReconcileError::Tick)
+            }
+            FinalizerEvent::Cleanup(canary) => {
+                match finalize(&ctx.analyzer.cluster, &canary)
+                    .await
+                    .map_err(ReconcileError::Tick)?
+                {
+                    Cleanup::Done => {
+                        ctx.schedule.forget(&key(&canary));
+                        ctx.telemetry.forget(&canary);
+                        Ok(Action::await_change())
+                    }
+                    Cleanup::Waiting(why) => Err(ReconcileError::Waiting(why)),
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|e| ReconcileError::Finalizer(Box::new(e)))
+}
+
+fn error_policy(canary: Arc<Canary>, error: &ReconcileError, _: Arc<KubeContext>) -> Action {
+    tracing::warn!(canary = %key(&canary), %error, "reconcile failed");
+    Action::requeue(RETRY)
+}
+
+/// Canaries whose target is this Deployment.
+fn canaries_of_deployment(store: &Store<Canary>, d: &Deployment) -> Vec<ObjectRef<Canary>> {
+    let (ns, name) = (d.namespace(), d.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|c| c.namespace() == ns && c.spec.target_ref.name == name)
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// Canaries of a namespace: a ConfigMap or Secret may be read by any of
+/// their targets. The schedule makes extra wake-ups cheap: only a changed
+/// revision runs a tick.
+fn canaries_in(store: &Store<Canary>, namespace: Option<String>) -> Vec<ObjectRef<Canary>> {
+    store
+        .state()
+        .iter()
+        .filter(|c| c.namespace() == namespace)
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the operator until SIGINT/SIGTERM (or until leadership is lost).
+pub async fn run(args: RunArgs) -> Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+    let cache = args
+        .plugin_cache
+        .clone()
+        .map(ArtifactCache::new)
+        .transpose()
+        .context("opening the plugin cache")?;
+    let host = PluginHost::new(cache)?;
+    let limits = Limits {
+        time_budget: Duration::from_millis(args.plugin_timeout_ms),
+        memory_bytes: args.plugin_memory_mib * 1024 * 1024,
+    };
+    let registry = PluginRegistry::with_builtins_limited(host, limits)
+        .map_err(|f| anyhow::anyhow!("{f}"))
+        .context("loading the built-in plugins")?;
+    let cluster = KubeCluster::new(client.clone());
+    let metrics = PrometheusMetrics::new(
+        cluster.clone(),
+        PrometheusSettings {
+            default_address: Some(args.prometheus.clone()),
+            ..Default::default()
+        },
+    )
+    .context("configuring Prometheus")?;
+    let webhooks = HttpWebhooks::new().context("configuring the webhook client")?;
+    let notifier = notifier(&args, cluster.clone())?;
+    let fetcher = Fetcher::new(Duration::from_secs(60), args.insecure_registries.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let registrar = Arc::new(Registrar::new(cluster.clone(), registry.clone(), fetcher));
+    let ctx = Arc::new(
+        Context::new(Analyzer::new(cluster, metrics, webhooks, registry))
+            .with_alerts(Arc::new(notifier)),
+    );
+    let ready = Arc::new(AtomicBool::new(false));
+    let endpoints = Endpoints {
+        telemetry: Arc::clone(&ctx.telemetry) as Arc<Telemetry>,
+        ready: Arc::clone(&ready),
+    };
+    let server = tokio::spawn(server::serve(args.listen, endpoints, shutdown_signal()));
+
+    let mut leadership = None;
+    if args.leader_election {
+        let holder_id = args
+            .holder_id
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "sluice".into());
+        let mut rx = leader::spawn(
+            client.clone(),
+            leader::Election {
+                namespace: args.lease_namespace.clone(),
+                lease_name: args.lease_name.clone(),
+                holder_id,
+                lease_ttl: Duration::from_secs(15),
+            },
+        );
+        // A standby is ready: it serves its probes and waits.
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!(lease = %args.lease_name, "waiting for leadership");
+        leader::acquired(&mut rx).await?;
+        tracing::info!("leading");
+        leadership = Some(rx);
+    }
+
+    let canaries: Api<Canary> = api(&client, &args.namespace);
+    let controller = Controller::new(canaries, watcher::Config::default());
+    let store = controller.store();
+    let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+    let lost_leadership = Arc::new(AtomicBool::new(false));
+    let lost_flag = Arc::clone(&lost_leadership);
+    let lost = async move {
+        match leadership {
+            Some(rx) => {
+                leader::lost(rx).await;
+                lost_flag.store(true, Ordering::Relaxed);
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let controller = controller
+        .watches(
+            api::<Deployment>(&client, &args.namespace),
+            watcher::Config::default(),
+            move |d| canaries_of_deployment(&s1, &d),
+        )
+        .watches(
+            api::<ConfigMap>(&client, &args.namespace),
+            watcher::Config::default(),
+            move |c| canaries_in(&s2, c.namespace()),
+        )
+        .watches(
+            api::<Secret>(&client, &args.namespace),
+            watcher::Config::default(),
+            move |s| canaries_in(&s3, s.namespace()),
+        )
+        .watches(
+            Api::<MetricTemplate>::all(client.clone()),
+            watcher::Config::default(),
+            move |_| {
+                store
+                    .state()
+                    .iter()
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = lost => tracing::warn!("lost leadership; stopping"),
+            }
+        });
+    // RolloutPlugins: loaded into the registry the Canaries' analyzer reads,
+    // so an update takes effect at the next tick.
+    let plugins = Controller::new(
+        Api::<RolloutPlugin>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown_signal())
+    .run(reconcile_plugin, plugin_error_policy, registrar)
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "plugin controller");
+        }
+    });
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(namespace = ?args.namespace, "sluice operator running");
+    let canaries = controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller");
+            }
+        });
+    futures::future::join(plugins, canaries).await;
+    server.abort();
+    if lost_leadership.load(Ordering::Relaxed) {
+        // Exit non-zero: the pod restarts and stands by for the lease again.
+        anyhow::bail!("lost the leader election lease");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,227 @@
+//! The "measure" and "evaluate" steps of a tick: webhooks and metric
+//! checks. Where values come from is behind two small traits, so the
+//! simulator can script them and the operator can ask Prometheus.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sluice_api::{Canary, CanaryPhase, MetricCheck, Webhook};
+use sluice_host::bindings::evaluator::{Metric, Samples, SeriesRequest, ThresholdRange, Verdict};
+use sluice_host::evaluator::{Requirements, series_points};
+use sluice_host::{EvaluatorPlugin, PluginRegistry};
+
+/// Which workload a metric query is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricTarget {
+    Canary,
+    Primary,
+}
+
+/// Reads metrics: the current value, and for evaluators that ask for it,
+/// the series of values over a window.
+pub trait MetricsProvider: Send + Sync {
+    /// The current value of a metric. `Ok(None)` means the query returned
+    /// no data.
+    fn value(
+        &self,
+        canary: &Canary,
+        check: &MetricCheck,
+        target: MetricTarget,
+    ) -> impl Future<Output = Result<Option<f64>, String>> + Send;
+
+    /// The metric's values over `[now - window, now]`, one every `step`,
+    /// oldest first (a Prometheus range query). Empty when the query
+    /// selected no series; steps without a value are left out.
+    ///
+    /// Providers that cannot serve series keep this default, which says so:
+    /// a check whose evaluator asks for a series then fails with that
+    /// reason instead of being judged on data it did not get.
+    fn series(
+        &self,
+        _canary: &Canary,
+        check: &MetricCheck,
+        _target: MetricTarget,
+        _window: Duration,
+        _step: Duration,
+    ) -> impl Future<Output = Result<Vec<f64>, String>> + Send {
+        let reason = format!(
+            "this metrics provider has no series (range queries) for {}",
+            check.name
+        );
+        std::future::ready(Err(reason))
+    }
+}
+
+/// Calls a webhook; `Err` carries why it did not pass.
+pub trait WebhookCaller: Send + Sync {
+    fn call(
+        &self,
+        canary: &Canary,
+        hook: &Webhook,
+        phase: CanaryPhase,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Sends one event to an `event` webhook (Flagger's event payload).
+    fn send_event(
+        &self,
+        canary: &Canary,
+        hook: &Webhook,
+        event: &crate::cluster::Event,
+        at: jiff::Timestamp,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Checks every metric; returns one "Halt … advancement …" event message
+/// per failed check, in Flagger's wording.
+pub async fn run_metrics<M: MetricsProvider>(
+    provider: &M,
+    plugins: &PluginRegistry,
+    canary: &Canary,
+    checks: &[MetricCheck],
+    target_label: &str,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for check in checks {
+        if let Err(reason) = run_metric(provider, plugins, canary, check, target_label).await {
+            failures.push(reason);
+        }
+    }
+    failures
+}
+
+async fn run_metric<M: MetricsProvider>(
+    provider: &M,
+    plugins: &PluginRegistry,
+    canary: &Canary,
+    check: &MetricCheck,
+    target_label: &str,
+) -> Result<(), String> {
+    let kind = match check.source {
+        sluice_api::MetricSource::Builtin(_) => "builtin",
+        _ => "custom",
+    };
+    let no_values = || {
+        format!(
+            "Halt advancement no values found for {kind} metric: {} probably {target_label} is not receiving traffic",
+            check.name
+        )
+    };
+    let value = match provider.value(canary, check, MetricTarget::Canary).await {
+        Ok(Some(v)) if !v.is_finite() => return Err(not_finite(target_label, check, "", v)),
+        Ok(Some(v)) => v,
+        Ok(None) => return Err(no_values()),
+        Err(e) => {
+            return Err(format!(
+                "Halt {target_label} advancement metric {} query failed: {e}",
+                check.name
+            ));
+        }
+    };
+    let evaluator: EvaluatorPlugin = plugins
+        .evaluator(&check.evaluator)
+        .map_err(|e| format!("Halt {target_label} advancement metric {}: {e}", check.name))?;
+    let metric = Metric {
+        name: check.name.clone(),
+        threshold_range: ThresholdRange {
+            min: check.threshold_range.min,
+            max: check.threshold_range.max,
+        },
+        config: evaluator.config_or_default(&check.evaluator_config),
+    };
+    let Requirements {
+        baseline: wants_baseline,
+        series: series_request,
+    } = evaluator
+        .requirements(&metric)
+        .await
+        .map_err(|f| format!("Halt {target_label} advancement {f}"))?;
+    let primary = if wants_baseline {
+        match provider.value(canary, check, MetricTarget::Primary).await {
+            Ok(Some(v)) if !v.is_finite() => {
+                return Err(not_finite(target_label, check, " baseline", v));
+            }
+            Ok(v) => v,
+            Err(e) => {
+                return Err(format!(
+                    "Halt {target_label} advancement metric {} baseline query failed: {e}",
+                    check.name
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let (canary_series, primary_series) = match &series_request {
+        None => (Vec::new(), Vec::new()),
+        Some(request) => {
+            let canary_series =
+                fetch_series(provider, canary, check, MetricTarget::Canary, request)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "Halt {target_label} advancement metric {} series query failed: {e}",
+                            check.name
+                        )
+                    })?;
+            let primary_series = if wants_baseline {
+                fetch_series(provider, canary, check, MetricTarget::Primary, request)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "Halt {target_label} advancement metric {} baseline series query failed: {e}",
+                            check.name
+                        )
+                    })?
+            } else {
+                Vec::new()
+            };
+            (canary_series, primary_series)
+        }
+    };
+    let samples = Samples {
+        canary: value,
+        primary,
+        canary_series,
+        primary_series,
+    };
+    let verdict = evaluator
+        .evaluate(&metric, samples)
+        .await
+        .map_err(|f| format!("Halt {target_label} advancement {f}"))?;
+    match verdict {
+        Verdict::Pass => Ok(()),
+        Verdict::Fail(reason) | Verdict::Inconclusive(reason) => {
+            Err(format!("Halt {target_label} advancement {reason}"))
+        }
+    }
+}
+
+/// Why a value that is not a finite number never reaches an evaluator.
+fn not_finite(target_label: &str, check: &MetricCheck, which: &str, value: f64) -> String {
+    format!(
+        "Halt {target_label} advancement metric {}{which} value {value} is not a finite number",
+        check.name
+    )
+}
+
+/// A series as the contract promises it to plugins, whatever the provider
+/// returned: finite values only, and no more than the window holds (the
+/// newest ones), so a provider that returns too much cannot blow up a
+/// plugin's input.
+async fn fetch_series<M: MetricsProvider>(
+    provider: &M,
+    canary: &Canary,
+    check: &MetricCheck,
+    target: MetricTarget,
+    request: &SeriesRequest,
+) -> Result<Vec<f64>, String> {
+    let window = Duration::from_secs(request.window_seconds.into());
+    let step = Duration::from_secs(request.step_seconds.into());
+    let mut values = provider.series(canary, check, target, window, step).await?;
+    values.retain(|v| v.is_finite());
+    let keep = usize::try_from(series_points(request)).unwrap_or(usize::MAX);
+    if values.len() > keep {
+        values.drain(..values.len() - keep);
+    }
+    Ok(values)
+}

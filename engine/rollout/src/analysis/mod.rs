@@ -1,0 +1,1228 @@
+//! The analysis state machine: one call of [`Analyzer::reconcile`] is one
+//! tick of Flagger's scheduler for one Canary. It observes the cluster,
+//! measures (webhooks, metrics), asks the plugins to evaluate and decide,
+//! checks their answers, and acts. All rollout state lives in the Canary's
+//! status, so a restarted engine continues where the last one stopped.
+
+pub mod checks;
+pub mod configs;
+pub mod gateway;
+pub mod readiness;
+pub mod workload;
+
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::cluster::{Cluster, Event};
+use crate::router;
+use checks::{MetricsProvider, WebhookCaller};
+use sluice_api::{
+    AlertSeverity, Canary, CanaryCondition, CanaryPhase, CanaryStatus, HookType, RolloutSettings,
+};
+use sluice_host::bindings::strategy as wit;
+use sluice_host::{PluginFault, PluginRegistry, StrategyPlugin, validate};
+
+/// The condition Sluice sets when a spec is invalid or a plugin is missing.
+pub const CONDITION_READY: &str = "Ready";
+/// Flagger's condition: whether the last rollout was promoted.
+pub const CONDITION_PROMOTED: &str = "Promoted";
+
+/// What one tick did.
+#[derive(Debug, Clone)]
+pub struct TickOutcome {
+    pub status: CanaryStatus,
+    pub events: Vec<Event>,
+    /// Alerts for the Canary's `analysis.alerts` (or the operator's
+    /// default provider); the caller delivers them.
+    pub alerts: Vec<crate::notify::Alert>,
+}
+
+/// Drives rollouts. Generic over where it reads and writes, so the
+/// simulator and the operator run the same code.
+pub struct Analyzer<C, M, W> {
+    pub cluster: C,
+    pub metrics: M,
+    pub webhooks: W,
+    pub plugins: PluginRegistry,
+}
+
+/// The state of one tick while it runs.
+struct Tick<'a> {
+    canary: &'a Canary,
+    /// "podinfo.test": how Flagger names a target in events.
+    label: String,
+    namespace: String,
+    target: String,
+    now: Timestamp,
+    status: CanaryStatus,
+    events: Vec<Event>,
+    /// The target's tracked ConfigMaps and Secrets, read once per tick.
+    configs: configs::TrackedConfigs,
+    /// Alerts raised this tick: severity, message, and whether to attach
+    /// the rollout's settings (Flagger's `metadata`).
+    alerts: Vec<(AlertSeverity, String, bool)>,
+}
+
+impl Tick<'_> {
+    fn info(&mut self, message: String) {
+        self.events.push(Event::normal(message));
+    }
+
+    fn warn(&mut self, message: String) {
+        self.events.push(Event::warning(message));
+    }
+
+    fn alert(&mut self, severity: AlertSeverity, message: impl Into<String>) {
+        self.alerts.push((severity, message.into(), false));
+    }
+
+    fn phase(&self) -> Option<CanaryPhase> {
+        self.status.phase
+    }
+
+    fn set_phase(&mut self, phase: CanaryPhase) {
+        if self.status.phase != Some(phase) {
+            self.status.phase = Some(phase);
+            self.status.last_transition_time = Some(self.now.to_string());
+        }
+    }
+
+    fn set_condition(&mut self, condition_type: &str, status: &str, reason: &str, message: String) {
+        let now = self.now.to_string();
+        let conditions = &mut self.status.conditions;
+        match conditions
+            .iter_mut()
+            .find(|c| c.condition_type == condition_type)
+        {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = Some(now.clone());
+                }
+                c.status = status.to_string();
+                c.reason = Some(reason.to_string());
+                c.message = Some(message);
+                c.last_update_time = Some(now);
+            }
+            None => conditions.push(CanaryCondition {
+                condition_type: condition_type.to_string(),
+                status: status.to_string(),
+                last_update_time: Some(now.clone()),
+                last_transition_time: Some(now),
+                reason: Some(reason.to_string()),
+                message: Some(message),
+            }),
+        }
+    }
+
+    fn condition_message(&self, condition_type: &str) -> Option<&str> {
+        self.status
+            .conditions
+            .iter()
+            .find(|c| c.condition_type == condition_type)
+            .and_then(|c| c.message.as_deref())
+    }
+
+    /// Marks the Canary not ready, with an event the first time the reason appears.
+    fn not_ready(&mut self, reason: &str, message: String) {
+        if self.condition_message(CONDITION_READY) != Some(message.as_str()) {
+            self.warn(message.clone());
+        }
+        self.set_condition(CONDITION_READY, "False", reason, message);
+    }
+
+    /// The state a plugin sees. Waiting for an approval is progressing to a
+    /// strategy: the gates are the host's business.
+    fn rollout_state(&self) -> wit::RolloutState {
+        let phase = match self.status.phase.unwrap_or(CanaryPhase::Initializing) {
+            CanaryPhase::Waiting | CanaryPhase::WaitingPromotion => CanaryPhase::Progressing,
+            other => other,
+        };
+        wit::RolloutState {
+            phase: wit_phase(phase),
+            canary_weight: self.status.canary_weight,
+            iterations: self.status.iterations,
+            failed_checks: self.status.failed_checks,
+        }
+    }
+
+    /// What the strategy observes: the host's clock and when the phase began.
+    fn observation(&self) -> wit::Observation {
+        wit::Observation {
+            now_unix_seconds: self.now.as_second().max(0) as u64,
+            phase_started_unix_seconds: (self.now.as_second() - self.seconds_in_phase()).max(0)
+                as u64,
+        }
+    }
+
+    fn seconds_in_phase(&self) -> i64 {
+        let since = self
+            .status
+            .last_transition_time
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .unwrap_or(self.now);
+        (self.now.as_second() - since.as_second()).max(0)
+    }
+}
+
+/// The plugin's phase enum for a Canary phase.
+pub fn wit_phase(p: CanaryPhase) -> wit::Phase {
+    use CanaryPhase::*;
+    match p {
+        Initializing => wit::Phase::Initializing,
+        Initialized => wit::Phase::Initialized,
+        Waiting => wit::Phase::Waiting,
+        Progressing => wit::Phase::Progressing,
+        WaitingPromotion => wit::Phase::WaitingPromotion,
+        Promoting => wit::Phase::Promoting,
+        Finalising => wit::Phase::Finalising,
+        Succeeded => wit::Phase::Succeeded,
+        Failed => wit::Phase::Failed,
+        Terminating => wit::Phase::Terminating,
+        Terminated => wit::Phase::Terminated,
+    }
+}
+
+/// At the end of a rollout the sticky cookie becomes the previous one, which
+/// the route deletes from browsers that still carry it.
+fn retire_cookie(status: &mut CanaryStatus) {
+    if let Some(c) = status.session_affinity_cookie.take() {
+        status.previous_session_affinity_cookie = Some(c);
+    }
+}
+
+pub use sluice_host::validate::canary_traffic_allowed;
+
+/// The value part of a stored "name=value" cookie.
+fn cookie_value(cookie: Option<&str>) -> Option<String> {
+    cookie.map(|c| c.split_once('=').map_or(c, |(_, v)| v).to_string())
+}
+
+/// The analysis settings as the strategy plugin sees them.
+pub fn analysis_spec(settings: &RolloutSettings, status: &CanaryStatus) -> wit::AnalysisSpec {
+    wit::AnalysisSpec {
+        interval_seconds: settings.interval.as_secs(),
+        threshold: settings.threshold,
+        max_weight: settings.max_weight,
+        step_weight: settings.step_weight,
+        step_weights: settings.step_weights.clone(),
+        step_weight_promotion: settings.step_weight_promotion,
+        iterations: settings.iterations,
+        matches: router::plan_matches(&settings.matches),
+        mirror: settings.mirror,
+        mirror_weight: settings.mirror_weight,
+        session_affinity: settings
+            .session_affinity
+            .as_ref()
+            .map(|s| wit::SessionAffinity {
+                cookie_name: s.cookie_name.clone(),
+                max_age_seconds: s.max_age,
+                cookie_value: cookie_value(status.session_affinity_cookie.as_deref())
+                    .unwrap_or_default(),
+                previous_cookie_value: cookie_value(
+                    status.previous_session_affinity_cookie.as_deref(),
+                ),
+                primary_cookie_name: s.primary_cookie_name.clone(),
+            }),
+        config: settings.strategy_config.clone(),
+    }
+}
+
+/// The analysis settings for `strategy`, with its default settings when
+/// the Canary gives none.
+fn spec_for(
+    settings: &RolloutSettings,
+    status: &CanaryStatus,
+    strategy: &StrategyPlugin,
+) -> wit::AnalysisSpec {
+    let mut spec = analysis_spec(settings, status);
+    spec.config = strategy.config_or_default(&spec.config);
+    spec
+}
+
+impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
+    pub fn new(cluster: C, metrics: M, webhooks: W, plugins: PluginRegistry) -> Self {
+        Self {
+            cluster,
+            metrics,
+            webhooks,
+            plugins,
+        }
+    }
+
+    /// Runs one tick for `canary` at time `now`, writes the status and
+    /// publishes the events. Errors are cluster I/O failures: the caller
+    /// retries the tick later; nothing half-done moves traffic.
+    pub async fn reconcile(&self, canary: &Canary, now: Timestamp) -> Result<TickOutcome> {
+        let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+        let target = canary.spec.target_ref.name.clone();
+        let mut tick = Tick {
+            canary,
+            label: format!("{target}.{namespace}"),
+            namespace,
+            target,
+            now,
+            status: canary.status.clone().unwrap_or_default(),
+            events: Vec::new(),
+            configs: Default::default(),
+            alerts: Vec::new(),
+        };
+        // Checked once per tick: the step and the hooks and alerts after it
+        // read the same settings.
+        let settings = canary.settings();
+        self.step(&mut tick, settings.as_ref()).await?;
+        if canary.status.as_ref() != Some(&tick.status) {
+            self.cluster
+                .update_canary_status(canary, &tick.status)
+                .await
+                .context("writing the Canary status")?;
+        }
+        for event in &tick.events {
+            self.cluster
+                .publish_event(canary, event)
+                .await
+                .context("publishing an event")?;
+        }
+        let settings = settings.ok();
+        // Flagger's event webhooks get every event; a failing one is logged,
+        // never a reason to stop the rollout.
+        for hook in settings.iter().flat_map(|s| s.webhooks_of(HookType::Event)) {
+            for event in &tick.events {
+                if let Err(e) = self.webhooks.send_event(canary, hook, event, now).await {
+                    tracing::warn!(canary = %tick.label, hook = %hook.name, error = %e, "event webhook failed");
+                }
+            }
+        }
+        let phase = tick.status.phase.unwrap_or(CanaryPhase::Initializing);
+        let alerts = tick
+            .alerts
+            .iter()
+            .map(|(severity, message, metadata)| {
+                let alert = crate::notify::Alert::new(canary, *severity, message.clone())
+                    .at(phase, tick.status.canary_weight);
+                match (&settings, metadata) {
+                    (Some(s), true) => alert.with_rollout_metadata(s),
+                    _ => alert,
+                }
+            })
+            .collect();
+        Ok(TickOutcome {
+            status: tick.status,
+            events: tick.events,
+            alerts,
+        })
+    }
+
+    /// Whether the target has a revision the Canary has not taken up yet,
+    /// so that an operator can tick at once rather than at the next interval.
+    pub async fn revision_changed(&self, canary: &Canary) -> Result<bool> {
+        let Some(applied) = canary
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_spec.as_deref())
+        else {
+            return Ok(false);
+        };
+        let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+        let target = &canary.spec.target_ref.name;
+        let Some(deployment) = self.cluster.deployment(&namespace, target).await? else {
+            return Ok(false);
+        };
+        let Ok(configs) = configs::collect(&self.cluster, &namespace, &deployment).await? else {
+            return Ok(false);
+        };
+        Ok(workload::revision_checksum(&deployment, &configs) != applied)
+    }
+
+    async fn step(
+        &self,
+        t: &mut Tick<'_>,
+        settings: Result<&RolloutSettings, &sluice_api::SpecErrors>,
+    ) -> Result<()> {
+        let settings = match settings {
+            Ok(s) => s,
+            Err(errors) => {
+                t.not_ready("InvalidSpec", errors.to_string());
+                return Ok(());
+            }
+        };
+        if t.canary.spec.suspend {
+            return Ok(());
+        }
+        let strategy = match self.plugins.strategy(&settings.strategy.name) {
+            Ok(p) => p,
+            Err(e) => {
+                t.not_ready("PluginUnavailable", format!("{}: {e}", t.label));
+                return Ok(());
+            }
+        };
+        let Some(target) = self.cluster.deployment(&t.namespace, &t.target).await? else {
+            t.not_ready(
+                "TargetNotFound",
+                format!(
+                    "Target deployment {} not found; create it or fix spec.targetRef",
+                    t.label
+                ),
+            );
+            return Ok(());
+        };
+        t.configs = match configs::collect(&self.cluster, &t.namespace, &target).await? {
+            Ok(c) => c,
+            Err(why) => {
+                t.not_ready("ConfigNotFound", why);
+                return Ok(());
+            }
+        };
+        if t.status
+            .conditions
+            .iter()
+            .any(|c| c.condition_type == CONDITION_READY && c.status != "True")
+        {
+            t.set_condition(
+                CONDITION_READY,
+                "True",
+                "Valid",
+                "The Canary spec is valid".into(),
+            );
+        }
+
+        match t.phase() {
+            None | Some(CanaryPhase::Initializing) => {
+                return self.bootstrap(t, settings, &strategy, &target).await;
+            }
+            _ => {}
+        }
+
+        // Keep the generated Services in line with the spec.
+        for svc in workload::services(t.canary, &target)? {
+            self.cluster.apply_service(&svc).await?;
+        }
+
+        let primary_name = workload::primary_name(&t.target);
+        let primary = self
+            .cluster
+            .deployment(&t.namespace, &primary_name)
+            .await?
+            .with_context(|| {
+                format!(
+                    "primary deployment {primary_name}.{} is missing",
+                    t.namespace
+                )
+            })?;
+        if let Err(why) = readiness::rollout_finished(&primary) {
+            t.warn(format!(
+                "Waiting for {primary_name}.{} rollout to finish: {why}",
+                t.namespace
+            ));
+            return self.sync_route(t, settings, &strategy).await;
+        }
+
+        let revision = workload::revision_checksum(&target, &t.configs);
+        let changed = t.status.last_applied_spec.as_deref() != Some(revision.as_str());
+        match t.phase() {
+            Some(CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed) => {
+                if changed {
+                    t.info(format!("New revision detected {}", t.label));
+                    let replicas = primary
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.replicas)
+                        .unwrap_or(1)
+                        .max(1);
+                    self.cluster
+                        .scale_deployment(&t.namespace, &t.target, replicas)
+                        .await?;
+                    t.info(format!("Scaling up {}", t.label));
+                    self.start_rollout(t, settings, &revision, &strategy);
+                }
+                return self.sync_route(t, settings, &strategy).await;
+            }
+            Some(
+                CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::WaitingPromotion,
+            ) if changed => {
+                t.info(format!(
+                    "New revision detected! Restarting analysis for {}",
+                    t.label
+                ));
+                self.start_rollout(t, settings, &revision, &strategy);
+                return self.sync_route(t, settings, &strategy).await;
+            }
+            _ => {}
+        }
+
+        self.note_plugin_swap(t, &strategy);
+        match t.phase() {
+            Some(CanaryPhase::Promoting) => self.promoting(t, settings, &strategy).await?,
+            Some(CanaryPhase::Finalising) => self.finalise(t, settings).await?,
+            Some(
+                CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::WaitingPromotion,
+            ) => self.progressing(t, settings, &strategy, &target).await?,
+            _ => {}
+        }
+        self.sync_route(t, settings, &strategy).await
+    }
+
+    fn start_rollout(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        revision: &str,
+        strategy: &StrategyPlugin,
+    ) {
+        if t.status
+            .strategy_digest
+            .as_deref()
+            .is_some_and(|d| d != strategy.digest())
+        {
+            t.info(format!(
+                "Strategy plugin {} changed to sha256:{} for {}",
+                strategy.name(),
+                &strategy.digest()[..12],
+                t.label
+            ));
+        }
+        t.status.canary_weight = 0;
+        t.status.iterations = 0;
+        t.status.failed_checks = 0;
+        t.status.last_applied_spec = Some(revision.to_string());
+        t.status.strategy_digest = Some(strategy.digest().to_string());
+        if let Some(sa) = &settings.session_affinity {
+            // Flagger keeps "name=value"; the value only has to be new per rollout.
+            t.status.session_affinity_cookie = Some(format!("{}={revision}", sa.cookie_name));
+        }
+        t.status.phase = None;
+        t.set_phase(CanaryPhase::Progressing);
+        t.set_condition(
+            CONDITION_PROMOTED,
+            "Unknown",
+            "Progressing",
+            "New revision detected, progressing canary analysis.".into(),
+        );
+        t.alerts.push((
+            AlertSeverity::Info,
+            "New revision detected, progressing canary analysis.".into(),
+            true,
+        ));
+    }
+
+    /// Creates the primary, its autoscaler, the Services and the HTTPRoute,
+    /// then scales the target down once the primary serves.
+    async fn bootstrap(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+        target: &k8s_openapi::api::apps::v1::Deployment,
+    ) -> Result<()> {
+        let primary_name = workload::primary_name(&t.target);
+        let existing = self.cluster.deployment(&t.namespace, &primary_name).await?;
+        if existing.is_none() {
+            let primary = match workload::primary_deployment(t.canary, target, None, &t.configs) {
+                Ok(p) => p,
+                Err(e) => {
+                    t.not_ready("InvalidTarget", format!("{}: {e:#}", t.label));
+                    return Ok(());
+                }
+            };
+            self.apply_primary_configs(t).await?;
+            self.cluster.apply_deployment(&primary).await?;
+        }
+        if let Some(hpa_ref) = &t.canary.spec.autoscaler_ref {
+            match self.cluster.autoscaler(&t.namespace, &hpa_ref.name).await? {
+                Some(hpa) => {
+                    let primary_hpa = workload::primary_autoscaler(t.canary, &hpa)?;
+                    self.cluster.apply_autoscaler(&primary_hpa).await?;
+                }
+                None => {
+                    t.not_ready(
+                        "AutoscalerNotFound",
+                        format!(
+                            "HorizontalPodAutoscaler {}.{} not found; create it or remove spec.autoscalerRef",
+                            hpa_ref.name, t.namespace
+                        ),
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        match workload::services(t.canary, target) {
+            Ok(services) => {
+                for svc in services {
+                    self.cluster.apply_service(&svc).await?;
+                }
+            }
+            Err(e) => {
+                t.not_ready("InvalidTarget", format!("{}: {e:#}", t.label));
+                return Ok(());
+            }
+        }
+        t.set_phase(CanaryPhase::Initializing);
+        self.sync_route(t, settings, strategy).await?;
+
+        let primary = self.cluster.deployment(&t.namespace, &primary_name).await?;
+        if let Some(Err(why)) = primary.as_deref().map(readiness::rollout_finished) {
+            t.warn(format!(
+                "Waiting for {primary_name}.{} rollout to finish: {why}",
+                t.namespace
+            ));
+            return Ok(());
+        }
+        self.cluster
+            .scale_deployment(&t.namespace, &t.target, 0)
+            .await?;
+        let revision = workload::revision_checksum(target, &t.configs);
+        t.status.last_applied_spec = Some(revision.clone());
+        t.status.last_promoted_spec = Some(revision);
+        t.status.strategy_digest = Some(strategy.digest().to_string());
+        t.set_phase(CanaryPhase::Initialized);
+        t.set_condition(
+            CONDITION_PROMOTED,
+            "True",
+            "Initialized",
+            "Deployment initialization completed.".into(),
+        );
+        t.info(format!("Initialization done! {}", t.label));
+        Ok(())
+    }
+
+    async fn progressing(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+        target: &k8s_openapi::api::apps::v1::Deployment,
+    ) -> Result<()> {
+        if self.held_for_canary_rollout(t, settings, target).await?
+            || self.held_for_gateways(t, settings).await?
+        {
+            return Ok(());
+        }
+
+        // Flagger's manual rollback: a rollback hook that answers yes.
+        for hook in settings.webhooks_of(HookType::Rollback) {
+            if self
+                .webhooks
+                .call(t.canary, hook, CanaryPhase::Progressing)
+                .await
+                .is_ok()
+            {
+                let msg = format!("Rolling back {} manual webhook invoked", t.label);
+                return self.rollback(t, settings, msg).await;
+            }
+        }
+
+        if t.status.failed_checks >= settings.threshold {
+            let msg = format!(
+                "Rolling back {} failed checks threshold reached {}",
+                t.label, t.status.failed_checks
+            );
+            return self.rollback(t, settings, msg).await;
+        }
+
+        if !self.confirm_rollout(t, settings).await {
+            return Ok(());
+        }
+
+        if settings.skip_analysis {
+            t.info(format!("Skipping analysis for {}", t.label));
+            if !self.confirm_promotion(t, settings).await {
+                return Ok(());
+            }
+            return self.promote(t, settings).await;
+        }
+
+        let failures = self.run_checks(t, settings).await;
+        if !failures.is_empty() {
+            t.status.failed_checks += 1;
+            t.alert(AlertSeverity::Warn, failures.join("\n"));
+            for f in failures {
+                t.info(f);
+            }
+            return Ok(());
+        }
+
+        let state = t.rollout_state();
+        let spec = spec_for(settings, &t.status, strategy);
+        let action = match self.decide(strategy, &spec, state, t.observation()).await {
+            Ok(a) => a,
+            Err(fault) => {
+                self.plugin_failed(t, &fault);
+                return Ok(());
+            }
+        };
+        match action {
+            wit::Action::Advance(a) => self.advance(t, settings, strategy, &spec, a).await?,
+            wit::Action::Hold(reason) => {
+                if !reason.trim().is_empty() {
+                    t.info(format!("Holding {} advancement: {reason}", t.label));
+                }
+            }
+            wit::Action::Promote => {
+                if self.confirm_promotion(t, settings).await {
+                    self.promote(t, settings).await?;
+                }
+            }
+            wit::Action::Rollback(reason) => {
+                let msg = format!(
+                    "Rolling back {} strategy {}: {reason}",
+                    t.label,
+                    strategy.name()
+                );
+                self.rollback(t, settings, msg).await?;
+            }
+            wit::Action::Finalise => {}
+        }
+        Ok(())
+    }
+
+    /// This tick's checks, in Flagger's order: the pre-rollout hooks on the
+    /// first step; later the rollout hooks, then (if they pass) the metrics.
+    /// One "Halt … advancement …" message per failure.
+    async fn run_checks(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> Vec<String> {
+        let first_step = t.status.canary_weight == 0 && t.status.iterations == 0;
+        let mut failures = Vec::new();
+        if first_step {
+            t.info(format!("Starting canary analysis for {}", t.label));
+            for hook in settings.webhooks_of(HookType::PreRollout) {
+                if let Err(e) = self
+                    .webhooks
+                    .call(t.canary, hook, CanaryPhase::Progressing)
+                    .await
+                {
+                    failures.push(format!(
+                        "Halt {} advancement pre-rollout check {} failed {e}",
+                        t.label, hook.name
+                    ));
+                }
+            }
+        } else {
+            for hook in settings.webhooks_of(HookType::Rollout) {
+                if let Err(e) = self
+                    .webhooks
+                    .call(t.canary, hook, CanaryPhase::Progressing)
+                    .await
+                {
+                    failures.push(format!(
+                        "Halt {} advancement external check {} failed {e}",
+                        t.label, hook.name
+                    ));
+                }
+            }
+            if failures.is_empty() {
+                failures = checks::run_metrics(
+                    &self.metrics,
+                    &self.plugins,
+                    t.canary,
+                    &settings.metrics,
+                    &t.label,
+                )
+                .await;
+            }
+        }
+        failures
+    }
+
+    /// The strategy's advance, once its route for the next state is valid
+    /// and (for more traffic) confirmed: the new weight or iteration, with
+    /// Flagger's event.
+    async fn advance(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+        spec: &wit::AnalysisSpec,
+        a: wit::Advance,
+    ) -> Result<()> {
+        let state = t.rollout_state();
+        let mut next = state;
+        next.canary_weight = a.canary_weight;
+        next.iterations = a.iterations;
+        if let Err(fault) = self.checked_plan(strategy, spec, next).await {
+            self.plugin_failed(t, &fault);
+            return Ok(());
+        }
+        if a.canary_weight > state.canary_weight
+            && !self.confirm_traffic_increase(t, settings).await
+        {
+            return Ok(());
+        }
+        let iteration_step = a.iterations > state.iterations;
+        t.status.canary_weight = a.canary_weight;
+        t.status.iterations = a.iterations;
+        let past_last_iteration = settings.iterations.is_some_and(|n| a.iterations > n);
+        // A weighted canary's first iteration is Flagger's mirror step: its
+        // event names the weight, as Flagger's does.
+        let weighted = settings.iterations.is_none_or(|n| n == 0);
+        if iteration_step && past_last_iteration && a.canary_weight > state.canary_weight {
+            // Blue/green's switch, in Flagger's words.
+            t.info("Routing all traffic to canary".to_string());
+        } else if iteration_step && !weighted {
+            let total = settings
+                .iterations
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into());
+            t.info(format!(
+                "Advance {} canary iteration {}/{total}",
+                t.label, a.iterations
+            ));
+        } else {
+            t.info(format!(
+                "Advance {} canary weight {}",
+                t.label, a.canary_weight
+            ));
+        }
+        Ok(())
+    }
+
+    /// Holds the step (true) while the canary Deployment's rollout has not
+    /// finished, and rolls back once the progress deadline has passed.
+    async fn held_for_canary_rollout(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        target: &k8s_openapi::api::apps::v1::Deployment,
+    ) -> Result<bool> {
+        let Err(why) = readiness::rollout_finished(target) else {
+            return Ok(false);
+        };
+        if t.seconds_in_phase() as u64 > settings.progress_deadline.as_secs() {
+            let msg = format!(
+                "Rolling back {} progress deadline exceeded canary deployment {} not ready: {why}",
+                t.label, t.label
+            );
+            self.rollback(t, settings, msg).await?;
+        } else {
+            t.warn(format!("Waiting for {} rollout to finish: {why}", t.label));
+        }
+        Ok(true)
+    }
+
+    /// Holds the step (true) while a Gateway has not accepted the current
+    /// route, and rolls back once the progress deadline has passed.
+    async fn held_for_gateways(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+    ) -> Result<bool> {
+        let name = workload::apex_name(t.canary);
+        let route = format!("{name}.{}", t.namespace);
+        let acceptance = match self.cluster.http_route(&t.namespace, &name).await? {
+            Some(r) => gateway::acceptance(&r),
+            None => gateway::RouteAcceptance::Pending("the route does not exist yet".into()),
+        };
+        let (waiting, why) = match acceptance {
+            gateway::RouteAcceptance::Accepted => return Ok(false),
+            gateway::RouteAcceptance::Pending(why) => (true, why),
+            gateway::RouteAcceptance::Rejected(why) => (false, why),
+        };
+        if t.seconds_in_phase() as u64 > settings.progress_deadline.as_secs() {
+            let msg = format!(
+                "Rolling back {} progress deadline exceeded HTTPRoute {route} not accepted: {why}",
+                t.label
+            );
+            self.rollback(t, settings, msg).await?;
+            return Ok(true);
+        }
+        t.warn(if waiting {
+            format!("Waiting for HTTPRoute {route} to be accepted: {why}")
+        } else {
+            format!(
+                "Halt {} advancement HTTPRoute {route} not accepted: {why}",
+                t.label
+            )
+        });
+        Ok(true)
+    }
+
+    /// The first of `hook_type`'s webhooks that does not say yes, if any.
+    async fn first_refusal<'s>(
+        &self,
+        t: &Tick<'_>,
+        settings: &'s RolloutSettings,
+        hook_type: HookType,
+    ) -> Option<&'s sluice_api::Webhook> {
+        for hook in settings.webhooks_of(hook_type) {
+            if self
+                .webhooks
+                .call(t.canary, hook, CanaryPhase::Progressing)
+                .await
+                .is_err()
+            {
+                return Some(hook);
+            }
+        }
+        None
+    }
+
+    /// A plugin replaced while a rollout runs (a RolloutPlugin updated)
+    /// takes over at this tick; the status records the new digest, and an
+    /// event says so.
+    fn note_plugin_swap(&self, t: &mut Tick<'_>, strategy: &StrategyPlugin) {
+        let running = matches!(
+            t.phase(),
+            Some(
+                CanaryPhase::Progressing
+                    | CanaryPhase::Waiting
+                    | CanaryPhase::WaitingPromotion
+                    | CanaryPhase::Promoting
+                    | CanaryPhase::Finalising
+            )
+        );
+        let previous = t.status.strategy_digest.clone();
+        if !running || previous.as_deref() == Some(strategy.digest()) {
+            return;
+        }
+        if let Some(previous) = previous {
+            t.info(format!(
+                "Strategy plugin {} changed from sha256:{} to sha256:{} for {}; the rollout continues with the new one",
+                strategy.name(),
+                previous.get(..12).unwrap_or(&previous),
+                &strategy.digest()[..12],
+                t.label
+            ));
+        }
+        t.status.strategy_digest = Some(strategy.digest().to_string());
+    }
+
+    /// Flagger's confirm-rollout gate: until every such hook says yes, the
+    /// Canary waits (phase Waiting) and nothing is measured or moved.
+    async fn confirm_rollout(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> bool {
+        let hooks: Vec<String> = settings
+            .webhooks_of(HookType::ConfirmRollout)
+            .map(|h| h.name.clone())
+            .collect();
+        if let Some(hook) = self
+            .first_refusal(t, settings, HookType::ConfirmRollout)
+            .await
+        {
+            if t.phase() != Some(CanaryPhase::Waiting) {
+                t.set_phase(CanaryPhase::Waiting);
+                t.warn(format!(
+                    "Halt {} advancement waiting for approval {}",
+                    t.label, hook.name
+                ));
+                if !hook.mute_alert {
+                    t.alert(AlertSeverity::Warn, "Canary is waiting for approval.");
+                }
+            }
+            return false;
+        }
+        if t.phase() == Some(CanaryPhase::Waiting) {
+            t.set_phase(CanaryPhase::Progressing);
+            t.info(format!("Confirm-rollout check {} passed", hooks.join(", ")));
+        }
+        true
+    }
+
+    /// Flagger's confirm-traffic-increase gate, before every weight increase.
+    async fn confirm_traffic_increase(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> bool {
+        match self
+            .first_refusal(t, settings, HookType::ConfirmTrafficIncrease)
+            .await
+        {
+            Some(hook) => {
+                t.warn(format!(
+                    "Halt {} advancement waiting for traffic increase approval {}",
+                    t.label, hook.name
+                ));
+                if !hook.mute_alert {
+                    t.alert(
+                        AlertSeverity::Warn,
+                        "Canary traffic increase is waiting for approval.",
+                    );
+                }
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Flagger's confirm-promotion gate: the analysis goes on (phase
+    /// WaitingPromotion) until every such hook says yes.
+    async fn confirm_promotion(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> bool {
+        let hooks: Vec<String> = settings
+            .webhooks_of(HookType::ConfirmPromotion)
+            .map(|h| h.name.clone())
+            .collect();
+        if let Some(hook) = self
+            .first_refusal(t, settings, HookType::ConfirmPromotion)
+            .await
+        {
+            if t.phase() != Some(CanaryPhase::WaitingPromotion) {
+                t.set_phase(CanaryPhase::WaitingPromotion);
+                t.warn(format!(
+                    "Halt {} advancement waiting for promotion approval {}",
+                    t.label, hook.name
+                ));
+                if !hook.mute_alert {
+                    t.alert(
+                        AlertSeverity::Warn,
+                        "Canary promotion is waiting for approval.",
+                    );
+                }
+            }
+            return false;
+        }
+        if t.phase() == Some(CanaryPhase::WaitingPromotion) {
+            t.info(format!(
+                "Confirm-promotion check {} passed",
+                hooks.join(", ")
+            ));
+        }
+        true
+    }
+
+    /// Copies the canary's template to the primary; traffic moves back once
+    /// the primary has rolled out.
+    async fn promote(&self, t: &mut Tick<'_>, _settings: &RolloutSettings) -> Result<()> {
+        let primary_name = workload::primary_name(&t.target);
+        t.info(format!(
+            "Copying {} template spec to {primary_name}.{}",
+            t.label, t.namespace
+        ));
+        let target = self
+            .cluster
+            .deployment(&t.namespace, &t.target)
+            .await?
+            .with_context(|| format!("target {} vanished", t.label))?;
+        let current = self.cluster.deployment(&t.namespace, &primary_name).await?;
+        let replicas = current
+            .as_ref()
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.replicas);
+        let primary = workload::primary_deployment(t.canary, &target, replicas, &t.configs)?;
+        self.apply_primary_configs(t).await?;
+        self.cluster.apply_deployment(&primary).await?;
+        t.set_phase(CanaryPhase::Promoting);
+        Ok(())
+    }
+
+    /// Copies the tracked ConfigMaps and Secrets for the primary.
+    async fn apply_primary_configs(&self, t: &Tick<'_>) -> Result<()> {
+        let (config_maps, secrets) = t.configs.primary_copies(t.canary);
+        for c in &config_maps {
+            self.cluster.apply_config_map(c).await?;
+        }
+        for s in &secrets {
+            self.cluster.apply_secret(s).await?;
+        }
+        Ok(())
+    }
+
+    async fn promoting(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+    ) -> Result<()> {
+        let state = t.rollout_state();
+        let spec = spec_for(settings, &t.status, strategy);
+        let action = match self.decide(strategy, &spec, state, t.observation()).await {
+            Ok(a) => a,
+            Err(fault) => {
+                // The primary already runs the new revision: the safe way out
+                // of a broken plugin is to finish, all traffic on the primary.
+                t.warn(format!(
+                    "{fault}; routing all traffic to the promoted primary"
+                ));
+                wit::Action::Finalise
+            }
+        };
+        match action {
+            wit::Action::Advance(a) => {
+                let mut next = state;
+                next.canary_weight = a.canary_weight;
+                if let Err(fault) = self.checked_plan(strategy, &spec, next).await {
+                    t.warn(format!(
+                        "{fault}; routing all traffic to the promoted primary"
+                    ));
+                    return self.finish_promotion(t);
+                }
+                t.status.canary_weight = a.canary_weight;
+                t.info(format!(
+                    "Advance {} primary weight {}",
+                    t.label,
+                    100 - a.canary_weight
+                ));
+                Ok(())
+            }
+            wit::Action::Finalise => self.finish_promotion(t),
+            wit::Action::Hold(_) => Ok(()),
+            wit::Action::Rollback(reason) => {
+                let msg = format!(
+                    "Rolling back {} strategy {}: {reason}",
+                    t.label,
+                    strategy.name()
+                );
+                self.rollback(t, settings, msg).await
+            }
+            wit::Action::Promote => Ok(()),
+        }
+    }
+
+    fn finish_promotion(&self, t: &mut Tick<'_>) -> Result<()> {
+        t.status.canary_weight = 0;
+        t.set_phase(CanaryPhase::Finalising);
+        Ok(())
+    }
+
+    async fn finalise(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> Result<()> {
+        self.cluster
+            .scale_deployment(&t.namespace, &t.target, 0)
+            .await?;
+        t.status.canary_weight = 0;
+        t.status.failed_checks = 0;
+        t.status.last_promoted_spec = t.status.last_applied_spec.clone();
+        retire_cookie(&mut t.status);
+        t.set_phase(CanaryPhase::Succeeded);
+        t.set_condition(
+            CONDITION_PROMOTED,
+            "True",
+            "Succeeded",
+            "Canary analysis completed successfully, promotion finished.".into(),
+        );
+        t.info(format!("Promotion completed! Scaling down {}", t.label));
+        t.alert(
+            AlertSeverity::Info,
+            "Canary analysis completed successfully, promotion finished.",
+        );
+        self.post_rollout_hooks(t, settings, CanaryPhase::Succeeded)
+            .await;
+        Ok(())
+    }
+
+    /// Sends all traffic back to the primary without asking the plugin,
+    /// scales the canary down and marks the rollout failed.
+    async fn rollback(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        message: String,
+    ) -> Result<()> {
+        t.alert(AlertSeverity::Error, message.clone());
+        t.warn(message);
+        self.cluster
+            .apply_http_route(&router::render(t.canary, &router::safe_plan()))
+            .await?;
+        t.status.canary_weight = 0;
+        t.status.iterations = 0;
+        retire_cookie(&mut t.status);
+        self.cluster
+            .scale_deployment(&t.namespace, &t.target, 0)
+            .await?;
+        t.set_phase(CanaryPhase::Failed);
+        t.set_condition(
+            CONDITION_PROMOTED,
+            "False",
+            "Failed",
+            "Canary analysis failed, Deployment scaled to zero.".into(),
+        );
+        t.warn(format!("Canary failed! Scaling down {}", t.label));
+        self.post_rollout_hooks(t, settings, CanaryPhase::Failed)
+            .await;
+        Ok(())
+    }
+
+    async fn post_rollout_hooks(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        phase: CanaryPhase,
+    ) {
+        for hook in settings.webhooks_of(HookType::PostRollout) {
+            if let Err(e) = self.webhooks.call(t.canary, hook, phase).await {
+                t.warn(format!(
+                    "Post-rollout hook {} failed for {}: {e}",
+                    hook.name, t.label
+                ));
+            }
+        }
+    }
+
+    /// A plugin fault counts as a failed check; nothing moves.
+    fn plugin_failed(&self, t: &mut Tick<'_>, fault: &PluginFault) {
+        tracing::warn!(canary = %t.label, %fault, "plugin fault");
+        t.status.failed_checks += 1;
+        t.warn(format!("Halt {} advancement {fault}", t.label));
+    }
+
+    async fn decide(
+        &self,
+        strategy: &StrategyPlugin,
+        spec: &wit::AnalysisSpec,
+        state: wit::RolloutState,
+        obs: wit::Observation,
+    ) -> Result<wit::Action, PluginFault> {
+        let action = strategy.decide(spec, state, obs).await?;
+        validate::action(strategy.name(), spec, &state, &action).inspect_err(|_| {
+            self.plugins
+                .host()
+                .metrics()
+                .record_invalid_answer(strategy.name())
+        })?;
+        Ok(action)
+    }
+
+    /// The plugin's route plan for `state`, checked against the state.
+    async fn checked_plan(
+        &self,
+        strategy: &StrategyPlugin,
+        spec: &wit::AnalysisSpec,
+        state: wit::RolloutState,
+    ) -> Result<wit::RoutePlan, PluginFault> {
+        let plan = strategy.route(spec, state).await?;
+        validate::route_plan(strategy.name(), spec, &state, &plan).inspect_err(|_| {
+            self.plugins
+                .host()
+                .metrics()
+                .record_invalid_answer(strategy.name())
+        })?;
+        Ok(plan)
+    }
+
+    /// Applies the route of the current state. If the plugin cannot give a
+    /// valid one, an active rollout keeps its current route and a Canary at
+    /// rest gets the all-primary route.
+    async fn sync_route(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+    ) -> Result<()> {
+        let state = t.rollout_state();
+        let spec = spec_for(settings, &t.status, strategy);
+        let plan = match self.checked_plan(strategy, &spec, state).await {
+            Ok(plan) => plan,
+            Err(fault) => {
+                let existing = self
+                    .cluster
+                    .http_route(&t.namespace, &workload::apex_name(t.canary))
+                    .await?;
+                if canary_traffic_allowed(&state) && existing.is_some() {
+                    tracing::warn!(canary = %t.label, %fault, "keeping the current route");
+                    t.warn(format!(
+                        "Route of {} not updated, keeping the current one: {fault}",
+                        t.label
+                    ));
+                    return Ok(());
+                }
+                tracing::warn!(canary = %t.label, %fault, "using the all-primary route");
+                t.warn(format!(
+                    "Route of {} set to the primary only: {fault}",
+                    t.label
+                ));
+                router::safe_plan()
+            }
+        };
+        let route = router::render(t.canary, &plan);
+        let current = self
+            .cluster
+            .http_route(&t.namespace, &workload::apex_name(t.canary))
+            .await?;
+        if current.as_ref().map(|r| &r.spec) != Some(&route.spec) {
+            self.cluster.apply_http_route(&route).await?;
+        }
+        Ok(())
+    }
+}

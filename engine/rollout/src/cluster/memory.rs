@@ -1,0 +1,533 @@
+//! An in-memory cluster for the simulator and tests. It holds real
+//! `k8s-openapi` and Gateway API objects and plays the part of the
+//! Deployment controller: a Deployment whose pod template or replica count
+//! changes rolls out, and becomes available after a configurable number of
+//! ticks.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::router::HttpRoute;
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::ResourceExt;
+
+use super::{Cluster, Event};
+use sluice_api::{Canary, CanaryStatus, MetricTemplate, RolloutPlugin, RolloutPluginStatus};
+
+type Key = (String, String);
+
+fn key(namespace: &str, name: &str) -> Key {
+    (namespace.to_string(), name.to_string())
+}
+
+fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<Key> {
+    let name = meta.name.clone().context("object has no metadata.name")?;
+    let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+    Ok((namespace, name))
+}
+
+/// A Deployment and where its simulated rollout stands.
+#[derive(Clone)]
+struct SimDeployment {
+    /// Shared with readers: a read is a reference count, not a deep copy
+    /// (as a kube-rs reflector store hands out `Arc`s).
+    object: Arc<Deployment>,
+    /// Tick at which the current rollout started.
+    rollout_started: u64,
+}
+
+#[derive(Default)]
+struct World {
+    tick: u64,
+    deployments: BTreeMap<Key, SimDeployment>,
+    /// Ticks a Deployment needs to become available after a change.
+    ready_after: BTreeMap<Key, u64>,
+    autoscalers: BTreeMap<Key, HorizontalPodAutoscaler>,
+    services: BTreeMap<Key, Arc<Service>>,
+    routes: BTreeMap<Key, Arc<HttpRoute>>,
+    config_maps: BTreeMap<Key, ConfigMap>,
+    secrets: BTreeMap<Key, Secret>,
+    templates: BTreeMap<Key, MetricTemplate>,
+    canaries: BTreeMap<Key, Arc<Canary>>,
+    /// Cluster-scoped, by name.
+    rollout_plugins: BTreeMap<String, RolloutPlugin>,
+    events: Vec<(Key, super::Event)>,
+    /// Why the simulated Gateways refuse routes (reason, message), if they do.
+    route_rejection: Option<(String, String)>,
+}
+
+/// See the module documentation. Cloning shares the same world.
+#[derive(Clone, Default)]
+pub struct MemoryCluster {
+    world: Arc<Mutex<World>>,
+}
+
+fn replicas_of(d: &Deployment) -> i32 {
+    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+}
+
+impl World {
+    /// Recomputes a Deployment's status from how long its rollout has run.
+    fn refresh(&mut self, k: &Key) {
+        let ready_after = self.ready_after.get(k).copied().unwrap_or(0);
+        let tick = self.tick;
+        if let Some(sim) = self.deployments.get_mut(k) {
+            let replicas = replicas_of(&sim.object);
+            let done = tick.saturating_sub(sim.rollout_started) >= ready_after;
+            let available = if done {
+                replicas
+            } else {
+                (replicas - 1).max(0)
+            };
+            let status = Some(DeploymentStatus {
+                observed_generation: sim.object.metadata.generation,
+                replicas: Some(replicas),
+                updated_replicas: Some(replicas),
+                ready_replicas: Some(available),
+                available_replicas: Some(available),
+                ..Default::default()
+            });
+            // Unchanged status, no write (and no copy of a shared object).
+            if sim.object.status != status {
+                Arc::make_mut(&mut sim.object).status = status;
+            }
+        }
+    }
+}
+
+impl MemoryCluster {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, World> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Advances the simulated time by one tick: rollouts progress.
+    pub fn advance_tick(&self) {
+        let mut w = self.lock();
+        w.tick += 1;
+        let keys: Vec<Key> = w.deployments.keys().cloned().collect();
+        for k in keys {
+            w.refresh(&k);
+        }
+    }
+
+    pub fn tick(&self) -> u64 {
+        self.lock().tick
+    }
+
+    /// Makes the named Deployment take `ticks` ticks to become available
+    /// after each change.
+    pub fn set_ready_after(&self, namespace: &str, name: &str, ticks: u64) {
+        let mut w = self.lock();
+        let k = key(namespace, name);
+        w.ready_after.insert(k.clone(), ticks);
+        w.refresh(&k);
+    }
+
+    /// Makes the simulated Gateways accept every route (`None`), or refuse
+    /// them with `(reason, message)`; their status is rewritten at once.
+    pub fn set_route_rejection(&self, rejection: Option<(String, String)>) {
+        let mut w = self.lock();
+        let tick = w.tick;
+        for route in w.routes.values_mut() {
+            report_route_status(Arc::make_mut(route), rejection.as_ref(), tick);
+        }
+        w.route_rejection = rejection;
+    }
+
+    /// Adds or replaces an object as a user would with `kubectl apply`.
+    pub fn put_deployment(&self, d: Deployment) -> Result<()> {
+        self.apply_deployment_sync(&d)
+    }
+
+    pub fn put_autoscaler(&self, h: HorizontalPodAutoscaler) -> Result<()> {
+        let k = key_of(&h.metadata)?;
+        self.lock().autoscalers.insert(k, h);
+        Ok(())
+    }
+
+    pub fn put_config_map(&self, c: ConfigMap) -> Result<()> {
+        let k = key_of(&c.metadata)?;
+        self.lock().config_maps.insert(k, c);
+        Ok(())
+    }
+
+    pub fn put_secret(&self, s: Secret) -> Result<()> {
+        let k = key_of(&s.metadata)?;
+        self.lock().secrets.insert(k, s);
+        Ok(())
+    }
+
+    pub fn put_metric_template(&self, t: MetricTemplate) -> Result<()> {
+        let k = key_of(&t.metadata)?;
+        self.lock().templates.insert(k, t);
+        Ok(())
+    }
+
+    /// Adds a Canary (with a generated uid, as an API server would).
+    pub fn put_canary(&self, mut c: Canary) -> Result<Canary> {
+        let k = key_of(&c.metadata)?;
+        if c.metadata.uid.is_none() {
+            c.metadata.uid = Some(format!("uid-{}-{}", k.0, k.1));
+        }
+        let mut w = self.lock();
+        if let Some(old) = w.canaries.get(&k) {
+            c.status = old.status.clone();
+        }
+        w.canaries.insert(k, Arc::new(c.clone()));
+        Ok(c)
+    }
+
+    /// Adds or replaces a RolloutPlugin (its status is kept, as the API
+    /// server keeps a status across spec updates).
+    pub fn put_rollout_plugin(&self, mut p: RolloutPlugin) -> Result<RolloutPlugin> {
+        let name = p
+            .metadata
+            .name
+            .clone()
+            .context("RolloutPlugin has no name")?;
+        let mut w = self.lock();
+        let generation = w
+            .rollout_plugins
+            .get(&name)
+            .and_then(|old| {
+                p.status = old.status.clone();
+                old.metadata.generation
+            })
+            .unwrap_or(0);
+        p.metadata.generation = Some(generation + 1);
+        w.rollout_plugins.insert(name, p.clone());
+        Ok(p)
+    }
+
+    pub fn rollout_plugin(&self, name: &str) -> Option<RolloutPlugin> {
+        self.lock().rollout_plugins.get(name).cloned()
+    }
+
+    /// A copy of the stored Canary.
+    pub fn canary(&self, namespace: &str, name: &str) -> Option<Canary> {
+        self.shared_canary(namespace, name)
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// The stored Canary itself, shared (what a reconcile gets from a
+    /// reflector store): no copy.
+    pub fn shared_canary(&self, namespace: &str, name: &str) -> Option<Arc<Canary>> {
+        self.lock().canaries.get(&key(namespace, name)).cloned()
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
+        let service = self.lock().services.get(&key(namespace, name)).cloned();
+        service.map(Arc::unwrap_or_clone)
+    }
+
+    pub fn route(&self, namespace: &str, name: &str) -> Option<HttpRoute> {
+        self.shared_route(namespace, name).map(Arc::unwrap_or_clone)
+    }
+
+    fn shared_route(&self, namespace: &str, name: &str) -> Option<Arc<HttpRoute>> {
+        self.lock().routes.get(&key(namespace, name)).cloned()
+    }
+
+    pub fn get_deployment(&self, namespace: &str, name: &str) -> Option<Deployment> {
+        self.shared_deployment(namespace, name)
+            .map(Arc::unwrap_or_clone)
+    }
+
+    fn shared_deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+        self.lock()
+            .deployments
+            .get(&key(namespace, name))
+            .map(|d| d.object.clone())
+    }
+
+    pub fn get_autoscaler(&self, namespace: &str, name: &str) -> Option<HorizontalPodAutoscaler> {
+        self.lock().autoscalers.get(&key(namespace, name)).cloned()
+    }
+
+    /// Events recorded for a Canary, oldest first.
+    pub fn events(&self, namespace: &str, name: &str) -> Vec<Event> {
+        let k = key(namespace, name);
+        self.lock()
+            .events
+            .iter()
+            .filter(|(ek, _)| *ek == k)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Names of every object, "kind/namespace/name", for tests and `simulate`.
+    pub fn inventory(&self) -> Vec<String> {
+        let w = self.lock();
+        let mut out = Vec::new();
+        out.extend(
+            w.deployments
+                .keys()
+                .map(|(ns, n)| format!("deployment.apps/{ns}/{n}")),
+        );
+        out.extend(
+            w.autoscalers
+                .keys()
+                .map(|(ns, n)| format!("horizontalpodautoscaler.autoscaling/{ns}/{n}")),
+        );
+        out.extend(w.services.keys().map(|(ns, n)| format!("service/{ns}/{n}")));
+        out.extend(
+            w.routes
+                .keys()
+                .map(|(ns, n)| format!("httproutes.gateway.networking.k8s.io/{ns}/{n}")),
+        );
+        out
+    }
+
+    fn apply_deployment_sync(&self, d: &Deployment) -> Result<()> {
+        let k = key_of(&d.metadata)?;
+        let mut w = self.lock();
+        let tick = w.tick;
+        let mut next = d.clone();
+        next.metadata.namespace = Some(k.0.clone());
+        next.status = None;
+        match w.deployments.get(&k) {
+            Some(old) => {
+                let changed = old.object.spec != next.spec;
+                let generation = old.object.metadata.generation.unwrap_or(1);
+                next.metadata.generation = Some(if changed { generation + 1 } else { generation });
+                next.metadata.uid = old.object.metadata.uid.clone();
+                // Keep what others set, as server-side apply does.
+                let mut annotations = old.object.annotations().clone();
+                annotations.extend(next.annotations().clone());
+                next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+                let started = if changed { tick } else { old.rollout_started };
+                w.deployments.insert(
+                    k.clone(),
+                    SimDeployment {
+                        object: Arc::new(next),
+                        rollout_started: started,
+                    },
+                );
+            }
+            None => {
+                next.metadata.generation = Some(1);
+                next.metadata.uid = Some(format!("uid-deploy-{}-{}", k.0, k.1));
+                w.deployments.insert(
+                    k.clone(),
+                    SimDeployment {
+                        object: Arc::new(next),
+                        rollout_started: tick,
+                    },
+                );
+            }
+        }
+        w.refresh(&k);
+        Ok(())
+    }
+}
+
+impl Cluster for MemoryCluster {
+    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<Arc<Deployment>>> {
+        Ok(self.shared_deployment(namespace, name))
+    }
+
+    async fn apply_deployment(&self, deployment: &Deployment) -> Result<()> {
+        self.apply_deployment_sync(deployment)
+    }
+
+    async fn scale_deployment(&self, namespace: &str, name: &str, replicas: i32) -> Result<()> {
+        let Some(current) = self.shared_deployment(namespace, name) else {
+            bail!("deployment {namespace}/{name} not found");
+        };
+        if current.spec.as_ref().and_then(|s| s.replicas) == Some(replicas) {
+            // Already at that scale: the merge patch would change nothing.
+            return Ok(());
+        }
+        let mut d = Arc::unwrap_or_clone(current);
+        if let Some(spec) = d.spec.as_mut() {
+            spec.replicas = Some(replicas);
+        }
+        self.apply_deployment_sync(&d)
+    }
+
+    async fn autoscaler(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<HorizontalPodAutoscaler>> {
+        Ok(self.get_autoscaler(namespace, name))
+    }
+
+    async fn apply_autoscaler(&self, hpa: &HorizontalPodAutoscaler) -> Result<()> {
+        self.put_autoscaler(hpa.clone())
+    }
+
+    async fn apply_service(&self, service: &Service) -> Result<()> {
+        let k = key_of(&service.metadata)?;
+        let mut w = self.lock();
+        if w.services
+            .get(&k)
+            .is_some_and(|old| applies_nothing(old, service))
+        {
+            // A no-op apply: the API server writes nothing either.
+            return Ok(());
+        }
+        let mut next = service.clone();
+        if let Some(old) = w.services.get(&k) {
+            let mut annotations = old.annotations().clone();
+            annotations.extend(next.annotations().clone());
+            next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+        }
+        w.services.insert(k, Arc::new(next));
+        Ok(())
+    }
+
+    async fn http_route(&self, namespace: &str, name: &str) -> Result<Option<Arc<HttpRoute>>> {
+        Ok(self.shared_route(namespace, name))
+    }
+
+    async fn apply_http_route(&self, route: &HttpRoute) -> Result<()> {
+        let k = key_of(&route.metadata)?;
+        let mut w = self.lock();
+        let mut next = route.clone();
+        if let Some(old) = w.routes.get(&k) {
+            // Server-side apply keeps labels and annotations owned by others.
+            let mut annotations = old.annotations().clone();
+            annotations.extend(next.annotations().clone());
+            next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+            let mut labels = old.labels().clone();
+            labels.extend(next.labels().clone());
+            next.metadata.labels = (!labels.is_empty()).then_some(labels);
+            next.status = old.status.clone();
+            next.metadata.generation = old.metadata.generation;
+            if old.spec != next.spec {
+                next.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
+            }
+        } else {
+            next.metadata.generation = Some(1);
+        }
+        let rejection = w.route_rejection.clone();
+        report_route_status(&mut next, rejection.as_ref(), w.tick);
+        w.routes.insert(k, Arc::new(next));
+        Ok(())
+    }
+
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>> {
+        Ok(self.lock().config_maps.get(&key(namespace, name)).cloned())
+    }
+
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>> {
+        Ok(self.lock().secrets.get(&key(namespace, name)).cloned())
+    }
+
+    async fn apply_config_map(&self, config_map: &ConfigMap) -> Result<()> {
+        self.put_config_map(config_map.clone())
+    }
+
+    async fn apply_secret(&self, secret: &Secret) -> Result<()> {
+        self.put_secret(secret.clone())
+    }
+
+    async fn metric_template(&self, namespace: &str, name: &str) -> Result<Option<MetricTemplate>> {
+        Ok(self.lock().templates.get(&key(namespace, name)).cloned())
+    }
+
+    async fn update_canary_status(&self, canary: &Canary, status: &CanaryStatus) -> Result<()> {
+        let k = key_of(&canary.metadata)?;
+        let mut w = self.lock();
+        let stored = w
+            .canaries
+            .get_mut(&k)
+            .with_context(|| format!("canary {}/{} not found", k.0, k.1))?;
+        Arc::make_mut(stored).status = Some(status.clone());
+        Ok(())
+    }
+
+    async fn publish_event(&self, canary: &Canary, event: &Event) -> Result<()> {
+        let k = key_of(&canary.metadata)?;
+        self.lock().events.push((k, event.clone()));
+        Ok(())
+    }
+}
+
+impl crate::registration::PluginStatusWriter for MemoryCluster {
+    async fn update_rollout_plugin_status(
+        &self,
+        plugin: &RolloutPlugin,
+        status: &RolloutPluginStatus,
+    ) -> Result<()> {
+        let name = plugin.name_any();
+        let mut w = self.lock();
+        let stored = w
+            .rollout_plugins
+            .get_mut(&name)
+            .with_context(|| format!("RolloutPlugin {name} not found"))?;
+        stored.status = Some(status.clone());
+        Ok(())
+    }
+}
+
+/// Whether applying `desired` over `stored` would change nothing: same
+/// spec, labels and owners, and every desired annotation already there.
+fn applies_nothing(stored: &Service, desired: &Service) -> bool {
+    stored.spec == desired.spec
+        && stored.metadata.labels == desired.metadata.labels
+        && stored.metadata.owner_references == desired.metadata.owner_references
+        && desired
+            .annotations()
+            .iter()
+            .all(|(k, v)| stored.annotations().get(k) == Some(v))
+}
+
+/// What a Gateway controller writes on a route: for each parent, Accepted
+/// and ResolvedRefs for the route's generation.
+fn report_route_status(route: &mut HttpRoute, rejection: Option<&(String, String)>, tick: u64) {
+    use gateway_api::apis::experimental::httproutes::{
+        HttpRouteStatus, HttpRouteStatusParents, HttpRouteStatusParentsParentRef,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    let generation = route.metadata.generation;
+    let since =
+        Time(jiff::Timestamp::from_second(tick as i64 * 60).unwrap_or(jiff::Timestamp::UNIX_EPOCH));
+    let condition = |kind: &str, ok: bool, reason: &str, message: &str| Condition {
+        type_: kind.to_string(),
+        status: if ok { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time: since.clone(),
+    };
+    let parents = route
+        .spec
+        .parent_refs
+        .iter()
+        .flatten()
+        .map(|p| HttpRouteStatusParents {
+            conditions: vec![
+                match rejection {
+                    None => condition("Accepted", true, "Accepted", "Route is accepted"),
+                    Some((reason, message)) => condition("Accepted", false, reason, message),
+                },
+                condition(
+                    "ResolvedRefs",
+                    true,
+                    "ResolvedRefs",
+                    "Resolved all the Object references",
+                ),
+            ],
+            controller_name: "sluice.dev/simulated-gateway".into(),
+            parent_ref: HttpRouteStatusParentsParentRef {
+                group: p.group.clone(),
+                kind: p.kind.clone(),
+                name: p.name.clone(),
+                namespace: p.namespace.clone(),
+                section_name: p.section_name.clone(),
+                port: p.port,
+            },
+        })
+        .collect();
+    route.status = Some(HttpRouteStatus { parents });
+}
