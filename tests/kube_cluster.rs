@@ -459,7 +459,7 @@ async fn apply_leaves_out_what_the_server_owns() {
         .await
         .expect_err("a nameless object cannot be applied");
     assert!(
-        format!("{err:#}").contains("without metadata.name"),
+        sluice_rollout::cluster::chain(&err).contains("has no metadata.name"),
         "{err:#}"
     );
     finish(cluster, verifier).await;
@@ -594,7 +594,7 @@ async fn reads_map_not_found_to_none_and_name_the_object_in_errors() {
         .secret("test", "db")
         .await
         .expect_err("403 is an error");
-    let text = format!("{err:#}");
+    let text = sluice_rollout::cluster::chain(&err);
     assert!(text.contains("reading Secret test/db"), "{text}");
     assert!(text.contains("forbidden"), "{text}");
     assert!(!kube_cluster::is_retryable(&err), "403 is not retryable");
@@ -637,7 +637,7 @@ async fn scaling_is_a_merge_patch_of_replicas_only() {
         .await
         .expect_err("a missing target cannot be scaled");
     assert!(
-        format!("{err:#}").contains("scaling Deployment test/gone to 2"),
+        sluice_rollout::cluster::chain(&err).contains("scaling Deployment test/gone to 2"),
         "{err:#}"
     );
     finish(cluster, verifier).await;
@@ -714,13 +714,19 @@ async fn a_conflicting_status_write_is_a_retryable_error() {
         .update_canary_status(&canary, &progressing_status())
         .await
         .expect_err("409 is an error");
-    assert!(kube_cluster::is_conflict(&err), "{err:#}");
+    assert!(err.is_conflict(), "{err:#}");
     assert!(kube_cluster::is_retryable(&err), "{err:#}");
-    let conflict = err
-        .downcast_ref::<kube_cluster::Conflict>()
-        .expect("a Conflict");
-    assert_eq!(conflict.object, "Canary test/podinfo");
-    let text = format!("{err:#}");
+    let sluice_rollout::cluster::ClusterError::Conflict { action, source } = &err else {
+        panic!("a Conflict: {err:?}");
+    };
+    assert_eq!(action, "writing the status of Canary test/podinfo");
+    assert!(
+        source
+            .as_ref()
+            .is_some_and(|s| s.to_string().contains("has been modified")),
+        "the API server's answer is kept: {err:?}"
+    );
+    let text = sluice_rollout::cluster::chain(&err);
     assert!(
         text.contains("Canary test/podinfo") && text.contains("409"),
         "{text}"
@@ -912,7 +918,7 @@ async fn failed_applies_name_the_object() {
         .apply_http_route(&route)
         .await
         .expect_err("422 is an error");
-    let text = format!("{err:#}");
+    let text = sluice_rollout::cluster::chain(&err);
     assert!(text.contains("applying HTTPRoute test/podinfo"), "{text}");
     assert!(text.contains("is invalid"), "{text}");
     assert!(!kube_cluster::is_retryable(&err));
@@ -921,7 +927,7 @@ async fn failed_applies_name_the_object() {
         .await
         .expect_err("503 is an error");
     assert!(kube_cluster::is_retryable(&err), "{err:#}");
-    assert!(!kube_cluster::is_conflict(&err), "{err:#}");
+    assert!(!err.is_conflict(), "{err:#}");
     finish(cluster, verifier).await;
 }
 

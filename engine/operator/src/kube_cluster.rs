@@ -12,7 +12,8 @@
 //! - the target is scaled with a merge patch of `spec.replicas` only;
 //! - the Canary status goes to the status subresource with the
 //!   `resourceVersion` the engine read, so a write based on a stale Canary
-//!   fails with 409 ([`Conflict`]) instead of overwriting newer state;
+//!   fails with 409 ([`ClusterError::Conflict`]) instead of overwriting newer
+//!   state;
 //! - events go through kube-rs' [`Recorder`] (`events.k8s.io/v1`).
 //!
 //! [`RBAC_RULES`] lists every permission the operator needs; the deploy
@@ -24,7 +25,6 @@ use std::sync::Arc;
 use ::kube::api::{Api, Patch, PatchParams};
 use ::kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
 use ::kube::{Client, Resource, ResourceExt};
-use anyhow::{Context, Result};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use sluice_rollout::router::HttpRoute;
 
 use sluice_api::{AlertProvider, Canary, CanaryStatus, MetricTemplate};
-use sluice_rollout::cluster::{Cluster, Event, EventType};
+use sluice_rollout::cluster::{Cluster, ClusterError, Event, EventType, Result};
 
 /// The field manager (and event reporter) Sluice writes as by default.
 pub const DEFAULT_FIELD_MANAGER: &str = "sluice";
@@ -129,42 +129,34 @@ pub const RBAC_RULES: &[RbacRule] = &[
     rule("coordination.k8s.io", "leases", &["get", "create", "patch"]),
 ];
 
-/// A write lost an optimistic-concurrency race: the object changed on the
-/// server after the engine read it (HTTP 409). Nothing was written; re-read
-/// the object and run the tick again. Find it with [`is_conflict`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "writing {object}: it changed since it was read (409 Conflict); nothing was written: re-read it and retry"
-)]
-pub struct Conflict {
-    /// "Canary test/podinfo".
-    pub object: String,
-}
-
-/// Whether `err` (or any error it wraps) is a [`Conflict`] or a 409 from
-/// the API server.
-pub fn is_conflict(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause.downcast_ref::<Conflict>().is_some()
-            || matches!(cause.downcast_ref::<::kube::Error>(),
-                Some(::kube::Error::Api(status)) if status.code == 409)
-    })
+/// The error of `action` that kube-rs answered with `err`: a 409 is a
+/// [`ClusterError::Conflict`] (nothing was written; re-read and retry), any
+/// other failure an [`ClusterError::Api`] that keeps the kube-rs error.
+pub fn kube_error(action: String, err: ::kube::Error) -> ClusterError {
+    match &err {
+        ::kube::Error::Api(status) if status.code == 409 => ClusterError::Conflict {
+            action,
+            source: Some(Box::new(err)),
+        },
+        _ => ClusterError::api(action, err),
+    }
 }
 
 /// Whether running the tick again later may succeed without anyone changing
 /// anything: a conflict, throttling, an unavailable or failing API server,
 /// or a transport error. Invalid objects and missing permissions are not.
-pub fn is_retryable(err: &anyhow::Error) -> bool {
-    is_conflict(err)
-        || err
-            .chain()
-            .any(|cause| match cause.downcast_ref::<::kube::Error>() {
-                Some(::kube::Error::Api(status)) => {
-                    matches!(status.code, 408 | 429 | 500 | 502 | 503 | 504)
-                }
-                Some(::kube::Error::HyperError(_) | ::kube::Error::Service(_)) => true,
-                _ => false,
-            })
+pub fn is_retryable(err: &ClusterError) -> bool {
+    match err {
+        ClusterError::Conflict { .. } => true,
+        ClusterError::Api { source, .. } => match source.downcast_ref::<::kube::Error>() {
+            Some(::kube::Error::Api(status)) => {
+                matches!(status.code, 408 | 429 | 500 | 502 | 503 | 504)
+            }
+            Some(::kube::Error::HyperError(_) | ::kube::Error::Service(_)) => true,
+            _ => false,
+        },
+        ClusterError::NotFound { .. } | ClusterError::Invalid { .. } => false,
+    }
 }
 
 /// See the module documentation. Cloning shares the client and the event
@@ -235,7 +227,7 @@ impl KubeCluster {
         self.api::<K>(namespace)
             .get_opt(name)
             .await
-            .with_context(|| format!("reading {} {namespace}/{name}", K::kind(&())))
+            .map_err(|e| kube_error(format!("reading {} {namespace}/{name}", K::kind(&())), e))
     }
 
     /// Server-side applies `object` as this cluster's field manager, forcing
@@ -249,23 +241,22 @@ impl KubeCluster {
             + Debug,
     {
         let kind = K::kind(&());
-        let name = object
-            .meta()
-            .name
-            .clone()
-            .with_context(|| format!("cannot apply a {kind} without metadata.name"))?;
+        let name = object.meta().name.clone().ok_or_else(|| {
+            ClusterError::invalid(format!("applying a {kind}"), "it has no metadata.name")
+        })?;
         let namespace = object
             .meta()
             .namespace
             .clone()
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
-        let body = apply_body(object, &namespace)
-            .with_context(|| format!("serializing {kind} {namespace}/{name}"))?;
+        let action = || format!("applying {kind} {namespace}/{name}");
+        let body =
+            apply_body(object, &namespace).map_err(|why| ClusterError::invalid(action(), why))?;
         let params = PatchParams::apply(&self.field_manager).force();
         self.api::<K>(&namespace)
             .patch(&name, &params, &Patch::Apply(&body))
             .await
-            .with_context(|| format!("applying {kind} {namespace}/{name}"))?;
+            .map_err(|e| kube_error(action(), e))?;
         Ok(())
     }
 }
@@ -275,14 +266,15 @@ impl KubeCluster {
 /// and the API server rejects an apply carrying `managedFields`, while a
 /// stale `resourceVersion` would turn the apply into a precondition that
 /// fails; `status` belongs to the status subresource.
-fn apply_body<K>(object: &K, namespace: &str) -> Result<serde_json::Value>
+fn apply_body<K>(object: &K, namespace: &str) -> Result<serde_json::Value, String>
 where
     K: Resource<DynamicType = ()> + Serialize,
 {
-    let mut body = serde_json::to_value(object)?;
+    let mut body =
+        serde_json::to_value(object).map_err(|e| format!("it does not serialise: {e}"))?;
     let map = body
         .as_object_mut()
-        .context("the object did not serialize to a JSON object")?;
+        .ok_or("it did not serialize to a JSON object")?;
     map.remove("status");
     // kube-derive and k8s-openapi types serialize these already; set them
     // anyway, an apply without them is rejected.
@@ -292,7 +284,7 @@ where
         .entry("metadata")
         .or_insert_with(|| serde_json::json!({}))
         .as_object_mut()
-        .context("metadata is not a JSON object")?;
+        .ok_or("its metadata is not a JSON object")?;
     for server_owned in [
         "uid",
         "resourceVersion",
@@ -314,6 +306,7 @@ where
 /// merge patch, because a merge patch would keep status fields the engine
 /// has cleared (they are omitted, not null, in its JSON).
 pub fn status_patch(canary: &Canary, status: &CanaryStatus) -> Result<serde_json::Value> {
+    let action = "writing the status of a Canary";
     let mut metadata = serde_json::Map::new();
     metadata.insert(
         "name".into(),
@@ -321,7 +314,7 @@ pub fn status_patch(canary: &Canary, status: &CanaryStatus) -> Result<serde_json
             .metadata
             .name
             .clone()
-            .context("the Canary has no metadata.name")?
+            .ok_or_else(|| ClusterError::invalid(action, "it has no metadata.name"))?
             .into(),
     );
     if let Some(ns) = &canary.metadata.namespace {
@@ -334,7 +327,8 @@ pub fn status_patch(canary: &Canary, status: &CanaryStatus) -> Result<serde_json
         "apiVersion": Canary::api_version(&()),
         "kind": Canary::kind(&()),
         "metadata": metadata,
-        "status": serde_json::to_value(status).context("serializing the Canary status")?,
+        "status": serde_json::to_value(status)
+            .map_err(|e| ClusterError::invalid(action, format!("the status does not serialise: {e}")))?,
     }))
 }
 
@@ -400,7 +394,12 @@ impl Cluster for KubeCluster {
         self.api::<Deployment>(namespace)
             .patch(name, &params, &Patch::Merge(&patch))
             .await
-            .with_context(|| format!("scaling Deployment {namespace}/{name} to {replicas}"))?;
+            .map_err(|e| {
+                kube_error(
+                    format!("scaling Deployment {namespace}/{name} to {replicas}"),
+                    e,
+                )
+            })?;
         Ok(())
     }
 
@@ -451,23 +450,18 @@ impl Cluster for KubeCluster {
     async fn update_canary_status(&self, canary: &Canary, status: &CanaryStatus) -> Result<()> {
         let namespace = namespace_of(canary);
         let name = canary.name_any();
-        let object = format!("Canary {namespace}/{name}");
-        let body = status_patch(canary, status)
-            .with_context(|| format!("updating the status of {object}"))?;
+        let body = status_patch(canary, status)?;
         let params = PatchParams::apply(&self.field_manager).force();
-        match self
-            .api::<Canary>(&namespace)
+        self.api::<Canary>(&namespace)
             .patch_status(&name, &params, &Patch::Apply(&body))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(::kube::Error::Api(status)) if status.code == 409 => {
-                Err(anyhow::Error::new(::kube::Error::Api(status)).context(Conflict { object }))
-            }
-            Err(e) => {
-                Err(anyhow::Error::new(e).context(format!("updating the status of {object}")))
-            }
-        }
+            .map_err(|e| {
+                kube_error(
+                    format!("writing the status of Canary {namespace}/{name}"),
+                    e,
+                )
+            })?;
+        Ok(())
     }
 
     async fn publish_event(&self, canary: &Canary, event: &Event) -> Result<()> {
@@ -478,13 +472,14 @@ impl Cluster for KubeCluster {
         self.recorder
             .publish(&kube_event(event), &regarding)
             .await
-            .with_context(|| {
-                format!(
+            .map_err(|e| {
+                let action = format!(
                     "publishing event {:?} for Canary {}/{}",
                     event.message,
                     namespace_of(canary),
                     canary.name_any()
-                )
+                );
+                kube_error(action, e)
             })
     }
 }
@@ -496,9 +491,7 @@ impl sluice_rollout::registration::PluginStatusWriter for KubeCluster {
         &self,
         plugin: &sluice_api::RolloutPlugin,
         status: &sluice_api::RolloutPluginStatus,
-    ) -> anyhow::Result<()> {
-        use anyhow::Context as _;
-        use kube::api::{Api, Patch, PatchParams};
+    ) -> Result<()> {
         let api: Api<sluice_api::RolloutPlugin> = Api::all(self.client().clone());
         let body = serde_json::json!({
             "apiVersion": "sluice.dev/v1beta1",
@@ -511,7 +504,12 @@ impl sluice_rollout::registration::PluginStatusWriter for KubeCluster {
             &Patch::Apply(&body),
         )
         .await
-        .with_context(|| format!("updating the status of RolloutPlugin {}", plugin.name_any()))?;
+        .map_err(|e| {
+            kube_error(
+                format!("writing the status of RolloutPlugin {}", plugin.name_any()),
+                e,
+            )
+        })?;
         Ok(())
     }
 }

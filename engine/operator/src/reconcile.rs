@@ -8,9 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use jiff::Timestamp;
 use kube::ResourceExt;
+use sluice_rollout::analysis::Result;
 
 use super::schedule::Schedule;
 use super::telemetry::Telemetry;
@@ -105,7 +105,17 @@ where
     }
     ctx.schedule.ran(&key, instant);
     let started = Instant::now();
-    let outcome = ctx.analyzer.reconcile(canary, now).await?;
+    let outcome = match ctx.analyzer.reconcile(canary, now).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // The tick did not finish: the next reconcile runs it again
+            // rather than waiting for the next interval. It starts from the
+            // status the cluster holds, so a tick whose status write failed
+            // is redone, never applied twice.
+            ctx.schedule.forget(&key);
+            return Err(e);
+        }
+    };
     ctx.telemetry
         .observe(canary, &outcome.status, started.elapsed());
     if let Some(sink) = &ctx.alerts

@@ -26,7 +26,7 @@ use super::{leader, telemetry::Telemetry};
 use crate::kube_cluster::KubeCluster;
 use sluice_api::{AlertProvider, Canary, MetricTemplate, RolloutPlugin};
 use sluice_host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
-use sluice_rollout::analysis::Analyzer;
+use sluice_rollout::analysis::{Analyzer, TickError};
 use sluice_rollout::metrics::{PrometheusMetrics, PrometheusSettings};
 use sluice_rollout::notify::{AlertProviderSource, Notifier, ProviderKind, ResolvedProvider};
 use sluice_rollout::registration::{Fetcher, Registrar};
@@ -37,6 +37,8 @@ pub const FINALIZER: &str = "sluice.dev/finalizer";
 
 /// How long to wait before retrying a Canary whose reconcile failed.
 const RETRY: Duration = Duration::from_secs(10);
+/// How soon a reconcile that lost a write race (409) runs again.
+const CONFLICT_RETRY: Duration = Duration::from_millis(200);
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -101,7 +103,7 @@ impl AlertProviderSource for KubeCluster {
         &self,
         namespace: &str,
         name: &str,
-    ) -> anyhow::Result<Option<AlertProvider>> {
+    ) -> sluice_rollout::cluster::Result<Option<AlertProvider>> {
         KubeCluster::alert_provider(self, namespace, name).await
     }
 }
@@ -143,7 +145,7 @@ async fn reconcile_plugin(
                 let status = registrar
                     .reconcile(&plugin)
                     .await
-                    .map_err(ReconcileError::Tick)?;
+                    .map_err(|e| ReconcileError::Tick(e.into()))?;
                 // A refused remote plugin may be fixed upstream: look again.
                 Ok(if status.error.is_some() {
                     Action::requeue(Duration::from_secs(300))
@@ -175,12 +177,32 @@ type KubeContext = Context<KubeCluster, PrometheusMetrics<KubeCluster>, HttpWebh
 /// Errors a reconcile reports to kube-rs (which retries via `error_policy`).
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("{0:#}")]
-    Tick(anyhow::Error),
+    #[error("{}", sluice_rollout::cluster::chain(.0))]
+    Tick(TickError),
     #[error("{0}")]
     Waiting(String),
     #[error("finalizer: {0}")]
     Finalizer(Box<kube::runtime::finalizer::Error<ReconcileError>>),
+}
+
+impl ReconcileError {
+    /// Whether the reconcile lost a write race (HTTP 409) and can be redone
+    /// at once on a fresh read.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Self::Tick(e) => e.is_conflict(),
+            Self::Waiting(_) => false,
+            Self::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_conflict(),
+                kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(s))
+                | kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s)) => {
+                    s.code == 409
+                }
+                _ => false,
+            },
+        }
+    }
 }
 
 async fn reconcile(canary: Arc<Canary>, ctx: Arc<KubeContext>) -> Result<Action, ReconcileError> {
@@ -214,6 +236,12 @@ async fn reconcile(canary: Arc<Canary>, ctx: Arc<KubeContext>) -> Result<Action,
 }
 
 fn error_policy(canary: Arc<Canary>, error: &ReconcileError, _: Arc<KubeContext>) -> Action {
+    if error.is_conflict() {
+        // Someone wrote the Canary since it was read: read it again and
+        // redo the tick now (the watch delivers the new version).
+        tracing::info!(canary = %key(&canary), %error, "conflict, retrying at once");
+        return Action::requeue(CONFLICT_RETRY);
+    }
     tracing::warn!(canary = %key(&canary), %error, "reconcile failed");
     Action::requeue(RETRY)
 }

@@ -363,7 +363,7 @@ fn apply_change(
             });
         }
     }
-    cluster.put_deployment(d)
+    Ok(cluster.put_deployment(d)?)
 }
 
 /// Runs `scenario` for `canary`. `registry` builds the plugins; it is called

@@ -6,17 +6,18 @@
 
 pub mod checks;
 pub mod configs;
+pub mod error;
 pub mod gateway;
 pub mod readiness;
 pub mod workload;
 
-use anyhow::{Context, Result};
 use jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::cluster::{Cluster, Event};
 use crate::router;
 use checks::{MetricsProvider, WebhookCaller};
+pub use error::{Result, TickError, WorkloadError};
 use sluice_api::{
     AlertSeverity, Canary, CanaryCondition, CanaryPhase, CanaryStatus, HookType, RolloutSettings,
 };
@@ -275,14 +276,10 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         if canary.status.as_ref() != Some(&tick.status) {
             self.cluster
                 .update_canary_status(canary, &tick.status)
-                .await
-                .context("writing the Canary status")?;
+                .await?;
         }
         for event in &tick.events {
-            self.cluster
-                .publish_event(canary, event)
-                .await
-                .context("publishing an event")?;
+            self.cluster.publish_event(canary, event).await?;
         }
         let settings = settings.ok();
         // Flagger's event webhooks get every event; a failing one is logged,
@@ -404,11 +401,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             .cluster
             .deployment(&t.namespace, &primary_name)
             .await?
-            .with_context(|| {
-                format!(
-                    "primary deployment {primary_name}.{} is missing",
-                    t.namespace
-                )
+            .ok_or_else(|| {
+                TickError::Missing(format!("primary deployment {primary_name}.{}", t.namespace))
             })?;
         if let Err(why) = readiness::rollout_finished(&primary) {
             t.warn(format!(
@@ -985,7 +979,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             .cluster
             .deployment(&t.namespace, &t.target)
             .await?
-            .with_context(|| format!("target {} vanished", t.label))?;
+            .ok_or_else(|| TickError::Missing(format!("target deployment {}", t.label)))?;
         let current = self.cluster.deployment(&t.namespace, &primary_name).await?;
         let replicas = current
             .as_ref()

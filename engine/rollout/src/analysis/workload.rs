@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use super::error::WorkloadError;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
@@ -45,21 +45,16 @@ pub fn owner_reference(canary: &Canary) -> Option<OwnerReference> {
 }
 
 /// The selector label of the target and its value.
-pub fn selector_label(target: &Deployment) -> Result<(String, String)> {
+pub fn selector_label(target: &Deployment) -> Result<(String, String), WorkloadError> {
     let labels = target
         .spec
         .as_ref()
         .and_then(|s| s.selector.match_labels.as_ref())
-        .context("the target Deployment has no spec.selector.matchLabels")?;
+        .ok_or(WorkloadError::NoSelector)?;
     SELECTOR_LABELS
         .iter()
         .find_map(|l| labels.get(*l).map(|v| (l.to_string(), v.clone())))
-        .with_context(|| {
-            format!(
-                "the target Deployment's selector has none of the labels {}; add one",
-                SELECTOR_LABELS.join(", ")
-            )
-        })
+        .ok_or_else(|| WorkloadError::NoSelectorLabel(SELECTOR_LABELS.join(", ")))
 }
 
 /// A short checksum of the target's pod template and of the data of its
@@ -97,14 +92,11 @@ pub fn primary_deployment(
     target: &Deployment,
     replicas: Option<i32>,
     configs: &TrackedConfigs,
-) -> Result<Deployment> {
+) -> Result<Deployment, WorkloadError> {
     let target_name = target.name_any();
     let (label, value) = selector_label(target)?;
     let primary_value = format!("{value}-primary");
-    let mut spec = target
-        .spec
-        .clone()
-        .context("the target Deployment has no spec")?;
+    let mut spec = target.spec.clone().ok_or(WorkloadError::NoSpec)?;
     spec.replicas = replicas.or(spec.replicas);
     let mut match_labels = spec.selector.match_labels.clone().unwrap_or_default();
     match_labels.insert(label.clone(), primary_value.clone());
@@ -137,11 +129,8 @@ pub fn primary_deployment(
 pub fn primary_autoscaler(
     canary: &Canary,
     hpa: &HorizontalPodAutoscaler,
-) -> Result<HorizontalPodAutoscaler> {
-    let mut spec = hpa
-        .spec
-        .clone()
-        .context("the target's HorizontalPodAutoscaler has no spec")?;
+) -> Result<HorizontalPodAutoscaler, WorkloadError> {
+    let mut spec = hpa.spec.clone().ok_or(WorkloadError::NoAutoscalerSpec)?;
     spec.scale_target_ref.name = primary_name(&canary.spec.target_ref.name);
     Ok(HorizontalPodAutoscaler {
         metadata: meta(canary, &primary_name(&hpa.name_any()), None),
@@ -151,7 +140,7 @@ pub fn primary_autoscaler(
 }
 
 /// The apex, primary and canary Services.
-pub fn services(canary: &Canary, target: &Deployment) -> Result<Vec<Service>> {
+pub fn services(canary: &Canary, target: &Deployment) -> Result<Vec<Service>, WorkloadError> {
     let (label, value) = selector_label(target)?;
     let apex = apex_name(canary);
     let svc = &canary.spec.service;

@@ -8,13 +8,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::router::HttpRoute;
-use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::ResourceExt;
 
-use super::{Cluster, Event};
+use super::{Cluster, ClusterError, Event, Result};
 use sluice_api::{Canary, CanaryStatus, MetricTemplate, RolloutPlugin, RolloutPluginStatus};
 
 type Key = (String, String);
@@ -24,7 +23,10 @@ fn key(namespace: &str, name: &str) -> Key {
 }
 
 fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<Key> {
-    let name = meta.name.clone().context("object has no metadata.name")?;
+    let name = meta
+        .name
+        .clone()
+        .ok_or_else(|| ClusterError::invalid("writing an object", "it has no metadata.name"))?;
     let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
     Ok((namespace, name))
 }
@@ -188,11 +190,10 @@ impl MemoryCluster {
     /// Adds or replaces a RolloutPlugin (its status is kept, as the API
     /// server keeps a status across spec updates).
     pub fn put_rollout_plugin(&self, mut p: RolloutPlugin) -> Result<RolloutPlugin> {
-        let name = p
-            .metadata
-            .name
-            .clone()
-            .context("RolloutPlugin has no name")?;
+        let name =
+            p.metadata.name.clone().ok_or_else(|| {
+                ClusterError::invalid("writing a RolloutPlugin", "it has no name")
+            })?;
         let mut w = self.lock();
         let generation = w
             .rollout_plugins
@@ -340,7 +341,9 @@ impl Cluster for MemoryCluster {
 
     async fn scale_deployment(&self, namespace: &str, name: &str, replicas: i32) -> Result<()> {
         let Some(current) = self.shared_deployment(namespace, name) else {
-            bail!("deployment {namespace}/{name} not found");
+            return Err(ClusterError::not_found(format!(
+                "scaling Deployment {namespace}/{name}"
+            )));
         };
         if current.spec.as_ref().and_then(|s| s.replicas) == Some(replicas) {
             // Already at that scale: the merge patch would change nothing.
@@ -438,10 +441,9 @@ impl Cluster for MemoryCluster {
     async fn update_canary_status(&self, canary: &Canary, status: &CanaryStatus) -> Result<()> {
         let k = key_of(&canary.metadata)?;
         let mut w = self.lock();
-        let stored = w
-            .canaries
-            .get_mut(&k)
-            .with_context(|| format!("canary {}/{} not found", k.0, k.1))?;
+        let stored = w.canaries.get_mut(&k).ok_or_else(|| {
+            ClusterError::not_found(format!("writing the status of Canary {}/{}", k.0, k.1))
+        })?;
         Arc::make_mut(stored).status = Some(status.clone());
         Ok(())
     }
@@ -461,10 +463,9 @@ impl crate::registration::PluginStatusWriter for MemoryCluster {
     ) -> Result<()> {
         let name = plugin.name_any();
         let mut w = self.lock();
-        let stored = w
-            .rollout_plugins
-            .get_mut(&name)
-            .with_context(|| format!("RolloutPlugin {name} not found"))?;
+        let stored = w.rollout_plugins.get_mut(&name).ok_or_else(|| {
+            ClusterError::not_found(format!("writing the status of RolloutPlugin {name}"))
+        })?;
         stored.status = Some(status.clone());
         Ok(())
     }

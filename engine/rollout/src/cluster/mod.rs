@@ -4,13 +4,15 @@
 //! the operator's `KubeCluster` (crate `sluice-operator`) talks to an API
 //! server through kube-rs.
 
+pub mod error;
 pub mod memory;
+
+pub use error::{BoxError, ClusterError, Result, chain};
 
 use std::future::Future;
 use std::sync::Arc;
 
 use crate::router::HttpRoute;
-use anyhow::Result;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};

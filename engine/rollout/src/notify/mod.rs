@@ -237,7 +237,7 @@ pub trait AlertProviderSource: Send + Sync {
         &self,
         namespace: &str,
         name: &str,
-    ) -> impl Future<Output = anyhow::Result<Option<AlertProvider>>> + Send;
+    ) -> impl Future<Output = crate::cluster::Result<Option<AlertProvider>>> + Send;
 }
 
 /// A fixed set of AlertProviders.
@@ -255,7 +255,7 @@ impl AlertProviderSource for StaticAlertProviders {
         &self,
         namespace: &str,
         name: &str,
-    ) -> anyhow::Result<Option<AlertProvider>> {
+    ) -> crate::cluster::Result<Option<AlertProvider>> {
         Ok(self
             .0
             .iter()

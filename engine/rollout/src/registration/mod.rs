@@ -26,7 +26,7 @@ pub trait PluginStatusWriter: Send + Sync {
         &self,
         plugin: &RolloutPlugin,
         status: &RolloutPluginStatus,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    ) -> impl Future<Output = crate::cluster::Result<()>> + Send;
 }
 
 /// Loads RolloutPlugins into a registry.
@@ -88,7 +88,10 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
     }
 
     /// Loads `plugin` (or refuses it) and writes its status.
-    pub async fn reconcile(&self, plugin: &RolloutPlugin) -> anyhow::Result<RolloutPluginStatus> {
+    pub async fn reconcile(
+        &self,
+        plugin: &RolloutPlugin,
+    ) -> crate::cluster::Result<RolloutPluginStatus> {
         let name = plugin.name_any();
         let previous = plugin.status.clone().unwrap_or_default();
         let status = match self.load(plugin).await {
