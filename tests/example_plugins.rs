@@ -303,7 +303,7 @@ impl MetricsProvider for ScriptedSeries {
         _: &Canary,
         _: &MetricCheck,
         _: MetricTarget,
-    ) -> Result<Option<f64>, String> {
+    ) -> Result<Option<f64>, sluice_rollout::BoxError> {
         Ok(Some(100.0))
     }
 
@@ -314,14 +314,14 @@ impl MetricsProvider for ScriptedSeries {
         target: MetricTarget,
         window: Duration,
         step: Duration,
-    ) -> Result<Vec<f64>, String> {
+    ) -> Result<Vec<f64>, sluice_rollout::BoxError> {
         self.asked
             .lock()
             .expect("lock")
             .push((target, window, step));
         match target {
-            MetricTarget::Canary => self.canary.clone(),
-            MetricTarget::Primary => self.primary.clone(),
+            MetricTarget::Canary => self.canary.clone().map_err(Into::into),
+            MetricTarget::Primary => self.primary.clone().map_err(Into::into),
         }
     }
 }
@@ -335,7 +335,7 @@ impl MetricsProvider for InstantOnly {
         _: &Canary,
         _: &MetricCheck,
         _: MetricTarget,
-    ) -> Result<Option<f64>, String> {
+    ) -> Result<Option<f64>, sluice_rollout::BoxError> {
         Ok(Some(100.0))
     }
 }

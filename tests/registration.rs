@@ -161,7 +161,7 @@ async fn refusals_name_the_field_and_the_fault() {
         let error = status.error.unwrap();
         assert!(error.contains(expected), "{name}: {error}");
         // A Canary that selects it waits, with the reason.
-        let why = r.registry.strategy(name).err().unwrap();
+        let why = r.registry.strategy(name).err().unwrap().to_string();
         assert!(
             why.starts_with(&format!("strategy plugin {name:?} failed to load: ")),
             "{why}"

@@ -64,7 +64,7 @@ impl MetricsProvider for Healthy {
         _: &Canary,
         check: &MetricCheck,
         _: MetricTarget,
-    ) -> Result<Option<f64>, String> {
+    ) -> Result<Option<f64>, sluice_rollout::BoxError> {
         Ok(Some(check.threshold_range.min.unwrap_or(1.0)))
     }
 
@@ -75,13 +75,18 @@ impl MetricsProvider for Healthy {
         _: MetricTarget,
         _: Duration,
         _: Duration,
-    ) -> Result<Vec<f64>, String> {
+    ) -> Result<Vec<f64>, sluice_rollout::BoxError> {
         Ok(Vec::new())
     }
 }
 
 impl WebhookCaller for Healthy {
-    async fn call(&self, _: &Canary, _: &Webhook, _: CanaryPhase) -> Result<(), String> {
+    async fn call(
+        &self,
+        _: &Canary,
+        _: &Webhook,
+        _: CanaryPhase,
+    ) -> Result<(), sluice_rollout::BoxError> {
         Ok(())
     }
 
@@ -91,7 +96,7 @@ impl WebhookCaller for Healthy {
         _: &Webhook,
         _: &sluice_rollout::cluster::Event,
         _: Timestamp,
-    ) -> Result<(), String> {
+    ) -> Result<(), sluice_rollout::BoxError> {
         Ok(())
     }
 }

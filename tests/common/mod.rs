@@ -177,7 +177,7 @@ impl sluice_rollout::analysis::checks::MetricsProvider for Healthy {
         _: &sluice_api::Canary,
         check: &sluice_api::MetricCheck,
         _: sluice_rollout::analysis::checks::MetricTarget,
-    ) -> Result<Option<f64>, String> {
+    ) -> Result<Option<f64>, sluice_rollout::BoxError> {
         Ok(Some(check.threshold_range.min.unwrap_or(0.0)))
     }
 
@@ -188,7 +188,7 @@ impl sluice_rollout::analysis::checks::MetricsProvider for Healthy {
         _: sluice_rollout::analysis::checks::MetricTarget,
         _: std::time::Duration,
         _: std::time::Duration,
-    ) -> Result<Vec<f64>, String> {
+    ) -> Result<Vec<f64>, sluice_rollout::BoxError> {
         Ok(vec![check.threshold_range.min.unwrap_or(0.0); 10])
     }
 }
@@ -199,7 +199,7 @@ impl sluice_rollout::analysis::checks::WebhookCaller for Healthy {
         _: &sluice_api::Canary,
         _: &sluice_api::Webhook,
         _: sluice_api::CanaryPhase,
-    ) -> Result<(), String> {
+    ) -> Result<(), sluice_rollout::BoxError> {
         Ok(())
     }
 
@@ -209,7 +209,7 @@ impl sluice_rollout::analysis::checks::WebhookCaller for Healthy {
         _: &sluice_api::Webhook,
         _: &sluice_rollout::cluster::Event,
         _: jiff::Timestamp,
-    ) -> Result<(), String> {
+    ) -> Result<(), sluice_rollout::BoxError> {
         Ok(())
     }
 }

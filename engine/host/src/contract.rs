@@ -112,49 +112,60 @@ pub fn accepts(version: &str) -> bool {
     ours.next() == theirs.next() && ours.next() == theirs.next()
 }
 
+/// Why a component is not a plugin this host can run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractError {
+    #[error(
+        "it exports no {PACKAGE} interface (exports: {exports}); build it with the Sluice plugin SDK for the {expected} world"
+    )]
+    NotAPlugin { exports: String, expected: World },
+    #[error("it is {} plugin (it exports {PACKAGE}/{}), not {} plugin", .found.with_article(), .found.export(), .expected.with_article())]
+    WrongWorld { found: World, expected: World },
+    #[error(
+        "it targets {PACKAGE}@{0}; this host supports {PACKAGE}@{ACCEPTS}: rebuild it with the SDK of that version"
+    )]
+    Version(String),
+    #[error("its {PACKAGE} export has no version; this host supports {PACKAGE}@{ACCEPTS}")]
+    NoVersion,
+    #[error(
+        "it imports {0}, which the host does not provide: plugins get WASI 0.2 io, clocks, random, cli, filesystem and sockets only, as deterministic stand-ins; rebuild it without that import (componentize-js: --disable http fetch-event)"
+    )]
+    WasiImport(String),
+    #[error(
+        "it imports {0}, which the host does not provide (plugins get only {PACKAGE}/log and a WASI without capabilities)"
+    )]
+    Import(String),
+}
+
 /// Checks that `contract` is the `expected` world at a version this host
 /// accepts, and imports nothing the host does not provide.
-pub fn check(contract: &Contract, expected: World) -> Result<(), String> {
+pub fn check(contract: &Contract, expected: World) -> Result<(), ContractError> {
     let Some(world) = contract.world else {
-        return Err(format!(
-            "it exports no {PACKAGE} interface (exports: {}); build it with the Sluice plugin SDK for the {expected} world",
-            list(&contract.exports)
-        ));
+        return Err(ContractError::NotAPlugin {
+            exports: list(&contract.exports),
+            expected,
+        });
     };
     if world != expected {
-        return Err(format!(
-            "it is {} plugin (it exports {PACKAGE}/{}), not {} plugin",
-            world.with_article(),
-            world.export(),
-            expected.with_article()
-        ));
+        return Err(ContractError::WrongWorld {
+            found: world,
+            expected,
+        });
     }
     match &contract.version {
         Some(v) if accepts(v) => {}
-        Some(v) => {
-            return Err(format!(
-                "it targets {PACKAGE}@{v}; this host supports {PACKAGE}@{ACCEPTS}: rebuild it with the SDK of that version"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "its {PACKAGE} export has no version; this host supports {PACKAGE}@{ACCEPTS}"
-            ));
-        }
+        Some(v) => return Err(ContractError::Version(v.clone())),
+        None => return Err(ContractError::NoVersion),
     }
     for import in &contract.imports {
         if import.starts_with("wasi:") && !super::sandbox::links(import) {
-            return Err(format!(
-                "it imports {import}, which the host does not provide: plugins get WASI 0.2 io, clocks, random, cli, filesystem and sockets only, as deterministic stand-ins; rebuild it without that import (componentize-js: --disable http fetch-event)"
-            ));
+            return Err(ContractError::WasiImport(import.clone()));
         }
         let provided = import.starts_with("wasi:")
             || sluice_interface(import)
                 .is_some_and(|(i, v)| HOST_INTERFACES.contains(&i) && v.is_some_and(accepts));
         if !provided {
-            return Err(format!(
-                "it imports {import}, which the host does not provide (plugins get only {PACKAGE}/log and a WASI without capabilities)"
-            ));
+            return Err(ContractError::Import(import.clone()));
         }
     }
     Ok(())
@@ -209,7 +220,8 @@ mod tests {
                 &contract(Some(World::Strategy), Some("0.2.0"), &wasi),
                 World::Strategy
             )
-            .unwrap_err(),
+            .unwrap_err()
+            .to_string(),
             "it targets sluice:plugin@0.2.0; this host supports sluice:plugin@0.1.x: rebuild it with the SDK of that version"
         );
         assert_eq!(
@@ -217,12 +229,14 @@ mod tests {
                 &contract(Some(World::Evaluator), Some("0.1.0"), &wasi),
                 World::Strategy
             )
-            .unwrap_err(),
+            .unwrap_err()
+            .to_string(),
             "it is an evaluator plugin (it exports sluice:plugin/judge), not a strategy plugin"
         );
         assert!(
             check(&contract(None, None, &wasi), World::Evaluator)
                 .unwrap_err()
+                .to_string()
                 .starts_with("it exports no sluice:plugin interface")
         );
         assert_eq!(
@@ -234,7 +248,8 @@ mod tests {
                 ),
                 World::Strategy
             )
-            .unwrap_err(),
+            .unwrap_err()
+            .to_string(),
             "it imports acme:net/http@1.0.0, which the host does not provide (plugins get only sluice:plugin/log and a WASI without capabilities)"
         );
     }

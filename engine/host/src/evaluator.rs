@@ -20,27 +20,38 @@ pub fn series_points(request: &SeriesRequest) -> u64 {
     }
 }
 
+/// Why the host refuses an evaluator's series request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeriesRequestError {
+    #[error("series request: step-seconds must be at least 1 (got 0, window {window}s)")]
+    NoStep { window: u32 },
+    #[error("series request: window-seconds ({window}) must be at least one step ({step})")]
+    WindowUnderStep { window: u32, step: u32 },
+    #[error(
+        "series request: a {window}s window every {step}s is {points} samples, more than {MAX_SERIES_POINTS}"
+    )]
+    TooManyPoints { window: u32, step: u32, points: u64 },
+}
+
 /// Why the host refuses a series request, if it does.
-pub fn check_series_request(request: &SeriesRequest) -> Result<(), String> {
+pub fn check_series_request(request: &SeriesRequest) -> Result<(), SeriesRequestError> {
     let SeriesRequest {
         window_seconds: window,
         step_seconds: step,
     } = *request;
     if step == 0 {
-        return Err(format!(
-            "series request: step-seconds must be at least 1 (got 0, window {window}s)"
-        ));
+        return Err(SeriesRequestError::NoStep { window });
     }
     if window < step {
-        return Err(format!(
-            "series request: window-seconds ({window}) must be at least one step ({step})"
-        ));
+        return Err(SeriesRequestError::WindowUnderStep { window, step });
     }
     let points = series_points(request);
     if points > MAX_SERIES_POINTS {
-        return Err(format!(
-            "series request: a {window}s window every {step}s is {points} samples, more than {MAX_SERIES_POINTS}"
-        ));
+        return Err(SeriesRequestError::TooManyPoints {
+            window,
+            step,
+            points,
+        });
     }
     Ok(())
 }
@@ -146,7 +157,7 @@ impl EvaluatorPlugin {
         if let Some(r) = &requirements.series {
             check_series_request(r).map_err(|why| PluginFault {
                 plugin: self.name.clone(),
-                kind: FaultKind::InvalidAnswer(why),
+                kind: FaultKind::InvalidAnswer(why.to_string()),
             })?;
         }
         if let Some(k) = key {
@@ -209,16 +220,22 @@ mod tests {
         assert!(
             check_series_request(&request(600, 0))
                 .unwrap_err()
+                .to_string()
                 .contains("step-seconds must be at least 1")
         );
         assert!(
             check_series_request(&request(10, 60))
                 .unwrap_err()
+                .to_string()
                 .contains("at least one step")
         );
-        let e = check_series_request(&request(11_000, 1)).unwrap_err();
+        let e = check_series_request(&request(11_000, 1))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("11001 samples"), "{e}");
-        let e = check_series_request(&request(u32::MAX, 1)).unwrap_err();
+        let e = check_series_request(&request(u32::MAX, 1))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("more than 11000"), "{e}");
     }
 }

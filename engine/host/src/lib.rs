@@ -137,7 +137,7 @@ impl PluginHost {
         contract::check(&contract::inspect(&self.engine, &component), world).map_err(|why| {
             PluginFault {
                 plugin: name.to_string(),
-                kind: FaultKind::Load(why),
+                kind: FaultKind::Load(why.to_string()),
             }
         })?;
         Ok((component, digest))

@@ -6,6 +6,33 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::Result;
 
+/// Why the registry has no plugin of that name to hand out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error(
+        "{kind} plugin {name:?} is not available; available {}: {known}",
+        plural(kind)
+    )]
+    Unavailable {
+        kind: &'static str,
+        name: String,
+        known: String,
+    },
+    #[error("{kind} plugin {name:?} failed to load: {why}")]
+    Failed {
+        kind: &'static str,
+        name: String,
+        why: String,
+    },
+}
+
+fn plural(kind: &str) -> &'static str {
+    match kind {
+        "strategy" => "strategies",
+        _ => "evaluators",
+    }
+}
+
 use super::{EvaluatorPlugin, Limits, PluginFault, PluginHost, StrategyPlugin, builtin};
 
 /// Plugins registered at run time (`RolloutPlugin`s), shared by every clone
@@ -123,14 +150,16 @@ impl PluginRegistry {
         }
     }
 
-    fn failure(&self, kind: &str, name: &str) -> Option<String> {
+    fn failure(&self, kind: &'static str, name: &str) -> Option<RegistryError> {
         let r = self.registered.read().ok()?;
-        r.failed
-            .get(name)
-            .map(|why| format!("{kind} plugin {name:?} failed to load: {why}"))
+        r.failed.get(name).map(|why| RegistryError::Failed {
+            kind,
+            name: name.to_string(),
+            why: why.clone(),
+        })
     }
 
-    pub fn strategy(&self, name: &str) -> Result<StrategyPlugin, String> {
+    pub fn strategy(&self, name: &str) -> Result<StrategyPlugin, RegistryError> {
         if let Some(p) = &self.strategy_override {
             return Ok(p.clone());
         }
@@ -152,13 +181,14 @@ impl PluginRegistry {
         if let Ok(r) = self.registered.read() {
             known.extend(r.strategies.keys().cloned());
         }
-        Err(format!(
-            "strategy plugin {name:?} is not available; available strategies: {}",
-            known.join(", ")
-        ))
+        Err(RegistryError::Unavailable {
+            kind: "strategy",
+            name: name.to_string(),
+            known: known.join(", "),
+        })
     }
 
-    pub fn evaluator(&self, name: &str) -> Result<EvaluatorPlugin, String> {
+    pub fn evaluator(&self, name: &str) -> Result<EvaluatorPlugin, RegistryError> {
         if let Some(p) = &self.evaluator_override {
             return Ok(p.clone());
         }
@@ -180,9 +210,10 @@ impl PluginRegistry {
         if let Ok(r) = self.registered.read() {
             known.extend(r.evaluators.keys().cloned());
         }
-        Err(format!(
-            "evaluator plugin {name:?} is not available; available evaluators: {}",
-            known.join(", ")
-        ))
+        Err(RegistryError::Unavailable {
+            kind: "evaluator",
+            name: name.to_string(),
+            known: known.join(", "),
+        })
     }
 }

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+pub use crate::error::chain;
+
 /// A reqwest client builder, with ring installed as rustls's provider.
 pub fn builder() -> reqwest::ClientBuilder {
     // Fails only when a provider is already installed, which is fine.
@@ -15,13 +17,12 @@ pub fn builder() -> reqwest::ClientBuilder {
 
 /// Builds a client with a per-request `timeout`, optionally accepting any
 /// TLS certificate (`insecureSkipVerify`, `disableTLS`).
-pub fn client(timeout: Duration, insecure: bool) -> Result<reqwest::Client, String> {
+pub fn client(timeout: Duration, insecure: bool) -> Result<reqwest::Client, reqwest::Error> {
     builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .tls_danger_accept_invalid_certs(insecure)
         .build()
-        .map_err(|e| format!("building the HTTP client: {}", chain(&e)))
 }
 
 /// At most `max` characters of a response body, on one line, for errors.
@@ -32,22 +33,6 @@ pub fn excerpt(body: &str, max: usize) -> String {
     }
     let cut: String = flat.chars().take(max).collect();
     format!("{cut}…")
-}
-
-/// An error with its causes, "a: b: c": reqwest's top-level message alone
-/// ("error sending request") hides the reason (connection refused, DNS).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !out.contains(&s_text) {
-            out.push_str(": ");
-            out.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

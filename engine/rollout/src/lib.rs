@@ -7,9 +7,12 @@
 
 pub mod analysis;
 pub mod cluster;
+pub mod error;
 pub mod http_client;
 pub mod metrics;
 pub mod notify;
 pub mod registration;
 pub mod router;
 pub mod webhooks;
+
+pub use error::{BoxError, chain};

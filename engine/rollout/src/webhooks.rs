@@ -4,6 +4,7 @@
 //! `event` hook gets Flagger's event payload through
 //! [`HttpWebhooks::post_event`].
 
+use crate::BoxError;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -264,10 +265,10 @@ impl WebhookCaller for HttpWebhooks {
         canary: &Canary,
         hook: &Webhook,
         phase: CanaryPhase,
-    ) -> Result<(), String> {
+    ) -> Result<(), BoxError> {
         self.call_hook(canary, hook, phase)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(Into::into)
     }
 
     async fn send_event(
@@ -276,10 +277,10 @@ impl WebhookCaller for HttpWebhooks {
         hook: &Webhook,
         event: &crate::cluster::Event,
         at: Timestamp,
-    ) -> Result<(), String> {
+    ) -> Result<(), BoxError> {
         self.post_event(canary, hook, &event.message, event.event_type, at)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(Into::into)
     }
 }
 

@@ -96,7 +96,7 @@ impl MetricsProvider for SimMetrics {
         canary: &Canary,
         check: &MetricCheck,
         target: MetricTarget,
-    ) -> Result<Option<f64>, String> {
+    ) -> Result<Option<f64>, sluice_rollout::BoxError> {
         match self {
             Self::Scripted(s) => s.value(canary, check, target).await,
             Self::Prometheus(p) => p.value(canary, check, target).await,
@@ -110,7 +110,7 @@ impl MetricsProvider for SimMetrics {
         target: MetricTarget,
         window: Duration,
         step: Duration,
-    ) -> Result<Vec<f64>, String> {
+    ) -> Result<Vec<f64>, sluice_rollout::BoxError> {
         match self {
             Self::Scripted(s) => s.series(canary, check, target, window, step).await,
             Self::Prometheus(p) => p.series(canary, check, target, window, step).await,

@@ -115,7 +115,7 @@ impl MetricsProvider for ScriptedMetrics {
         _canary: &Canary,
         check: &MetricCheck,
         target: MetricTarget,
-    ) -> Result<Option<f64>, String> {
+    ) -> Result<Option<f64>, sluice_rollout::BoxError> {
         let table = match target {
             MetricTarget::Canary => &self.scenario.metrics,
             MetricTarget::Primary => &self.scenario.primary_metrics,
@@ -139,7 +139,7 @@ impl MetricsProvider for ScriptedMetrics {
         target: MetricTarget,
         _window: Duration,
         _step: Duration,
-    ) -> Result<Vec<f64>, String> {
+    ) -> Result<Vec<f64>, sluice_rollout::BoxError> {
         Ok(self
             .scripted_series(&check.name, target)
             .cloned()
@@ -160,7 +160,7 @@ impl WebhookCaller for ScriptedWebhooks {
         _canary: &Canary,
         hook: &Webhook,
         _phase: CanaryPhase,
-    ) -> Result<(), String> {
+    ) -> Result<(), sluice_rollout::BoxError> {
         let tick = self.tick.load(Ordering::SeqCst);
         match self
             .scenario
@@ -171,7 +171,8 @@ impl WebhookCaller for ScriptedWebhooks {
             Some(HookOutcome::Fail) => Err(format!(
                 "(simulated) POST {} returned 500 Internal Server Error",
                 hook.url
-            )),
+            )
+            .into()),
             _ => Ok(()),
         }
     }
@@ -182,7 +183,7 @@ impl WebhookCaller for ScriptedWebhooks {
         hook: &Webhook,
         _event: &Event,
         _at: Timestamp,
-    ) -> Result<(), String> {
+    ) -> Result<(), sluice_rollout::BoxError> {
         self.call(canary, hook, CanaryPhase::Progressing).await
     }
 }
@@ -534,37 +535,48 @@ mod tests {
         let (latency, listed, none) = (check("latency"), check("listed"), check("none"));
         let series = async |c: &MetricCheck, t| {
             let minute = Duration::from_secs(60);
-            m.series(&canary, c, t, minute * 10, minute).await
+            m.series(&canary, c, t, minute * 10, minute).await.unwrap()
         };
         assert_eq!(
             series(&latency, MetricTarget::Canary).await,
-            Ok(vec![1.0, 2.0, 3.0])
+            vec![1.0, 2.0, 3.0]
         );
         assert_eq!(
             series(&latency, MetricTarget::Primary).await,
-            Ok(vec![4.0, 5.0])
+            vec![4.0, 5.0]
         );
-        assert_eq!(series(&none, MetricTarget::Canary).await, Ok(Vec::new()));
+        assert_eq!(series(&none, MetricTarget::Canary).await, Vec::<f64>::new());
         // Not in `metrics`: the newest sample of the series.
         assert_eq!(
-            m.value(&canary, &latency, MetricTarget::Canary).await,
-            Ok(Some(3.0))
+            m.value(&canary, &latency, MetricTarget::Canary)
+                .await
+                .unwrap(),
+            Some(3.0)
         );
         assert_eq!(
-            m.value(&canary, &latency, MetricTarget::Primary).await,
-            Ok(Some(5.0))
+            m.value(&canary, &latency, MetricTarget::Primary)
+                .await
+                .unwrap(),
+            Some(5.0)
         );
         // `metrics` wins over the series.
         assert_eq!(
-            m.value(&canary, &listed, MetricTarget::Canary).await,
-            Ok(Some(7.0))
+            m.value(&canary, &listed, MetricTarget::Canary)
+                .await
+                .unwrap(),
+            Some(7.0)
         );
         // Tick 2: an empty window, so no instant value either.
         tick.store(2, Ordering::SeqCst);
-        assert_eq!(series(&latency, MetricTarget::Canary).await, Ok(Vec::new()));
         assert_eq!(
-            m.value(&canary, &latency, MetricTarget::Canary).await,
-            Ok(None)
+            series(&latency, MetricTarget::Canary).await,
+            Vec::<f64>::new()
+        );
+        assert_eq!(
+            m.value(&canary, &latency, MetricTarget::Canary)
+                .await
+                .unwrap(),
+            None
         );
     }
 }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::BoxError;
 use sluice_api::{Canary, CanaryPhase, MetricCheck, Webhook};
 use sluice_host::bindings::evaluator::{Metric, Samples, SeriesRequest, ThresholdRange, Verdict};
 use sluice_host::evaluator::{Requirements, series_points};
@@ -27,7 +28,7 @@ pub trait MetricsProvider: Send + Sync {
         canary: &Canary,
         check: &MetricCheck,
         target: MetricTarget,
-    ) -> impl Future<Output = Result<Option<f64>, String>> + Send;
+    ) -> impl Future<Output = Result<Option<f64>, BoxError>> + Send;
 
     /// The metric's values over `[now - window, now]`, one every `step`,
     /// oldest first (a Prometheus range query). Empty when the query
@@ -43,12 +44,12 @@ pub trait MetricsProvider: Send + Sync {
         _target: MetricTarget,
         _window: Duration,
         _step: Duration,
-    ) -> impl Future<Output = Result<Vec<f64>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<f64>, BoxError>> + Send {
         let reason = format!(
             "this metrics provider has no series (range queries) for {}",
             check.name
         );
-        std::future::ready(Err(reason))
+        std::future::ready(Err(reason.into()))
     }
 }
 
@@ -59,7 +60,7 @@ pub trait WebhookCaller: Send + Sync {
         canary: &Canary,
         hook: &Webhook,
         phase: CanaryPhase,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
 
     /// Sends one event to an `event` webhook (Flagger's event payload).
     fn send_event(
@@ -68,7 +69,7 @@ pub trait WebhookCaller: Send + Sync {
         hook: &Webhook,
         event: &crate::cluster::Event,
         at: jiff::Timestamp,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
 /// Checks every metric; returns one "Halt … advancement …" event message
@@ -217,7 +218,10 @@ async fn fetch_series<M: MetricsProvider>(
 ) -> Result<Vec<f64>, String> {
     let window = Duration::from_secs(request.window_seconds.into());
     let step = Duration::from_secs(request.step_seconds.into());
-    let mut values = provider.series(canary, check, target, window, step).await?;
+    let mut values = provider
+        .series(canary, check, target, window, step)
+        .await
+        .map_err(|e| e.to_string())?;
     values.retain(|v| v.is_finite());
     let keep = usize::try_from(series_points(request)).unwrap_or(usize::MAX);
     if values.len() > keep {

@@ -103,6 +103,19 @@ fn tracking_disabled(annotations: &BTreeMap<String, String>) -> bool {
         .any(|a| annotations.get(*a).is_some_and(|v| v == "disabled"))
 }
 
+/// A ConfigMap or Secret the target's pods need and cannot find.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{kind} {name}.{namespace} used by {user}.{namespace} not found; create it or mark the reference optional"
+)]
+pub struct MissingConfig {
+    pub kind: &'static str,
+    pub name: String,
+    pub namespace: String,
+    /// The Deployment whose pods reference it.
+    pub user: String,
+}
+
 /// Reads the tracked objects of `target`. The outer error is cluster I/O;
 /// the inner one says which object a non-optional reference needs and
 /// cannot find (the pods could not start).
@@ -110,7 +123,7 @@ pub async fn collect<C: Cluster>(
     cluster: &C,
     namespace: &str,
     target: &Deployment,
-) -> Result<Result<TrackedConfigs, String>> {
+) -> Result<Result<TrackedConfigs, MissingConfig>> {
     let Some(pod) = target.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
         return Ok(Ok(TrackedConfigs::default()));
     };
@@ -122,10 +135,12 @@ pub async fn collect<C: Cluster>(
                 Some(_) => {}
                 None if optional => {}
                 None => {
-                    return Ok(Err(format!(
-                        "ConfigMap {name}.{namespace} used by {}.{namespace} not found; create it or mark the reference optional",
-                        target.name_any()
-                    )));
+                    return Ok(Err(MissingConfig {
+                        kind: "ConfigMap",
+                        name,
+                        namespace: namespace.to_string(),
+                        user: target.name_any(),
+                    }));
                 }
             },
             ConfigKind::Secret => match cluster.secret(namespace, &name).await? {
@@ -133,10 +148,12 @@ pub async fn collect<C: Cluster>(
                 Some(_) => {}
                 None if optional => {}
                 None => {
-                    return Ok(Err(format!(
-                        "Secret {name}.{namespace} used by {}.{namespace} not found; create it or mark the reference optional",
-                        target.name_any()
-                    )));
+                    return Ok(Err(MissingConfig {
+                        kind: "Secret",
+                        name,
+                        namespace: namespace.to_string(),
+                        user: target.name_any(),
+                    }));
                 }
             },
         }

@@ -367,7 +367,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         t.configs = match configs::collect(&self.cluster, &t.namespace, &target).await? {
             Ok(c) => c,
             Err(why) => {
-                t.not_ready("ConfigNotFound", why);
+                t.not_ready("ConfigNotFound", why.to_string());
                 return Ok(());
             }
         };

@@ -5,8 +5,7 @@
 
 use thiserror::Error;
 
-/// Any error a cluster implementation wraps, kept as the source.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use crate::error::{BoxError, chain};
 
 #[derive(Debug, Error)]
 pub enum ClusterError {
@@ -63,22 +62,6 @@ impl ClusterError {
 
 /// The result of a cluster call.
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
-
-/// `err` and each of its sources, joined with ": ", for events and logs
-/// that show one line.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = e.source();
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

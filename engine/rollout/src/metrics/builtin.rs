@@ -95,16 +95,21 @@ pub enum Flavor {
     Envoy,
 }
 
+/// A provider without built-in metrics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "builtin metrics are not available for provider {0:?} (Sluice has gatewayapi, kubernetes and contour); use a MetricTemplate"
+)]
+pub struct UnknownProvider(pub String);
+
 impl Flavor {
     /// The flavor Flagger uses for a provider name, e.g. "gatewayapi:v1".
-    pub fn for_provider(provider: &str) -> Result<Self, String> {
+    pub fn for_provider(provider: &str) -> Result<Self, UnknownProvider> {
         let base = provider.split(':').next().unwrap_or(provider);
         match base {
             "" | "gatewayapi" | "kubernetes" => Ok(Self::Http),
             "contour" | "envoy" => Ok(Self::Envoy),
-            other => Err(format!(
-                "builtin metrics are not available for provider {other:?} (Sluice has gatewayapi, kubernetes and contour); use a MetricTemplate"
-            )),
+            other => Err(UnknownProvider(other.to_string())),
         }
     }
 }
@@ -170,7 +175,7 @@ mod tests {
         assert_eq!(Flavor::for_provider("gatewayapi"), Ok(Flavor::Http));
         assert_eq!(Flavor::for_provider("kubernetes"), Ok(Flavor::Http));
         assert_eq!(Flavor::for_provider("contour"), Ok(Flavor::Envoy));
-        let e = Flavor::for_provider("istio").unwrap_err();
+        let e = Flavor::for_provider("istio").unwrap_err().to_string();
         assert!(e.contains("MetricTemplate"), "{e}");
     }
 

@@ -8,6 +8,7 @@ pub mod builtin;
 pub mod prometheus;
 pub mod template;
 
+use crate::BoxError;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -116,7 +117,9 @@ pub enum MetricError {
     #[error("no Prometheus address for {what}: {hint}")]
     NoAddress { what: String, hint: String },
     #[error("{0}")]
-    Builtin(String),
+    NotBuiltin(String),
+    #[error(transparent)]
+    Provider(#[from] builtin::UnknownProvider),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error(transparent)]
@@ -150,9 +153,10 @@ impl<C: Cluster> PrometheusMetrics<C> {
     /// Builds the provider and its two HTTP clients (verifying TLS and,
     /// for `insecureSkipVerify` templates, not).
     pub fn new(cluster: C, settings: PrometheusSettings) -> Result<Self, MetricError> {
-        let http = http_client::client(settings.timeout, false).map_err(PrometheusError::Client)?;
-        let http_insecure =
-            http_client::client(settings.timeout, true).map_err(PrometheusError::Client)?;
+        let http = http_client::client(settings.timeout, false)
+            .map_err(|e| PrometheusError::Client(http_client::chain(&e)))?;
+        let http_insecure = http_client::client(settings.timeout, true)
+            .map_err(|e| PrometheusError::Client(http_client::chain(&e)))?;
         Ok(Self {
             cluster,
             settings,
@@ -206,14 +210,14 @@ impl<C: Cluster> PrometheusMetrics<C> {
         match &check.source {
             MetricSource::Builtin(name) => {
                 let builtin = Builtin::from_name(name).ok_or_else(|| {
-                    MetricError::Builtin(format!("{name:?} is not a builtin metric"))
+                    MetricError::NotBuiltin(format!("{name:?} is not a builtin metric"))
                 })?;
                 let provider = canary
                     .spec
                     .provider
                     .as_deref()
                     .unwrap_or(&self.settings.mesh_provider);
-                let flavor = Flavor::for_provider(provider).map_err(MetricError::Builtin)?;
+                let flavor = Flavor::for_provider(provider)?;
                 let query = template::render(&builtin.template_for(flavor, target), &model)?;
                 Ok(PreparedQuery {
                     address: self.address(
@@ -415,10 +419,10 @@ impl<C: Cluster> MetricsProvider for PrometheusMetrics<C> {
         canary: &Canary,
         check: &MetricCheck,
         target: MetricTarget,
-    ) -> Result<Option<f64>, String> {
+    ) -> Result<Option<f64>, BoxError> {
         self.measure(canary, check, target)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(Into::into)
     }
 
     async fn series(
@@ -428,9 +432,9 @@ impl<C: Cluster> MetricsProvider for PrometheusMetrics<C> {
         target: MetricTarget,
         window: Duration,
         step: Duration,
-    ) -> Result<Vec<f64>, String> {
+    ) -> Result<Vec<f64>, BoxError> {
         self.measure_series(canary, check, target, window, step)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(Into::into)
     }
 }

@@ -144,8 +144,8 @@ impl PrometheusClient {
         timeout: Duration,
         insecure_skip_verify: bool,
     ) -> Result<Self, PrometheusError> {
-        let http =
-            http_client::client(timeout, insecure_skip_verify).map_err(PrometheusError::Client)?;
+        let http = http_client::client(timeout, insecure_skip_verify)
+            .map_err(|e| PrometheusError::Client(http_client::chain(&e)))?;
         Self::with_http(http, address, credentials, timeout)
     }
 

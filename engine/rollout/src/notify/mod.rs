@@ -287,7 +287,8 @@ pub struct Notifier<C, P> {
 
 impl<C: Cluster, P: AlertProviderSource> Notifier<C, P> {
     pub fn new(cluster: C, providers: P) -> Result<Self, NotifyError> {
-        let http = http_client::client(TIMEOUT, false).map_err(NotifyError::Client)?;
+        let http = http_client::client(TIMEOUT, false)
+            .map_err(|e| NotifyError::Client(http_client::chain(&e)))?;
         Ok(Self {
             cluster,
             providers,

@@ -33,7 +33,10 @@ pub struct Fetcher {
 impl Fetcher {
     /// `insecure_registries` are registries (host:port) reached over plain
     /// HTTP, e.g. a registry inside the cluster.
-    pub fn new(timeout: Duration, insecure_registries: Vec<String>) -> Result<Self, String> {
+    pub fn new(
+        timeout: Duration,
+        insecure_registries: Vec<String>,
+    ) -> Result<Self, reqwest::Error> {
         let http = crate::http_client::client(timeout, false)?;
         let oci = OciClient::new(ClientConfig {
             protocol: if insecure_registries.is_empty() {
