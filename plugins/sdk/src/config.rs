@@ -1,35 +1,119 @@
 //! The plugin `config` string: free-form, JSON by convention.
 //!
 //! [`Config::parse`] takes the `config` field of the analysis spec or metric:
-//! an empty string means "no settings", anything else must be a JSON object,
-//! read with `serde_json`. The accessors ([`Config::get_str`],
-//! [`Config::get_f64`], [`Config::get_u32`], and [`Config::get_as`] for any
-//! `serde::Deserialize` type, derived structs included) name the setting in
-//! their errors, so a user sees which key of their config is wrong.
+//! an empty string means "no settings", anything else must be a JSON object.
+//! `serde_json` reads the text (syntax, escapes, numbers, nesting limit,
+//! error positions) straight into this module's small [`Value`], which keeps
+//! an object's members in document order.
 
-use serde::de::DeserializeOwned;
-use serde_json::Map;
+use std::fmt;
 
-/// A JSON value (`serde_json`'s).
-pub use serde_json::Value;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// The JSON type name of `value`, for error messages.
-pub fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// A JSON value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<Value>),
+    /// Members in document order; a repeated key keeps its last value.
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// Parses one JSON document (surrounding whitespace allowed).
+    pub fn parse(text: &str) -> Result<Value, String> {
+        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))
+    }
+
+    /// The member `key` of an object (the last one if repeated).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The JSON type name, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+}
+
+/// Builds a [`Value`] from whatever `serde_json` reads.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n as f64))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n as f64))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(Value::Number(n))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Vec::new();
+        while let Some(member) = map.next_entry()? {
+            members.push(member);
+        }
+        Ok(Value::Object(members))
     }
 }
 
 /// A plugin's settings: the parsed `config` string.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
-    /// A repeated key keeps its last value.
-    members: Map<String, Value>,
+    members: Vec<(String, Value)>,
 }
 
 impl Config {
@@ -39,19 +123,24 @@ impl Config {
         if config.trim().is_empty() {
             return Ok(Config::default());
         }
-        match serde_json::from_str(config) {
+        match Value::parse(config) {
             Ok(Value::Object(members)) => Ok(Config { members }),
             Ok(other) => Err(format!(
                 "invalid plugin config: expected a JSON object, got {}",
-                type_name(&other)
+                other.type_name()
             )),
-            Err(e) => Err(format!("invalid plugin config: invalid JSON: {e}")),
+            Err(e) => Err(format!("invalid plugin config: {e}")),
         }
     }
 
     /// The raw value of `key`, if present (and not `null`).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.members.get(key).filter(|v| !v.is_null())
+        self.members
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .filter(|v| !matches!(v, Value::Null))
     }
 
     /// A string setting; an error if present with another type.
@@ -59,7 +148,10 @@ impl Config {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(wrong_type(key, "a string", other)),
+            Some(other) => Err(format!(
+                "invalid plugin config: \"{key}\" must be a string, got {}",
+                other.type_name()
+            )),
         }
     }
 
@@ -67,8 +159,11 @@ impl Config {
     pub fn get_f64(&self, key: &str) -> Result<Option<f64>, String> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => Ok(n.as_f64()),
-            Some(other) => Err(wrong_type(key, "a number", other)),
+            Some(Value::Number(n)) => Ok(Some(*n)),
+            Some(other) => Err(format!(
+                "invalid plugin config: \"{key}\" must be a number, got {}",
+                other.type_name()
+            )),
         }
     }
 
@@ -85,25 +180,6 @@ impl Config {
             )),
         }
     }
-
-    /// A setting of any type `serde` can deserialize (a derived struct for
-    /// nested settings, a `Vec<String>`, an enum, …); an error naming `key`
-    /// if it does not fit.
-    pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, String> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(value) => T::deserialize(value)
-                .map(Some)
-                .map_err(|e| format!("invalid plugin config: \"{key}\": {e}")),
-        }
-    }
-}
-
-fn wrong_type(key: &str, expected: &str, got: &Value) -> String {
-    format!(
-        "invalid plugin config: \"{key}\" must be {expected}, got {}",
-        type_name(got)
-    )
 }
 
 #[cfg(test)]
@@ -112,51 +188,55 @@ mod tests {
 
     #[test]
     fn parses_documents() {
-        let c = Config::parse(
+        let v = Value::parse(
             r#" {"a": [1, -2.5e1, true, false, null], "b": {"c": "x\"\u00e9\ud83d\ude00"}} "#,
         )
         .unwrap();
         assert_eq!(
-            c.get("a"),
-            Some(&serde_json::json!([1, -25.0, true, false, null]))
+            v.get("a"),
+            Some(&Value::Array(vec![
+                Value::Number(1.0),
+                Value::Number(-25.0),
+                Value::Bool(true),
+                Value::Bool(false),
+                Value::Null
+            ]))
         );
         assert_eq!(
-            c.get("b").and_then(|b| b.get("c")),
+            v.get("b").and_then(|b| b.get("c")),
             Some(&Value::String("x\"é😀".into()))
         );
-        // A repeated key keeps its last value.
-        let c = Config::parse(r#"{"unit": "s", "unit": "ms"}"#).unwrap();
-        assert_eq!(c.get_str("unit"), Ok(Some("ms")));
+        assert_eq!(
+            Value::parse("\"héllo\"").unwrap(),
+            Value::String("héllo".into())
+        );
     }
 
     #[test]
     fn rejects_bad_json() {
         for bad in [
+            "",
             "{",
             "{\"a\"}",
             "{\"a\":}",
             "{\"a\":1,}",
-            "{\"a\":[1,]}",
-            "{\"a\":01}",
-            "{\"a\":1.}",
-            "{\"a\":-}",
-            "{\"a\":1e}",
-            "{\"a\":\"abc}",
-            "{\"a\":\"\\x\"}",
-            "{\"a\":\"\\ud800\"}",
-            "{\"a\":tru}",
+            "[1,]",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "\"abc",
+            "\"\\x\"",
+            "\"\\ud800\"",
+            "tru",
             "{} x",
             "{'a':1}",
-            "{\"a\":\"a\nb\"}",
+            "\"a\nb\"",
         ] {
-            let e = Config::parse(bad).unwrap_err();
-            assert!(
-                e.starts_with("invalid plugin config: invalid JSON: "),
-                "{bad:?}: {e}"
-            );
+            assert!(Value::parse(bad).is_err(), "{bad:?} should not parse");
         }
-        let deep = format!("{{\"a\":{}", "[".repeat(1000));
-        assert!(Config::parse(&deep).is_err());
+        let deep = "[".repeat(1000);
+        assert!(Value::parse(&deep).is_err());
     }
 
     #[test]
@@ -166,17 +246,64 @@ mod tests {
         let c = Config::parse("  \n").unwrap();
         assert_eq!(c.get_u32("firstStep"), Ok(None));
 
-        let c = Config::parse(
-            r#"{"unit": "ms", "firstStep": 5, "x": null, "f": 1.5, "w": 2.0, "big": 1e3}"#,
-        )
-        .unwrap();
+        let c = Config::parse(r#"{"unit": "ms", "firstStep": 5, "x": null, "f": 1.5}"#).unwrap();
         assert_eq!(c.get_str("unit"), Ok(Some("ms")));
         assert_eq!(c.get_u32("firstStep"), Ok(Some(5)));
-        assert_eq!(c.get_u32("w"), Ok(Some(2)));
-        assert_eq!(c.get_u32("big"), Ok(Some(1000)));
-        assert_eq!(c.get_f64("f"), Ok(Some(1.5)));
         assert_eq!(c.get_u32("x"), Ok(None));
-        assert_eq!(c.get_str("missing"), Ok(None));
+        assert!(c.get_u32("f").is_err());
+        assert!(c.get_str("firstStep").is_err());
+        assert!(c.get_u32("unit").is_err());
+
+        let c = Config::parse(r#"{"n": -1}"#).unwrap();
+        assert!(c.get_u32("n").is_err());
+
+        let e = Config::parse("[1]").unwrap_err();
+        assert!(e.contains("expected a JSON object"), "{e}");
+        let e = Config::parse("{unit: ms}").unwrap_err();
+        assert!(e.starts_with("invalid plugin config: invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn objects_keep_document_order_and_the_last_repeated_key() {
+        let v = Value::parse(r#"{"b": 1, "a": 2, "b": 3}"#).unwrap();
+        assert_eq!(
+            v,
+            Value::Object(vec![
+                ("b".into(), Value::Number(1.0)),
+                ("a".into(), Value::Number(2.0)),
+                ("b".into(), Value::Number(3.0)),
+            ])
+        );
+        assert_eq!(v.get("b"), Some(&Value::Number(3.0)));
+        let c = Config::parse(r#"{"unit": "s", "unit": "ms"}"#).unwrap();
+        assert_eq!(c.get_str("unit"), Ok(Some("ms")));
+    }
+
+    #[test]
+    fn numbers() {
+        let c = Config::parse(
+            r#"{"a": 5, "b": -3, "c": 2.0, "d": 1e3, "e": 18446744073709551616, "f": 0.5}"#,
+        )
+        .unwrap();
+        assert_eq!(c.get_u32("a"), Ok(Some(5)));
+        assert_eq!(c.get_f64("b"), Ok(Some(-3.0)));
+        assert_eq!(c.get_u32("c"), Ok(Some(2)));
+        assert_eq!(c.get_u32("d"), Ok(Some(1000)));
+        assert_eq!(c.get_f64("e"), Ok(Some(18446744073709551616.0)));
+        assert_eq!(c.get_f64("f"), Ok(Some(0.5)));
+    }
+
+    #[test]
+    fn errors_name_the_key_or_the_position() {
+        let c = Config::parse(r#"{"unit": 1, "firstStep": "5", "f": 1.5}"#).unwrap();
+        assert_eq!(
+            c.get_str("unit"),
+            Err("invalid plugin config: \"unit\" must be a string, got a number".into())
+        );
+        assert_eq!(
+            c.get_f64("firstStep"),
+            Err("invalid plugin config: \"firstStep\" must be a number, got a string".into())
+        );
         assert_eq!(
             c.get_u32("f"),
             Err(format!(
@@ -185,65 +312,12 @@ mod tests {
             ))
         );
         assert_eq!(
-            c.get_str("firstStep"),
-            Err("invalid plugin config: \"firstStep\" must be a string, got a number".into())
+            Config::parse("{\"unit\": \"ms\",\n \"x\": }").unwrap_err(),
+            "invalid plugin config: invalid JSON: expected value at line 2 column 7"
         );
         assert_eq!(
-            c.get_u32("unit"),
-            Err("invalid plugin config: \"unit\" must be a number, got a string".into())
+            Config::parse("true").unwrap_err(),
+            "invalid plugin config: expected a JSON object, got a boolean"
         );
-
-        let c = Config::parse(r#"{"n": -1, "m": 4294967296}"#).unwrap();
-        assert!(c.get_u32("n").unwrap_err().contains("\"n\""));
-        assert!(c.get_u32("m").unwrap_err().contains("\"m\""));
-
-        let e = Config::parse("[1]").unwrap_err();
-        assert_eq!(
-            e,
-            "invalid plugin config: expected a JSON object, got an array"
-        );
-        let e = Config::parse("{unit: ms}").unwrap_err();
-        assert!(e.starts_with("invalid plugin config: invalid JSON"), "{e}");
-    }
-
-    #[test]
-    fn typed_settings() {
-        #[derive(Debug, PartialEq, serde::Deserialize)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
-        struct Header {
-            name: String,
-            #[serde(default)]
-            exact_match: bool,
-        }
-
-        let c = Config::parse(
-            r#"{"header": {"name": "x-canary", "exactMatch": true}, "tags": ["a", "b"],
-                "bad": {"name": 1}, "extra": {"name": "n", "nmae": "typo"}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            c.get_as::<Header>("header"),
-            Ok(Some(Header {
-                name: "x-canary".into(),
-                exact_match: true
-            }))
-        );
-        assert_eq!(
-            c.get_as::<Vec<String>>("tags"),
-            Ok(Some(vec!["a".into(), "b".into()]))
-        );
-        assert_eq!(c.get_as::<Header>("none"), Ok(None));
-        let e = c.get_as::<Header>("bad").unwrap_err();
-        assert!(
-            e.starts_with("invalid plugin config: \"bad\": invalid type: integer `1`"),
-            "{e}"
-        );
-        let e = c.get_as::<Header>("extra").unwrap_err();
-        assert!(
-            e.starts_with("invalid plugin config: \"extra\": unknown field `nmae`"),
-            "{e}"
-        );
-        let e = c.get_as::<u8>("tags").unwrap_err();
-        assert!(e.starts_with("invalid plugin config: \"tags\": "), "{e}");
     }
 }
