@@ -176,11 +176,7 @@ impl HttpWebhooks {
         hook: &Webhook,
         payload: &T,
     ) -> Result<(), WebhookError> {
-        let client = if hook.disable_tls {
-            &self.insecure
-        } else {
-            &self.secure
-        };
+        let client = self.client_for(hook);
         let attempts = hook.retries.saturating_add(1);
         let mut wait = self.backoff;
         let mut last = None;
@@ -189,50 +185,27 @@ impl HttpWebhooks {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(MAX_BACKOFF);
             }
-            let result = client
-                .post(&hook.url)
-                .timeout(hook.timeout)
-                .json(payload)
-                .send()
-                .await;
-            let error = match result {
-                Ok(response) => {
-                    let status = response.status();
-                    if status.is_success() {
-                        return Ok(());
-                    }
-                    let body = response.text().await.unwrap_or_default();
-                    let e = WebhookError::Status {
-                        url: hook.url.clone(),
-                        status: status.to_string(),
-                        body: if body.trim().is_empty() {
-                            "(empty body)".into()
-                        } else {
-                            http_client::excerpt(&body, 200)
-                        },
-                    };
-                    let retry = status.is_server_error() && status.as_u16() != 501
-                        || status.as_u16() == 429;
-                    if !retry {
-                        return Err(e);
-                    }
-                    e
-                }
-                Err(e) if e.is_timeout() => WebhookError::Timeout {
-                    url: hook.url.clone(),
-                    timeout: hook.timeout,
-                    attempts: attempt,
-                },
-                Err(e) => WebhookError::Unreachable {
-                    url: hook.url.clone(),
-                    attempts: attempt,
-                    reason: http_client::chain(&e.without_url()),
-                },
+            let error = match post_once(client, hook, payload, attempt).await {
+                Ok(()) => return Ok(()),
+                Err(Failure {
+                    error,
+                    retry: false,
+                }) => return Err(error),
+                Err(Failure { error, retry: true }) => error,
             };
             tracing::debug!(hook = %hook.name, attempt, error = %error, "webhook attempt failed");
             last = Some(error);
         }
         Err(last.unwrap_or_else(|| WebhookError::Client("no attempt was made".into())))
+    }
+
+    /// The client for `hook`: without TLS verification for `disableTLS`.
+    fn client_for(&self, hook: &Webhook) -> &reqwest::Client {
+        if hook.disable_tls {
+            &self.insecure
+        } else {
+            &self.secure
+        }
     }
 
     /// Calls a rollout hook.
@@ -281,6 +254,78 @@ impl WebhookCaller for HttpWebhooks {
         self.post_event(canary, hook, &event.message, event.event_type, at)
             .await
             .map_err(Into::into)
+    }
+}
+
+/// A failed attempt at a webhook: why, and whether to try again.
+struct Failure {
+    error: WebhookError,
+    retry: bool,
+}
+
+/// One POST of `payload` to `hook.url` within the hook's timeout: `Ok` on
+/// a 2xx answer. Connection errors and timeouts are worth retrying;
+/// answers are as [`retryable`] says.
+async fn post_once<T: Serialize + ?Sized>(
+    client: &reqwest::Client,
+    hook: &Webhook,
+    payload: &T,
+    attempt: u32,
+) -> Result<(), Failure> {
+    let result = client
+        .post(&hook.url)
+        .timeout(hook.timeout)
+        .json(payload)
+        .send()
+        .await;
+    match result {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(status_failure(hook, response).await),
+        Err(e) => Err(Failure {
+            error: send_error(hook, e, attempt),
+            retry: true,
+        }),
+    }
+}
+
+/// A non-2xx answer as an error with (an excerpt of) its body.
+async fn status_failure(hook: &Webhook, response: reqwest::Response) -> Failure {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    Failure {
+        error: WebhookError::Status {
+            url: hook.url.clone(),
+            status: status.to_string(),
+            body: if body.trim().is_empty() {
+                "(empty body)".into()
+            } else {
+                http_client::excerpt(&body, 200)
+            },
+        },
+        retry: retryable(status),
+    }
+}
+
+/// go-retryablehttp's rule: 429 and 5xx but 501 (Not Implemented) are
+/// worth retrying.
+fn retryable(status: reqwest::StatusCode) -> bool {
+    status.is_server_error() && status.as_u16() != 501 || status.as_u16() == 429
+}
+
+/// A request that got no answer: timed out, or did not reach the hook.
+fn send_error(hook: &Webhook, e: reqwest::Error, attempt: u32) -> WebhookError {
+    if e.is_timeout() {
+        WebhookError::Timeout {
+            url: hook.url.clone(),
+            timeout: hook.timeout,
+            attempts: attempt,
+        }
+    } else {
+        WebhookError::Unreachable {
+            url: hook.url.clone(),
+            attempts: attempt,
+            reason: http_client::chain(&e.without_url()),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::cluster::Cluster;
 use crate::http_client;
 pub use builtin::{Builtin, Flavor};
 pub use prometheus::{Credentials, PrometheusClient, PrometheusError};
-use sluice_api::{Canary, MetricCheck, MetricSource};
+use sluice_api::{Canary, MetricCheck, MetricProvider, MetricSource, MetricTemplate};
 pub use template::{QueryModel, TemplateError};
 
 /// Operator-wide Prometheus settings.
@@ -206,95 +206,120 @@ impl<C: Cluster> PrometheusMetrics<C> {
         target: MetricTarget,
     ) -> Result<PreparedQuery, MetricError> {
         let model = QueryModel::new(canary, check, target);
-        let canary_server = canary.spec.metrics_server.as_deref();
         match &check.source {
-            MetricSource::Builtin(name) => {
-                let builtin = Builtin::from_name(name).ok_or_else(|| {
-                    MetricError::NotBuiltin(format!("{name:?} is not a builtin metric"))
-                })?;
-                let provider = canary
-                    .spec
-                    .provider
-                    .as_deref()
-                    .unwrap_or(&self.settings.mesh_provider);
-                let flavor = Flavor::for_provider(provider)?;
-                let query = template::render(&builtin.template_for(flavor, target), &model)?;
-                Ok(PreparedQuery {
-                    address: self.address(
-                        canary_server,
-                        &format!("builtin metric {name}"),
-                        "set the Canary's spec.metricsServer or the operator's Prometheus address",
-                    )?,
-                    query,
-                    credentials: Credentials::None,
-                    insecure_skip_verify: false,
-                    headers: Vec::new(),
-                    builtin: Some((builtin, flavor)),
-                })
-            }
-            MetricSource::Query(q) => Ok(PreparedQuery {
-                address: self.address(
-                    canary_server,
-                    &format!("metric {}", check.name),
-                    "set the Canary's spec.metricsServer or the operator's Prometheus address",
-                )?,
-                query: template::render(q, &model)?,
-                credentials: Credentials::None,
-                insecure_skip_verify: false,
-                headers: Vec::new(),
-                builtin: None,
-            }),
+            MetricSource::Builtin(name) => self.prepare_builtin(canary, name, target, &model),
+            MetricSource::Query(q) => self.prepare_inline(canary, check, q, &model),
             MetricSource::Template { name, namespace } => {
-                let template = self
-                    .cluster
-                    .metric_template(namespace, name)
-                    .await
-                    .map_err(|e| MetricError::Cluster {
-                        what: format!("MetricTemplate {namespace}/{name}"),
-                        reason: format!("{e:#}"),
-                    })?
-                    .ok_or_else(|| MetricError::TemplateNotFound {
-                        namespace: namespace.clone(),
-                        name: name.clone(),
-                    })?;
-                let provider = &template.spec.provider;
-                if let Some(t) = provider.provider_type.as_deref()
-                    && !t.is_empty()
-                    && t != "prometheus"
-                {
-                    return Err(MetricError::UnsupportedProvider {
-                        namespace: namespace.clone(),
-                        template: name.clone(),
-                        provider: t.to_string(),
-                    });
-                }
-                let address = self.address(
-                    provider.address.as_deref(),
-                    &format!("MetricTemplate {namespace}/{name}"),
-                    "set spec.provider.address or the operator's Prometheus address",
-                )?;
-                let overridden = self.settings.override_address.is_some();
-                let credentials = match (&provider.secret_ref, overridden) {
-                    (Some(secret), false) => {
-                        self.credentials(namespace, name, &secret.name).await?
-                    }
-                    _ => Credentials::None,
-                };
-                let headers = provider
-                    .headers
-                    .iter()
-                    .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
-                    .collect();
-                Ok(PreparedQuery {
-                    address,
-                    query: template::render(&template.spec.query, &model)?,
-                    credentials,
-                    insecure_skip_verify: provider.insecure_skip_verify && !overridden,
-                    headers,
-                    builtin: None,
-                })
+                self.prepare_template(namespace, name, &model).await
             }
         }
+    }
+
+    /// One of Flagger's built-in metrics, in the flavour of the Canary's
+    /// provider (or the operator's mesh provider), on the Canary's server.
+    fn prepare_builtin(
+        &self,
+        canary: &Canary,
+        name: &str,
+        target: MetricTarget,
+        model: &QueryModel,
+    ) -> Result<PreparedQuery, MetricError> {
+        let builtin = Builtin::from_name(name)
+            .ok_or_else(|| MetricError::NotBuiltin(format!("{name:?} is not a builtin metric")))?;
+        let provider = canary
+            .spec
+            .provider
+            .as_deref()
+            .unwrap_or(&self.settings.mesh_provider);
+        let flavor = Flavor::for_provider(provider)?;
+        let query = template::render(&builtin.template_for(flavor, target), model)?;
+        Ok(PreparedQuery {
+            address: self.canary_address(canary, &format!("builtin metric {name}"))?,
+            query,
+            credentials: Credentials::None,
+            insecure_skip_verify: false,
+            headers: Vec::new(),
+            builtin: Some((builtin, flavor)),
+        })
+    }
+
+    /// A check's inline `query`, on the Canary's server.
+    fn prepare_inline(
+        &self,
+        canary: &Canary,
+        check: &MetricCheck,
+        query: &str,
+        model: &QueryModel,
+    ) -> Result<PreparedQuery, MetricError> {
+        Ok(PreparedQuery {
+            address: self.canary_address(canary, &format!("metric {}", check.name))?,
+            query: template::render(query, model)?,
+            credentials: Credentials::None,
+            insecure_skip_verify: false,
+            headers: Vec::new(),
+            builtin: None,
+        })
+    }
+
+    /// The server of queries that name none: the Canary's
+    /// `spec.metricsServer`, or the operator's (see [`Self::address`]).
+    fn canary_address(&self, canary: &Canary, what: &str) -> Result<String, MetricError> {
+        self.address(
+            canary.spec.metrics_server.as_deref(),
+            what,
+            "set the Canary's spec.metricsServer or the operator's Prometheus address",
+        )
+    }
+
+    /// MetricTemplate `namespace/name`'s query, on its server with its
+    /// credentials, TLS setting and headers; with an override address,
+    /// neither credentials nor `insecureSkipVerify` apply.
+    async fn prepare_template(
+        &self,
+        namespace: &str,
+        name: &str,
+        model: &QueryModel,
+    ) -> Result<PreparedQuery, MetricError> {
+        let template = self.metric_template(namespace, name).await?;
+        let provider = &template.spec.provider;
+        check_provider_type(namespace, name, provider)?;
+        let address = self.address(
+            provider.address.as_deref(),
+            &format!("MetricTemplate {namespace}/{name}"),
+            "set spec.provider.address or the operator's Prometheus address",
+        )?;
+        let overridden = self.settings.override_address.is_some();
+        let credentials = match (&provider.secret_ref, overridden) {
+            (Some(secret), false) => self.credentials(namespace, name, &secret.name).await?,
+            _ => Credentials::None,
+        };
+        Ok(PreparedQuery {
+            address,
+            query: template::render(&template.spec.query, model)?,
+            credentials,
+            insecure_skip_verify: provider.insecure_skip_verify && !overridden,
+            headers: header_pairs(provider),
+            builtin: None,
+        })
+    }
+
+    /// MetricTemplate `namespace/name`, which must exist.
+    async fn metric_template(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<MetricTemplate, MetricError> {
+        self.cluster
+            .metric_template(namespace, name)
+            .await
+            .map_err(|e| MetricError::Cluster {
+                what: format!("MetricTemplate {namespace}/{name}"),
+                reason: format!("{e:#}"),
+            })?
+            .ok_or_else(|| MetricError::TemplateNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
     }
 
     /// Flagger's rule: a `token` means bearer auth, otherwise `username`
@@ -390,6 +415,32 @@ impl<C: Cluster> PrometheusMetrics<C> {
             None => values,
         })
     }
+}
+
+/// Refuses a MetricTemplate whose provider type is set to anything but
+/// "prometheus".
+fn check_provider_type(
+    namespace: &str,
+    template: &str,
+    provider: &MetricProvider,
+) -> Result<(), MetricError> {
+    match provider.provider_type.as_deref() {
+        Some(t) if !t.is_empty() && t != "prometheus" => Err(MetricError::UnsupportedProvider {
+            namespace: namespace.into(),
+            template: template.into(),
+            provider: t.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A template's `headers` as name/value pairs, one per value.
+fn header_pairs(provider: &MetricProvider) -> Vec<(String, String)> {
+    provider
+        .headers
+        .iter()
+        .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+        .collect()
 }
 
 /// A Secret's values as text: `stringData` (as written) over `data`.

@@ -311,13 +311,43 @@ impl<C: Cluster, P: AlertProviderSource> Notifier<C, P> {
         namespace: &str,
         name: &str,
     ) -> Result<ResolvedProvider, NotifyError> {
-        let invalid = |reason: String| NotifyError::InvalidProvider {
-            namespace: namespace.into(),
-            name: name.into(),
-            reason,
+        let invalid = |reason: String| invalid_provider(namespace, name, reason);
+        let p = self.alert_provider(namespace, name).await?;
+        let kind = ProviderKind::parse(&p.spec.provider_type).ok_or_else(|| {
+            invalid(format!(
+                "type {:?} is not supported; use slack, msteams, discord or generic",
+                p.spec.provider_type
+            ))
+        })?;
+        let (url, token) = match &p.spec.secret_ref {
+            Some(secret_ref) => {
+                self.secret_address(namespace, name, &secret_ref.name)
+                    .await?
+            }
+            None => (p.spec.address.clone().unwrap_or_default(), None),
         };
-        let p = self
-            .providers
+        if !is_http_url(&url) {
+            return Err(invalid(
+                "no valid http(s) address: set spec.address or an \"address\" key in the secretRef's Secret".into(),
+            ));
+        }
+        Ok(ResolvedProvider {
+            kind,
+            url,
+            token,
+            channel: setting_or(&p.spec.channel, "general"),
+            username: setting_or(&p.spec.username, "sluice"),
+            proxy: p.spec.proxy.clone().filter(|p| !p.is_empty()),
+        })
+    }
+
+    /// AlertProvider `namespace/name`, which must exist.
+    async fn alert_provider(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<AlertProvider, NotifyError> {
+        self.providers
             .alert_provider(namespace, name)
             .await
             .map_err(|e| NotifyError::Cluster {
@@ -327,62 +357,34 @@ impl<C: Cluster, P: AlertProviderSource> Notifier<C, P> {
             .ok_or_else(|| NotifyError::ProviderNotFound {
                 namespace: namespace.into(),
                 name: name.into(),
-            })?;
-        let kind = ProviderKind::parse(&p.spec.provider_type).ok_or_else(|| {
+            })
+    }
+
+    /// The `address` (required) and `token` (optional) of Secret
+    /// `namespace/secret`, which AlertProvider `name` refers to.
+    async fn secret_address(
+        &self,
+        namespace: &str,
+        name: &str,
+        secret: &str,
+    ) -> Result<(String, Option<String>), NotifyError> {
+        let invalid = |reason: String| invalid_provider(namespace, name, reason);
+        let s = self
+            .cluster
+            .secret(namespace, secret)
+            .await
+            .map_err(|e| NotifyError::Cluster {
+                what: format!("secret {namespace}/{secret}"),
+                reason: format!("{e:#}"),
+            })?
+            .ok_or_else(|| invalid(format!("secret {namespace}/{secret} not found")))?;
+        let data = secret_data(&s);
+        let url = data.get("address").cloned().ok_or_else(|| {
             invalid(format!(
-                "type {:?} is not supported; use slack, msteams, discord or generic",
-                p.spec.provider_type
+                "secret {namespace}/{secret} has no \"address\" key"
             ))
         })?;
-        let mut url = p.spec.address.clone().unwrap_or_default();
-        let mut token = None;
-        if let Some(secret_ref) = &p.spec.secret_ref {
-            let secret = self
-                .cluster
-                .secret(namespace, &secret_ref.name)
-                .await
-                .map_err(|e| NotifyError::Cluster {
-                    what: format!("secret {namespace}/{}", secret_ref.name),
-                    reason: format!("{e:#}"),
-                })?
-                .ok_or_else(|| {
-                    invalid(format!("secret {namespace}/{} not found", secret_ref.name))
-                })?;
-            let data = secret_data(&secret);
-            url = data.get("address").cloned().ok_or_else(|| {
-                invalid(format!(
-                    "secret {namespace}/{} has no \"address\" key",
-                    secret_ref.name
-                ))
-            })?;
-            token = data.get("token").cloned();
-        }
-        match url::Url::parse(&url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => {
-                return Err(invalid(
-                    "no valid http(s) address: set spec.address or an \"address\" key in the secretRef's Secret".into(),
-                ));
-            }
-        }
-        Ok(ResolvedProvider {
-            kind,
-            url,
-            token,
-            channel: p
-                .spec
-                .channel
-                .clone()
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| "general".into()),
-            username: p
-                .spec
-                .username
-                .clone()
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| "sluice".into()),
-            proxy: p.spec.proxy.clone().filter(|p| !p.is_empty()),
-        })
+        Ok((url, data.get("token").cloned()))
     }
 
     /// Posts `alert` to one provider.
@@ -457,6 +459,28 @@ impl<C: Cluster, P: AlertProviderSource> Notifier<C, P> {
         }
         out
     }
+}
+
+/// AlertProvider `namespace/name` is unusable, for `reason`.
+fn invalid_provider(namespace: &str, name: &str, reason: String) -> NotifyError {
+    NotifyError::InvalidProvider {
+        namespace: namespace.into(),
+        name: name.into(),
+        reason,
+    }
+}
+
+/// Whether `url` parses as an http or https URL.
+fn is_http_url(url: &str) -> bool {
+    matches!(url::Url::parse(url), Ok(u) if u.scheme() == "http" || u.scheme() == "https")
+}
+
+/// An optional provider setting, or `default` when unset or empty.
+fn setting_or(value: &Option<String>, default: &str) -> String {
+    value
+        .clone()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.into())
 }
 
 #[cfg(test)]
