@@ -1,117 +1,163 @@
-//! Leader election against a fake Lease API that behaves like the API
-//! server for one Lease (get, create, merge patch): of two replicas only one
-//! leads; when the leader stops renewing, the other takes over after the
-//! lease runs out.
+//! Leader election against the API server double (real kube-rs requests,
+//! Lease `resourceVersion` preconditions answered with 409): two replicas
+//! never lead at the same moment, a killed leader is replaced only after
+//! its Lease runs out, a leader that cannot renew stops writing within the
+//! renew deadline, and one whose Lease was taken over stops at once.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use http::{Method, Request, Response, StatusCode};
-use kube::Client;
-use kube::client::Body;
-use serde_json::{Value, json};
-use sluice_operator::leader::{self, Election};
-use tokio::sync::watch;
-use tower_test::mock;
+use k8s_openapi::api::coordination::v1::Lease;
+use sluice_kube_double::{ApiServer, Fault};
+use sluice_operator::leader::{self, Candidate, Election, Fence, Leadership};
 
-const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/sluice-system/leases/sluice-leader";
+const NAMESPACE: &str = "sluice-system";
+const LEASE: &str = "sluice-leader";
 
-/// Merges `patch` into `target` (JSON merge patch, RFC 7386).
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
+fn election(id: &str) -> Election {
+    Election {
+        lease_duration: Duration::from_millis(1500),
+        renew_deadline: Duration::from_millis(1000),
+        retry_period: Duration::from_millis(100),
+        ..Election::new(NAMESPACE, LEASE, id)
     }
 }
 
-/// A client whose requests are answered from the shared `lease`.
-fn client(lease: Arc<Mutex<Option<Value>>>) -> Client {
-    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let (method, path) = (request.method().clone(), request.uri().path().to_string());
-            let body = request.into_body().collect_bytes().await.unwrap();
-            let mut stored = lease.lock().unwrap();
-            let (status, answer) = match method {
-                Method::GET if path == PATH => match stored.as_ref() {
-                    Some(l) => (StatusCode::OK, l.clone()),
-                    None => (
-                        StatusCode::NOT_FOUND,
-                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                               "reason": "NotFound", "code": 404, "message": "not found"}),
-                    ),
-                },
-                Method::POST => {
-                    let mut created: Value = serde_json::from_slice(&body).unwrap();
-                    created["metadata"]["namespace"] = json!("sluice-system");
-                    *stored = Some(created.clone());
-                    (StatusCode::CREATED, created)
-                }
-                Method::PATCH if path == PATH => {
-                    let patch: Value = serde_json::from_slice(&body).unwrap();
-                    let current = stored.get_or_insert_with(|| json!({}));
-                    merge(current, &patch);
-                    (StatusCode::OK, current.clone())
-                }
-                _ => (StatusCode::METHOD_NOT_ALLOWED, json!({})),
-            };
-            let response = Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                .unwrap();
-            send.send_response(response);
-        }
-    });
-    Client::new(service, "default")
+fn candidate(server: &ApiServer, id: &str) -> Candidate {
+    let election = election(id);
+    election.check().expect("valid timings");
+    leader::spawn(server.client().expect("client"), election)
 }
 
-fn replica(lease: &Arc<Mutex<Option<Value>>>, id: &str) -> watch::Receiver<bool> {
-    leader::spawn(
-        client(Arc::clone(lease)),
-        Election {
-            namespace: "sluice-system".into(),
-            lease_name: "sluice-leader".into(),
-            holder_id: id.into(),
-            lease_ttl: Duration::from_secs(3),
-        },
-    )
+/// Samples the fences every 5 ms for `time`; fails if two are ever open at
+/// once. Returns how many samples each fence was open.
+async fn never_two_leaders(fences: &[&Fence], time: Duration) -> Vec<usize> {
+    let mut open = vec![0; fences.len()];
+    let end = Instant::now() + time;
+    while Instant::now() < end {
+        let now: Vec<bool> = fences.iter().map(|f| f.is_leading()).collect();
+        assert!(
+            now.iter().filter(|l| **l).count() <= 1,
+            "two replicas may write at once: {now:?}"
+        );
+        for (n, l) in open.iter_mut().zip(&now) {
+            *n += usize::from(*l);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    open
+}
+
+fn holder(server: &ApiServer) -> (Option<String>, Option<i32>) {
+    let lease: Lease = server
+        .get(NAMESPACE, LEASE)
+        .expect("read")
+        .expect("the lease exists");
+    let spec = lease.spec.expect("spec");
+    (spec.holder_identity, spec.lease_transitions)
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn only_one_replica_leads_and_the_other_takes_over_when_it_stops() {
-    let lease = Arc::new(Mutex::new(None));
-    let mut a = replica(&lease, "sluice-a");
-    leader::acquired(&mut a).await.unwrap();
-    let b = replica(&lease, "sluice-b");
-
-    // While a renews, b never leads.
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(*a.borrow(), "a keeps the lease");
-        assert!(!*b.borrow(), "b must not lead while a does");
-    }
-    assert_eq!(
-        lease.lock().unwrap().as_ref().unwrap()["spec"]["holderIdentity"],
-        "sluice-a"
+async fn racing_replicas_never_both_lead_and_a_killed_leader_is_replaced_after_its_lease() {
+    let server = ApiServer::start().await.expect("server");
+    let (a, b) = (
+        candidate(&server, "sluice-a"),
+        candidate(&server, "sluice-b"),
+    );
+    let open = never_two_leaders(&[&a.fence, &b.fence], Duration::from_millis(1500)).await;
+    assert!(
+        open[0] + open[1] > 0,
+        "one of the two leads after 1.5 s: {open:?}"
+    );
+    let (winner, loser, winner_id) = if a.fence.is_leading() {
+        (a, b, "sluice-a")
+    } else {
+        (b, a, "sluice-b")
+    };
+    assert_eq!(*winner.leadership.borrow(), Leadership::Leading);
+    assert_eq!(*loser.leadership.borrow(), Leadership::Standby);
+    assert_eq!(holder(&server), (Some(winner_id.into()), Some(0)));
+    // Every Lease write carried the resourceVersion it was based on.
+    let writes: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.uri.contains("/leases/"))
+        .collect();
+    assert!(!writes.is_empty(), "the leader renews with PUT");
+    assert!(
+        writes
+            .iter()
+            .all(|r| r.body.contains("\"resourceVersion\"")),
+        "a renew without a resourceVersion precondition: {writes:?}"
     );
 
-    // a stops (its receiver goes, its task stops renewing): b takes over
-    // once the lease has run out, and not before.
-    drop(a);
-    let mut b = b;
-    tokio::time::timeout(Duration::from_secs(10), leader::acquired(&mut b))
+    // Kill the leader (its task stops, the Lease is not released) and keep
+    // its fence, as a process that still runs its last reconcile would.
+    let dead_fence = winner.fence.clone();
+    let killed = Instant::now();
+    drop(winner);
+    let open = never_two_leaders(&[&dead_fence, &loser.fence], Duration::from_millis(2500)).await;
+    assert!(open[1] > 0, "the standby takes over");
+    let mut loser = loser;
+    assert!(leader::acquired(&mut loser.leadership).await);
+    assert!(
+        killed.elapsed() >= Duration::from_millis(1500),
+        "not before the lease ran out"
+    );
+    let (now_holder, transitions) = holder(&server);
+    assert_ne!(now_holder.as_deref(), Some(winner_id));
+    assert_eq!(transitions, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_that_cannot_renew_stops_writing_within_the_renew_deadline() {
+    let server = ApiServer::start().await.expect("server");
+    let mut a = candidate(&server, "sluice-a");
+    assert!(leader::acquired(&mut a.leadership).await);
+    // Every Lease write fails from now on.
+    server.inject(Fault::internal("leases").times(usize::MAX));
+    let failing = Instant::now();
+    let mut leadership = a.leadership.clone();
+    tokio::time::timeout(Duration::from_secs(3), leader::lost(leadership.clone()))
         .await
-        .expect("b takes over")
-        .unwrap();
-    let held = lease.lock().unwrap().clone().unwrap();
-    assert_eq!(held["spec"]["holderIdentity"], "sluice-b");
-    assert_eq!(held["spec"]["leaseTransitions"], 1);
+        .expect("leadership is lost after the renew deadline");
+    assert!(!a.fence.is_leading(), "the fence is closed");
+    assert!(
+        failing.elapsed() <= Duration::from_millis(1000 + 300),
+        "lost within the renew deadline (1 s) and one retry: {:?}",
+        failing.elapsed()
+    );
+    // Lost for good: it never leads again, even once the server recovers.
+    server.clear_faults();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(*leadership.borrow_and_update(), Leadership::Lost);
+    assert!(!a.fence.is_leading());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_whose_lease_was_taken_over_stops_at_once() {
+    let server = ApiServer::start().await.expect("server");
+    let mut a = candidate(&server, "sluice-a");
+    assert!(leader::acquired(&mut a.leadership).await);
+    let mut lease: Lease = server.get(NAMESPACE, LEASE).unwrap().unwrap();
+    lease.spec.as_mut().unwrap().holder_identity = Some("intruder".into());
+    server.put(&lease).expect("another holder writes the lease");
+    tokio::time::timeout(
+        Duration::from_millis(500),
+        leader::lost(a.leadership.clone()),
+    )
+    .await
+    .expect("lost at the next renew");
+    assert!(!a.fence.is_leading());
+    assert_eq!(holder(&server).0.as_deref(), Some("intruder"));
+}
+
+#[test]
+fn timings_that_would_let_two_replicas_lead_are_refused() {
+    let mut e = Election::new(NAMESPACE, LEASE, "a");
+    assert!(e.check().is_ok(), "client-go's defaults");
+    e.renew_deadline = e.lease_duration;
+    assert!(e.check().unwrap_err().contains("lease duration"));
+    e = Election::new(NAMESPACE, LEASE, "a");
+    e.retry_period = e.renew_deadline;
+    assert!(e.check().unwrap_err().contains("retry period"));
 }

@@ -17,6 +17,7 @@ mod guest_plugins;
 mod kube_cluster;
 mod leader;
 mod notify;
+mod operator;
 mod plugin_host;
 mod prometheus;
 mod registration;

@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use sluice_rollout::router::HttpRoute;
 
+use crate::leader::Fence;
 use sluice_api::{AlertProvider, Canary, CanaryStatus, MetricTemplate};
 use sluice_rollout::cluster::{Cluster, ClusterError, Event, EventType, Result};
 
@@ -124,9 +125,13 @@ pub const RBAC_RULES: &[RbacRule] = &[
     // The Recorder creates an event, then patches it into a series when
     // the same event repeats.
     rule("events.k8s.io", "events", &["create", "patch"]),
-    // Leader election (kube-leader-election: read, create, then renew or
-    // take over by patch).
-    rule("coordination.k8s.io", "leases", &["get", "create", "patch"]),
+    // Leader election (`leader`: read, create, then renew or take over by
+    // a replace carrying the resourceVersion read).
+    rule(
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "update"],
+    ),
 ];
 
 /// The error of `action` that kube-rs answered with `err`: a 409 is a
@@ -155,7 +160,9 @@ pub fn is_retryable(err: &ClusterError) -> bool {
             Some(::kube::Error::HyperError(_) | ::kube::Error::Service(_)) => true,
             _ => false,
         },
-        ClusterError::NotFound { .. } | ClusterError::Invalid { .. } => false,
+        ClusterError::NotFound { .. }
+        | ClusterError::Invalid { .. }
+        | ClusterError::NotLeader { .. } => false,
     }
 }
 
@@ -166,6 +173,8 @@ pub struct KubeCluster {
     client: Client,
     field_manager: String,
     recorder: Recorder,
+    /// Writes are sent only while this says so (leader election).
+    fence: Fence,
 }
 
 impl KubeCluster {
@@ -177,6 +186,23 @@ impl KubeCluster {
             client,
             field_manager: DEFAULT_FIELD_MANAGER.to_string(),
             recorder,
+            fence: Fence::open(),
+        }
+    }
+
+    /// Writes only while `fence` says this replica leads: a replica that
+    /// lost its Lease (or whose renew hangs) stops writing at once.
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// `Err(NotLeader)` unless this replica may write now.
+    fn may_write(&self, action: impl FnOnce() -> String) -> Result<()> {
+        if self.fence.is_leading() {
+            Ok(())
+        } else {
+            Err(ClusterError::NotLeader { action: action() })
         }
     }
 
@@ -250,6 +276,7 @@ impl KubeCluster {
             .clone()
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
         let action = || format!("applying {kind} {namespace}/{name}");
+        self.may_write(action)?;
         let body =
             apply_body(object, &namespace).map_err(|why| ClusterError::invalid(action(), why))?;
         let params = PatchParams::apply(&self.field_manager).force();
@@ -390,6 +417,7 @@ impl Cluster for KubeCluster {
             field_manager: Some(self.field_manager.clone()),
             ..PatchParams::default()
         };
+        self.may_write(|| format!("scaling Deployment {namespace}/{name} to {replicas}"))?;
         let patch = serde_json::json!({ "spec": { "replicas": replicas } });
         self.api::<Deployment>(namespace)
             .patch(name, &params, &Patch::Merge(&patch))
@@ -450,6 +478,7 @@ impl Cluster for KubeCluster {
     async fn update_canary_status(&self, canary: &Canary, status: &CanaryStatus) -> Result<()> {
         let namespace = namespace_of(canary);
         let name = canary.name_any();
+        self.may_write(|| format!("writing the status of Canary {namespace}/{name}"))?;
         let body = status_patch(canary, status)?;
         let params = PatchParams::apply(&self.field_manager).force();
         self.api::<Canary>(&namespace)
@@ -465,6 +494,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn publish_event(&self, canary: &Canary, event: &Event) -> Result<()> {
+        self.may_write(|| format!("publishing event {:?}", event.message))?;
         let mut regarding = canary.object_ref(&());
         if regarding.namespace.is_none() {
             regarding.namespace = Some(DEFAULT_NAMESPACE.to_string());
@@ -492,6 +522,7 @@ impl sluice_rollout::registration::PluginStatusWriter for KubeCluster {
         plugin: &sluice_api::RolloutPlugin,
         status: &sluice_api::RolloutPluginStatus,
     ) -> Result<()> {
+        self.may_write(|| format!("writing the status of RolloutPlugin {}", plugin.name_any()))?;
         let api: Api<sluice_api::RolloutPlugin> = Api::all(self.client().clone());
         let body = serde_json::json!({
             "apiVersion": "sluice.dev/v1beta1",

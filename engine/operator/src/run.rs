@@ -19,6 +19,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
 
 use super::reconcile::{Cleanup, Context, finalize, key, reconcile_canary};
 use super::server::{self, Endpoints};
@@ -64,6 +65,17 @@ pub struct RunArgs {
     pub lease_namespace: String,
     #[arg(long, default_value = "sluice-leader")]
     pub lease_name: String,
+    /// How long a standby waits after the Lease last changed before taking
+    /// it over.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// How long the leader retries a failed renew before it stops every
+    /// controller and exits (shorter than the lease duration).
+    #[arg(long, default_value_t = 10)]
+    pub renew_deadline_seconds: u64,
+    /// How often the Lease is tried or renewed.
+    #[arg(long, default_value_t = 2)]
+    pub retry_period_seconds: u64,
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub holder_id: Option<String>,
@@ -280,102 +292,210 @@ where
     }
 }
 
-/// Runs the operator until SIGINT/SIGTERM (or until leadership is lost).
+/// The engine and its collaborators, built from the arguments.
+struct Parts {
+    ctx: Arc<KubeContext>,
+    registrar: Arc<PluginContext>,
+}
+
+impl Parts {
+    fn build(args: &RunArgs, cluster: KubeCluster) -> Result<Self> {
+        let cache = args
+            .plugin_cache
+            .clone()
+            .map(ArtifactCache::new)
+            .transpose()
+            .context("opening the plugin cache")?;
+        let host = PluginHost::new(cache)?;
+        let limits = Limits {
+            time_budget: Duration::from_millis(args.plugin_timeout_ms),
+            memory_bytes: args.plugin_memory_mib * 1024 * 1024,
+        };
+        let registry = PluginRegistry::with_builtins_limited(host, limits)
+            .map_err(|f| anyhow::anyhow!("{f}"))
+            .context("loading the built-in plugins")?;
+        let metrics = PrometheusMetrics::new(
+            cluster.clone(),
+            PrometheusSettings {
+                default_address: Some(args.prometheus.clone()),
+                ..Default::default()
+            },
+        )
+        .context("configuring Prometheus")?;
+        let webhooks = HttpWebhooks::new().context("configuring the webhook client")?;
+        let notifier = notifier(args, cluster.clone())?;
+        let fetcher = Fetcher::new(Duration::from_secs(60), args.insecure_registries.clone())
+            .context("configuring the plugin fetcher")?;
+        let registrar = Arc::new(Registrar::new(cluster.clone(), registry.clone(), fetcher));
+        let ctx = Arc::new(
+            Context::new(Analyzer::new(cluster, metrics, webhooks, registry))
+                .with_alerts(Arc::new(notifier)),
+        );
+        Ok(Self { ctx, registrar })
+    }
+}
+
+/// The leader election the arguments ask for, or `None`.
+fn election(args: &RunArgs) -> Result<Option<leader::Election>> {
+    if !args.leader_election {
+        return Ok(None);
+    }
+    let holder_id = args
+        .holder_id
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "sluice".into());
+    let election = leader::Election {
+        lease_duration: Duration::from_secs(args.lease_duration_seconds),
+        renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
+        retry_period: Duration::from_secs(args.retry_period_seconds),
+        ..leader::Election::new(&args.lease_namespace, &args.lease_name, &holder_id)
+    };
+    election.check().map_err(|why| {
+        anyhow::anyhow!(
+            "--lease-duration-seconds, --renew-deadline-seconds, --retry-period-seconds: {why}"
+        )
+    })?;
+    Ok(Some(election))
+}
+
+/// Why the controllers stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Running,
+    Signal,
+    LostLease,
+}
+
+/// Sets `stop` on SIGINT/SIGTERM or when the Lease is lost; readiness
+/// turns false at once.
+fn watch_for_stop(
+    leadership: Option<watch::Receiver<leader::Leadership>>,
+    ready: Arc<AtomicBool>,
+) -> watch::Receiver<Stop> {
+    let (tx, rx) = watch::channel(Stop::Running);
+    tokio::spawn(async move {
+        let lost = async move {
+            match leadership {
+                Some(rx) => leader::lost(rx).await,
+                None => std::future::pending().await,
+            }
+        };
+        let why = tokio::select! {
+            _ = shutdown_signal() => Stop::Signal,
+            _ = lost => Stop::LostLease,
+        };
+        ready.store(false, Ordering::Relaxed);
+        if why == Stop::LostLease {
+            tracing::error!("lost the leader election lease; stopping every controller");
+        }
+        let _ = tx.send(why);
+    });
+    rx
+}
+
+/// Resolves once `stop` leaves `Running`.
+async fn stopped(mut stop: watch::Receiver<Stop>) {
+    let _ = stop.wait_for(|s| *s != Stop::Running).await;
+}
+
+/// Runs the operator until SIGINT/SIGTERM, or until the Lease is lost
+/// (then it exits non-zero, to stand by again after its restart).
 pub async fn run(args: RunArgs) -> Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
-    let cache = args
-        .plugin_cache
-        .clone()
-        .map(ArtifactCache::new)
-        .transpose()
-        .context("opening the plugin cache")?;
-    let host = PluginHost::new(cache)?;
-    let limits = Limits {
-        time_budget: Duration::from_millis(args.plugin_timeout_ms),
-        memory_bytes: args.plugin_memory_mib * 1024 * 1024,
-    };
-    let registry = PluginRegistry::with_builtins_limited(host, limits)
-        .map_err(|f| anyhow::anyhow!("{f}"))
-        .context("loading the built-in plugins")?;
-    let cluster = KubeCluster::new(client.clone());
-    let metrics = PrometheusMetrics::new(
-        cluster.clone(),
-        PrometheusSettings {
-            default_address: Some(args.prometheus.clone()),
-            ..Default::default()
-        },
-    )
-    .context("configuring Prometheus")?;
-    let webhooks = HttpWebhooks::new().context("configuring the webhook client")?;
-    let notifier = notifier(&args, cluster.clone())?;
-    let fetcher = Fetcher::new(Duration::from_secs(60), args.insecure_registries.clone())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let registrar = Arc::new(Registrar::new(cluster.clone(), registry.clone(), fetcher));
-    let ctx = Arc::new(
-        Context::new(Analyzer::new(cluster, metrics, webhooks, registry))
-            .with_alerts(Arc::new(notifier)),
-    );
+    let election = election(&args)?;
     let ready = Arc::new(AtomicBool::new(false));
+    let candidate = election.map(|e| leader::spawn(client.clone(), e));
+    let leadership = candidate.as_ref().map(|c| c.leadership.clone());
+    let fence = candidate
+        .as_ref()
+        .map_or_else(leader::Fence::open, |c| c.fence.clone());
+    let cluster = KubeCluster::new(client.clone()).with_fence(fence);
+    let parts = Parts::build(&args, cluster)?;
     let endpoints = Endpoints {
-        telemetry: Arc::clone(&ctx.telemetry) as Arc<Telemetry>,
+        telemetry: Arc::clone(&parts.ctx.telemetry) as Arc<Telemetry>,
         ready: Arc::clone(&ready),
     };
-    let server = tokio::spawn(server::serve(args.listen, endpoints, shutdown_signal()));
-
-    let mut leadership = None;
-    if args.leader_election {
-        let holder_id = args
-            .holder_id
-            .clone()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "sluice".into());
-        let mut rx = leader::spawn(
-            client.clone(),
-            leader::Election {
-                namespace: args.lease_namespace.clone(),
-                lease_name: args.lease_name.clone(),
-                holder_id,
-                lease_ttl: Duration::from_secs(15),
-            },
-        );
+    let stop = watch_for_stop(leadership.clone(), Arc::clone(&ready));
+    let server = tokio::spawn(server::serve(args.listen, endpoints, stopped(stop.clone())));
+    if let Some(mut rx) = leadership {
         // A standby is ready: it serves its probes and waits.
         ready.store(true, Ordering::Relaxed);
         tracing::info!(lease = %args.lease_name, "waiting for leadership");
-        leader::acquired(&mut rx).await?;
-        tracing::info!("leading");
-        leadership = Some(rx);
+        tokio::select! {
+            leading = leader::acquired(&mut rx) => {
+                if !leading {
+                    anyhow::bail!("the leader election stopped");
+                }
+            }
+            _ = stopped(stop.clone()) => return Ok(()),
+        }
     }
+    run_controllers(&args, &client, parts, stop.clone(), &ready).await;
+    ready.store(false, Ordering::Relaxed);
+    server.abort();
+    if *stop.borrow() == Stop::LostLease {
+        anyhow::bail!("lost the leader election lease");
+    }
+    Ok(())
+}
 
-    let canaries: Api<Canary> = api(&client, &args.namespace);
+/// The Canary and RolloutPlugin controllers, until `stop`.
+async fn run_controllers(
+    args: &RunArgs,
+    client: &Client,
+    parts: Parts,
+    stop: watch::Receiver<Stop>,
+    ready: &AtomicBool,
+) {
+    let canaries = canary_controller(args, client).graceful_shutdown_on(stopped(stop.clone()));
+    // RolloutPlugins: loaded into the registry the Canaries' analyzer reads,
+    // so an update takes effect at the next tick.
+    let plugins = Controller::new(
+        Api::<RolloutPlugin>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(stopped(stop))
+    .run(reconcile_plugin, plugin_error_policy, parts.registrar)
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "plugin controller");
+        }
+    });
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(namespace = ?args.namespace, "sluice operator running");
+    let canaries = canaries
+        .run(reconcile, error_policy, parts.ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller");
+            }
+        });
+    futures::future::join(plugins, canaries).await;
+}
+
+/// The Canary controller: woken by its Canaries, their target Deployments,
+/// the ConfigMaps and Secrets of their namespace, and MetricTemplates.
+fn canary_controller(args: &RunArgs, client: &Client) -> Controller<Canary> {
+    let canaries: Api<Canary> = api(client, &args.namespace);
     let controller = Controller::new(canaries, watcher::Config::default());
     let store = controller.store();
     let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
-    let lost_leadership = Arc::new(AtomicBool::new(false));
-    let lost_flag = Arc::clone(&lost_leadership);
-    let lost = async move {
-        match leadership {
-            Some(rx) => {
-                leader::lost(rx).await;
-                lost_flag.store(true, Ordering::Relaxed);
-            }
-            None => std::future::pending().await,
-        }
-    };
-    let controller = controller
+    controller
         .watches(
-            api::<Deployment>(&client, &args.namespace),
+            api::<Deployment>(client, &args.namespace),
             watcher::Config::default(),
             move |d| canaries_of_deployment(&s1, &d),
         )
         .watches(
-            api::<ConfigMap>(&client, &args.namespace),
+            api::<ConfigMap>(client, &args.namespace),
             watcher::Config::default(),
             move |c| canaries_in(&s2, c.namespace()),
         )
         .watches(
-            api::<Secret>(&client, &args.namespace),
+            api::<Secret>(client, &args.namespace),
             watcher::Config::default(),
             move |s| canaries_in(&s3, s.namespace()),
         )
@@ -390,41 +510,6 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     .collect::<Vec<_>>()
             },
         )
-        .graceful_shutdown_on(async move {
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = lost => tracing::warn!("lost leadership; stopping"),
-            }
-        });
-    // RolloutPlugins: loaded into the registry the Canaries' analyzer reads,
-    // so an update takes effect at the next tick.
-    let plugins = Controller::new(
-        Api::<RolloutPlugin>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown_signal())
-    .run(reconcile_plugin, plugin_error_policy, registrar)
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "plugin controller");
-        }
-    });
-    ready.store(true, Ordering::Relaxed);
-    tracing::info!(namespace = ?args.namespace, "sluice operator running");
-    let canaries = controller
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller");
-            }
-        });
-    futures::future::join(plugins, canaries).await;
-    server.abort();
-    if lost_leadership.load(Ordering::Relaxed) {
-        // Exit non-zero: the pod restarts and stands by for the lease again.
-        anyhow::bail!("lost the leader election lease");
-    }
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -24,6 +24,10 @@ pub enum ClusterError {
     /// The object cannot be written as given (no name, not serialisable).
     #[error("{action}: {reason}")]
     Invalid { action: String, reason: String },
+    /// This replica lost (or never held) the leader election: it must not
+    /// write, so nothing was sent.
+    #[error("{action}: this replica is not the leader; nothing was written")]
+    NotLeader { action: String },
     /// The API server (or the way to it) failed; the source says how.
     #[error("{action}")]
     Api {

@@ -1,0 +1,356 @@
+//! The real `sluice run` binary against the API server double: a rollout
+//! end to end over the Kubernetes HTTP API, and the operator's fault paths
+//! (a status write lost to a 409, a SIGKILL mid-rollout, a killed leader, a
+//! Lease taken over). Throughout, no request may reach a canary that is not
+//! ready, the weight never exceeds `maxWeight`, and the weights seen are
+//! exactly the strategy's steps, never one skipped or applied twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::operator::{Operator, canary, canary_weight, cluster_controllers};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use sluice_api::{Canary, CanaryPhase};
+use sluice_kube_double::{ApiServer, Fault};
+
+const NS: &str = "test";
+
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: podinfo, namespace: test}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: podinfo}}
+  template:
+    metadata: {labels: {app: podinfo}}
+    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}
+"#;
+
+const CANARY: &str = r#"
+apiVersion: sluice.dev/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: test}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service:
+    port: 9898
+    gatewayRefs: [{name: gateway, namespace: istio-ingress}]
+  analysis:
+    interval: 1s
+    threshold: 2
+    maxWeight: 30
+    stepWeight: 10
+"#;
+
+struct World {
+    server: Arc<ApiServer>,
+    dir: tempfile::TempDir,
+    client: kube::Client,
+    _controllers: tokio::task::JoinHandle<()>,
+}
+
+impl World {
+    async fn new() -> Self {
+        let server = ApiServer::with_crds(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds"))
+            .await
+            .expect("API server double");
+        let server = Arc::new(server);
+        let client = server.client().expect("client");
+        let controllers = cluster_controllers(&server);
+        let deployment: Deployment = yaml_serde::from_str(DEPLOYMENT).unwrap();
+        Api::<Deployment>::namespaced(client.clone(), NS)
+            .create(&PostParams::default(), &deployment)
+            .await
+            .expect("create the target");
+        let canary: Canary = yaml_serde::from_str(CANARY).unwrap();
+        Api::<Canary>::namespaced(client.clone(), NS)
+            .create(&PostParams::default(), &canary)
+            .await
+            .expect("create the Canary (the CRD schema accepts it)");
+        Self {
+            server,
+            dir: tempfile::tempdir().unwrap(),
+            client,
+            _controllers: controllers,
+        }
+    }
+
+    fn operator(&self, name: &str, extra: &[&str]) -> Operator {
+        Operator::start(&self.server, self.dir.path(), name, extra)
+    }
+
+    fn phase(&self) -> Option<CanaryPhase> {
+        canary(&self.server, NS, "podinfo")?.status?.phase
+    }
+
+    async fn wait_phase(&self, phase: CanaryPhase, timeout: Duration, op: &Operator) {
+        let end = Instant::now() + timeout;
+        while self.phase() != Some(phase) {
+            assert!(
+                Instant::now() < end,
+                "no {phase:?} within {timeout:?} (phase {:?}); operator log:\n{}",
+                self.phase(),
+                op.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A new revision of the target.
+    async fn new_revision(&self) {
+        let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "podinfod", "image": "podinfo:2"}]}}}});
+        Api::<Deployment>::namespaced(self.client.clone(), NS)
+            .patch(
+                "podinfo",
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
+            .await
+            .expect("new revision");
+    }
+
+    /// Checks the invariants every 10 ms until the rollout ends; the
+    /// distinct canary weights seen, in order, and the final phase.
+    /// `at_weight` runs once when the weight first reaches a given value.
+    async fn watch_rollout(
+        &self,
+        timeout: Duration,
+        mut at_weight: impl FnMut(i64),
+        op_log: impl Fn() -> String,
+    ) -> (Vec<i64>, CanaryPhase) {
+        let end = Instant::now() + timeout;
+        let mut seen: Vec<i64> = Vec::new();
+        loop {
+            let weight = canary_weight(&self.server, NS, "podinfo").unwrap_or(0);
+            assert!(weight <= 30, "weight {weight} over maxWeight 30");
+            if weight > 0 {
+                let target: Deployment = self.server.get(NS, "podinfo").unwrap().unwrap();
+                let available = target
+                    .status
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0);
+                assert!(
+                    available > 0,
+                    "{weight}% routed to a canary with no ready pods"
+                );
+            }
+            if seen.last() != Some(&weight) {
+                seen.push(weight);
+                at_weight(weight);
+            }
+            match self.phase() {
+                Some(p @ (CanaryPhase::Succeeded | CanaryPhase::Failed)) => return (seen, p),
+                _ => {}
+            }
+            assert!(
+                Instant::now() < end,
+                "the rollout did not end within {timeout:?}; weights {seen:?}, phase {:?}; log:\n{}",
+                self.phase(),
+                op_log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn primary_image(&self) -> Option<String> {
+        let d: Deployment = self.server.get(NS, "podinfo-primary").ok()??;
+        d.spec?.template.spec?.containers.first()?.image.clone()
+    }
+}
+
+const STEPS: [i64; 5] = [0, 10, 20, 30, 0];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sluice_run_rolls_out_a_new_revision_through_the_kubernetes_api() {
+    let world = World::new().await;
+    let op = world.operator("sluice-a", &[]);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .await;
+    assert_eq!(world.primary_image().as_deref(), Some("podinfo:1"));
+    for svc in ["podinfo", "podinfo-primary", "podinfo-canary"] {
+        let s: Option<k8s_openapi::api::core::v1::Service> = world.server.get(NS, svc).unwrap();
+        assert!(s.is_some(), "service {svc} created");
+    }
+    let stored = canary(&world.server, NS, "podinfo").unwrap();
+    assert!(
+        stored
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"sluice.dev/finalizer".to_string()),
+        "the finalizer is set"
+    );
+
+    world.new_revision().await;
+    let (weights, phase) = world
+        .watch_rollout(Duration::from_secs(60), |_| {}, || op.log_text())
+        .await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
+    assert_eq!(weights, STEPS);
+    assert_eq!(world.primary_image().as_deref(), Some("podinfo:2"));
+    let target: Deployment = world.server.get(NS, "podinfo").unwrap().unwrap();
+    assert_eq!(
+        target.spec.unwrap().replicas,
+        Some(0),
+        "the canary is scaled down"
+    );
+    let events: Vec<String> = world
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.uri.contains("/events"))
+        .map(|r| r.body)
+        .collect();
+    assert!(
+        events.iter().any(|e| e.contains("Promotion completed")),
+        "events are published: {events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_write_lost_to_a_409_is_redone_at_once_and_never_advances_twice() {
+    let world = World::new().await;
+    let op = world.operator("sluice-a", &[]);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .await;
+    world.new_revision().await;
+    let server = Arc::clone(&world.server);
+    let mut armed = Instant::now();
+    let (weights, phase) = world
+        .watch_rollout(
+            Duration::from_secs(60),
+            |w| {
+                if w == 10 {
+                    // The next tick's status write (the step to 20) loses
+                    // a race with another writer.
+                    server.inject(Fault::conflict("canaries").on_status());
+                    armed = Instant::now();
+                }
+            },
+            || op.log_text(),
+        )
+        .await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
+    assert_eq!(weights, STEPS, "no step skipped or applied twice");
+    let log = op.log_text();
+    assert!(
+        log.contains("conflict, retrying at once"),
+        "the conflict was seen and retried: {log}"
+    );
+    let _ = armed;
+    let advances = |w: i64| {
+        world
+            .server
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "POST"
+                    && r.uri.contains("/events")
+                    && r.body.contains(&format!("canary weight {w}"))
+            })
+            .count()
+    };
+    assert_eq!(advances(20), 1, "one 'Advance … weight 20' event");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_operator_restarted_mid_rollout_finishes_it_from_the_stored_status() {
+    let world = World::new().await;
+    let op = world.operator("sluice-a", &[]);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .await;
+    world.new_revision().await;
+    // Watch until the weight reaches 20, then SIGKILL and restart.
+    let end = Instant::now() + Duration::from_secs(30);
+    while canary_weight(&world.server, NS, "podinfo") != Some(20) {
+        assert!(Instant::now() < end, "log:\n{}", op.log_text());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    op.kill();
+    let op = world.operator("sluice-b", &[]);
+    let (weights, phase) = world
+        .watch_rollout(Duration::from_secs(60), |_| {}, || op.log_text())
+        .await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
+    assert_eq!(weights, [20, 30, 0], "continues where it stopped");
+    assert_eq!(world.primary_image().as_deref(), Some("podinfo:2"));
+}
+
+const ELECTION: [&str; 9] = [
+    "--leader-election",
+    "--lease-namespace",
+    "sluice-system",
+    "--lease-duration-seconds",
+    "3",
+    "--renew-deadline-seconds",
+    "2",
+    "--retry-period-seconds",
+    "1",
+];
+
+fn lease_holder(server: &ApiServer) -> Option<String> {
+    let lease: Lease = server.get("sluice-system", "sluice-leader").ok()??;
+    lease.spec?.holder_identity
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_leader_is_killed_mid_rollout_the_standby_finishes_it() {
+    let world = World::new().await;
+    let a = world.operator("sluice-a", &ELECTION);
+    let b = world.operator("sluice-b", &ELECTION);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &a)
+        .await;
+    let leader = lease_holder(&world.server).expect("a leader");
+    let (leader, standby) = if leader == "sluice-a" { (a, b) } else { (b, a) };
+    assert_eq!(standby.readyz().await, Some(200), "a standby is ready");
+    world.new_revision().await;
+    let end = Instant::now() + Duration::from_secs(30);
+    while canary_weight(&world.server, NS, "podinfo") != Some(10) {
+        assert!(Instant::now() < end, "log:\n{}", leader.log_text());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    leader.kill();
+    let (weights, phase) = world
+        .watch_rollout(Duration::from_secs(60), |_| {}, || standby.log_text())
+        .await;
+    assert_eq!(
+        phase,
+        CanaryPhase::Succeeded,
+        "log:\n{}",
+        standby.log_text()
+    );
+    assert_eq!(weights, [10, 20, 30, 0]);
+    assert!(standby.log_text().contains("leading"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_whose_lease_is_taken_over_stops_and_exits_non_zero() {
+    let world = World::new().await;
+    let mut op = world.operator("sluice-a", &ELECTION);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .await;
+    assert_eq!(op.readyz().await, Some(200));
+    let mut lease: Lease = world
+        .server
+        .get("sluice-system", "sluice-leader")
+        .unwrap()
+        .unwrap();
+    lease.spec.as_mut().unwrap().holder_identity = Some("another-replica".into());
+    world.server.put(&lease).unwrap();
+    let code = op.wait_exit(Duration::from_secs(10));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "exits non-zero, got {code:?}; log:\n{}",
+        op.log_text()
+    );
+    assert!(op.log_text().contains("lost the leader election lease"));
+}
