@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::canary::{
     Canary, CanaryAlert, CanaryAnalysis, CanaryMetric, CanaryService, CanarySpec, CanaryWebhook,
-    HttpMatch, SessionAffinity, StringMatch, ThresholdRange,
+    GatewayRef, HttpMatch, HttpRetry, HttpRewrite, MirrorBackendRef, SessionAffinity, StringMatch,
+    ThresholdRange,
 };
 use super::duration;
 use sluice_core::gateway::{HTTP_METHODS, bounded_regex, is_header_name};
@@ -201,6 +202,20 @@ impl RolloutSettings {
     }
 }
 
+/// `spec.analysis`'s schedule, checked: how often to analyse, how many
+/// failed checks to tolerate, and the weights or iterations to go through.
+struct Schedule {
+    interval: Duration,
+    threshold: u32,
+    /// The last of `stepWeights` when given, else `maxWeight` (100 unset).
+    max_weight: u32,
+    step_weight: Option<u32>,
+    step_weights: Vec<u32>,
+    step_weight_promotion: Option<u32>,
+    iterations: Option<u32>,
+    mirror_weight: Option<u32>,
+}
+
 struct Checker {
     errors: Vec<FieldError>,
 }
@@ -315,6 +330,124 @@ impl Checker {
         }
     }
 
+    /// `spec.analysis`'s schedule, with Flagger's defaults: interval,
+    /// threshold, weights, iterations and the mirror weight.
+    fn schedule(&mut self, a: &CanaryAnalysis) -> Schedule {
+        let interval = self.duration(
+            "spec.analysis.interval",
+            a.interval.as_deref(),
+            DEFAULT_INTERVAL,
+        );
+        let threshold = self
+            .at_least_one("spec.analysis.threshold", a.threshold)
+            .unwrap_or(1);
+        let step_weight = self.percent("spec.analysis.stepWeight", a.step_weight);
+        let step_weights = self.step_weights(&a.step_weights);
+        let max_weight = self
+            .percent("spec.analysis.maxWeight", a.max_weight)
+            .unwrap_or(100);
+        let step_weight_promotion =
+            self.percent("spec.analysis.stepWeightPromotion", a.step_weight_promotion);
+        let iterations = self.at_least_one("spec.analysis.iterations", a.iterations);
+        let mirror_weight = self.percent("spec.analysis.mirrorWeight", a.mirror_weight);
+        if mirror_weight.is_some() && !a.mirror {
+            self.fail(
+                "spec.analysis.mirrorWeight",
+                "only meaningful with mirror: true",
+            );
+        }
+        Schedule {
+            interval,
+            threshold,
+            max_weight: step_weights.last().copied().unwrap_or(max_weight),
+            step_weight,
+            step_weights,
+            step_weight_promotion,
+            iterations,
+            mirror_weight,
+        }
+    }
+
+    /// `mirror: true` needs iterations (blue/green) or step weights
+    /// (weighted mirroring).
+    fn mirror_steps(&mut self, a: &CanaryAnalysis, schedule: &Schedule) {
+        if a.mirror
+            && schedule.iterations.is_none()
+            && schedule.step_weight.is_none()
+            && schedule.step_weights.is_empty()
+        {
+            self.fail(
+                "spec.analysis.iterations",
+                "required with mirror: true (or give stepWeight for weighted mirroring)",
+            );
+        }
+    }
+
+    /// The weights `strategy` steps through: a weighted canary Sluice chose
+    /// needs them (unless analysis is skipped), given as `stepWeight` or
+    /// `stepWeights` but not both, and a step no larger than `maxWeight`.
+    fn strategy_steps(
+        &mut self,
+        a: &CanaryAnalysis,
+        schedule: &Schedule,
+        strategy: &StrategyChoice,
+        skip_analysis: bool,
+    ) {
+        let (step_weight, step_weights) = (schedule.step_weight, &schedule.step_weights);
+        if strategy.name == "weighted"
+            && !strategy.explicit
+            && step_weight.is_none()
+            && step_weights.is_empty()
+            && !skip_analysis
+        {
+            self.fail(
+                "spec.analysis.stepWeight",
+                "required for a weighted canary: set stepWeight (e.g. 10) or stepWeights, or iterations for blue/green",
+            );
+        }
+        if step_weight.is_some() && !step_weights.is_empty() {
+            self.fail(
+                "spec.analysis.stepWeights",
+                "set either stepWeight or stepWeights, not both",
+            );
+        }
+        if let (Some(s), Some(max)) = (step_weight, a.max_weight)
+            && s as i64 > max
+        {
+            self.fail(
+                "spec.analysis.stepWeight",
+                format!("{s} is larger than maxWeight {max}"),
+            );
+        }
+    }
+
+    /// `spec.analysis.metrics`, leaving out those that cannot be checked.
+    fn metrics(&mut self, a: &CanaryAnalysis, namespace: &str) -> Vec<MetricCheck> {
+        a.metrics
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| self.metric(i, m, namespace))
+            .collect()
+    }
+
+    /// `spec.analysis.webhooks`.
+    fn webhooks(&mut self, a: &CanaryAnalysis) -> Vec<Webhook> {
+        a.webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, w)| self.webhook(i, w))
+            .collect()
+    }
+
+    /// `spec.analysis.alerts`; providers default to `namespace`.
+    fn alerts(&mut self, a: &CanaryAnalysis, namespace: &str) -> Vec<AlertSettings> {
+        a.alerts
+            .iter()
+            .enumerate()
+            .map(|(i, alert)| self.alert(i, alert, namespace))
+            .collect()
+    }
+
     /// `spec.targetRef`, `spec.autoscalerRef` and the progress deadline.
     fn target(&mut self, spec: &CanarySpec) -> Duration {
         if spec.target_ref.name.trim().is_empty() {
@@ -355,86 +488,119 @@ impl Checker {
     /// `spec.service`: port, gateways, timeouts, retries, mirrors, rewrite,
     /// CORS and matches.
     fn service(&mut self, svc: &CanaryService) {
-        if !(0..=65535).contains(&svc.port) || svc.port == 0 {
-            self.fail(
-                "spec.service.port",
-                format!("required: a port between 1 and 65535 (got {})", svc.port),
-            );
-        }
-        for (i, g) in svc.gateway_refs.iter().enumerate() {
-            if g.name.trim().is_empty() {
-                self.fail(format!("spec.service.gatewayRefs[{i}].name"), "required");
-            }
-        }
-        if svc.gateway_refs.is_empty() {
-            self.fail(
-                "spec.service.gatewayRefs",
-                "required for the Gateway API router: name the Gateway the HTTPRoute attaches to (e.g. [{name: gateway, namespace: istio-ingress}])",
-            );
-        }
+        self.service_port(svc.port);
+        self.gateway_refs(&svc.gateway_refs);
         if let Some(t) = &svc.backend_timeout {
-            self.duration("spec.service.backendTimeout", Some(t), Duration::ZERO);
-            if let Some(p) = svc
-                .retries
-                .as_ref()
-                .and_then(|r| r.per_try_timeout.as_ref())
-                && p != t
-            {
-                self.fail(
-                    "spec.service.backendTimeout",
-                    format!("conflicts with spec.service.retries.perTryTimeout ({p}): both are the Gateway API's backendRequest timeout; give one"),
-                );
-            }
+            self.backend_timeout(t, svc.retries.as_ref());
         }
         for (i, m) in svc.mirror.iter().enumerate() {
-            let f = format!("spec.service.mirror[{i}].backendRef");
-            let r = &m.backend_ref;
-            if r.name.trim().is_empty() {
-                self.fail(format!("{f}.name"), "required");
-            }
-            let service = r.kind.as_deref().is_none_or(|k| k == "Service")
-                && r.group.as_deref().is_none_or(str::is_empty);
-            match r.port {
-                None if service => self.fail(format!("{f}.port"), "required for a Service"),
-                Some(p) if !(1..=65535).contains(&p) => {
-                    self.fail(format!("{f}.port"), format!("must be 1-65535 (got {p})"))
-                }
-                _ => {}
-            }
+            self.mirror_backend(i, &m.backend_ref);
         }
         if let Some(t) = &svc.timeout {
             self.duration("spec.service.timeout", Some(t), Duration::ZERO);
         }
         if let Some(r) = &svc.retries {
-            if r.attempts < 0 {
-                self.fail(
-                    "spec.service.retries.attempts",
-                    format!("must be 0 or more (got {})", r.attempts),
-                );
-            }
-            if let Some(t) = &r.per_try_timeout {
-                self.duration(
-                    "spec.service.retries.perTryTimeout",
-                    Some(t),
-                    Duration::ZERO,
-                );
-            }
-            if let Some(on) = &r.retry_on
-                && sluice_core::gateway::retry_codes(on).is_empty()
-                && !on
-                    .split(',')
-                    .any(|t| matches!(t.trim(), "connect-failure" | "reset" | "refused-stream"))
-            {
-                self.fail(
-                    "spec.service.retries.retryOn",
-                    format!(
-                        "{on:?} names no condition Sluice knows: use 5xx, gateway-error, retriable-4xx, connect-failure, reset, refused-stream or status codes"
-                    ),
-                );
+            self.retries(r);
+        }
+        if let Some(rw) = &svc.rewrite {
+            self.rewrite(rw);
+        }
+        if let Some(cors) = &svc.cors_policy
+            && let Some(m) = &cors.max_age
+        {
+            self.duration("spec.service.corsPolicy.maxAge", Some(m), Duration::ZERO);
+        }
+        self.matches("spec.service.match", &svc.matches);
+    }
+
+    /// `spec.service.port`: required, 1 to 65535.
+    fn service_port(&mut self, port: i32) {
+        if !(0..=65535).contains(&port) || port == 0 {
+            self.fail(
+                "spec.service.port",
+                format!("required: a port between 1 and 65535 (got {port})"),
+            );
+        }
+    }
+
+    /// `spec.service.gatewayRefs`: at least one, each named.
+    fn gateway_refs(&mut self, refs: &[GatewayRef]) {
+        for (i, g) in refs.iter().enumerate() {
+            if g.name.trim().is_empty() {
+                self.fail(format!("spec.service.gatewayRefs[{i}].name"), "required");
             }
         }
-        if let Some(rw) = &svc.rewrite
-            && let Some(t) = &rw.rewrite_type
+        if refs.is_empty() {
+            self.fail(
+                "spec.service.gatewayRefs",
+                "required for the Gateway API router: name the Gateway the HTTPRoute attaches to (e.g. [{name: gateway, namespace: istio-ingress}])",
+            );
+        }
+    }
+
+    /// `spec.service.backendTimeout`: a duration, and not a second value
+    /// for what `retries.perTryTimeout` sets.
+    fn backend_timeout(&mut self, timeout: &str, retries: Option<&HttpRetry>) {
+        self.duration("spec.service.backendTimeout", Some(timeout), Duration::ZERO);
+        if let Some(p) = retries.and_then(|r| r.per_try_timeout.as_ref())
+            && p != timeout
+        {
+            self.fail(
+                "spec.service.backendTimeout",
+                format!("conflicts with spec.service.retries.perTryTimeout ({p}): both are the Gateway API's backendRequest timeout; give one"),
+            );
+        }
+    }
+
+    /// One of `spec.service.mirror`: a named backend, with a port when it
+    /// is a Service.
+    fn mirror_backend(&mut self, i: usize, r: &MirrorBackendRef) {
+        let f = format!("spec.service.mirror[{i}].backendRef");
+        if r.name.trim().is_empty() {
+            self.fail(format!("{f}.name"), "required");
+        }
+        let service = r.kind.as_deref().is_none_or(|k| k == "Service")
+            && r.group.as_deref().is_none_or(str::is_empty);
+        match r.port {
+            None if service => self.fail(format!("{f}.port"), "required for a Service"),
+            Some(p) if !(1..=65535).contains(&p) => {
+                self.fail(format!("{f}.port"), format!("must be 1-65535 (got {p})"))
+            }
+            _ => {}
+        }
+    }
+
+    /// `spec.service.retries`: attempts, per-try timeout and the
+    /// conditions to retry on.
+    fn retries(&mut self, r: &HttpRetry) {
+        if r.attempts < 0 {
+            self.fail(
+                "spec.service.retries.attempts",
+                format!("must be 0 or more (got {})", r.attempts),
+            );
+        }
+        if let Some(t) = &r.per_try_timeout {
+            self.duration(
+                "spec.service.retries.perTryTimeout",
+                Some(t),
+                Duration::ZERO,
+            );
+        }
+        if let Some(on) = &r.retry_on
+            && !is_retry_condition(on)
+        {
+            self.fail(
+                "spec.service.retries.retryOn",
+                format!(
+                    "{on:?} names no condition Sluice knows: use 5xx, gateway-error, retriable-4xx, connect-failure, reset, refused-stream or status codes"
+                ),
+            );
+        }
+    }
+
+    /// `spec.service.rewrite.type`: one of the Gateway API's two.
+    fn rewrite(&mut self, rw: &HttpRewrite) {
+        if let Some(t) = &rw.rewrite_type
             && t != "ReplaceFullPath"
             && t != "ReplacePrefixMatch"
         {
@@ -443,12 +609,6 @@ impl Checker {
                 format!("{t:?} is not valid; use ReplaceFullPath or ReplacePrefixMatch"),
             );
         }
-        if let Some(cors) = &svc.cors_policy
-            && let Some(m) = &cors.max_age
-        {
-            self.duration("spec.service.corsPolicy.maxAge", Some(m), Duration::ZERO);
-        }
-        self.matches("spec.service.match", &svc.matches);
     }
 
     /// `spec.analysis.sessionAffinity`: the cookie and its attributes.
@@ -513,34 +673,72 @@ impl Checker {
             self.fail(format!("{f}.name"), "required");
             return None;
         }
-        let source = if let Some(t) = &m.template_ref {
+        let source = self.metric_source(&f, m, namespace)?;
+        let interval = self.duration(
+            &format!("{f}.interval"),
+            m.interval.as_deref(),
+            DEFAULT_METRIC_INTERVAL,
+        );
+        let range = self.threshold_range(&f, m);
+        let evaluator = m.evaluator.clone().unwrap_or_else(|| "threshold".into());
+        if evaluator == "threshold" && range.min.is_none() && range.max.is_none() {
+            self.fail(
+                format!("{f}.thresholdRange"),
+                "required: set min and/or max",
+            );
+        }
+        Some(MetricCheck {
+            name: m.name.clone(),
+            interval,
+            threshold_range: range,
+            source,
+            variables: m.template_variables.clone(),
+            evaluator,
+            evaluator_config: m
+                .evaluator_config
+                .as_ref()
+                .map(config_string)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Where metric `f` reads from: its MetricTemplate (in the Canary's
+    /// namespace unless named), its inline query, or a builtin; `None` when
+    /// it names none of them.
+    fn metric_source(
+        &mut self,
+        f: &str,
+        m: &CanaryMetric,
+        namespace: &str,
+    ) -> Option<MetricSource> {
+        if let Some(t) = &m.template_ref {
             if t.name.trim().is_empty() {
                 self.fail(format!("{f}.templateRef.name"), "required");
             }
-            MetricSource::Template {
+            Some(MetricSource::Template {
                 name: t.name.clone(),
                 namespace: t.namespace.clone().unwrap_or_else(|| namespace.to_string()),
-            }
+            })
         } else if let Some(q) = &m.query {
-            MetricSource::Query(q.clone())
+            Some(MetricSource::Query(q.clone()))
         } else if BUILTIN_METRICS.contains(&m.name.as_str()) {
-            MetricSource::Builtin(m.name.clone())
+            Some(MetricSource::Builtin(m.name.clone()))
         } else {
             self.fail(
-                &f,
+                f,
                 format!(
                     "unknown metric {:?}: add a templateRef to a MetricTemplate, or use a builtin metric ({})",
                     m.name,
                     BUILTIN_METRICS.join(", ")
                 ),
             );
-            return None;
-        };
-        let interval = self.duration(
-            &format!("{f}.interval"),
-            m.interval.as_deref(),
-            DEFAULT_METRIC_INTERVAL,
-        );
+            None
+        }
+    }
+
+    /// Metric `f`'s `thresholdRange`, or its deprecated `threshold`, with
+    /// finite bounds in order.
+    fn threshold_range(&mut self, f: &str, m: &CanaryMetric) -> ThresholdRange {
         let mut range = m.threshold_range.unwrap_or_default();
         if let Some(t) = m.threshold
             && range.min.is_none()
@@ -566,26 +764,7 @@ impl Checker {
                 self.fail(format!("{f}.thresholdRange.{k}"), "must be a finite number");
             }
         }
-        let evaluator = m.evaluator.clone().unwrap_or_else(|| "threshold".into());
-        if evaluator == "threshold" && range.min.is_none() && range.max.is_none() {
-            self.fail(
-                format!("{f}.thresholdRange"),
-                "required: set min and/or max",
-            );
-        }
-        Some(MetricCheck {
-            name: m.name.clone(),
-            interval,
-            threshold_range: range,
-            source,
-            variables: m.template_variables.clone(),
-            evaluator,
-            evaluator_config: m
-                .evaluator_config
-                .as_ref()
-                .map(config_string)
-                .unwrap_or_default(),
-        })
+        range
     }
 
     /// One of `spec.analysis.webhooks`.
@@ -680,65 +859,83 @@ impl Checker {
         }
     }
 
+    /// The matches at `field`: each one valid and supported.
     fn matches(&mut self, field: &str, matches: &[HttpMatch]) {
         for (i, m) in matches.iter().enumerate() {
-            let f = format!("{field}[{i}]");
-            if m.headers.is_empty()
-                && m.query_params.is_empty()
-                && m.uri.is_none()
-                && m.method.is_none()
-            {
-                self.fail(&f, "empty match; give headers, queryParams, uri or method");
-            }
-            for (name, why) in m.unsupported_fields() {
+            self.http_match(&format!("{field}[{i}]"), m);
+        }
+    }
+
+    /// One HTTP match at `f`: not empty, only fields the Gateway API router
+    /// supports, and valid headers, query parameters, path and method.
+    fn http_match(&mut self, f: &str, m: &HttpMatch) {
+        if m.headers.is_empty()
+            && m.query_params.is_empty()
+            && m.uri.is_none()
+            && m.method.is_none()
+        {
+            self.fail(f, "empty match; give headers, queryParams, uri or method");
+        }
+        for (name, why) in m.unsupported_fields() {
+            self.fail(
+                format!("{f}.{name}"),
+                format!("not supported by the Gateway API router ({why}); remove it"),
+            );
+        }
+        for (name, sm) in &m.headers {
+            if !is_header_name(name) {
                 self.fail(
-                    format!("{f}.{name}"),
-                    format!("not supported by the Gateway API router ({why}); remove it"),
+                    format!("{f}.headers.{name}"),
+                    "not a valid HTTP header name",
                 );
             }
-            for (name, sm) in &m.headers {
-                if !is_header_name(name) {
-                    self.fail(
-                        format!("{f}.headers.{name}"),
-                        "not a valid HTTP header name",
-                    );
-                }
-                self.string_match(&format!("{f}.headers.{name}"), sm);
+            self.string_match(&format!("{f}.headers.{name}"), sm);
+        }
+        for (name, sm) in &m.query_params {
+            if name.is_empty() || name.len() > 256 {
+                self.fail(
+                    format!("{f}.queryParams"),
+                    "a query parameter name of 1 to 256 bytes",
+                );
             }
-            for (name, sm) in &m.query_params {
-                if name.is_empty() || name.len() > 256 {
-                    self.fail(
-                        format!("{f}.queryParams"),
-                        "a query parameter name of 1 to 256 bytes",
-                    );
-                }
-                self.string_match(&format!("{f}.queryParams.{name}"), sm);
+            self.string_match(&format!("{f}.queryParams.{name}"), sm);
+        }
+        if let Some(uri) = &m.uri {
+            self.match_uri(f, uri);
+        }
+        if let Some(method) = &m.method {
+            self.match_method(f, method);
+        }
+    }
+
+    /// The `uri` of match `f`: a valid string match; an exact or prefix
+    /// path starts with '/'.
+    fn match_uri(&mut self, f: &str, uri: &StringMatch) {
+        self.string_match(&format!("{f}.uri"), uri);
+        for (kind, v) in [("exact", &uri.exact), ("prefix", &uri.prefix)] {
+            if v.as_ref().is_some_and(|p| !p.starts_with('/')) {
+                self.fail(format!("{f}.uri.{kind}"), "a path must start with '/'");
             }
-            if let Some(uri) = &m.uri {
-                self.string_match(&format!("{f}.uri"), uri);
-                for (kind, v) in [("exact", &uri.exact), ("prefix", &uri.prefix)] {
-                    if v.as_ref().is_some_and(|p| !p.starts_with('/')) {
-                        self.fail(format!("{f}.uri.{kind}"), "a path must start with '/'");
-                    }
-                }
-            }
-            if let Some(method) = &m.method {
-                self.string_match(&format!("{f}.method"), method);
-                match &method.exact {
-                    Some(name) if HTTP_METHODS.contains(&name.as_str()) => {}
-                    Some(name) => self.fail(
-                        format!("{f}.method.exact"),
-                        format!(
-                            "{name:?} is not a method the Gateway API matches ({})",
-                            HTTP_METHODS.join(", ")
-                        ),
-                    ),
-                    None => self.fail(
-                        format!("{f}.method"),
-                        "the Gateway API matches methods exactly: use method.exact",
-                    ),
-                }
-            }
+        }
+    }
+
+    /// The `method` of match `f`: exactly one of the methods the Gateway API
+    /// knows.
+    fn match_method(&mut self, f: &str, method: &StringMatch) {
+        self.string_match(&format!("{f}.method"), method);
+        match &method.exact {
+            Some(name) if HTTP_METHODS.contains(&name.as_str()) => {}
+            Some(name) => self.fail(
+                format!("{f}.method.exact"),
+                format!(
+                    "{name:?} is not a method the Gateway API matches ({})",
+                    HTTP_METHODS.join(", ")
+                ),
+            ),
+            None => self.fail(
+                format!("{f}.method"),
+                "the Gateway API matches methods exactly: use method.exact",
+            ),
         }
     }
 
@@ -795,101 +992,28 @@ impl Canary {
     /// Checks the spec and resolves it into settings.
     pub fn settings(&self) -> Result<RolloutSettings, SpecErrors> {
         let spec = &self.spec;
-        let mut c = Checker { errors: vec![] };
         let namespace = self
             .metadata
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-
-        let progress_deadline = c.target(spec);
-        c.service(&spec.service);
-
         let default_analysis = CanaryAnalysis::default();
         let a = spec.analysis.as_ref().unwrap_or(&default_analysis);
-        let interval = c.duration(
-            "spec.analysis.interval",
-            a.interval.as_deref(),
-            DEFAULT_INTERVAL,
-        );
-        let threshold = c
-            .at_least_one("spec.analysis.threshold", a.threshold)
-            .unwrap_or(1);
-        let step_weight = c.percent("spec.analysis.stepWeight", a.step_weight);
-        let step_weights = c.step_weights(&a.step_weights);
-        let max_weight = c
-            .percent("spec.analysis.maxWeight", a.max_weight)
-            .unwrap_or(100);
-        let step_weight_promotion =
-            c.percent("spec.analysis.stepWeightPromotion", a.step_weight_promotion);
-        let iterations = c.at_least_one("spec.analysis.iterations", a.iterations);
-        let mirror_weight = c.percent("spec.analysis.mirrorWeight", a.mirror_weight);
-        if mirror_weight.is_some() && !a.mirror {
-            c.fail(
-                "spec.analysis.mirrorWeight",
-                "only meaningful with mirror: true",
-            );
-        }
+        // Each check records its errors in order: the report lists them as
+        // they appear in the spec.
+        let mut c = Checker { errors: vec![] };
+        let progress_deadline = c.target(spec);
+        c.service(&spec.service);
+        let schedule = c.schedule(a);
         c.matches("spec.analysis.match", &a.matches);
         c.mergeable(&a.matches, &spec.service.matches);
-        if a.mirror && iterations.is_none() && step_weight.is_none() && step_weights.is_empty() {
-            c.fail(
-                "spec.analysis.iterations",
-                "required with mirror: true (or give stepWeight for weighted mirroring)",
-            );
-        }
+        c.mirror_steps(a, &schedule);
         let session_affinity = a.session_affinity.as_ref().map(|s| c.session_affinity(s));
         let strategy = c.strategy(a);
-        if strategy.name == "weighted"
-            && !strategy.explicit
-            && step_weight.is_none()
-            && step_weights.is_empty()
-            && !spec.skip_analysis
-        {
-            c.fail(
-                "spec.analysis.stepWeight",
-                "required for a weighted canary: set stepWeight (e.g. 10) or stepWeights, or iterations for blue/green",
-            );
-        }
-        if step_weight.is_some() && !step_weights.is_empty() {
-            c.fail(
-                "spec.analysis.stepWeights",
-                "set either stepWeight or stepWeights, not both",
-            );
-        }
-        if let (Some(s), Some(max)) = (step_weight, a.max_weight)
-            && s as i64 > max
-        {
-            c.fail(
-                "spec.analysis.stepWeight",
-                format!("{s} is larger than maxWeight {max}"),
-            );
-        }
-        let strategy_config = a
-            .strategy_config
-            .as_ref()
-            .map(config_string)
-            .unwrap_or_default();
-
-        let metrics = a
-            .metrics
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| c.metric(i, m, &namespace))
-            .collect();
-        let webhooks = a
-            .webhooks
-            .iter()
-            .enumerate()
-            .map(|(i, w)| c.webhook(i, w))
-            .collect();
-        let alerts = a
-            .alerts
-            .iter()
-            .enumerate()
-            .map(|(i, alert)| c.alert(i, alert, &namespace))
-            .collect();
-
+        c.strategy_steps(a, &schedule, &strategy, spec.skip_analysis);
+        let metrics = c.metrics(a, &namespace);
+        let webhooks = c.webhooks(a);
+        let alerts = c.alerts(a, &namespace);
         if !c.errors.is_empty() {
             return Err(SpecErrors(c.errors));
         }
@@ -897,24 +1021,37 @@ impl Canary {
             target: spec.target_ref.name.clone(),
             progress_deadline,
             skip_analysis: spec.skip_analysis,
-            interval,
-            threshold,
-            max_weight: step_weights.last().copied().unwrap_or(max_weight),
-            step_weight,
-            step_weights,
-            step_weight_promotion,
-            iterations,
+            interval: schedule.interval,
+            threshold: schedule.threshold,
+            max_weight: schedule.max_weight,
+            step_weight: schedule.step_weight,
+            step_weights: schedule.step_weights,
+            step_weight_promotion: schedule.step_weight_promotion,
+            iterations: schedule.iterations,
             matches: a.matches.clone(),
             mirror: a.mirror,
-            mirror_weight,
+            mirror_weight: schedule.mirror_weight,
             session_affinity,
             strategy,
-            strategy_config,
+            strategy_config: a
+                .strategy_config
+                .as_ref()
+                .map(config_string)
+                .unwrap_or_default(),
             metrics,
             webhooks,
             alerts,
         })
     }
+}
+
+/// Whether `retryOn` names a condition Sluice can express: status codes or
+/// connection failures.
+fn is_retry_condition(on: &str) -> bool {
+    !sluice_core::gateway::retry_codes(on).is_empty()
+        || on
+            .split(',')
+            .any(|t| matches!(t.trim(), "connect-failure" | "reset" | "refused-stream"))
 }
 
 fn config_string(v: &serde_json::Value) -> String {

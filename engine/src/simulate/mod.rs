@@ -29,12 +29,14 @@ use sluice_rollout::router::HttpRoute;
 use metrics::SimMetrics;
 pub use metrics::{PrometheusSource, RunOptions};
 use scenario::{HookOutcome, Scenario};
-use sluice_api::{Canary, CanaryPhase, MetricCheck, MetricTemplate, Webhook};
+use sluice_api::{Canary, CanaryPhase, MetricCheck, MetricTemplate, RolloutSettings, Webhook};
 use sluice_host::PluginRegistry;
 use sluice_rollout::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
-use sluice_rollout::analysis::{Analyzer, workload};
+use sluice_rollout::analysis::{Analyzer, TickOutcome, workload};
 use sluice_rollout::cluster::Event;
 use sluice_rollout::cluster::memory::MemoryCluster;
+use sluice_rollout::metrics::EvaluationTime;
+use sluice_rollout::notify::Alert;
 
 /// When the simulated clock starts unless the scenario says otherwise
 /// (`startTime`); fixed so runs are reproducible.
@@ -196,23 +198,70 @@ fn initial_deployment(canary: &Canary, scenario: &Scenario) -> Result<Deployment
     let namespace = canary.namespace().unwrap_or_else(|| "default".into());
     let target = canary.spec.target_ref.name.clone();
     if let Some(d) = &scenario.deployment {
-        let mut d = d.clone();
-        if d.name_any() != target {
-            bail!(
-                "scenario: deployment.metadata.name is {:?} but the Canary targets {target:?}",
-                d.name_any()
-            );
-        }
-        d.metadata.namespace = Some(namespace);
-        return Ok(d);
+        return scenario_deployment(d, &target, namespace);
     }
-    let container = scenario.container_name(&target);
+    let container = target_container(canary, scenario, &target)?;
+    let replicas = scenario.replicas.unwrap_or(2);
+    Ok(deployment(target, namespace, replicas, container))
+}
+
+/// The scenario's own Deployment, in the Canary's namespace; it must be
+/// the one the Canary targets.
+fn scenario_deployment(d: &Deployment, target: &str, namespace: String) -> Result<Deployment> {
+    let mut d = d.clone();
+    if d.name_any() != target {
+        bail!(
+            "scenario: deployment.metadata.name is {:?} but the Canary targets {target:?}",
+            d.name_any()
+        );
+    }
+    d.metadata.namespace = Some(namespace);
+    Ok(d)
+}
+
+/// The target's one container: the scenario's initial image (else
+/// `<target>:1.0.0`), the scenario's ConfigMaps as its environment, and
+/// the port the service sends traffic to.
+fn target_container(canary: &Canary, scenario: &Scenario, target: &str) -> Result<Container> {
+    let name = scenario.container_name(target);
     let image = match &scenario.initial_image {
         Some(i) => scenario::parse_image(i)?.1,
         None => format!("{target}:1.0.0"),
     };
-    let labels = BTreeMap::from([("app".to_string(), target.clone())]);
-    let port = canary
+    Ok(Container {
+        name,
+        image: Some(image),
+        env_from: config_map_env(scenario),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: target_port(canary),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    })
+}
+
+/// One `envFrom` entry per scenario ConfigMap; none without ConfigMaps.
+fn config_map_env(scenario: &Scenario) -> Option<Vec<EnvFromSource>> {
+    (!scenario.config_maps.is_empty()).then(|| {
+        scenario
+            .config_maps
+            .keys()
+            .map(|name| EnvFromSource {
+                config_map_ref: Some(ConfigMapEnvSource {
+                    name: name.clone(),
+                    optional: None,
+                }),
+                ..Default::default()
+            })
+            .collect()
+    })
+}
+
+/// The port the pods listen on: the service's numeric `targetPort`, else
+/// its `port`.
+fn target_port(canary: &Canary) -> i32 {
+    canary
         .spec
         .service
         .target_port
@@ -221,16 +270,22 @@ fn initial_deployment(canary: &Canary, scenario: &Scenario) -> Result<Deployment
             k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => Some(*i),
             _ => None,
         })
-        .unwrap_or(canary.spec.service.port);
-    Ok(Deployment {
+        .unwrap_or(canary.spec.service.port)
+}
+
+/// A Deployment of `replicas` pods running `container`, selected by the
+/// label `app: <name>`.
+fn deployment(name: String, namespace: String, replicas: i32, container: Container) -> Deployment {
+    let labels = BTreeMap::from([("app".to_string(), name.clone())]);
+    Deployment {
         metadata: ObjectMeta {
-            name: Some(target),
+            name: Some(name),
             namespace: Some(namespace),
             labels: Some(labels.clone()),
             ..Default::default()
         },
         spec: Some(DeploymentSpec {
-            replicas: Some(scenario.replicas.unwrap_or(2)),
+            replicas: Some(replicas),
             selector: LabelSelector {
                 match_labels: Some(labels.clone()),
                 ..Default::default()
@@ -241,36 +296,14 @@ fn initial_deployment(canary: &Canary, scenario: &Scenario) -> Result<Deployment
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: container,
-                        image: Some(image),
-                        env_from: (!scenario.config_maps.is_empty()).then(|| {
-                            scenario
-                                .config_maps
-                                .keys()
-                                .map(|name| EnvFromSource {
-                                    config_map_ref: Some(ConfigMapEnvSource {
-                                        name: name.clone(),
-                                        optional: None,
-                                    }),
-                                    ..Default::default()
-                                })
-                                .collect()
-                        }),
-                        ports: Some(vec![ContainerPort {
-                            name: Some("http".into()),
-                            container_port: port,
-                            ..Default::default()
-                        }]),
-                        ..Default::default()
-                    }],
+                    containers: vec![container],
                     ..Default::default()
                 }),
             },
             ..Default::default()
         }),
         status: None,
-    })
+    }
 }
 
 fn autoscaler(canary: &Canary) -> Option<HorizontalPodAutoscaler> {
@@ -394,118 +427,266 @@ pub async fn run_with(
     options: &RunOptions,
 ) -> Result<Simulation> {
     let settings = canary.settings().map_err(anyhow::Error::from)?;
-    let namespace = canary.namespace().unwrap_or_else(|| "default".into());
-    let scenario = Arc::new(scenario);
-    let cluster = MemoryCluster::new();
-    for (name, data) in &scenario.config_maps {
-        cluster.put_config_map(config_map(&namespace, name, data))?;
+    let mut run = Run::start(canary, templates, scenario, registry, options, &settings)?;
+    let last_change = run
+        .scenario
+        .changes
+        .iter()
+        .map(|c| c.tick)
+        .max()
+        .unwrap_or(0);
+    let mut records = Vec::new();
+    for tick in 1..=u64::from(run.scenario.ticks) {
+        let record = run.tick(tick).await?;
+        let at_rest = matches!(
+            record.phase,
+            Some(CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed)
+        );
+        records.push(record);
+        if at_rest && tick >= u64::from(last_change) {
+            break;
+        }
     }
-    cluster.put_deployment(initial_deployment(&canary, &scenario)?)?;
+    run.finish(records)
+}
+
+/// The engine a simulation runs: one analyzer over the simulated cluster.
+type SimAnalyzer = Analyzer<MemoryCluster, SimMetrics, ScriptedWebhooks>;
+
+/// Builds the analyzer, at the start and again when the scenario restarts
+/// the engine.
+struct Engine<'a> {
+    cluster: MemoryCluster,
+    metrics: SimMetrics,
+    webhooks: ScriptedWebhooks,
+    registry: &'a RegistryFactory<'a>,
+}
+
+impl Engine<'_> {
+    /// A new analyzer, with plugins freshly built by the registry factory.
+    fn start(&self) -> Result<SimAnalyzer> {
+        let plugins = (self.registry)()?;
+        Ok(Analyzer::new(
+            self.cluster.clone(),
+            self.metrics.clone(),
+            self.webhooks.clone(),
+            plugins,
+        ))
+    }
+}
+
+/// The simulated time of each tick.
+struct Clock {
+    start: Timestamp,
+    /// The analysis interval: one tick's length.
+    interval: SignedDuration,
+    /// With a real Prometheus and a start time for it: the evaluation time
+    /// to move along with the ticks, and its value at the first tick.
+    prometheus: Option<(EvaluationTime, Timestamp)>,
+}
+
+impl Clock {
+    /// Starts at the scenario's `startTime` (else [`START`]) and steps by
+    /// the analysis interval.
+    fn new(
+        scenario: &Scenario,
+        settings: &RolloutSettings,
+        options: &RunOptions,
+        prometheus_clock: Option<EvaluationTime>,
+    ) -> Result<Self> {
+        let start: Timestamp = match scenario.start_time {
+            Some(t) => t,
+            None => START.parse().context("simulation start time")?,
+        };
+        let interval = SignedDuration::try_from(settings.interval).context("analysis interval")?;
+        let prometheus_start = options.prometheus.as_ref().and_then(|p| p.start);
+        Ok(Self {
+            start,
+            interval,
+            prometheus: prometheus_clock.zip(prometheus_start),
+        })
+    }
+
+    /// The time of `tick` (the first is 1); moves Prometheus's evaluation
+    /// time to the same tick.
+    fn at(&self, tick: u64) -> Result<Timestamp> {
+        let now = self
+            .start
+            .checked_add(self.interval * (tick as i32 - 1))
+            .context("simulated time out of range")?;
+        if let Some((clock, first)) = &self.prometheus {
+            let at = first
+                .checked_add(self.interval * (tick as i32 - 1))
+                .context("Prometheus evaluation time out of range")?;
+            clock.set(Some(at));
+        }
+        Ok(now)
+    }
+}
+
+/// A simulation under way.
+struct Run<'a> {
+    scenario: Arc<Scenario>,
+    cluster: MemoryCluster,
+    /// The Canary as the cluster first stored it.
+    canary: Canary,
+    namespace: String,
+    /// The tick scripted metrics and webhooks read their values at.
+    tick_no: Arc<AtomicU64>,
+    engine: Engine<'a>,
+    analyzer: SimAnalyzer,
+    clock: Clock,
+}
+
+impl<'a> Run<'a> {
+    /// Sets up the cluster the scenario starts with, the metrics, the
+    /// engine and the clock.
+    fn start(
+        canary: Canary,
+        templates: Vec<MetricTemplate>,
+        scenario: Scenario,
+        registry: &'a RegistryFactory<'a>,
+        options: &RunOptions,
+        settings: &RolloutSettings,
+    ) -> Result<Self> {
+        let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+        let scenario = Arc::new(scenario);
+        let cluster = MemoryCluster::new();
+        let canary = seed_cluster(&cluster, canary, templates, &scenario, &namespace)?;
+        let tick_no = Arc::new(AtomicU64::new(0));
+        let (metrics, prometheus_clock) = SimMetrics::new(options, &cluster, &scenario, &tick_no)?;
+        let engine = Engine {
+            cluster: cluster.clone(),
+            metrics,
+            webhooks: ScriptedWebhooks {
+                scenario: scenario.clone(),
+                tick: tick_no.clone(),
+            },
+            registry,
+        };
+        let analyzer = engine.start()?;
+        let clock = Clock::new(&scenario, settings, options, prometheus_clock)?;
+        Ok(Self {
+            scenario,
+            cluster,
+            canary,
+            namespace,
+            tick_no,
+            engine,
+            analyzer,
+            clock,
+        })
+    }
+
+    /// Runs tick `tick`: the scenario's changes, then one reconcile at the
+    /// tick's simulated time.
+    async fn tick(&mut self, tick: u64) -> Result<TickRecord> {
+        self.tick_no.store(tick, Ordering::SeqCst);
+        if tick > 1 {
+            self.cluster.advance_tick();
+        }
+        self.apply_changes(tick)?;
+        let now = self.clock.at(tick)?;
+        let current = self
+            .cluster
+            .canary(&self.namespace, &self.canary.name_any())
+            .context("canary vanished")?;
+        let outcome = self.analyzer.reconcile(&current, now).await?;
+        let route = self
+            .cluster
+            .route(&self.namespace, &workload::apex_name(&current));
+        Ok(tick_record(tick, now, outcome, route))
+    }
+
+    /// Applies the scenario's changes for `tick`; a change that restarts
+    /// the engine gets a new analyzer.
+    fn apply_changes(&mut self, tick: u64) -> Result<()> {
+        for (i, change) in self
+            .scenario
+            .changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| u64::from(c.tick) == tick)
+        {
+            apply_change(&self.cluster, &self.canary, change, i)?;
+            if change.restart_engine {
+                self.analyzer = self.engine.start()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole run: the Canary as it ended, the ticks, and what the
+    /// cluster holds.
+    fn finish(self, ticks: Vec<TickRecord>) -> Result<Simulation> {
+        let canary = self
+            .cluster
+            .canary(&self.namespace, &self.canary.name_any())
+            .context("canary vanished")?;
+        Ok(Simulation {
+            canary,
+            ticks,
+            inventory: self.cluster.inventory(),
+        })
+    }
+}
+
+/// Puts what the scenario starts with into `cluster`: its ConfigMaps, the
+/// target and its autoscaler, the MetricTemplates and how long the
+/// workloads take to get ready; then the Canary, returned as stored.
+fn seed_cluster(
+    cluster: &MemoryCluster,
+    canary: Canary,
+    templates: Vec<MetricTemplate>,
+    scenario: &Scenario,
+    namespace: &str,
+) -> Result<Canary> {
+    for (name, data) in &scenario.config_maps {
+        cluster.put_config_map(config_map(namespace, name, data))?;
+    }
+    cluster.put_deployment(initial_deployment(&canary, scenario)?)?;
     if let Some(hpa) = autoscaler(&canary) {
         cluster.put_autoscaler(hpa)?;
     }
     for t in templates {
         cluster.put_metric_template(t)?;
     }
-    let target = canary.spec.target_ref.name.clone();
-    cluster.set_ready_after(&namespace, &target, scenario.canary_ready_after);
+    let target = &canary.spec.target_ref.name;
+    cluster.set_ready_after(namespace, target, scenario.canary_ready_after);
     cluster.set_ready_after(
-        &namespace,
-        &workload::primary_name(&target),
+        namespace,
+        &workload::primary_name(target),
         scenario.primary_ready_after,
     );
-    let canary = cluster.put_canary(canary)?;
-    let name = canary.name_any();
+    Ok(cluster.put_canary(canary)?)
+}
 
-    let tick_no = Arc::new(AtomicU64::new(0));
-    let (metrics, prometheus_clock) = SimMetrics::new(options, &cluster, &scenario, &tick_no)?;
-    let make_analyzer = |plugins: PluginRegistry| {
-        Analyzer::new(
-            cluster.clone(),
-            metrics.clone(),
-            ScriptedWebhooks {
-                scenario: scenario.clone(),
-                tick: tick_no.clone(),
-            },
-            plugins,
-        )
-    };
-    let mut analyzer = make_analyzer(registry()?);
-    let start: Timestamp = match scenario.start_time {
-        Some(t) => t,
-        None => START.parse().context("simulation start time")?,
-    };
-    let interval = SignedDuration::try_from(settings.interval).context("analysis interval")?;
-    let mut records = Vec::new();
-    let last_change = scenario.changes.iter().map(|c| c.tick).max().unwrap_or(0);
-
-    for tick in 1..=u64::from(scenario.ticks) {
-        tick_no.store(tick, Ordering::SeqCst);
-        if tick > 1 {
-            cluster.advance_tick();
-        }
-        for (i, change) in scenario
-            .changes
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| u64::from(c.tick) == tick)
-        {
-            apply_change(&cluster, &canary, change, i)?;
-            if change.restart_engine {
-                analyzer = make_analyzer(registry()?);
-            }
-        }
-        let now = start
-            .checked_add(interval * (tick as i32 - 1))
-            .context("simulated time out of range")?;
-        if let (Some(clock), Some(first)) = (
-            &prometheus_clock,
-            options.prometheus.as_ref().and_then(|p| p.start),
-        ) {
-            let at = first
-                .checked_add(interval * (tick as i32 - 1))
-                .context("Prometheus evaluation time out of range")?;
-            clock.set(Some(at));
-        }
-        let current = cluster
-            .canary(&namespace, &name)
-            .context("canary vanished")?;
-        let outcome = analyzer.reconcile(&current, now).await?;
-        let route = cluster.route(&namespace, &workload::apex_name(&current));
-        records.push(TickRecord {
-            tick,
-            time: now.to_string(),
-            phase: outcome.status.phase,
-            canary_weight: outcome.status.canary_weight,
-            failed_checks: outcome.status.failed_checks,
-            iterations: outcome.status.iterations,
-            events: outcome.events,
-            alerts: outcome
-                .alerts
-                .iter()
-                .map(|a| AlertRecord {
-                    severity: format!("{:?}", a.severity).to_lowercase(),
-                    message: a.message.clone(),
-                })
-                .collect(),
-            http_route: route,
-        });
-        let at_rest = matches!(
-            outcome.status.phase,
-            Some(CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed)
-        );
-        if at_rest && tick >= u64::from(last_change) {
-            break;
-        }
+/// What tick `tick` did, at `now`, as `--output json` prints it.
+fn tick_record(
+    tick: u64,
+    now: Timestamp,
+    outcome: TickOutcome,
+    http_route: Option<HttpRoute>,
+) -> TickRecord {
+    TickRecord {
+        tick,
+        time: now.to_string(),
+        phase: outcome.status.phase,
+        canary_weight: outcome.status.canary_weight,
+        failed_checks: outcome.status.failed_checks,
+        iterations: outcome.status.iterations,
+        events: outcome.events,
+        alerts: outcome.alerts.iter().map(alert_record).collect(),
+        http_route,
     }
-    let canary = cluster
-        .canary(&namespace, &name)
-        .context("canary vanished")?;
-    Ok(Simulation {
-        canary,
-        ticks: records,
-        inventory: cluster.inventory(),
-    })
+}
+
+/// An alert the engine raised, as the simulator reports it.
+fn alert_record(a: &Alert) -> AlertRecord {
+    AlertRecord {
+        severity: format!("{:?}", a.severity).to_lowercase(),
+        message: a.message.clone(),
+    }
 }
 
 #[cfg(test)]

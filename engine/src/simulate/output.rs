@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use jiff::Timestamp;
 use kube::ResourceExt;
+use sluice_api::CanaryStatus;
 
 use super::Simulation;
 
@@ -22,8 +23,16 @@ fn age(seconds: i64) -> String {
 /// The `kubectl describe canary` view of the run's end.
 pub fn text(sim: &Simulation) -> String {
     let mut out = String::new();
-    let status = sim.canary.status.clone().unwrap_or_default();
-    let end: Option<Timestamp> = sim.final_tick().and_then(|t| t.time.parse().ok());
+    header(&mut out, sim);
+    status(&mut out, &sim.canary.status.clone().unwrap_or_default());
+    events(&mut out, sim);
+    alerts(&mut out, sim);
+    inventory(&mut out, sim);
+    out
+}
+
+/// Name, namespace and kind of the Canary.
+fn header(out: &mut String, sim: &Simulation) {
     let _ = writeln!(out, "Name:         {}", sim.canary.name_any());
     let _ = writeln!(
         out,
@@ -32,6 +41,11 @@ pub fn text(sim: &Simulation) -> String {
     );
     let _ = writeln!(out, "API Version:  sluice.dev/v1beta1");
     let _ = writeln!(out, "Kind:         Canary");
+}
+
+/// The Canary's status: weight, failed checks, iterations (when any),
+/// phase and conditions.
+fn status(out: &mut String, status: &CanaryStatus) {
     let _ = writeln!(out, "Status:");
     let _ = writeln!(out, "  Canary Weight:  {}", status.canary_weight);
     let _ = writeln!(out, "  Failed Checks:  {}", status.failed_checks);
@@ -50,6 +64,11 @@ pub fn text(sim: &Simulation) -> String {
             c.message.as_deref().unwrap_or("")
         );
     }
+}
+
+/// Every event of the run, aged as at the run's end.
+fn events(out: &mut String, sim: &Simulation) {
+    let end: Option<Timestamp> = sim.final_tick().and_then(|t| t.time.parse().ok());
     let _ = writeln!(out, "Events:");
     let _ = writeln!(out, "  Type     Reason  Age   From    Message");
     let _ = writeln!(out, "  ----     ------  ----  ----    -------");
@@ -67,6 +86,10 @@ pub fn text(sim: &Simulation) -> String {
             event.reason, event.message
         );
     }
+}
+
+/// The first line of each alert the run raised; nothing without alerts.
+fn alerts(out: &mut String, sim: &Simulation) {
     let alerts: Vec<_> = sim.ticks.iter().flat_map(|t| t.alerts.iter()).collect();
     if !alerts.is_empty() {
         // What `analysis.alerts` providers (Slack, Teams, …) would receive.
@@ -76,11 +99,14 @@ pub fn text(sim: &Simulation) -> String {
             let _ = writeln!(out, "  {:<6} {first_line}", a.severity);
         }
     }
+}
+
+/// The objects in the cluster at the end.
+fn inventory(out: &mut String, sim: &Simulation) {
     let _ = writeln!(out, "Generated objects:");
     for o in &sim.inventory {
         let _ = writeln!(out, "  {o}");
     }
-    out
 }
 
 /// One JSON object per tick, one per line.
