@@ -619,3 +619,121 @@ async fn a_route_fault_in_the_ticks_route_sync_is_an_event() {
     );
     assert_eq!(sim.final_tick().unwrap().phase, Some(CanaryPhase::Failed));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_strategy_that_goes_missing_mid_rollout_fails_checks_and_rolls_back_by_the_threshold() {
+    let yaml = common::read("examples/podinfo-canary.yaml")
+        .replace(
+            "    stepWeight: 10\n",
+            "    stepWeight: 10\n    strategy: team-canary\n",
+        )
+        .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
+    let (cluster, _) = world(&yaml);
+    let registry = common::registry();
+    let plugin = registry
+        .host()
+        .load_strategy(
+            "team-canary",
+            sluice_host::builtin::wasm::WEIGHTED,
+            sluice_host::Limits::default(),
+        )
+        .unwrap();
+    registry.register_strategy(plugin);
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, registry.clone());
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut tick = async || {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        let out = analyzer.reconcile(&canary, now).await.unwrap();
+        now += jiff::SignedDuration::from_secs(60);
+        cluster.advance_tick();
+        out
+    };
+    let route_weight = |c: &MemoryCluster| -> i32 {
+        let route = c.route("test", "podinfo").unwrap();
+        route
+            .spec
+            .rules
+            .unwrap()
+            .last()
+            .unwrap()
+            .backend_refs
+            .clone()
+            .unwrap()
+            .iter()
+            .filter(|b| b.name == "podinfo-canary")
+            .map(|b| b.weight.unwrap_or(1))
+            .sum()
+    };
+    for _ in 0..3 {
+        tick().await;
+    }
+    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
+    d.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("podinfo:2".into());
+    cluster.put_deployment(d).unwrap();
+    let mut out = tick().await;
+    for _ in 0..4 {
+        if out.status.canary_weight >= 20 {
+            break;
+        }
+        out = tick().await;
+    }
+    assert_eq!(out.status.phase, Some(CanaryPhase::Progressing));
+    let weight = out.status.canary_weight;
+    assert!(weight >= 10, "progressing at {weight}");
+
+    // The plugin is deleted mid-rollout.
+    registry.unregister("team-canary");
+    let mut events = Vec::new();
+    for n in 1..=5 {
+        out = tick().await;
+        events.extend(out.events.iter().map(|e| e.message.clone()));
+        let ready = out
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.condition_type == "Ready")
+            .unwrap();
+        assert_eq!(ready.reason.as_deref(), Some("PluginUnavailable"));
+        if n < 5 {
+            assert_eq!(out.status.phase, Some(CanaryPhase::Progressing));
+            assert_eq!(out.status.failed_checks, n);
+            assert_eq!(
+                route_weight(&cluster) as u32,
+                weight,
+                "nothing moves meanwhile"
+            );
+        }
+    }
+    assert_eq!(out.status.phase, Some(CanaryPhase::Failed), "{events:#?}");
+    assert_eq!(
+        route_weight(&cluster),
+        0,
+        "every request back on the primary"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Rolling back podinfo.test failed checks threshold reached 5"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("strategy plugin \"team-canary\" is not available")),
+        "{events:#?}"
+    );
+    let target = cluster.get_deployment("test", "podinfo").unwrap();
+    assert_eq!(
+        target.spec.unwrap().replicas,
+        Some(0),
+        "the canary is scaled down"
+    );
+}

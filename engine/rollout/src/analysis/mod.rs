@@ -349,10 +349,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
         let strategy = match self.plugins.strategy(&settings.strategy.name) {
             Ok(p) => p,
-            Err(e) => {
-                t.not_ready("PluginUnavailable", format!("{}: {e}", t.label));
-                return Ok(());
-            }
+            Err(e) => return self.strategy_unavailable(t, settings, &e).await,
         };
         let Some(target) = self.cluster.deployment(&t.namespace, &t.target).await? else {
             t.not_ready(
@@ -1132,6 +1129,38 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 ));
             }
         }
+    }
+
+    /// No strategy plugin to ask (deleted, or it failed to load). At rest
+    /// nothing moves. Mid-analysis each tick counts as a failed check, and
+    /// the threshold rolls back to the primary: the all-primary route is
+    /// the host's own, no plugin is needed for it. During a promotion the
+    /// current route stays (the primary is taking the new revision).
+    async fn strategy_unavailable(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        e: &sluice_host::registry::RegistryError,
+    ) -> Result<()> {
+        let why = format!("{}: {e}", t.label);
+        t.not_ready("PluginUnavailable", why.clone());
+        let analysing = matches!(
+            t.phase(),
+            Some(CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::WaitingPromotion)
+        );
+        if !analysing {
+            return Ok(());
+        }
+        t.status.failed_checks += 1;
+        t.warn(format!("Halt {} advancement {why}", t.label));
+        if t.status.failed_checks >= settings.threshold {
+            let msg = format!(
+                "Rolling back {} failed checks threshold reached {}",
+                t.label, t.status.failed_checks
+            );
+            return self.rollback(t, settings, msg).await;
+        }
+        Ok(())
     }
 
     /// A plugin fault counts as a failed check; nothing moves.
