@@ -737,3 +737,101 @@ async fn a_strategy_that_goes_missing_mid_rollout_fails_checks_and_rolls_back_by
         "the canary is scaled down"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_progress_deadline_counts_from_the_deployments_last_progress_as_flagger_does() {
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    // progressDeadlineSeconds: 60, one tick a minute.
+    let yaml = common::read("examples/podinfo-canary.yaml")
+        .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
+    let (cluster, _) = world(&yaml);
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut tick = async || {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        let out = analyzer.reconcile(&canary, now).await.unwrap();
+        now += jiff::SignedDuration::from_secs(60);
+        cluster.advance_tick();
+        (out, now - jiff::SignedDuration::from_secs(60))
+    };
+    for _ in 0..3 {
+        tick().await;
+    }
+    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
+    d.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("podinfo:2".into());
+    cluster.put_deployment(d).unwrap();
+    let (mut out, mut last_at);
+    loop {
+        (out, last_at) = tick().await;
+        if out.status.canary_weight >= 20 {
+            break;
+        }
+    }
+    assert_eq!(out.status.phase, Some(CanaryPhase::Progressing));
+    // Several minutes into the phase, the canary loses a pod: the
+    // Deployment controller reports it unavailable since 10 s ago.
+    let unavailable_since = |at: Timestamp| DeploymentStatus {
+        observed_generation: cluster
+            .get_deployment("test", "podinfo")
+            .unwrap()
+            .metadata
+            .generation,
+        replicas: Some(1),
+        updated_replicas: Some(1),
+        ready_replicas: Some(0),
+        available_replicas: Some(0),
+        conditions: Some(vec![
+            DeploymentCondition {
+                type_: "Progressing".into(),
+                status: "True".into(),
+                reason: Some("NewReplicaSetAvailable".into()),
+                ..Default::default()
+            },
+            DeploymentCondition {
+                type_: "Available".into(),
+                status: "False".into(),
+                reason: Some("MinimumReplicasUnavailable".into()),
+                last_update_time: Some(Time(at)),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+    // The next tick runs a minute after the last one.
+    let lost_at = last_at + jiff::SignedDuration::from_secs(50);
+    cluster.pin_deployment_status("test", "podinfo", Some(unavailable_since(lost_at)));
+    let (out, _) = tick().await;
+    assert_eq!(
+        out.status.phase,
+        Some(CanaryPhase::Progressing),
+        "10 s of unavailability is within the 60 s deadline: {:?}",
+        out.events
+    );
+    assert!(
+        out.events.iter().any(|e| e
+            .message
+            .starts_with("Waiting for podinfo.test rollout to finish")),
+        "{:?}",
+        out.events
+    );
+    // A minute later it is still unavailable: 70 s since its last change.
+    let (out, _) = tick().await;
+    assert_eq!(out.status.phase, Some(CanaryPhase::Failed));
+    assert!(
+        out.events.iter().any(|e| e
+            .message
+            .starts_with("Rolling back podinfo.test progress deadline exceeded")),
+        "{:?}",
+        out.events
+    );
+}

@@ -777,7 +777,12 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         let Err(why) = readiness::rollout_finished(target) else {
             return Ok(false);
         };
-        if t.seconds_in_phase() as u64 > settings.progress_deadline.as_secs() {
+        let exceeded = match readiness::within_deadline(target, settings.progress_deadline, t.now) {
+            Some(within) => !within,
+            // No conditions to judge by: count from the start of the phase.
+            None => t.seconds_in_phase() as u64 > settings.progress_deadline.as_secs(),
+        };
+        if exceeded || why.is_deadline_exceeded() {
             let msg = format!(
                 "Rolling back {} progress deadline exceeded canary deployment {} not ready: {why}",
                 t.label, t.label

@@ -47,6 +47,8 @@ struct World {
     deployments: BTreeMap<Key, SimDeployment>,
     /// Ticks a Deployment needs to become available after a change.
     ready_after: BTreeMap<Key, u64>,
+    /// Statuses a test set by hand, kept instead of the simulated ones.
+    pinned_status: BTreeMap<Key, DeploymentStatus>,
     autoscalers: BTreeMap<Key, HorizontalPodAutoscaler>,
     services: BTreeMap<Key, Arc<Service>>,
     routes: BTreeMap<Key, Arc<HttpRoute>>,
@@ -76,6 +78,13 @@ impl World {
     fn refresh(&mut self, k: &Key) {
         let ready_after = self.ready_after.get(k).copied().unwrap_or(0);
         let tick = self.tick;
+        if let (Some(sim), Some(pinned)) = (self.deployments.get_mut(k), self.pinned_status.get(k))
+        {
+            if sim.object.status.as_ref() != Some(pinned) {
+                Arc::make_mut(&mut sim.object).status = Some(pinned.clone());
+            }
+            return;
+        }
         if let Some(sim) = self.deployments.get_mut(k) {
             let replicas = replicas_of(&sim.object);
             let done = tick.saturating_sub(sim.rollout_started) >= ready_after;
@@ -130,6 +139,28 @@ impl MemoryCluster {
         let mut w = self.lock();
         let k = key(namespace, name);
         w.ready_after.insert(k.clone(), ticks);
+        w.refresh(&k);
+    }
+
+    /// Gives the named Deployment this status (conditions included) until
+    /// `None` hands it back to the simulated Deployment controller, as a
+    /// test of what a real controller reports.
+    pub fn pin_deployment_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: Option<DeploymentStatus>,
+    ) {
+        let mut w = self.lock();
+        let k = key(namespace, name);
+        match status {
+            Some(s) => {
+                w.pinned_status.insert(k.clone(), s);
+            }
+            None => {
+                w.pinned_status.remove(&k);
+            }
+        }
         w.refresh(&k);
     }
 
