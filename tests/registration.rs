@@ -2,13 +2,16 @@
 //! register from a ConfigMap, an HTTP URL or an OCI registry, select by
 //! name from a Canary, swap live, and refuse what must be refused (bad
 //! digest, wrong world, wrong version, over its limits, a built-in's name)
-//! without ever leaving a Canary half-served.
+//! without ever leaving a Canary half-served. Sources are fetched with pull
+//! secrets, timeouts and the size cap, and the last good version survives a
+//! restart of the operator through the plugin cache.
 
 use crate::common;
 
 use common::Healthy;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,13 +22,16 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use sha2::{Digest, Sha256};
 use sluice_api::{CanaryPhase, RolloutPlugin, RolloutPluginStatus};
 use sluice_host::builtin::wasm;
+use sluice_host::{ArtifactCache, PluginHost, PluginRegistry};
 use sluice_rollout::analysis::Analyzer;
 use sluice_rollout::cluster::memory::MemoryCluster;
-use sluice_rollout::registration::{Fetcher, Registrar};
+use sluice_rollout::registration::source::MAX_PLUGIN_BYTES;
+use sluice_rollout::registration::{FetchError, Fetcher, Registrar, Timeouts};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -197,6 +203,37 @@ async fn refusals_name_the_field_and_the_fault() {
 struct Served {
     files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     requests: Arc<Mutex<Vec<String>>>,
+    /// The `Authorization` the registry requires, if any (Basic).
+    required_auth: Arc<Mutex<Option<String>>>,
+    /// The `Authorization` of every registry request.
+    authorizations: Arc<Mutex<Vec<Option<String>>>>,
+    /// Layer sizes the manifest declares instead of the true one, by repository.
+    declared_sizes: Arc<Mutex<BTreeMap<String, i64>>>,
+    /// Bytes a layer's blob sends instead of its content, by repository.
+    blob_bodies: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+}
+
+impl Served {
+    /// Whether a registry request may go on: records its authorization,
+    /// and answers 401 with a Basic challenge when it lacks the required one.
+    fn admit(&self, headers: &HeaderMap) -> Option<axum::response::Response> {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        self.authorizations.lock().unwrap().push(given.clone());
+        let required = self.required_auth.lock().unwrap().clone();
+        match required {
+            Some(r) if given.as_deref() != Some(r.as_str()) => Some(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Basic realm=\"test registry\"")],
+                )
+                    .into_response(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 async fn file(State(s): State<Served>, Path(name): Path<String>) -> impl IntoResponse {
@@ -207,7 +244,7 @@ async fn file(State(s): State<Served>, Path(name): Path<String>) -> impl IntoRes
     }
 }
 
-fn artifact(wasm: &[u8]) -> (String, Vec<u8>) {
+fn artifact(wasm: &[u8], declared: Option<i64>) -> (String, Vec<u8>) {
     let config = b"{}".to_vec();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -220,7 +257,7 @@ fn artifact(wasm: &[u8]) -> (String, Vec<u8>) {
         "layers": [{
             "mediaType": "application/wasm",
             "digest": format!("sha256:{}", sha(wasm)),
-            "size": wasm.len(),
+            "size": declared.unwrap_or(wasm.len() as i64),
         }],
     });
     let body = serde_json::to_vec(&manifest).unwrap();
@@ -230,7 +267,11 @@ fn artifact(wasm: &[u8]) -> (String, Vec<u8>) {
 async fn oci(
     State(s): State<Served>,
     Path((repo, kind, reference)): Path<(String, String, String)>,
+    request_headers: HeaderMap,
 ) -> impl IntoResponse {
+    if let Some(denied) = s.admit(&request_headers) {
+        return denied;
+    }
     s.requests
         .lock()
         .unwrap()
@@ -239,7 +280,8 @@ async fn oci(
     let Some(wasm) = files.get(&repo) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let (manifest_digest, manifest) = artifact(wasm);
+    let declared = s.declared_sizes.lock().unwrap().get(&repo).copied();
+    let (manifest_digest, manifest) = artifact(wasm, declared);
     match kind.as_str() {
         "manifests" => {
             let mut headers = HeaderMap::new();
@@ -253,7 +295,8 @@ async fn oci(
             (StatusCode::OK, headers, manifest).into_response()
         }
         "blobs" if reference == format!("sha256:{}", sha(wasm)) => {
-            (StatusCode::OK, wasm.clone()).into_response()
+            let body = s.blob_bodies.lock().unwrap().get(&repo).cloned();
+            (StatusCode::OK, body.unwrap_or_else(|| wasm.clone())).into_response()
         }
         "blobs" if reference == format!("sha256:{}", sha(b"{}")) => {
             (StatusCode::OK, b"{}".to_vec()).into_response()
@@ -266,7 +309,12 @@ async fn serve() -> (String, Served) {
     let served = Served::default();
     let app = Router::new()
         .route("/files/{name}", get(file))
-        .route("/v2/", get(|| async { "{}" }))
+        .route(
+            "/v2/",
+            get(|State(s): State<Served>, headers: HeaderMap| async move {
+                s.admit(&headers).unwrap_or_else(|| "{}".into_response())
+            }),
+        )
         .route("/v2/{repo}/{kind}/{reference}", get(oci))
         .with_state(served.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -338,7 +386,7 @@ async fn remote_sources_need_and_check_the_digest() {
         Fetcher::new(Duration::from_secs(10), vec![addr.clone()]).unwrap(),
     );
     let from_oci = plugin(&format!(
-        "apiVersion: sluice.dev/v1beta1\nkind: RolloutPlugin\nmetadata: {{name: team-blue-green}}\nspec:\n  kind: strategy\n  source: {{oci: '{addr}/blue-green:1.0'}}\n  sha256: '{}'\n",
+        "apiVersion: sluice.dev/v1beta1\nkind: RolloutPlugin\nmetadata: {{name: team-blue-green}}\nspec:\n  kind: strategy\n  source: {{oci: {{reference: '{addr}/blue-green:1.0'}}}}\n  sha256: '{}'\n",
         sha(wasm::BLUE_GREEN)
     ));
     let status = register(&r, &cluster, from_oci).await;
@@ -470,4 +518,459 @@ async fn a_new_version_takes_over_at_the_next_tick_and_a_bad_one_never_does() {
         weight_before + 10,
         "nothing moved"
     );
+}
+
+fn oci_plugin(
+    name: &str,
+    reference: &str,
+    pull_secret: Option<&str>,
+    wasm: &[u8],
+) -> RolloutPlugin {
+    let secret = pull_secret
+        .map(|s| format!(", pullSecret: {{name: {s}, namespace: sluice-system}}"))
+        .unwrap_or_default();
+    plugin(&format!(
+        "apiVersion: sluice.dev/v1beta1\nkind: RolloutPlugin\nmetadata: {{name: {name}}}\nspec:\n  kind: strategy\n  source: {{oci: {{reference: '{reference}'{secret}}}}}\n  sha256: '{}'\n",
+        sha(wasm)
+    ))
+}
+
+fn url_plugin(name: &str, url: &str, wasm: &[u8]) -> RolloutPlugin {
+    plugin(&format!(
+        "apiVersion: sluice.dev/v1beta1\nkind: RolloutPlugin\nmetadata: {{name: {name}}}\nspec:\n  kind: strategy\n  source: {{url: '{url}'}}\n  sha256: '{}'\n",
+        sha(wasm)
+    ))
+}
+
+fn put_secret(
+    cluster: &MemoryCluster,
+    name: &str,
+    type_: &str,
+    key: &str,
+    json: serde_json::Value,
+) {
+    cluster
+        .put_secret(Secret {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("sluice-system".into()),
+                ..Default::default()
+            },
+            type_: Some(type_.into()),
+            data: Some(BTreeMap::from([(
+                key.to_string(),
+                ByteString(json.to_string().into_bytes()),
+            )])),
+            ..Default::default()
+        })
+        .unwrap();
+}
+
+/// `sluice:s3cret`, as HTTP Basic and docker config `auth` carry it.
+const CREDENTIALS: &str = "c2x1aWNlOnMzY3JldA==";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oci_pull_secrets_give_the_registry_its_credentials() {
+    let (addr, served) = serve().await;
+    served
+        .files
+        .lock()
+        .unwrap()
+        .insert("private".into(), wasm::BLUE_GREEN.to_vec());
+    *served.required_auth.lock().unwrap() = Some(format!("Basic {CREDENTIALS}"));
+    let cluster = MemoryCluster::new();
+    let fetcher = Fetcher::new(Duration::from_secs(10), vec![addr.clone()]).unwrap();
+    let reference = format!("{addr}/private:1.0");
+    let fetch = async |secret: Option<&str>| {
+        let p = oci_plugin("private", &reference, secret, wasm::BLUE_GREEN);
+        fetcher.fetch(&cluster, &p.spec.source).await
+    };
+
+    // Anonymous, the registry refuses; the message says what to set.
+    let err = fetch(None).await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "spec.source.oci: {addr} refused to serve {reference}"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("set spec.source.oci.pullSecret to a kubernetes.io/dockerconfigjson Secret"),
+        "{err}"
+    );
+
+    // A Secret that is missing is refused before the registry is asked.
+    let asked = served.authorizations.lock().unwrap().len();
+    let err = fetch(Some("registry-creds")).await.unwrap_err();
+    assert!(
+        matches!(err, FetchError::PullSecretNotFound { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(
+            "spec.source.oci.pullSecret: Secret sluice-system/registry-creds not found; create it with kubectl -n sluice-system create secret docker-registry registry-creds"
+        ),
+        "{err}"
+    );
+    assert_eq!(served.authorizations.lock().unwrap().len(), asked);
+
+    // Of the wrong type, or without this registry: refused, saying which.
+    put_secret(&cluster, "opaque", "Opaque", "token", serde_json::json!({}));
+    let err = fetch(Some("opaque")).await.unwrap_err().to_string();
+    assert!(
+        err.starts_with("spec.source.oci.pullSecret: Secret sluice-system/opaque is of type \"Opaque\", not kubernetes.io/dockerconfigjson"),
+        "{err}"
+    );
+    put_secret(
+        &cluster,
+        "ghcr-creds",
+        "kubernetes.io/dockerconfigjson",
+        ".dockerconfigjson",
+        serde_json::json!({"auths": {"ghcr.io": {"auth": CREDENTIALS}}}),
+    );
+    let err = fetch(Some("ghcr-creds")).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "spec.source.oci.pullSecret: Secret sluice-system/ghcr-creds has no credentials for registry {addr} (it has: ghcr.io); add them, or name a Secret that has them"
+        )
+    );
+
+    // With the registry's credentials, the registry sees them (HTTP Basic)
+    // and the plugin registers.
+    put_secret(
+        &cluster,
+        "registry-creds",
+        "kubernetes.io/dockerconfigjson",
+        ".dockerconfigjson",
+        serde_json::json!({"auths": {format!("http://{addr}"): {"auth": CREDENTIALS}}}),
+    );
+    served.authorizations.lock().unwrap().clear();
+    let r = Registrar::new(cluster.clone(), common::registry(), fetcher.clone());
+    let p = oci_plugin(
+        "private",
+        &reference,
+        Some("registry-creds"),
+        wasm::BLUE_GREEN,
+    );
+    let status = register(&r, &cluster, p).await;
+    assert!(status.loaded, "{status:?}");
+    assert_eq!(
+        status.digest.as_deref(),
+        Some(sha(wasm::BLUE_GREEN).as_str())
+    );
+    let basic = Some(format!("Basic {CREDENTIALS}"));
+    let authorizations = served.authorizations.lock().unwrap().clone();
+    assert!(
+        authorizations.iter().filter(|a| **a == basic).count() >= 2,
+        "the manifest and the layer are pulled with the credentials: {authorizations:?}"
+    );
+}
+
+/// A server that answers every request with `head`, then zeros without end;
+/// how many bytes it got to send.
+async fn endless(head: &'static str) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![0u8; 64 * 1024];
+                while socket.write_all(&chunk).await.is_ok() {
+                    counter.fetch_add(chunk.len(), Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (addr, sent)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_url_body_over_the_cap_is_refused_without_reading_it_to_the_end() {
+    let cluster = MemoryCluster::new();
+    let fetcher = Fetcher::new(Duration::from_secs(60), vec![]).unwrap();
+    let fetch = async |url: &str| {
+        let p = url_plugin("huge", url, b"");
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            fetcher.fetch(&cluster, &p.spec.source),
+        )
+        .await
+        .expect("the fetch ends")
+    };
+
+    // No length announced: reading stops past the cap.
+    let (addr, sent) =
+        endless("HTTP/1.1 200 OK\r\nContent-Type: application/wasm\r\nConnection: close\r\n\r\n")
+            .await;
+    let url = format!("http://{addr}/huge.wasm");
+    let err = fetch(&url).await.unwrap_err();
+    let FetchError::TooLarge { size, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        err.to_string().starts_with(&format!(
+            "spec.source.url: {url} sent more than {MAX_PLUGIN_BYTES} bytes (reading stopped at "
+        )),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("a plugin may be at most 33554432 bytes (32 MiB)"),
+        "{err}"
+    );
+    assert!(
+        matches!(size, sluice_rollout::registration::source::Oversize::Read(n) if *n > MAX_PLUGIN_BYTES)
+    );
+    // The connection is closed: the server stops getting rid of bytes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = sent.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sent.load(Ordering::Relaxed),
+        after,
+        "nothing is read any more"
+    );
+
+    // A length over the cap is refused before the body is read.
+    let (addr, _) = endless("HTTP/1.1 200 OK\r\nContent-Length: 41943040\r\n\r\n").await;
+    let url = format!("http://{addr}/huge.wasm");
+    let err = fetch(&url).await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "spec.source.url: {url} declares 41943040 bytes (not pulled); a plugin may be at most 33554432 bytes"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_hits_the_read_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let cluster = MemoryCluster::new();
+    let timeouts = Timeouts {
+        connect: Duration::from_secs(2),
+        read: Duration::from_millis(300),
+        total: Duration::from_secs(60),
+    };
+    let fetcher = Fetcher::with_timeouts(timeouts, vec![addr.clone()]).unwrap();
+
+    let url = format!("http://{addr}/plugin.wasm");
+    let started = std::time::Instant::now();
+    let p = url_plugin("silent", &url, b"");
+    let err = fetcher.fetch(&cluster, &p.spec.source).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "spec.source.url: {url} did not answer in time (the operator waits 2s to connect, 300ms for each read and 60s in all); check that it is up and reachable from the operator"
+        )
+    );
+
+    // The same for a registry.
+    let started = std::time::Instant::now();
+    let p = oci_plugin("silent", &format!("{addr}/silent:1.0"), None, b"");
+    let err = fetcher.fetch(&cluster, &p.spec.source).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, FetchError::Timeout { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "spec.source.oci: the registry of {addr}/silent:1.0 did not answer in time"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oci_layer_over_the_cap_is_refused_before_the_pull() {
+    let (addr, served) = serve().await;
+    let cluster = MemoryCluster::new();
+    let fetcher = Fetcher::new(Duration::from_secs(10), vec![addr.clone()]).unwrap();
+    let layer = wasm::WEIGHTED;
+    let over = MAX_PLUGIN_BYTES as i64 + 1;
+    served
+        .files
+        .lock()
+        .unwrap()
+        .insert("huge".into(), layer.to_vec());
+    served
+        .declared_sizes
+        .lock()
+        .unwrap()
+        .insert("huge".into(), over);
+
+    let p = oci_plugin("huge", &format!("{addr}/huge:1.0"), None, layer);
+    let err = fetcher.fetch(&cluster, &p.spec.source).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "spec.source.oci: {addr}/huge:1.0: its Wasm layer declares {over} bytes (not pulled); a plugin may be at most {MAX_PLUGIN_BYTES} bytes"
+        )),
+        "{err}"
+    );
+    let requests = served.requests.lock().unwrap().clone();
+    assert!(
+        requests.contains(&"oci huge manifests 1.0".to_string()),
+        "{requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.starts_with("oci huge blobs")),
+        "the layer is not pulled: {requests:?}"
+    );
+
+    // A layer that sends more than its manifest declares is cut off.
+    served
+        .files
+        .lock()
+        .unwrap()
+        .insert("liar".into(), layer.to_vec());
+    served
+        .blob_bodies
+        .lock()
+        .unwrap()
+        .insert("liar".into(), [layer, layer].concat());
+    let p = oci_plugin("liar", &format!("{addr}/liar:1.0"), None, layer);
+    let err = fetcher.fetch(&cluster, &p.spec.source).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "spec.source.oci: {addr}/liar:1.0: its Wasm layer sent more than the {} bytes its manifest declares; refusing it",
+            layer.len()
+        )
+    );
+}
+
+/// A registry as a restarted operator has it: the built-ins only, over the
+/// plugin cache in `dir`. The built-ins' compiled forms are linked from the
+/// tests' shared cache, so that only registration's entries differ.
+fn registry_in(dir: &std::path::Path) -> PluginRegistry {
+    let shared = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    for entry in std::fs::read_dir(shared).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            let to = dir.join(entry.file_name());
+            if std::fs::hard_link(&path, &to).is_err() {
+                let _ = std::fs::copy(&path, &to);
+            }
+        }
+    }
+    let host = PluginHost::new(Some(ArtifactCache::new(dir).unwrap())).unwrap();
+    PluginRegistry::with_builtins(host).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_good_version_survives_a_restart_when_its_source_fails() {
+    let (addr, served) = serve().await;
+    served
+        .files
+        .lock()
+        .unwrap()
+        .insert("geometric.wasm".into(), wasm::WEIGHTED.to_vec());
+    let url = format!("http://{addr}/files/geometric.wasm");
+    let good = sha(wasm::WEIGHTED);
+    let cache = tempfile::tempdir().unwrap();
+    let cluster = MemoryCluster::new();
+    let fetcher = Fetcher::new(Duration::from_secs(10), vec![]).unwrap();
+
+    let first = Registrar::new(cluster.clone(), registry_in(cache.path()), fetcher.clone());
+    let status = register(
+        &first,
+        &cluster,
+        url_plugin("geometric", &url, wasm::WEIGHTED),
+    )
+    .await;
+    assert!(status.loaded, "{status:?}");
+    assert!(
+        cache.path().join(format!("{good}.wasm")).exists(),
+        "the component is kept by digest"
+    );
+
+    // The source goes away and the operator restarts: a new registry over
+    // the same cache. The last good version serves again, the status says so.
+    served.files.lock().unwrap().clear();
+    let restarted = Registrar::new(cluster.clone(), registry_in(cache.path()), fetcher.clone());
+    assert!(restarted.registry.strategy("geometric").is_err());
+    let stored = cluster.rollout_plugin("geometric").unwrap();
+    let status = restarted.reconcile(&stored).await.unwrap();
+    assert!(status.loaded, "{status:?}");
+    assert_eq!(status.digest.as_deref(), Some(good.as_str()));
+    assert_eq!(status.wit_version.as_deref(), Some("0.1.0"));
+    assert_eq!(
+        status.error.as_deref(),
+        Some(
+            format!(
+                "spec.source.url: {url} answered HTTP 404; still serving the last good version, sha256 {good}"
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        cluster.rollout_plugin("geometric").unwrap().status.as_ref(),
+        Some(&status)
+    );
+    assert_eq!(
+        restarted.registry.strategy("geometric").unwrap().digest(),
+        good
+    );
+
+    // An update to an unreachable source is refused; so after another
+    // restart, the last good version still serves.
+    let update = url_plugin(
+        "geometric",
+        "http://127.0.0.1:1/geometric.wasm",
+        wasm::SESSION_AFFINITY,
+    );
+    let stored = cluster.put_rollout_plugin(update).unwrap();
+    let status = restarted.reconcile(&stored).await.unwrap();
+    assert!(
+        status.loaded && status.digest.as_deref() == Some(good.as_str()),
+        "{status:?}"
+    );
+    let again = Registrar::new(cluster.clone(), registry_in(cache.path()), fetcher.clone());
+    let stored = cluster.rollout_plugin("geometric").unwrap();
+    let status = again.reconcile(&stored).await.unwrap();
+    assert!(status.loaded, "{status:?}");
+    let error = status.error.unwrap();
+    assert!(
+        error.starts_with("spec.source.url: fetching http://127.0.0.1:1/geometric.wasm: ")
+            && error.ends_with(&format!(
+                "; still serving the last good version, sha256 {good}"
+            )),
+        "{error}"
+    );
+    assert_eq!(again.registry.strategy("geometric").unwrap().digest(), good);
+
+    // A restart without that cache cannot keep it: refused, saying why.
+    let empty = tempfile::tempdir().unwrap();
+    let amnesiac = Registrar::new(cluster.clone(), registry_in(empty.path()), fetcher);
+    let stored = cluster.rollout_plugin("geometric").unwrap();
+    let status = amnesiac.reconcile(&stored).await.unwrap();
+    assert!(!status.loaded, "{status:?}");
+    assert_eq!(status.digest, None);
+    assert!(status.error.unwrap().ends_with(&format!(
+        "; the last good version (sha256 {good}) is not in the plugin cache"
+    )),);
+    assert!(amnesiac.registry.strategy("geometric").is_err());
 }

@@ -51,9 +51,35 @@ pub struct PluginSource {
     /// An HTTP(S) URL serving the `.wasm` file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// An OCI artifact reference, e.g. `ghcr.io/acme/geometric:1.0`.
+    /// An OCI artifact whose one Wasm layer is the component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oci: Option<String>,
+    pub oci: Option<OciPluginSource>,
+}
+
+/// An OCI artifact, pulled anonymously or with a pull secret.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OciPluginSource {
+    /// The artifact reference, e.g. `ghcr.io/acme/geometric:1.0`.
+    #[schemars(length(min = 1))]
+    pub reference: String,
+    /// A Secret of type `kubernetes.io/dockerconfigjson` (as made by
+    /// `kubectl create secret docker-registry`) holding credentials for the
+    /// reference's registry, like a Pod's `imagePullSecrets`; the namespace
+    /// is needed since RolloutPlugins are cluster-scoped. Without it the
+    /// pull is anonymous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_secret: Option<PullSecretReference>,
+}
+
+/// A Secret by name and namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullSecretReference {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[schemars(length(min = 1))]
+    pub namespace: String,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -82,7 +108,9 @@ pub struct PluginLimits {
 pub struct RolloutPluginStatus {
     #[serde(default)]
     pub loaded: bool,
-    /// sha256 of the loaded component.
+    /// sha256 of the loaded component: the last good version, which the
+    /// operator reloads from its plugin cache after a restart when the
+    /// source fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// The `sluice:plugin` version the component targets.

@@ -2,11 +2,16 @@
 //! for Cranelift again. Entries are keyed by the plugin's sha256 and by a hash
 //! of the engine's compilation settings and Wasmtime version: a stale entry
 //! is simply never looked up.
+//!
+//! It also keeps verified components themselves (`{sha256}.wasm`), so that a
+//! RolloutPlugin's last good version can be loaded again after a restart
+//! when its source has gone bad or away.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -74,5 +79,70 @@ impl ArtifactCache {
             Err(e) => tracing::warn!(error = %e, "could not serialize compiled plugin"),
         }
         Ok(component)
+    }
+
+    fn component_path(&self, digest: &str) -> Option<PathBuf> {
+        // The digest comes from a status anyone with access may write:
+        // never a path.
+        let hex = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
+        hex.then(|| {
+            self.dir
+                .join(format!("{}.wasm", digest.to_ascii_lowercase()))
+        })
+    }
+
+    /// Keeps a verified component under its sha256 (hex), written atomically.
+    pub fn store_component(&self, digest: &str, wasm: &[u8]) -> Result<()> {
+        let Some(path) = self.component_path(digest) else {
+            bail!("{digest:?} is not a sha256 digest");
+        };
+        let actual = hex::encode(Sha256::digest(wasm));
+        if actual != digest.to_ascii_lowercase() {
+            bail!("the component's sha256 is {actual}, not {digest}");
+        }
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == wasm.len() as u64) {
+            return Ok(());
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, wasm)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The component stored under `digest`, when it is there and still has
+    /// that digest.
+    pub fn component(&self, digest: &str) -> Option<Vec<u8>> {
+        let path = self.component_path(digest)?;
+        let bytes = std::fs::read(&path).ok()?;
+        if hex::encode(Sha256::digest(&bytes)) != digest.to_ascii_lowercase() {
+            tracing::warn!(path = %path.display(), "ignoring a cached component whose digest does not match");
+            return None;
+        }
+        Some(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_are_kept_by_digest_and_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let cache = ArtifactCache::new(dir).unwrap();
+        let wasm = b"\0asm not really";
+        let digest = hex::encode(Sha256::digest(wasm));
+        assert_eq!(cache.component(&digest), None);
+        cache.store_component(&digest, wasm).unwrap();
+        assert_eq!(cache.component(&digest).as_deref(), Some(&wasm[..]));
+        assert!(cache.store_component(&"0".repeat(64), wasm).is_err());
+        assert!(cache.store_component("../escape", wasm).is_err());
+        assert_eq!(cache.component("../escape"), None);
+        std::fs::write(dir.join(format!("{digest}.wasm")), b"tampered").unwrap();
+        assert_eq!(cache.component(&digest), None, "a changed file is not used");
     }
 }

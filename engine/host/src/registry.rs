@@ -90,6 +90,12 @@ impl PluginRegistry {
         &self.host
     }
 
+    /// The host's on-disk cache, when it has one: where registration keeps
+    /// the last good version of each RolloutPlugin across restarts.
+    pub fn artifact_cache(&self) -> Option<&super::ArtifactCache> {
+        self.host.cache.as_ref()
+    }
+
     /// Adds or replaces a strategy plugin under `name`.
     pub fn add_strategy(&mut self, plugin: StrategyPlugin) {
         Arc::make_mut(&mut self.strategies).insert(plugin.name().to_string(), plugin);

@@ -5,6 +5,12 @@
 //! tick of every Canary that selects it finds it. A plugin that fails any
 //! step is refused with the reason in its status; a previous good version
 //! stays in use, so a bad update never leaves Canaries half-served.
+//!
+//! The last good version survives a restart: its digest is in the status
+//! (`status.digest`) and its bytes in the host's on-disk plugin cache, so
+//! when a restarted operator finds the source refused or unreachable it
+//! loads that version from the cache and the plugin stays loaded, the
+//! status saying why the source was refused and which version serves.
 
 pub mod source;
 
@@ -18,7 +24,7 @@ use crate::cluster::Cluster;
 use sluice_api::duration;
 use sluice_api::rollout_plugin::{PluginKind, RolloutPlugin, RolloutPluginStatus};
 use sluice_host::{Limits, PluginRegistry, check, contract};
-pub use source::Fetcher;
+pub use source::{FetchError, Fetcher, Timeouts};
 
 /// Writes a RolloutPlugin's status subresource.
 pub trait PluginStatusWriter: Send + Sync {
@@ -104,16 +110,30 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
             },
             Err(why) => {
                 tracing::warn!(plugin = %name, reason = %why, "plugin refused");
-                let still_serving = previous.loaded && self.is_registered(&name, plugin.spec.kind);
-                if !still_serving {
-                    self.registry.register_failure(&name, why.clone());
-                }
-                RolloutPluginStatus {
-                    loaded: still_serving,
-                    digest: previous.digest.filter(|_| still_serving),
-                    wit_version: previous.wit_version.filter(|_| still_serving),
-                    error: Some(why),
-                    observed_generation: plugin.metadata.generation,
+                match self.last_good(plugin, &previous).await {
+                    Ok(digest) => RolloutPluginStatus {
+                        loaded: true,
+                        error: Some(format!(
+                            "{why}; still serving the last good version, sha256 {digest}"
+                        )),
+                        digest: Some(digest),
+                        wit_version: previous.wit_version,
+                        observed_generation: plugin.metadata.generation,
+                    },
+                    Err(lost) => {
+                        let why = match lost {
+                            Some(lost) => format!("{why}; {lost}"),
+                            None => why,
+                        };
+                        self.registry.register_failure(&name, why.clone());
+                        RolloutPluginStatus {
+                            loaded: false,
+                            digest: None,
+                            wit_version: None,
+                            error: Some(why),
+                            observed_generation: plugin.metadata.generation,
+                        }
+                    }
                 }
             }
         };
@@ -130,11 +150,64 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
         self.registry.unregister(&plugin.name_any());
     }
 
-    fn is_registered(&self, name: &str, kind: PluginKind) -> bool {
+    /// The digest of the plugin registered under `name`, if any.
+    fn registered_digest(&self, name: &str, kind: PluginKind) -> Option<String> {
         match kind {
-            PluginKind::Strategy => self.registry.strategy(name).is_ok(),
-            PluginKind::Evaluator => self.registry.evaluator(name).is_ok(),
+            PluginKind::Strategy => self
+                .registry
+                .strategy(name)
+                .ok()
+                .map(|p| p.digest().to_string()),
+            PluginKind::Evaluator => self
+                .registry
+                .evaluator(name)
+                .ok()
+                .map(|p| p.digest().to_string()),
         }
+    }
+
+    /// After a refusal: the digest of the version that keeps serving, the
+    /// one in memory or, after a restart, the status's digest loaded again
+    /// from the plugin cache. `Err` when none does, with why the last good
+    /// version could not be restored, if there was one.
+    async fn last_good(
+        &self,
+        plugin: &RolloutPlugin,
+        previous: &RolloutPluginStatus,
+    ) -> Result<String, Option<String>> {
+        let name = plugin.name_any();
+        if !previous.loaded || self.registry.is_builtin(&name) {
+            return Err(None);
+        }
+        let kind = plugin.spec.kind;
+        if let Some(digest) = self.registered_digest(&name, kind) {
+            return Ok(digest);
+        }
+        let Some(digest) = previous.digest.clone() else {
+            return Err(None);
+        };
+        let Some(cache) = self.registry.artifact_cache() else {
+            return Err(Some(format!(
+                "the last good version (sha256 {digest}) is lost: the operator has no plugin cache (--plugin-cache) to keep it across restarts"
+            )));
+        };
+        let Some(bytes) = cache.component(&digest) else {
+            return Err(Some(format!(
+                "the last good version (sha256 {digest}) is not in the plugin cache"
+            )));
+        };
+        // The cached version was checked when it first loaded; the spec's
+        // limits and config apply, or the defaults when its limits are bad.
+        let limits = limits_of(plugin).unwrap_or_default();
+        self.install(&name, kind, bytes, limits, config_of(plugin))
+            .await
+            .map_err(|why| {
+                Some(format!(
+                    "the last good version (sha256 {digest}) failed to load: {why}"
+                ))
+            })?;
+        tracing::info!(plugin = %name, %digest, "last good version restored from the plugin cache");
+        Ok(digest)
     }
 
     /// Fetches, verifies, checks and registers; the digest and contract
@@ -154,7 +227,11 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
             );
         }
         let limits = limits_of(plugin)?;
-        let bytes = self.fetcher.fetch(&self.cluster, &spec.source).await?;
+        let bytes = self
+            .fetcher
+            .fetch(&self.cluster, &spec.source)
+            .await
+            .map_err(|e| e.to_string())?;
         let digest = hex::encode(Sha256::digest(&bytes));
         if let Some(expected) = &spec.sha256 {
             let expected = expected
@@ -187,16 +264,42 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
         if let Some(problem) = report.problem {
             return Err(problem);
         }
+        self.install(&name, spec.kind, bytes, limits, config)
+            .await?;
+        tracing::info!(plugin = %name, %digest, "plugin registered");
+        Ok((digest, version))
+    }
+
+    /// Loads a checked component and registers it under `name`, keeping
+    /// its bytes in the plugin cache as the last good version.
+    async fn install(
+        &self,
+        name: &str,
+        kind: PluginKind,
+        bytes: Vec<u8>,
+        limits: Limits,
+        config: String,
+    ) -> Result<(), String> {
         // Loading takes the host's compilation lock, which a compilation of
         // another plugin may hold for seconds: never on an executor thread.
-        let (host, kind, plugin_name) = (self.registry.host().clone(), spec.kind, name.clone());
-        let loaded = tokio::task::spawn_blocking(move || match kind {
-            PluginKind::Strategy => host
-                .load_strategy(&plugin_name, &bytes, limits)
-                .map(Loaded::Strategy),
-            PluginKind::Evaluator => host
-                .load_evaluator(&plugin_name, &bytes, limits)
-                .map(Loaded::Evaluator),
+        let (host, plugin_name) = (self.registry.host().clone(), name.to_string());
+        let cache = self.registry.artifact_cache().cloned();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let loaded = match kind {
+                PluginKind::Strategy => host
+                    .load_strategy(&plugin_name, &bytes, limits)
+                    .map(Loaded::Strategy),
+                PluginKind::Evaluator => host
+                    .load_evaluator(&plugin_name, &bytes, limits)
+                    .map(Loaded::Evaluator),
+            };
+            if let (Ok(_), Some(cache)) = (&loaded, cache) {
+                let digest = hex::encode(Sha256::digest(&bytes));
+                if let Err(e) = cache.store_component(&digest, &bytes) {
+                    tracing::warn!(plugin = %plugin_name, error = %e, "could not keep the plugin in the cache; it will not survive a restart if its source fails");
+                }
+            }
+            loaded
         })
         .await
         .map_err(|e| format!("loading the plugin: {e}"))?
@@ -209,8 +312,7 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
                 .registry
                 .register_evaluator(p.with_default_config(config)),
         }
-        tracing::info!(plugin = %name, %digest, "plugin registered");
-        Ok((digest, version))
+        Ok(())
     }
 }
 
