@@ -142,9 +142,8 @@ impl World {
                 seen.push(weight);
                 at_weight(weight);
             }
-            match self.phase() {
-                Some(p @ (CanaryPhase::Succeeded | CanaryPhase::Failed)) => return (seen, p),
-                _ => {}
+            if let Some(p @ (CanaryPhase::Succeeded | CanaryPhase::Failed)) = self.phase() {
+                return (seen, p);
             }
             assert!(
                 Instant::now() < end,
@@ -199,17 +198,28 @@ async fn sluice_run_rolls_out_a_new_revision_through_the_kubernetes_api() {
         Some(0),
         "the canary is scaled down"
     );
-    let events: Vec<String> = world
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST" && r.uri.contains("/events"))
-        .map(|r| r.body)
-        .collect();
-    assert!(
-        events.iter().any(|e| e.contains("Promotion completed")),
-        "events are published: {events:?}"
-    );
+    // Events go out after the status: wait for the last one.
+    let end = Instant::now() + Duration::from_secs(5);
+    let published = || {
+        world
+            .server
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.uri.contains("/events"))
+            .map(|r| r.body)
+            .collect::<Vec<String>>()
+    };
+    while !published()
+        .iter()
+        .any(|e| e.contains("Promotion completed"))
+    {
+        assert!(
+            Instant::now() < end,
+            "events are published: {:?}",
+            published()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -242,6 +252,11 @@ async fn a_status_write_lost_to_a_409_is_redone_at_once_and_never_advances_twice
     assert!(
         log.contains("conflict, retrying at once"),
         "the conflict was seen and retried: {log}"
+    );
+    let metrics = op.metrics().await;
+    assert!(
+        metrics.contains("sluice_reconcile_errors_total{kind=\"conflict\"} 1"),
+        "the conflict is counted: {metrics}"
     );
     let _ = armed;
     let advances = |w: i64| {
@@ -311,6 +326,8 @@ async fn when_the_leader_is_killed_mid_rollout_the_standby_finishes_it() {
     let leader = lease_holder(&world.server).expect("a leader");
     let (leader, standby) = if leader == "sluice-a" { (a, b) } else { (b, a) };
     assert_eq!(standby.readyz().await, Some(200), "a standby is ready");
+    assert!(standby.metrics().await.contains("sluice_leader 0"));
+    assert!(leader.metrics().await.contains("sluice_leader 1"));
     world.new_revision().await;
     let end = Instant::now() + Duration::from_secs(30);
     while canary_weight(&world.server, NS, "podinfo") != Some(10) {
@@ -353,4 +370,41 @@ async fn a_leader_whose_lease_is_taken_over_stops_and_exits_non_zero() {
         op.log_text()
     );
     assert!(op.log_text().contains("lost the leader election lease"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_errors_and_dropped_watches_mid_rollout_neither_break_it_nor_skip_a_step() {
+    let world = World::new().await;
+    let op = world.operator("sluice-a", &[]);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .await;
+    world.new_revision().await;
+    let server = Arc::clone(&world.server);
+    let (weights, phase) = world
+        .watch_rollout(
+            Duration::from_secs(90),
+            |w| match w {
+                10 => {
+                    // The API server fails the next route write, then the
+                    // next status write; every watch drops and the watch
+                    // history is gone (410 Gone, the watchers relist).
+                    server.inject(Fault::internal("httproutes"));
+                    server.inject(Fault::internal("canaries").on_status());
+                    server.close_watches();
+                    server.compact();
+                }
+                20 => server.close_watches(),
+                _ => {}
+            },
+            || op.log_text(),
+        )
+        .await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
+    assert_eq!(weights, STEPS, "no step skipped or applied twice");
+    let metrics = op.metrics().await;
+    assert!(
+        metrics.contains("sluice_reconcile_errors_total{kind=\"api\"} 2"),
+        "both failures are counted: {metrics}"
+    );
 }

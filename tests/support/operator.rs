@@ -86,6 +86,20 @@ impl Operator {
             .map(|r| r.status().as_u16())
     }
 
+    /// `/metrics`, or an empty string when nothing answers.
+    pub async fn metrics(&self) -> String {
+        let client = reqwest::Client::new();
+        match client
+            .get(format!("{}/metrics", self.health))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await
+        {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

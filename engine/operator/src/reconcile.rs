@@ -92,17 +92,51 @@ where
     M: MetricsProvider,
     W: WebhookCaller,
 {
+    match not_due(ctx, canary, instant).await? {
+        Some(wait) => Ok(wait),
+        None => run_tick(ctx, canary, now, instant).await,
+    }
+}
+
+/// How long until `canary`'s next tick, or `None` when one is due now.
+pub async fn not_due<C, M, W>(
+    ctx: &Context<C, M, W>,
+    canary: &Canary,
+    instant: Instant,
+) -> Result<Option<Duration>>
+where
+    C: Cluster,
+    M: MetricsProvider,
+    W: WebhookCaller,
+{
+    let interval = canary
+        .settings()
+        .map(|s| s.interval)
+        .unwrap_or(DEFAULT_INTERVAL);
+    match ctx.schedule.wait(&key(canary), interval, instant) {
+        Some(wait) if !ctx.analyzer.revision_changed(canary).await? => Ok(Some(wait)),
+        _ => Ok(None),
+    }
+}
+
+/// Runs one analysis tick of `canary` now; when to come back.
+pub async fn run_tick<C, M, W>(
+    ctx: &Context<C, M, W>,
+    canary: &Canary,
+    now: Timestamp,
+    instant: Instant,
+) -> Result<Duration>
+where
+    C: Cluster,
+    M: MetricsProvider,
+    W: WebhookCaller,
+{
     let settings = canary.settings().ok();
     let interval = settings
         .as_ref()
         .map(|s| s.interval)
         .unwrap_or(DEFAULT_INTERVAL);
     let key = key(canary);
-    if let Some(wait) = ctx.schedule.wait(&key, interval, instant)
-        && !ctx.analyzer.revision_changed(canary).await?
-    {
-        return Ok(wait);
-    }
     ctx.schedule.ran(&key, instant);
     let started = Instant::now();
     let outcome = match ctx.analyzer.reconcile(canary, now).await {

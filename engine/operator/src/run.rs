@@ -21,7 +21,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
-use super::reconcile::{Cleanup, Context, finalize, key, reconcile_canary};
+use super::reconcile::{Cleanup, Context, finalize, key, not_due, run_tick};
 use super::server::{self, Endpoints};
 use super::{leader, telemetry::Telemetry};
 use crate::kube_cluster::KubeCluster;
@@ -198,6 +198,29 @@ pub enum ReconcileError {
 }
 
 impl ReconcileError {
+    /// The `kind` label of `sluice_reconcile_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        use sluice_rollout::cluster::ClusterError;
+        match self {
+            Self::Tick(TickError::Cluster(e)) => match e {
+                ClusterError::Conflict { .. } => "conflict",
+                ClusterError::NotLeader { .. } => "not_leader",
+                ClusterError::NotFound { .. } => "not_found",
+                ClusterError::Invalid { .. } => "invalid",
+                ClusterError::Api { .. } => "api",
+            },
+            Self::Tick(TickError::Workload(_)) => "workload",
+            Self::Tick(TickError::Missing(_)) => "missing",
+            Self::Waiting(_) => "waiting",
+            Self::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.kind(),
+                _ if self.is_conflict() => "conflict",
+                _ => "finalizer",
+            },
+        }
+    }
+
     /// Whether the reconcile lost a write race (HTTP 409) and can be redone
     /// at once on a fresh read.
     pub fn is_conflict(&self) -> bool {
@@ -222,12 +245,10 @@ async fn reconcile(canary: Arc<Canary>, ctx: Arc<KubeContext>) -> Result<Action,
     let api: Api<Canary> = Api::namespaced(ctx.analyzer.cluster.client().clone(), &namespace);
     finalizer(&api, FINALIZER, canary, |event| async {
         match event {
-            FinalizerEvent::Apply(canary) => {
-                reconcile_canary(&ctx, &canary, Timestamp::now(), Instant::now())
-                    .await
-                    .map(Action::requeue)
-                    .map_err(ReconcileError::Tick)
-            }
+            FinalizerEvent::Apply(canary) => tick(&ctx, &api, &canary)
+                .await
+                .map(Action::requeue)
+                .map_err(ReconcileError::Tick),
             FinalizerEvent::Cleanup(canary) => {
                 match finalize(&ctx.analyzer.cluster, &canary)
                     .await
@@ -247,7 +268,37 @@ async fn reconcile(canary: Arc<Canary>, ctx: Arc<KubeContext>) -> Result<Action,
     .map_err(|e| ReconcileError::Finalizer(Box::new(e)))
 }
 
-fn error_policy(canary: Arc<Canary>, error: &ReconcileError, _: Arc<KubeContext>) -> Action {
+/// One analysis tick, when one is due. The tick reads the Canary afresh
+/// from the API server, not from the controller's cache: a cache that lags
+/// (a dropped watch, a relist) would replay an older step and write its
+/// route back. A tick that still loses a write race (409, someone edited
+/// the Canary meanwhile) is redone at once on a new read.
+async fn tick(
+    ctx: &KubeContext,
+    api: &Api<Canary>,
+    cached: &Canary,
+) -> Result<Duration, TickError> {
+    if let Some(wait) = not_due(ctx, cached, Instant::now()).await? {
+        return Ok(wait);
+    }
+    let read = || async {
+        api.get(&cached.name_any()).await.map_err(|e| {
+            crate::kube_cluster::kube_error(format!("reading Canary {}", key(cached)), e)
+        })
+    };
+    let canary = read().await?;
+    match run_tick(ctx, &canary, Timestamp::now(), Instant::now()).await {
+        Err(e) if e.is_conflict() => {
+            ctx.telemetry.reconcile_failed("conflict");
+            tracing::info!(canary = %key(cached), error = %e, "conflict, retrying at once");
+            run_tick(ctx, &read().await?, Timestamp::now(), Instant::now()).await
+        }
+        done => done,
+    }
+}
+
+fn error_policy(canary: Arc<Canary>, error: &ReconcileError, ctx: Arc<KubeContext>) -> Action {
+    ctx.telemetry.reconcile_failed(error.kind());
     if error.is_conflict() {
         // Someone wrote the Canary since it was read: read it again and
         // redo the tick now (the watch delivers the new version).
@@ -394,6 +445,26 @@ fn watch_for_stop(
     rx
 }
 
+/// Keeps `sluice_leader` current.
+fn report_leadership(
+    leadership: Option<watch::Receiver<leader::Leadership>>,
+    telemetry: Arc<Telemetry>,
+) {
+    let Some(mut rx) = leadership else {
+        telemetry.set_leading(true);
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            let leading = *rx.borrow_and_update() == leader::Leadership::Leading;
+            telemetry.set_leading(leading);
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
 /// Resolves once `stop` leaves `Running`.
 async fn stopped(mut stop: watch::Receiver<Stop>) {
     let _ = stop.wait_for(|s| *s != Stop::Running).await;
@@ -419,6 +490,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ready: Arc::clone(&ready),
     };
     let stop = watch_for_stop(leadership.clone(), Arc::clone(&ready));
+    report_leadership(leadership.clone(), Arc::clone(&parts.ctx.telemetry));
     let server = tokio::spawn(server::serve(args.listen, endpoints, stopped(stop.clone())));
     if let Some(mut rx) = leadership {
         // A standby is ready: it serves its probes and waits.

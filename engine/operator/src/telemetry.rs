@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -40,8 +41,17 @@ pub struct Telemetry {
     weight: Family<WorkloadLabels, Gauge>,
     total: Family<NamespaceLabels, Gauge>,
     duration: Family<CanaryLabels, Histogram, fn() -> Histogram>,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    leading: Gauge,
     /// Canaries seen, to count them per namespace.
     known: Mutex<std::collections::BTreeSet<(String, String)>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// conflict, not_leader, api, not_found, invalid, workload, missing,
+    /// waiting, finalizer.
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +104,18 @@ impl Telemetry {
             "Duration of one analysis tick",
             duration.clone(),
         );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "sluice_reconcile_errors",
+            "Reconciles that failed and were retried, by kind",
+            reconcile_errors.clone(),
+        );
+        let leading = Gauge::default();
+        registry.register(
+            "sluice_leader",
+            "1 while this replica holds the leader election Lease (or runs without one), else 0",
+            leading.clone(),
+        );
         plugins.register(&mut registry);
         Self {
             registry,
@@ -101,6 +123,8 @@ impl Telemetry {
             weight,
             total,
             duration,
+            reconcile_errors,
+            leading,
             known: Mutex::default(),
         }
     }
@@ -134,6 +158,18 @@ impl Telemetry {
             })
             .set(canary_weight);
         self.count(namespace, name, true);
+    }
+
+    /// Counts a failed reconcile of `kind`.
+    pub fn reconcile_failed(&self, kind: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels { kind: kind.into() })
+            .inc();
+    }
+
+    /// Whether this replica leads.
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.set(i64::from(leading));
     }
 
     /// Forgets a deleted Canary.

@@ -63,6 +63,9 @@ struct Tick<'a> {
     /// Alerts raised this tick: severity, message, and whether to attach
     /// the rollout's settings (Flagger's `metadata`).
     alerts: Vec<(AlertSeverity, String, bool)>,
+    /// The route of the new state, written only once that state is: a
+    /// tick whose status write fails leaves the route where it was.
+    route: Option<router::HttpRoute>,
 }
 
 impl Tick<'_> {
@@ -268,15 +271,23 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             events: Vec::new(),
             configs: Default::default(),
             alerts: Vec::new(),
+            route: None,
         };
         // Checked once per tick: the step and the hooks and alerts after it
         // read the same settings.
         let settings = canary.settings();
         self.step(&mut tick, settings.as_ref()).await?;
+        // State first: the status (with its resourceVersion precondition),
+        // then the route it implies. A lost race writes neither, and the
+        // redone tick starts from the stored status: no step runs twice
+        // and the route is never ahead of the recorded state.
         if canary.status.as_ref() != Some(&tick.status) {
             self.cluster
                 .update_canary_status(canary, &tick.status)
                 .await?;
+        }
+        if let Some(route) = &tick.route {
+            self.cluster.apply_http_route(route).await?;
         }
         for event in &tick.events {
             self.cluster.publish_event(canary, event).await?;
@@ -559,6 +570,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             ));
             return Ok(());
         }
+        self.drain_canary(t).await?;
         self.cluster
             .scale_deployment(&t.namespace, &t.target, 0)
             .await?;
@@ -584,6 +596,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         strategy: &StrategyPlugin,
         target: &k8s_openapi::api::apps::v1::Deployment,
     ) -> Result<()> {
+        if self.route_behind_state(t, settings, strategy).await? {
+            t.info(format!(
+                "Route of {} re-applied for canary weight {}; the analysis resumes at the next interval",
+                t.label, t.status.canary_weight
+            ));
+            return Ok(());
+        }
         if self.held_for_canary_rollout(t, settings, target).await?
             || self.held_for_gateways(t, settings).await?
         {
@@ -1064,6 +1083,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     }
 
     async fn finalise(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> Result<()> {
+        self.drain_canary(t).await?;
         self.cluster
             .scale_deployment(&t.namespace, &t.target, 0)
             .await?;
@@ -1088,6 +1108,53 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         Ok(())
     }
 
+    /// Whether the HTTPRoute in the cluster is not the one the recorded
+    /// state implies (its write failed after the state was recorded). Then
+    /// this tick only puts it in place: every step is analysed on traffic
+    /// at its own weight, none is skipped.
+    async fn route_behind_state(
+        &self,
+        t: &Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+    ) -> Result<bool> {
+        let spec = spec_for(settings, &t.status, strategy);
+        let Ok(plan) = self.checked_plan(strategy, &spec, t.rollout_state()).await else {
+            return Ok(false);
+        };
+        let current = self
+            .cluster
+            .http_route(&t.namespace, &workload::apex_name(t.canary))
+            .await?;
+        let wanted = router::render(t.canary, &plan);
+        Ok(current.is_some_and(|r| r.spec != wanted.spec))
+    }
+
+    /// Before the canary is scaled down: if the current route still sends
+    /// it any request (a route write that failed after its state was
+    /// recorded), the all-primary route goes out first.
+    async fn drain_canary(&self, t: &mut Tick<'_>) -> Result<()> {
+        let current = self
+            .cluster
+            .http_route(&t.namespace, &workload::apex_name(t.canary))
+            .await?;
+        let canary = workload::canary_service_name(&workload::apex_name(t.canary));
+        let serves_canary = current.as_ref().is_some_and(|r| {
+            r.spec.rules.iter().flatten().any(|rule| {
+                rule.backend_refs
+                    .iter()
+                    .flatten()
+                    .any(|b| b.name == canary && b.weight.unwrap_or(1) > 0)
+            })
+        });
+        if serves_canary {
+            self.cluster
+                .apply_http_route(&router::render(t.canary, &router::safe_plan()))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Sends all traffic back to the primary without asking the plugin,
     /// scales the canary down and marks the rollout failed.
     async fn rollback(
@@ -1098,6 +1165,9 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     ) -> Result<()> {
         t.alert(AlertSeverity::Error, message.clone());
         t.warn(message);
+        // Traffic off the canary now, before its pods go: no route staged
+        // for after the status write.
+        t.route = None;
         self.cluster
             .apply_http_route(&router::render(t.canary, &router::safe_plan()))
             .await?;
@@ -1249,7 +1319,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             .http_route(&t.namespace, &workload::apex_name(t.canary))
             .await?;
         if current.as_ref().map(|r| &r.spec) != Some(&route.spec) {
-            self.cluster.apply_http_route(&route).await?;
+            t.route = Some(route);
         }
         Ok(())
     }
