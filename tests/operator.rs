@@ -408,3 +408,76 @@ async fn api_errors_and_dropped_watches_mid_rollout_neither_break_it_nor_skip_a_
         "both failures are counted: {metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sluice_run_killed_at_every_step_and_phase_still_finishes_the_rollout_exactly_once() {
+    let world = World::new().await;
+    let mut op = world.operator("sluice-0", &[]);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .await;
+    world.new_revision().await;
+    // SIGKILL and restart whenever the weight or the phase changes: at each
+    // weight, on Promoting and on Finalising.
+    let end = Instant::now() + Duration::from_secs(120);
+    let mut seen: Vec<(i64, Option<CanaryPhase>)> = Vec::new();
+    let mut restarts = 0;
+    loop {
+        let weight = canary_weight(&world.server, NS, "podinfo").unwrap_or(0);
+        assert!(weight <= 30, "weight {weight} over maxWeight");
+        if weight > 0 {
+            let target: Deployment = world.server.get(NS, "podinfo").unwrap().unwrap();
+            let available = target
+                .status
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+            assert!(available > 0, "{weight}% to a canary with no ready pods");
+        }
+        let phase = world.phase();
+        if matches!(phase, Some(CanaryPhase::Succeeded | CanaryPhase::Failed)) {
+            break;
+        }
+        if seen.last() != Some(&(weight, phase)) {
+            seen.push((weight, phase));
+            op.kill();
+            restarts += 1;
+            op = world.operator(&format!("sluice-{restarts}"), &[]);
+        }
+        assert!(
+            Instant::now() < end,
+            "not finished: {seen:?}; log:\n{}",
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(world.phase(), Some(CanaryPhase::Succeeded), "{seen:?}");
+    let phases: Vec<_> = seen.iter().filter_map(|(_, p)| *p).collect();
+    for p in [
+        CanaryPhase::Progressing,
+        CanaryPhase::Promoting,
+        CanaryPhase::Finalising,
+    ] {
+        assert!(phases.contains(&p), "killed during {p:?}: {seen:?}");
+    }
+    let weights: Vec<i64> = seen.iter().map(|(w, _)| *w).collect();
+    let mut distinct = weights.clone();
+    distinct.dedup();
+    assert_eq!(distinct, STEPS, "each step once, in order: {seen:?}");
+    assert_eq!(world.primary_image().as_deref(), Some("podinfo:2"));
+    // Never two "Advance … weight N" events for one step, whatever the
+    // restarts (a kill between the status write and the events loses them:
+    // events are sent at most once).
+    for w in [10, 20, 30] {
+        let n = world
+            .server
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "POST"
+                    && r.uri.contains("/events")
+                    && r.body.contains(&format!("canary weight {w}\""))
+            })
+            .count();
+        assert!(n <= 1, "{n} Advance events for weight {w}");
+    }
+}
