@@ -13,7 +13,7 @@ pub const HTTP_METHODS: [&str; 9] = [
 pub const PATH_PSEUDO_HEADER: &str = ":path";
 
 /// The longest regular expression a match may carry, in bytes.
-pub const MAX_REGEX_BYTES: usize = 1024;
+const MAX_REGEX_BYTES: usize = 1024;
 /// The most a compiled match regex may take (program and lazy DFA); a
 /// pattern over it is refused at once instead of compiling for seconds.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
