@@ -41,10 +41,10 @@ pub struct CanarySpec {
     /// Seconds the canary may take to become ready before a rollback (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub progress_deadline_seconds: Option<i64>,
+    pub(crate) progress_deadline_seconds: Option<i64>,
     /// Promote every new revision at once, without analysis.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub skip_analysis: bool,
+    pub(crate) skip_analysis: bool,
     /// Stop acting on this Canary (no new rollouts, no traffic changes).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
@@ -70,11 +70,11 @@ pub struct CanarySpec {
 #[schemars(transform = require(&["name"]))]
 pub struct TargetRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
+    api_version: Option<String>,
     /// Only Deployment is supported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["Deployment"]))]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     #[serde(default)]
     #[schemars(length(min = 1))]
     pub name: String,
@@ -85,9 +85,9 @@ pub struct TargetRef {
 #[schemars(transform = require(&["name"]))]
 pub struct AutoscalerRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
+    api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    kind: Option<String>,
     #[serde(default)]
     #[schemars(length(min = 1))]
     pub name: String,
@@ -281,48 +281,48 @@ pub struct HttpMatch {
     pub method: Option<StringMatch>,
     /// A name for the match (Istio's, for logs); it matches nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    name: Option<String>,
     /// Istio's prefix for the match's statistics; it matches nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stat_prefix: Option<String>,
+    stat_prefix: Option<String>,
     /// Refused: the Gateway API has no scheme match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub scheme: Option<serde_json::Value>,
+    scheme: Option<serde_json::Value>,
     /// Refused: the Gateway API matches hosts with the route's `hostnames`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub authority: Option<serde_json::Value>,
+    authority: Option<serde_json::Value>,
     /// Refused: the Gateway API has no port match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub port: Option<serde_json::Value>,
+    port: Option<serde_json::Value>,
     /// Refused: the Gateway API has no source match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub source_labels: Option<serde_json::Value>,
+    source_labels: Option<serde_json::Value>,
     /// Refused: the Gateway API has no source match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub source_namespace: Option<serde_json::Value>,
+    source_namespace: Option<serde_json::Value>,
     /// Refused: a route's gateways are its `parentRefs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub gateways: Option<serde_json::Value>,
+    gateways: Option<serde_json::Value>,
     /// Refused: Gateway API path matches are case-sensitive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub ignore_uri_case: Option<serde_json::Value>,
+    ignore_uri_case: Option<serde_json::Value>,
     /// Refused: the Gateway API has no negative header match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub without_headers: Option<serde_json::Value>,
+    without_headers: Option<serde_json::Value>,
 }
 
 impl HttpMatch {
     /// The Istio fields that are set and that the Gateway API cannot
     /// express, with why.
-    pub fn unsupported_fields(&self) -> Vec<(&'static str, &'static str)> {
+    pub(crate) fn unsupported_fields(&self) -> Vec<(&'static str, &'static str)> {
         [
             (
                 "scheme",
@@ -392,86 +392,86 @@ pub struct StringMatch {
 pub struct CanaryAnalysis {
     /// Time between two analysis steps (default "1m").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<String>,
+    pub(crate) interval: Option<String>,
     /// Failed checks before a rollback (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub threshold: Option<i64>,
+    pub(crate) threshold: Option<i64>,
     /// Highest canary weight before promotion (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
-    pub max_weight: Option<i64>,
+    pub(crate) max_weight: Option<i64>,
     /// Canary weight increment per step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
-    pub step_weight: Option<i64>,
+    pub(crate) step_weight: Option<i64>,
     /// Explicit list of canary weights, instead of stepWeight.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(range(min = 1, max = 100)))]
-    pub step_weights: Vec<i64>,
+    pub(crate) step_weights: Vec<i64>,
     /// Primary weight increment per step during promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
-    pub step_weight_promotion: Option<i64>,
+    pub(crate) step_weight_promotion: Option<i64>,
     /// Number of iterations (A/B testing, blue/green, mirroring).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub iterations: Option<i64>,
+    pub(crate) iterations: Option<i64>,
     /// Requests that go to the canary (A/B testing).
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
-    pub matches: Vec<HttpMatch>,
+    pub(crate) matches: Vec<HttpMatch>,
     /// Mirror traffic to the canary.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub mirror: bool,
+    pub(crate) mirror: bool,
     /// Percentage of requests mirrored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
-    pub mirror_weight: Option<i64>,
+    pub(crate) mirror_weight: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<SessionAffinity>,
     /// Strategy plugin by name; default: chosen from the fields above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
-    pub strategy: Option<String>,
+    pub(crate) strategy: Option<String>,
     /// Free-form settings for the strategy plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub strategy_config: Option<serde_json::Value>,
+    pub(crate) strategy_config: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub metrics: Vec<CanaryMetric>,
+    pub(crate) metrics: Vec<CanaryMetric>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub webhooks: Vec<CanaryWebhook>,
+    pub(crate) webhooks: Vec<CanaryWebhook>,
     /// Where to send alerts (Flagger's `analysis.alerts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub alerts: Vec<CanaryAlert>,
+    pub(crate) alerts: Vec<CanaryAlert>,
 }
 
 /// One alert destination of the analysis.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CanaryAlert {
+pub(crate) struct CanaryAlert {
     #[serde(default)]
-    pub name: String,
+    pub(crate) name: String,
     /// info (default: every alert), warn (warnings and errors) or error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<String>,
+    pub(crate) severity: Option<String>,
     /// The AlertProvider; its namespace defaults to the Canary's.
     #[serde(default)]
-    pub provider_ref: CrossNamespaceObjectReference,
+    pub(crate) provider_ref: CrossNamespaceObjectReference,
 }
 
 /// A reference to an object in any namespace (Flagger's type of the same name).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CrossNamespaceObjectReference {
+pub(crate) struct CrossNamespaceObjectReference {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
+    api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    kind: Option<String>,
     #[serde(default)]
-    pub name: String,
+    pub(crate) name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -480,31 +480,31 @@ pub struct CrossNamespaceObjectReference {
 pub struct SessionAffinity {
     #[serde(default)]
     #[schemars(length(min = 1))]
-    pub cookie_name: String,
+    pub(crate) cookie_name: String,
     /// Cookie lifetime in seconds (default 86400).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 4294967295u32))]
-    pub max_age: Option<i64>,
+    pub(crate) max_age: Option<i64>,
     /// Cookie that keeps users on the primary (Flagger's primary stickiness).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub primary_cookie_name: Option<String>,
+    pub(crate) primary_cookie_name: Option<String>,
     /// The cookies' `Path` (default "/", so that a browser sends them with
     /// every request to the host, whatever page set them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub(crate) path: Option<String>,
     /// The cookies' `Domain`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
+    pub(crate) domain: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub http_only: bool,
+    http_only: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub secure: bool,
+    secure: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub partitioned: bool,
+    partitioned: bool,
     /// `Strict`, `Lax` or `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["Strict", "Lax", "None"]))]
-    pub same_site: Option<String>,
+    pub(crate) same_site: Option<String>,
 }
 
 impl SessionAffinity {
@@ -536,32 +536,32 @@ impl SessionAffinity {
 /// One metric check of the analysis.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CanaryMetric {
+pub(crate) struct CanaryMetric {
     #[schemars(length(min = 1))]
-    pub name: String,
+    pub(crate) name: String,
     /// Query window, substituted for `{{ interval }}` (default "1m").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<String>,
+    pub(crate) interval: Option<String>,
     /// Deprecated single bound, read as thresholdRange.min for success
     /// rates and thresholdRange.max otherwise, as in Flagger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f64>,
+    pub(crate) threshold: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold_range: Option<ThresholdRange>,
+    pub(crate) threshold_range: Option<ThresholdRange>,
     /// Inline PromQL (deprecated in Flagger; prefer templateRef).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query: Option<String>,
+    pub(crate) query: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_ref: Option<TemplateRef>,
+    pub(crate) template_ref: Option<TemplateRef>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub template_variables: BTreeMap<String, String>,
+    pub(crate) template_variables: BTreeMap<String, String>,
     /// Evaluator plugin by name (default "threshold").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evaluator: Option<String>,
+    pub(crate) evaluator: Option<String>,
     /// Free-form settings for the evaluator plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub evaluator_config: Option<serde_json::Value>,
+    pub(crate) evaluator_config: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, JsonSchema)]
@@ -573,21 +573,21 @@ pub struct ThresholdRange {
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub struct TemplateRef {
+pub(crate) struct TemplateRef {
     #[schemars(length(min = 1))]
-    pub name: String,
+    pub(crate) name: String,
     /// Default: the Canary's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
 }
 
 /// A webhook of the analysis.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = require(&["url"]))]
-pub struct CanaryWebhook {
+pub(crate) struct CanaryWebhook {
     #[schemars(length(min = 1))]
-    pub name: String,
+    pub(crate) name: String,
     /// confirm-rollout, pre-rollout, rollout (default), confirm-traffic-increase,
     /// confirm-promotion, post-rollout, rollback or event.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
@@ -595,27 +595,27 @@ pub struct CanaryWebhook {
         "confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase",
         "confirm-promotion", "post-rollout", "rollback", "event"
     ]))]
-    pub hook_type: Option<String>,
+    pub(crate) hook_type: Option<String>,
     #[serde(default)]
     #[schemars(regex(pattern = r"^https?://"))]
-    pub url: String,
+    pub(crate) url: String,
     /// Default "10s".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
+    pub(crate) timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
-    pub retries: Option<i64>,
+    pub(crate) retries: Option<i64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub mute_alert: bool,
+    pub(crate) mute_alert: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    pub(crate) metadata: BTreeMap<String, String>,
     /// Skip TLS certificate verification for this webhook.
     #[serde(
         default,
         rename = "disableTLS",
         skip_serializing_if = "std::ops::Not::not"
     )]
-    pub disable_tls: bool,
+    pub(crate) disable_tls: bool,
 }
 
 /// The state of a rollout. It is the only state Sluice keeps: an engine
@@ -685,18 +685,6 @@ impl CanaryPhase {
             Self::Terminating => "Terminating",
             Self::Terminated => "Terminated",
         }
-    }
-
-    /// A rollout is under way: traffic may be on the canary.
-    pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            Self::Progressing
-                | Self::Waiting
-                | Self::WaitingPromotion
-                | Self::Promoting
-                | Self::Finalising
-        )
     }
 }
 

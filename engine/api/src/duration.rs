@@ -37,8 +37,8 @@ use thiserror::Error;
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid duration {input:?}: {reason} (use Go syntax such as \"30s\", \"1m\", \"1h30m\")")]
 pub struct DurationError {
-    pub input: String,
-    pub reason: &'static str,
+    input: String,
+    reason: &'static str,
 }
 
 /// Parses a Go duration string. Negative durations are refused: nothing in
@@ -80,13 +80,27 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
 /// "1.5s", "500ms", "1h0m0s"); a duration past Go's range (about 292 years)
 /// is written as Go's largest. For PromQL range selectors, see
 /// [`prometheus_range`].
-pub fn format_go(d: Duration) -> String {
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "no caller outside this module's tests yet; kept as the documented inverse of `parse`"
+    )
+)]
+fn format_go(d: Duration) -> String {
     let nanos = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
     GoDuration(nanos).to_string()
 }
 
 /// A compact form for PromQL range selectors: "1m", "30s", "1h30m".
-pub fn prometheus_range(d: Duration) -> String {
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "no caller outside this module's tests; kept for PromQL range selectors"
+    )
+)]
+fn prometheus_range(d: Duration) -> String {
     let secs = d.as_secs();
     if secs == 0 {
         return format!("{}ms", d.as_millis());

@@ -1,12 +1,12 @@
 //! The custom resources Sluice serves (`sluice.dev/v1beta1`).
 
-pub mod alert_provider;
-pub mod canary;
+mod alert_provider;
+mod canary;
 pub mod duration;
 pub mod load;
-pub mod metric_template;
+mod metric_template;
 pub mod rollout_plugin;
-pub mod validate;
+mod validate;
 
 pub use alert_provider::{AlertProvider, AlertProviderSpec};
 pub use canary::*;

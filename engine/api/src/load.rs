@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 
 use super::{AlertProvider, Canary, MetricTemplate};
 
-pub const API_VERSION: &str = "sluice.dev/v1beta1";
-pub const FLAGGER_API_VERSION: &str = "flagger.app/v1beta1";
+const API_VERSION: &str = "sluice.dev/v1beta1";
+const FLAGGER_API_VERSION: &str = "flagger.app/v1beta1";
 
 /// Splits a multi-document YAML text into JSON values, skipping empty documents.
 pub fn documents(text: &str) -> Result<Vec<serde_json::Value>> {

@@ -14,20 +14,20 @@ use super::duration;
 use sluice_core::gateway::{HTTP_METHODS, bounded_regex, is_header_name};
 
 /// Flagger's defaults.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
-pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
-pub const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(60);
-pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_COOKIE_MAX_AGE: u32 = 86400;
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_COOKIE_MAX_AGE: u32 = 86400;
 
 /// Metrics Sluice knows without a MetricTemplate.
-pub const BUILTIN_METRICS: [&str; 2] = ["request-success-rate", "request-duration"];
+const BUILTIN_METRICS: [&str; 2] = ["request-success-rate", "request-duration"];
 
 /// One problem in a spec, with the path of the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
-    pub field: String,
-    pub message: String,
+    field: String,
+    message: String,
 }
 
 impl fmt::Display for FieldError {
@@ -53,7 +53,7 @@ pub struct StrategyChoice {
     /// Plugin name, e.g. "weighted".
     pub name: String,
     /// Whether the user named it (`analysis.strategy`) or Sluice chose it.
-    pub explicit: bool,
+    explicit: bool,
 }
 
 /// Where a metric's value comes from.
@@ -92,7 +92,7 @@ pub enum HookType {
 }
 
 impl HookType {
-    pub const ALL: [(&'static str, HookType); 8] = [
+    const ALL: [(&'static str, HookType); 8] = [
         ("confirm-rollout", HookType::ConfirmRollout),
         ("pre-rollout", HookType::PreRollout),
         ("rollout", HookType::Rollout),
@@ -135,7 +135,7 @@ pub enum AlertSeverity {
 }
 
 impl AlertSeverity {
-    pub fn parse(s: &str) -> Option<Self> {
+    fn parse(s: &str) -> Option<Self> {
         match s {
             "info" => Some(Self::Info),
             "warn" => Some(Self::Warn),
@@ -973,7 +973,7 @@ fn is_cookie_attribute(v: &str) -> bool {
 /// `mirror`); otherwise a weighted canary, whose session affinity is the
 /// `session-affinity` plugin and whose `mirror` is one mirror step at
 /// weight 0 before the first shift (the `weighted` plugin).
-pub fn derive_strategy(analysis: &CanaryAnalysis) -> &'static str {
+fn derive_strategy(analysis: &CanaryAnalysis) -> &'static str {
     let iterations = analysis.iterations.is_some_and(|n| n > 0);
     if iterations && !analysis.matches.is_empty() {
         "ab-testing"
