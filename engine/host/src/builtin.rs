@@ -18,7 +18,7 @@ pub fn strategy(name: &str) -> Option<&'static [u8]> {
     }
 }
 
-pub const STRATEGIES: [&str; 5] = [
+pub(crate) const STRATEGIES: [&str; 5] = [
     "weighted",
     "ab-testing",
     "blue-green",
@@ -34,4 +34,4 @@ pub fn evaluator(name: &str) -> Option<&'static [u8]> {
     }
 }
 
-pub const EVALUATORS: [&str; 1] = ["threshold"];
+pub(crate) const EVALUATORS: [&str; 1] = ["threshold"];

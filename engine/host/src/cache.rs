@@ -60,7 +60,12 @@ impl ArtifactCache {
 
     /// Loads the compiled form of `wasm`, compiling and storing it on a miss.
     /// Cache I/O problems are logged and never fatal: compiling is the fallback.
-    pub fn load_or_compile(&self, engine: &Engine, digest: &str, wasm: &[u8]) -> Result<Component> {
+    pub(crate) fn load_or_compile(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        wasm: &[u8],
+    ) -> Result<Component> {
         let path = self.path_for(engine, digest);
         if let Ok(bytes) = std::fs::read(&path) {
             // Read into memory rather than mapping the file: a mapped file

@@ -31,7 +31,7 @@ pub const SLACK: Duration = Duration::from_millis(50);
 /// At most this many log lines of one call are kept; the rest are counted.
 pub const MAX_LOG_LINES: usize = 32;
 /// Longer log lines are cut.
-pub const MAX_LOG_LINE: usize = 1024;
+const MAX_LOG_LINE: usize = 1024;
 
 /// The most of a plugin's own error or trap output a fault keeps.
 const MAX_REASON: usize = 512;
@@ -178,13 +178,13 @@ impl ResourceLimiter for MemoryCap {
 
 /// What a call needs besides its closures.
 pub(crate) struct CallContext<'a> {
-    pub engine: &'a Engine,
-    pub metrics: &'a PluginMetrics,
-    pub plugin: &'a str,
-    pub limits: Limits,
-    pub sink: Option<LogSink>,
+    pub(crate) engine: &'a Engine,
+    pub(crate) metrics: &'a PluginMetrics,
+    pub(crate) plugin: &'a str,
+    pub(crate) limits: Limits,
+    pub(crate) sink: Option<LogSink>,
     /// One permit per call the instance pool has room for.
-    pub permits: &'a tokio::sync::Semaphore,
+    pub(crate) permits: &'a tokio::sync::Semaphore,
 }
 
 /// Runs one plugin call in a fresh store and classifies what went wrong.

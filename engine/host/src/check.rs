@@ -22,15 +22,15 @@ const TRIAL_SERIES_POINTS: u64 = 60;
 /// The findings of one check.
 #[derive(Debug, Clone)]
 pub struct Report {
-    pub size_bytes: usize,
-    pub sha256: String,
+    size_bytes: usize,
+    sha256: String,
     pub contract: Option<contract::Contract>,
     /// Why the plugin cannot be used, if it cannot.
     pub problem: Option<String>,
     /// What the sample calls answered, and how long they took.
     pub trial: Vec<(String, Duration)>,
     /// The plugin's log lines during the sample calls.
-    pub logs: Vec<String>,
+    logs: Vec<String>,
 }
 
 impl Report {

@@ -9,12 +9,12 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// The WIT package of the contract.
-pub const PACKAGE: &str = "sluice:plugin";
+pub(crate) const PACKAGE: &str = "sluice:plugin";
 /// The contract version this host implements (`wit/plugin.wit`).
-pub const VERSION: &str = "0.1.0";
+const VERSION: &str = "0.1.0";
 /// Versions the host accepts: the same major and minor (0.x is unstable:
 /// a new minor may break).
-pub const ACCEPTS: &str = "0.1.x";
+pub(crate) const ACCEPTS: &str = "0.1.x";
 
 /// The `sluice:plugin` interfaces a plugin may import: the log function and
 /// the type-only interfaces.
@@ -69,8 +69,8 @@ pub struct Contract {
     pub world: Option<World>,
     /// The `sluice:plugin` version it targets, if it names one.
     pub version: Option<String>,
-    pub imports: Vec<String>,
-    pub exports: Vec<String>,
+    pub(crate) imports: Vec<String>,
+    pub(crate) exports: Vec<String>,
 }
 
 /// Splits "sluice:plugin/rollout@0.1.0" into ("rollout", Some("0.1.0")).
@@ -106,7 +106,7 @@ pub fn inspect(engine: &Engine, component: &Component) -> Contract {
 }
 
 /// Whether this host accepts `version` (same major and minor).
-pub fn accepts(version: &str) -> bool {
+fn accepts(version: &str) -> bool {
     let mut ours = VERSION.split('.');
     let mut theirs = version.split('.');
     ours.next() == theirs.next() && ours.next() == theirs.next()

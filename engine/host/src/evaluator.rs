@@ -9,7 +9,7 @@ use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost};
 /// The most samples a series may hold: Prometheus refuses range queries of
 /// more than 11,000 points per series, and a plugin's input must stay small
 /// next to its memory cap.
-pub const MAX_SERIES_POINTS: u64 = 11_000;
+const MAX_SERIES_POINTS: u64 = 11_000;
 
 /// How many samples a range query for `request` returns at most: one at
 /// each step from `now - window` to `now`, both ends included.
@@ -22,7 +22,7 @@ pub fn series_points(request: &SeriesRequest) -> u64 {
 
 /// Why the host refuses an evaluator's series request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SeriesRequestError {
+enum SeriesRequestError {
     #[error("series request: step-seconds must be at least 1 (got 0, window {window}s)")]
     NoStep { window: u32 },
     #[error("series request: window-seconds ({window}) must be at least one step ({step})")]
@@ -34,7 +34,7 @@ pub enum SeriesRequestError {
 }
 
 /// Why the host refuses a series request, if it does.
-pub fn check_series_request(request: &SeriesRequest) -> Result<(), SeriesRequestError> {
+fn check_series_request(request: &SeriesRequest) -> Result<(), SeriesRequestError> {
     let SeriesRequest {
         window_seconds: window,
         step_seconds: step,

@@ -21,7 +21,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// A short name for metrics labels.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             FaultKind::Timeout { .. } => "timeout",
             FaultKind::MemoryExhausted { .. } => "memory",
@@ -36,7 +36,7 @@ impl FaultKind {
 /// A fault, naming the plugin at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct PluginFault {
-    pub plugin: String,
+    pub(crate) plugin: String,
     pub kind: FaultKind,
 }
 

@@ -10,16 +10,16 @@
 
 pub mod bindings;
 pub mod builtin;
-pub mod cache;
+mod cache;
 mod call;
 pub mod check;
 pub mod contract;
 pub mod evaluator;
-pub mod fault;
+mod fault;
 mod memo;
 pub mod registry;
-pub mod sandbox;
-pub mod stats;
+mod sandbox;
+mod stats;
 pub mod strategy;
 pub mod validate;
 
@@ -42,7 +42,7 @@ pub use strategy::StrategyPlugin;
 
 /// Calls that may run at once; the instance pool is sized for this many.
 /// More calls wait for a slot (outside their budget).
-pub const DEFAULT_CONCURRENT_CALLS: u32 = 32;
+const DEFAULT_CONCURRENT_CALLS: u32 = 32;
 /// The largest component the host compiles: componentize-py's evaluators
 /// are about 18 MB.
 pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
@@ -81,7 +81,7 @@ impl PluginHost {
     }
 
     /// A host whose instance pool has room for `calls` calls at once.
-    pub fn with_concurrency(cache: Option<ArtifactCache>, calls: u32) -> Result<Self> {
+    fn with_concurrency(cache: Option<ArtifactCache>, calls: u32) -> Result<Self> {
         let calls = calls.max(1);
         let engine = Engine::new(&engine_config(calls))
             .map_err(anyhow::Error::from)
@@ -96,10 +96,6 @@ impl PluginHost {
             compiled: Arc::default(),
             _ticker: ticker,
         })
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     /// Call counts, failures and durations of every plugin of this host.

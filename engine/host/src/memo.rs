@@ -29,18 +29,18 @@ impl<V> Default for Memo<V> {
 impl<V: Clone> Memo<V> {
     /// The key of `call` with `inputs`: the call's name, then the inputs'
     /// JSON form.
-    pub fn key(call: &str, inputs: &impl serde::Serialize) -> Option<Vec<u8>> {
+    pub(crate) fn key(call: &str, inputs: &impl serde::Serialize) -> Option<Vec<u8>> {
         let mut key = call.as_bytes().to_vec();
         key.push(0);
         serde_json::to_writer(&mut key, inputs).ok()?;
         Some(key)
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<V> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<V> {
         self.answers.lock().ok()?.get(key).cloned()
     }
 
-    pub fn put(&self, key: Vec<u8>, answer: V) {
+    pub(crate) fn put(&self, key: Vec<u8>, answer: V) {
         if let Ok(mut answers) = self.answers.lock() {
             if answers.len() >= CAPACITY {
                 answers.clear();

@@ -96,11 +96,6 @@ impl PluginRegistry {
         self.host.cache.as_ref()
     }
 
-    /// Adds or replaces a strategy plugin under `name`.
-    pub fn add_strategy(&mut self, plugin: StrategyPlugin) {
-        Arc::make_mut(&mut self.strategies).insert(plugin.name().to_string(), plugin);
-    }
-
     pub fn add_evaluator(&mut self, plugin: EvaluatorPlugin) {
         Arc::make_mut(&mut self.evaluators).insert(plugin.name().to_string(), plugin);
     }

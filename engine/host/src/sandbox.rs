@@ -27,7 +27,7 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// The WASI packages the host links (version 0.2.x).
-pub const WASI_PACKAGES: [&str; 6] = [
+const WASI_PACKAGES: [&str; 6] = [
     "wasi:io/",
     "wasi:clocks/",
     "wasi:random/",
@@ -55,11 +55,11 @@ const DENIED: [(&str, &str, &str); 2] = [
 ];
 
 /// At most this much of a plugin's stdout and stderr is kept per call.
-pub const OUTPUT_CAPTURE_BYTES: usize = 4096;
+pub(crate) const OUTPUT_CAPTURE_BYTES: usize = 4096;
 
 /// Whether the host links the WASI interface `import` (a full import name
 /// such as `wasi:cli/stdout@0.2.4`).
-pub fn links(import: &str) -> bool {
+pub(crate) fn links(import: &str) -> bool {
     WASI_PACKAGES.iter().any(|p| import.starts_with(p))
         && import
             .rsplit_once('@')
@@ -68,7 +68,7 @@ pub fn links(import: &str) -> bool {
 
 /// What a plugin gets for one of its WASI imports, in a few words, for
 /// `sluice plugin check`.
-pub fn describe(import: &str) -> &'static str {
+pub(crate) fn describe(import: &str) -> &'static str {
     let interface = import.split('@').next().unwrap_or(import);
     match interface {
         "wasi:clocks/wall-clock" => "frozen at 0",
@@ -89,7 +89,7 @@ pub fn describe(import: &str) -> &'static str {
 }
 
 /// Adds WASI, with the stand-ins, to `linker`.
-pub fn add_to_linker<T: wasmtime_wasi::WasiView + 'static>(
+pub(crate) fn add_to_linker<T: wasmtime_wasi::WasiView + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
@@ -107,7 +107,7 @@ pub fn add_to_linker<T: wasmtime_wasi::WasiView + 'static>(
 
 /// The WASI context of one call: no capabilities, deterministic stand-ins,
 /// and `output` as stdout and stderr.
-pub fn context(output: &MemoryOutputPipe) -> WasiCtx {
+pub(crate) fn context(output: &MemoryOutputPipe) -> WasiCtx {
     WasiCtx::builder()
         .stdout(output.clone())
         .stderr(output.clone())

@@ -10,15 +10,15 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PluginLabels {
-    pub plugin: String,
+struct PluginLabels {
+    plugin: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FailureLabels {
-    pub plugin: String,
+struct FailureLabels {
+    plugin: String,
     /// timeout, memory, trap, error, invalid, load.
-    pub fault: String,
+    fault: String,
 }
 
 fn call_duration() -> Histogram {
@@ -79,16 +79,6 @@ impl PluginMetrics {
         self.calls
             .get_or_create(&PluginLabels {
                 plugin: plugin.to_string(),
-            })
-            .get()
-    }
-
-    /// Failures of `plugin` with the given fault kind so far.
-    pub fn failures(&self, plugin: &str, fault: &str) -> u64 {
-        self.failures
-            .get_or_create(&FailureLabels {
-                plugin: plugin.to_string(),
-                fault: fault.to_string(),
             })
             .get()
     }

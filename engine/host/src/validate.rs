@@ -35,7 +35,7 @@ pub fn canary_traffic_allowed(state: &RolloutState) -> bool {
 /// Canary's `maxWeight` (the last of `stepWeights` when given). The one
 /// exception is blue/green's switch: past the last iteration of a Canary
 /// with `iterations` and no `match`, all traffic may move to the canary.
-pub fn max_canary_weight(spec: &AnalysisSpec, iterations: u32) -> u32 {
+fn max_canary_weight(spec: &AnalysisSpec, iterations: u32) -> u32 {
     let switch = spec.matches.is_empty() && spec.iterations.is_some_and(|n| iterations > n);
     if switch {
         100
