@@ -9,7 +9,7 @@ use std::time::Duration;
 pub use crate::error::chain;
 
 /// A reqwest client builder, with ring installed as rustls's provider.
-pub fn builder() -> reqwest::ClientBuilder {
+pub(crate) fn builder() -> reqwest::ClientBuilder {
     // Fails only when a provider is already installed, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
@@ -26,7 +26,7 @@ pub fn client(timeout: Duration, insecure: bool) -> Result<reqwest::Client, reqw
 }
 
 /// At most `max` characters of a response body, on one line, for errors.
-pub fn excerpt(body: &str, max: usize) -> String {
+pub(crate) fn excerpt(body: &str, max: usize) -> String {
     let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= max {
         return flat;

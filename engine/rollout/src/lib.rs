@@ -7,7 +7,7 @@
 
 pub mod analysis;
 pub mod cluster;
-pub mod error;
+mod error;
 pub mod http_client;
 pub mod metrics;
 pub mod notify;

@@ -52,7 +52,7 @@ pub fn safe_plan() -> RoutePlan {
 }
 
 /// Converts Flagger's Istio-style matches to the plan's matches.
-pub fn plan_matches(matches: &[SpecMatch]) -> Vec<HttpMatch> {
+pub(crate) fn plan_matches(matches: &[SpecMatch]) -> Vec<HttpMatch> {
     matches
         .iter()
         .map(|m| {

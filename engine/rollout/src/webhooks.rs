@@ -18,18 +18,18 @@ use sluice_api::{Canary, CanaryPhase, Webhook};
 
 /// What a hook receives (Flagger's `CanaryWebhookPayload`, plus `type`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WebhookPayload {
-    pub name: String,
-    pub namespace: String,
+struct WebhookPayload {
+    name: String,
+    namespace: String,
     /// A phase name, or "" before the first status.
-    pub phase: String,
+    phase: String,
     /// The revision under analysis: the Canary's `status.lastAppliedSpec`.
-    pub checksum: String,
+    checksum: String,
     /// The hook's type, e.g. "pre-rollout" (Flagger does not send it).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub hook_type: Option<String>,
+    hook_type: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    metadata: BTreeMap<String, String>,
 }
 
 fn identity(canary: &Canary) -> (String, String, String) {
@@ -49,7 +49,7 @@ fn identity(canary: &Canary) -> (String, String, String) {
 }
 
 /// The payload of a rollout hook (pre-rollout, rollout, confirm-*, …).
-pub fn hook_payload(canary: &Canary, hook: &Webhook, phase: CanaryPhase) -> WebhookPayload {
+fn hook_payload(canary: &Canary, hook: &Webhook, phase: CanaryPhase) -> WebhookPayload {
     let (name, namespace, checksum) = identity(canary);
     WebhookPayload {
         name,
@@ -64,7 +64,7 @@ pub fn hook_payload(canary: &Canary, hook: &Webhook, phase: CanaryPhase) -> Webh
 /// Flagger's event payload: the Canary's current phase, and metadata with
 /// `eventMessage`, `eventType` ("Normal"/"Warning") and `timestamp` (Unix
 /// milliseconds); the hook's own metadata is added without overriding them.
-pub fn event_payload(
+fn event_payload(
     canary: &Canary,
     hook: &Webhook,
     message: &str,
@@ -171,7 +171,7 @@ impl HttpWebhooks {
     /// POSTs `payload` to `hook.url` with the hook's timeout (per attempt)
     /// and retries. Connection errors, timeouts, 429 and 5xx are retried,
     /// as go-retryablehttp does; other answers are final.
-    pub async fn post<T: Serialize + ?Sized>(
+    async fn post<T: Serialize + ?Sized>(
         &self,
         hook: &Webhook,
         payload: &T,

@@ -17,25 +17,25 @@ use sluice_api::Canary;
 
 /// Annotation on a ConfigMap or Secret that opts it out of tracking, with
 /// the value "disabled" (Flagger's name is accepted too).
-pub const TRACKING_ANNOTATIONS: [&str; 2] =
+const TRACKING_ANNOTATIONS: [&str; 2] =
     ["sluice.dev/config-tracking", "flagger.app/config-tracking"];
 
 /// The kinds of tracked objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ConfigKind {
+enum ConfigKind {
     ConfigMap,
     Secret,
 }
 
 /// Names referenced by a pod spec, per kind, with whether every reference
 /// to it is optional.
-pub type References = BTreeMap<(ConfigKind, String), bool>;
+type References = BTreeMap<(ConfigKind, String), bool>;
 
 /// The tracked ConfigMaps and Secrets of a target, as read from the cluster.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrackedConfigs {
-    pub config_maps: Vec<ConfigMap>,
-    pub secrets: Vec<Secret>,
+    config_maps: Vec<ConfigMap>,
+    secrets: Vec<Secret>,
 }
 
 fn note(refs: &mut References, kind: ConfigKind, name: Option<&String>, optional: Option<bool>) {
@@ -50,7 +50,7 @@ fn note(refs: &mut References, kind: ConfigKind, name: Option<&String>, optional
 
 /// Every ConfigMap and Secret the pod spec mounts as a volume (also through
 /// projected volumes) or reads with `envFrom` / `env[].valueFrom`.
-pub fn references(spec: &PodSpec) -> References {
+fn references(spec: &PodSpec) -> References {
     use ConfigKind::*;
     let mut refs = References::new();
     for v in spec.volumes.iter().flatten() {
@@ -108,18 +108,18 @@ fn tracking_disabled(annotations: &BTreeMap<String, String>) -> bool {
 #[error(
     "{kind} {name}.{namespace} used by {user}.{namespace} not found; create it or mark the reference optional"
 )]
-pub struct MissingConfig {
-    pub kind: &'static str,
-    pub name: String,
-    pub namespace: String,
+pub(crate) struct MissingConfig {
+    kind: &'static str,
+    name: String,
+    namespace: String,
     /// The Deployment whose pods reference it.
-    pub user: String,
+    user: String,
 }
 
 /// Reads the tracked objects of `target`. The outer error is cluster I/O;
 /// the inner one says which object a non-optional reference needs and
 /// cannot find (the pods could not start).
-pub async fn collect<C: Cluster>(
+pub(crate) async fn collect<C: Cluster>(
     cluster: &C,
     namespace: &str,
     target: &Deployment,
@@ -162,15 +162,11 @@ pub async fn collect<C: Cluster>(
 }
 
 /// The name of the primary's copy of a tracked object.
-pub fn primary_config_name(name: &str) -> String {
+fn primary_config_name(name: &str) -> String {
     format!("{name}-primary")
 }
 
 impl TrackedConfigs {
-    pub fn is_empty(&self) -> bool {
-        self.config_maps.is_empty() && self.secrets.is_empty()
-    }
-
     fn tracks(&self, kind: ConfigKind, name: &str) -> bool {
         match kind {
             ConfigKind::ConfigMap => self.config_maps.iter().any(|c| c.name_any() == name),
@@ -179,7 +175,7 @@ impl TrackedConfigs {
     }
 
     /// Feeds the data of every tracked object into a revision checksum.
-    pub fn hash_into(&self, hasher: &mut Sha256) {
+    pub(crate) fn hash_into(&self, hasher: &mut Sha256) {
         for c in &self.config_maps {
             hasher.update(b"configmap\0");
             hasher.update(c.name_any().as_bytes());
@@ -193,7 +189,7 @@ impl TrackedConfigs {
     }
 
     /// The primary's copies, owned by the Canary.
-    pub fn primary_copies(&self, canary: &Canary) -> (Vec<ConfigMap>, Vec<Secret>) {
+    pub(crate) fn primary_copies(&self, canary: &Canary) -> (Vec<ConfigMap>, Vec<Secret>) {
         let meta = |name: &str, labels: &BTreeMap<String, String>| {
             k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 name: Some(primary_config_name(name)),
@@ -229,7 +225,7 @@ impl TrackedConfigs {
 
     /// Points every reference to a tracked object in `spec` at the
     /// primary's copy.
-    pub fn use_primary_copies(&self, spec: &mut PodSpec) {
+    pub(crate) fn use_primary_copies(&self, spec: &mut PodSpec) {
         use ConfigKind::*;
         let rename = |kind: ConfigKind, name: &mut String| {
             if self.tracks(kind, name) {

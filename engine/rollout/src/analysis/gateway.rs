@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// What the route's parents say about its current generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteAcceptance {
+pub(crate) enum RouteAcceptance {
     /// Every parent accepted it and resolved its backends.
     Accepted,
     /// A parent has not reported on this generation yet.
@@ -17,7 +17,7 @@ pub enum RouteAcceptance {
 }
 
 /// Reads the route's status.
-pub fn acceptance(route: &HttpRoute) -> RouteAcceptance {
+pub(crate) fn acceptance(route: &HttpRoute) -> RouteAcceptance {
     let namespace = route.metadata.namespace.as_deref().unwrap_or("default");
     let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
     if parents.is_empty() {

@@ -6,8 +6,8 @@
 
 pub mod checks;
 pub mod configs;
-pub mod error;
-pub mod gateway;
+mod error;
+mod gateway;
 pub mod readiness;
 pub mod workload;
 
@@ -25,9 +25,9 @@ use sluice_host::bindings::strategy as wit;
 use sluice_host::{PluginFault, PluginRegistry, StrategyPlugin, validate};
 
 /// The condition Sluice sets when a spec is invalid or a plugin is missing.
-pub const CONDITION_READY: &str = "Ready";
+const CONDITION_READY: &str = "Ready";
 /// Flagger's condition: whether the last rollout was promoted.
-pub const CONDITION_PROMOTED: &str = "Promoted";
+const CONDITION_PROMOTED: &str = "Promoted";
 
 /// What one tick did.
 #[derive(Debug, Clone)]
@@ -43,8 +43,8 @@ pub struct TickOutcome {
 /// simulator and the operator run the same code.
 pub struct Analyzer<C, M, W> {
     pub cluster: C,
-    pub metrics: M,
-    pub webhooks: W,
+    metrics: M,
+    webhooks: W,
     pub plugins: PluginRegistry,
 }
 
@@ -171,7 +171,7 @@ impl Tick<'_> {
 }
 
 /// The plugin's phase enum for a Canary phase.
-pub fn wit_phase(p: CanaryPhase) -> wit::Phase {
+fn wit_phase(p: CanaryPhase) -> wit::Phase {
     use CanaryPhase::*;
     match p {
         Initializing => wit::Phase::Initializing,
@@ -196,7 +196,7 @@ fn retire_cookie(status: &mut CanaryStatus) {
     }
 }
 
-pub use sluice_host::validate::canary_traffic_allowed;
+use sluice_host::validate::canary_traffic_allowed;
 
 /// The value part of a stored "name=value" cookie.
 fn cookie_value(cookie: Option<&str>) -> Option<String> {

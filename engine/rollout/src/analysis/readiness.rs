@@ -22,7 +22,7 @@ pub enum NotReady {
 
 impl NotReady {
     /// Whether waiting cannot help: the Deployment controller gave up.
-    pub fn is_deadline_exceeded(&self) -> bool {
+    pub(crate) fn is_deadline_exceeded(&self) -> bool {
         matches!(self, Self::DeadlineExceeded(_))
     }
 }
@@ -70,7 +70,7 @@ pub fn rollout_finished(d: &Deployment) -> Result<(), NotReady> {
 /// availability, so a late, short unavailability does not roll back at
 /// once. `None` when the Deployment reports no `Progressing` condition to
 /// judge by (the caller then counts from the start of the phase).
-pub fn within_deadline(
+pub(crate) fn within_deadline(
     d: &Deployment,
     deadline: std::time::Duration,
     now: jiff::Timestamp,

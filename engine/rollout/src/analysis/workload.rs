@@ -22,7 +22,7 @@ pub fn primary_name(target: &str) -> String {
     format!("{target}-primary")
 }
 
-pub fn canary_service_name(apex: &str) -> String {
+pub(crate) fn canary_service_name(apex: &str) -> String {
     format!("{apex}-canary")
 }
 
@@ -38,7 +38,7 @@ pub fn apex_name(canary: &Canary) -> String {
 
 /// The owner reference that ties generated objects to their Canary, so that
 /// deleting the Canary garbage-collects them.
-pub fn owner_reference(canary: &Canary) -> Option<OwnerReference> {
+pub(crate) fn owner_reference(canary: &Canary) -> Option<OwnerReference> {
     let mut owner = canary.controller_owner_ref(&())?;
     owner.block_owner_deletion = Some(true);
     Some(owner)
@@ -59,7 +59,7 @@ pub fn selector_label(target: &Deployment) -> Result<(String, String), WorkloadE
 
 /// A short checksum of the target's pod template and of the data of its
 /// tracked ConfigMaps and Secrets: a new value is a new revision.
-pub fn revision_checksum(target: &Deployment, configs: &TrackedConfigs) -> String {
+pub(crate) fn revision_checksum(target: &Deployment, configs: &TrackedConfigs) -> String {
     let template = target.spec.as_ref().map(|s| &s.template);
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(&template).unwrap_or_default());

@@ -45,7 +45,7 @@ impl ClusterError {
         }
     }
 
-    pub fn not_found(action: impl Into<String>) -> Self {
+    pub(crate) fn not_found(action: impl Into<String>) -> Self {
         Self::NotFound {
             action: action.into(),
         }

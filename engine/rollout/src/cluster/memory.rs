@@ -129,10 +129,6 @@ impl MemoryCluster {
         }
     }
 
-    pub fn tick(&self) -> u64 {
-        self.lock().tick
-    }
-
     /// Makes the named Deployment take `ticks` ticks to become available
     /// after each change.
     pub fn set_ready_after(&self, namespace: &str, name: &str, ticks: u64) {
@@ -280,7 +276,7 @@ impl MemoryCluster {
             .map(|d| d.object.clone())
     }
 
-    pub fn get_autoscaler(&self, namespace: &str, name: &str) -> Option<HorizontalPodAutoscaler> {
+    fn get_autoscaler(&self, namespace: &str, name: &str) -> Option<HorizontalPodAutoscaler> {
         self.lock().autoscalers.get(&key(namespace, name)).cloned()
     }
 

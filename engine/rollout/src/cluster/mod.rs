@@ -4,7 +4,7 @@
 //! the operator's `KubeCluster` (crate `sluice-operator`) talks to an API
 //! server through kube-rs.
 
-pub mod error;
+mod error;
 pub mod memory;
 
 pub use error::{BoxError, ClusterError, Result, chain};

@@ -17,7 +17,7 @@
 use crate::analysis::checks::MetricTarget;
 
 /// Flagger's HTTP observer `request-success-rate` (percentage of non-5xx).
-pub const HTTP_REQUEST_SUCCESS_RATE: &str = r#"
+const HTTP_REQUEST_SUCCESS_RATE: &str = r#"
 	sum(
 		rate(
 			http_request_duration_seconds_count{
@@ -39,7 +39,7 @@ pub const HTTP_REQUEST_SUCCESS_RATE: &str = r#"
 	* 100"#;
 
 /// Flagger's HTTP observer `request-duration` (P99, in seconds).
-pub const HTTP_REQUEST_DURATION: &str = r#"
+const HTTP_REQUEST_DURATION: &str = r#"
 	histogram_quantile(
 		0.99,
 		sum(
@@ -53,7 +53,7 @@ pub const HTTP_REQUEST_DURATION: &str = r#"
 	)"#;
 
 /// Flagger's Contour (Envoy) `request-success-rate`.
-pub const ENVOY_REQUEST_SUCCESS_RATE: &str = r#"
+const ENVOY_REQUEST_SUCCESS_RATE: &str = r#"
 	sum(
 		rate(
 			envoy_cluster_upstream_rq{
@@ -73,7 +73,7 @@ pub const ENVOY_REQUEST_SUCCESS_RATE: &str = r#"
 	* 100"#;
 
 /// Flagger's Contour (Envoy) `request-duration` (P99, in milliseconds).
-pub const ENVOY_REQUEST_DURATION: &str = r#"
+const ENVOY_REQUEST_DURATION: &str = r#"
 	histogram_quantile(
 		0.99,
 		sum(
@@ -87,7 +87,7 @@ pub const ENVOY_REQUEST_DURATION: &str = r#"
 
 /// Which query family the built-in metrics use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
+pub(crate) enum Flavor {
     /// The workload's own `http_request_duration_seconds` (Flagger's
     /// `gatewayapi` and `kubernetes` providers).
     Http,
@@ -104,7 +104,7 @@ pub struct UnknownProvider(pub String);
 
 impl Flavor {
     /// The flavor Flagger uses for a provider name, e.g. "gatewayapi:v1".
-    pub fn for_provider(provider: &str) -> Result<Self, UnknownProvider> {
+    pub(crate) fn for_provider(provider: &str) -> Result<Self, UnknownProvider> {
         let base = provider.split(':').next().unwrap_or(provider);
         match base {
             "" | "gatewayapi" | "kubernetes" => Ok(Self::Http),
@@ -116,13 +116,13 @@ impl Flavor {
 
 /// One built-in metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Builtin {
+pub(crate) enum Builtin {
     RequestSuccessRate,
     RequestDuration,
 }
 
 impl Builtin {
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "request-success-rate" => Some(Self::RequestSuccessRate),
             "request-duration" => Some(Self::RequestDuration),
@@ -131,7 +131,7 @@ impl Builtin {
     }
 
     /// Flagger's query template for this metric.
-    pub fn template(self, flavor: Flavor) -> &'static str {
+    fn template(self, flavor: Flavor) -> &'static str {
         match (self, flavor) {
             (Self::RequestSuccessRate, Flavor::Http) => HTTP_REQUEST_SUCCESS_RATE,
             (Self::RequestDuration, Flavor::Http) => HTTP_REQUEST_DURATION,
@@ -144,7 +144,7 @@ impl Builtin {
     /// target's name, which the renderer sets to `<target>-primary` for the
     /// primary; the Envoy queries name the canary Service's cluster, so for
     /// the primary they name the primary Service's.
-    pub fn template_for(self, flavor: Flavor, target: MetricTarget) -> String {
+    pub(crate) fn template_for(self, flavor: Flavor, target: MetricTarget) -> String {
         let t = self.template(flavor);
         match (flavor, target) {
             (Flavor::Envoy, MetricTarget::Primary) => {
@@ -156,7 +156,7 @@ impl Builtin {
 
     /// The query's value in the unit Flagger compares thresholds in:
     /// percent for the success rate, whole milliseconds for the duration.
-    pub fn normalise(self, flavor: Flavor, value: f64) -> f64 {
+    pub(crate) fn normalise(self, flavor: Flavor, value: f64) -> f64 {
         match (self, flavor) {
             (Self::RequestSuccessRate, _) => value,
             (Self::RequestDuration, Flavor::Http) => (value * 1000.0).trunc(),

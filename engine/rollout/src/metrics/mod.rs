@@ -4,9 +4,9 @@
 //! as an instant query, or as a range query for evaluators that ask for
 //! series.
 
-pub mod builtin;
+mod builtin;
 pub mod prometheus;
-pub mod template;
+mod template;
 
 use crate::BoxError;
 use std::collections::BTreeMap;
@@ -19,10 +19,10 @@ use k8s_openapi::api::core::v1::Secret;
 use crate::analysis::checks::{MetricTarget, MetricsProvider};
 use crate::cluster::Cluster;
 use crate::http_client;
-pub use builtin::{Builtin, Flavor};
+pub(crate) use builtin::{Builtin, Flavor};
 pub use prometheus::{Credentials, PrometheusClient, PrometheusError};
 use sluice_api::{Canary, MetricCheck, MetricProvider, MetricSource, MetricTemplate};
-pub use template::{QueryModel, TemplateError};
+pub(crate) use template::{QueryModel, TemplateError};
 
 /// Operator-wide Prometheus settings.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl EvaluationTime {
         }
     }
 
-    pub fn get(&self) -> Option<Timestamp> {
+    fn get(&self) -> Option<Timestamp> {
         match self.0.lock() {
             Ok(g) => *g,
             Err(poisoned) => *poisoned.into_inner(),
@@ -129,13 +129,13 @@ pub enum MetricError {
 /// A check's query, ready to run: what, where and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedQuery {
-    pub address: String,
+    address: String,
     pub query: String,
-    pub credentials: Credentials,
-    pub insecure_skip_verify: bool,
-    pub headers: Vec<(String, String)>,
+    credentials: Credentials,
+    insecure_skip_verify: bool,
+    headers: Vec<(String, String)>,
     /// Set for the built-in metrics, whose value is converted to Flagger's units.
-    pub builtin: Option<(Builtin, Flavor)>,
+    builtin: Option<(Builtin, Flavor)>,
 }
 
 /// [`MetricsProvider`] over Prometheus, reading MetricTemplates and their
@@ -170,14 +170,6 @@ impl<C: Cluster> PrometheusMetrics<C> {
     pub fn with_evaluation_time(mut self, time: EvaluationTime) -> Self {
         self.time = time;
         self
-    }
-
-    pub fn evaluation_time(&self) -> &EvaluationTime {
-        &self.time
-    }
-
-    pub fn settings(&self) -> &PrometheusSettings {
-        &self.settings
     }
 
     fn address(
@@ -397,7 +389,7 @@ impl<C: Cluster> PrometheusMetrics<C> {
     /// at the evaluation time, one value every `step`: the same rendered
     /// query, server and credentials as [`measure`](Self::measure), and
     /// built-in values in the same units. Empty when it found no series.
-    pub async fn measure_series(
+    async fn measure_series(
         &self,
         canary: &Canary,
         check: &MetricCheck,
@@ -444,7 +436,7 @@ fn header_pairs(provider: &MetricProvider) -> Vec<(String, String)> {
 }
 
 /// A Secret's values as text: `stringData` (as written) over `data`.
-pub fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
+pub(crate) fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = secret
         .data
         .iter()

@@ -152,7 +152,7 @@ impl PrometheusClient {
     /// A client that shares `http` (connection pools, TLS settings) with
     /// others; `timeout` is only used for the error message, the HTTP
     /// client enforces its own.
-    pub fn with_http(
+    pub(crate) fn with_http(
         http: reqwest::Client,
         address: &str,
         credentials: Credentials,
@@ -188,7 +188,7 @@ impl PrometheusClient {
     }
 
     /// Extra request headers (the MetricTemplate's `provider.headers`).
-    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+    pub(crate) fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
         self.headers = headers;
         self
     }
@@ -315,7 +315,7 @@ impl PrometheusClient {
 }
 
 /// A time as the API's `time` parameter: Unix seconds, with milliseconds.
-pub fn unix_seconds(t: Timestamp) -> String {
+fn unix_seconds(t: Timestamp) -> String {
     let ms = t.as_millisecond();
     let (secs, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
     if frac == 0 {

@@ -17,21 +17,21 @@ use sluice_api::{Canary, MetricCheck};
 
 /// The values a query template can use (Flagger's `MetricTemplateModel`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryModel {
+pub(crate) struct QueryModel {
     /// The Canary's name.
-    pub name: String,
-    pub namespace: String,
+    name: String,
+    namespace: String,
     /// The workload measured: the target Deployment, or `<target>-primary`.
-    pub target: String,
+    target: String,
     /// The apex Service (`spec.service.name`, default the target).
-    pub service: String,
+    service: String,
     /// Flagger's ingress name; Sluice has no ingressRef, so the target.
-    pub ingress: String,
+    ingress: String,
     /// Flagger's route name; the HTTPRoute Sluice generates, named after the target.
-    pub route: String,
+    route: String,
     /// The metric's window as a Prometheus duration, e.g. "1m" or "30s".
-    pub interval: String,
-    pub variables: BTreeMap<String, String>,
+    interval: String,
+    variables: BTreeMap<String, String>,
 }
 
 impl QueryModel {
@@ -83,7 +83,7 @@ impl QueryModel {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("query template: {message}")]
 pub struct TemplateError {
-    pub message: String,
+    message: String,
 }
 
 /// Renders `template` with `model`. Undefined variables are errors.
@@ -119,7 +119,7 @@ fn describe(e: &minijinja::Error) -> String {
 }
 
 /// A duration as Prometheus writes it: "1m", "30s", "1h30m", "500ms".
-pub fn prometheus_duration(d: Duration) -> String {
+fn prometheus_duration(d: Duration) -> String {
     let mut ms = d.as_millis();
     if ms == 0 {
         return "0s".into();

@@ -33,7 +33,7 @@ struct SlackField<'a> {
 }
 
 /// Slack's incoming-webhook body: one attachment, green or red.
-pub fn slack(provider: &ResolvedProvider, alert: &Alert) -> Value {
+fn slack(provider: &ResolvedProvider, alert: &Alert) -> Value {
     let fields = alert.all_fields();
     let payload = SlackPayload {
         channel: &provider.channel,
@@ -63,7 +63,7 @@ pub fn slack(provider: &ResolvedProvider, alert: &Alert) -> Value {
 }
 
 /// A Microsoft Teams MessageCard.
-pub fn msteams(alert: &Alert) -> Value {
+fn msteams(alert: &Alert) -> Value {
     let facts: Vec<Value> = alert
         .all_fields()
         .iter()
@@ -83,7 +83,7 @@ pub fn msteams(alert: &Alert) -> Value {
 }
 
 /// Sluice's own JSON for any receiver: every field by name.
-pub fn generic(alert: &Alert) -> Value {
+fn generic(alert: &Alert) -> Value {
     let fields: serde_json::Map<String, Value> = alert
         .fields
         .iter()
@@ -101,7 +101,7 @@ pub fn generic(alert: &Alert) -> Value {
 }
 
 /// Where to POST and what.
-pub fn request(provider: &ResolvedProvider, alert: &Alert) -> (String, Value) {
+pub(crate) fn request(provider: &ResolvedProvider, alert: &Alert) -> (String, Value) {
     match provider.kind {
         ProviderKind::Slack => (provider.url.clone(), slack(provider, alert)),
         // Discord accepts Slack's format at the webhook URL + "/slack".

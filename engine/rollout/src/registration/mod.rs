@@ -40,7 +40,7 @@ pub trait PluginStatusWriter: Send + Sync {
 pub struct Registrar<C> {
     pub cluster: C,
     pub registry: PluginRegistry,
-    pub fetcher: Fetcher,
+    fetcher: Fetcher,
 }
 
 /// The limits a RolloutPlugin asks for, checked.

@@ -26,19 +26,18 @@ use sluice_api::rollout_plugin::{OciPluginSource, PluginSource, PullSecretRefere
 /// The largest component Sluice accepts: the host's limit.
 pub const MAX_PLUGIN_BYTES: usize = sluice_host::MAX_COMPONENT_BYTES;
 /// Default key of a ConfigMap source.
-pub const DEFAULT_KEY: &str = "plugin.wasm";
+const DEFAULT_KEY: &str = "plugin.wasm";
 
 /// Media types of Wasm layers in OCI artifacts (the CNCF Wasm OCI artifact
 /// layout, wasm-to-oci, and plain `application/wasm`).
-pub const WASM_MEDIA_TYPES: [&str; 3] = [
+const WASM_MEDIA_TYPES: [&str; 3] = [
     "application/wasm",
     "application/vnd.wasm.content.layer.v1+wasm",
     "application/vnd.module.wasm.content.layer.v1+wasm",
 ];
 
 /// The Secret type of a pull secret, and the key holding its config.
-pub const DOCKER_CONFIG_JSON: (&str, &str) =
-    ("kubernetes.io/dockerconfigjson", ".dockerconfigjson");
+const DOCKER_CONFIG_JSON: (&str, &str) = ("kubernetes.io/dockerconfigjson", ".dockerconfigjson");
 /// The legacy form (`~/.dockercfg`), accepted too.
 const DOCKER_CFG: (&str, &str) = ("kubernetes.io/dockercfg", ".dockercfg");
 
@@ -56,7 +55,7 @@ pub struct Timeouts {
 impl Timeouts {
     /// `total` in all, connecting within 10 s and never waiting more than
     /// 30 s for the next bytes (each at most `total`).
-    pub fn within(total: Duration) -> Self {
+    fn within(total: Duration) -> Self {
         Self {
             connect: total.min(Duration::from_secs(10)),
             read: total.min(Duration::from_secs(30)),
@@ -225,10 +224,6 @@ impl Fetcher {
             insecure_registries,
             timeouts,
         })
-    }
-
-    pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
     }
 
     /// The component's bytes; `Err` says what is wrong, naming the field.
