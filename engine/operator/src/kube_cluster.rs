@@ -39,7 +39,7 @@ use sluice_api::{AlertProvider, Canary, CanaryStatus, MetricTemplate};
 use sluice_rollout::cluster::{Cluster, ClusterError, Event, EventType, Result};
 
 /// The field manager (and event reporter) Sluice writes as by default.
-pub const DEFAULT_FIELD_MANAGER: &str = "sluice";
+const DEFAULT_FIELD_MANAGER: &str = "sluice";
 
 /// The namespace of an object that names none, as in the in-memory cluster.
 const DEFAULT_NAMESPACE: &str = "default";
@@ -137,7 +137,7 @@ pub const RBAC_RULES: &[RbacRule] = &[
 /// The error of `action` that kube-rs answered with `err`: a 409 is a
 /// [`ClusterError::Conflict`] (nothing was written; re-read and retry), any
 /// other failure an [`ClusterError::Api`] that keeps the kube-rs error.
-pub fn kube_error(action: String, err: ::kube::Error) -> ClusterError {
+pub(crate) fn kube_error(action: String, err: ::kube::Error) -> ClusterError {
     match &err {
         ::kube::Error::Api(status) if status.code == 409 => ClusterError::Conflict {
             action,
@@ -192,7 +192,7 @@ impl KubeCluster {
 
     /// Writes only while `fence` says this replica leads: a replica that
     /// lost its Lease (or whose renew hangs) stops writing at once.
-    pub fn with_fence(mut self, fence: Fence) -> Self {
+    pub(crate) fn with_fence(mut self, fence: Fence) -> Self {
         self.fence = fence;
         self
     }
@@ -232,7 +232,7 @@ impl KubeCluster {
         &self.field_manager
     }
 
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
@@ -332,7 +332,7 @@ where
 /// the `resourceVersion` of the Canary the engine read. Apply rather than a
 /// merge patch, because a merge patch would keep status fields the engine
 /// has cleared (they are omitted, not null, in its JSON).
-pub fn status_patch(canary: &Canary, status: &CanaryStatus) -> Result<serde_json::Value> {
+fn status_patch(canary: &Canary, status: &CanaryStatus) -> Result<serde_json::Value> {
     let action = "writing the status of a Canary";
     let mut metadata = serde_json::Map::new();
     metadata.insert(
@@ -367,7 +367,7 @@ pub fn status_patch(canary: &Canary, status: &CanaryStatus) -> Result<serde_json
 /// turn "Advance podinfo.test canary weight 20" into a repeat of "... weight
 /// 10". The action is therefore derived from the message: the same message
 /// repeats as a series, a new one is a new event.
-pub fn kube_event(event: &Event) -> KubeEvent {
+fn kube_event(event: &Event) -> KubeEvent {
     let digest = Sha256::digest(event.message.as_bytes());
     KubeEvent {
         type_: match event.event_type {

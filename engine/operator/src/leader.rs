@@ -107,7 +107,7 @@ impl Fence {
     }
 
     /// A fence that always allows writing (no leader election).
-    pub fn open() -> Self {
+    pub(crate) fn open() -> Self {
         let fence = Self::new(Duration::MAX);
         fence.renewed(Instant::now());
         fence
@@ -139,7 +139,7 @@ impl Fence {
 
 /// Why one attempt on the Lease did not succeed.
 #[derive(Debug, thiserror::Error)]
-pub enum LeaseError {
+enum LeaseError {
     #[error("the lease is held by {0}")]
     HeldBy(String),
     #[error("another replica wrote the lease first (409 Conflict)")]

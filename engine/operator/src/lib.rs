@@ -7,6 +7,6 @@ pub mod kube_cluster;
 pub mod leader;
 pub mod reconcile;
 pub mod run;
-pub mod schedule;
+mod schedule;
 pub mod server;
-pub mod telemetry;
+mod telemetry;

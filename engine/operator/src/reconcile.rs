@@ -22,7 +22,7 @@ use sluice_rollout::notify::{Alert, AlertProviderSource, Delivery, Notifier};
 use sluice_rollout::router;
 
 /// Flagger's default analysis interval, for a Canary whose spec is invalid.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where a tick's alerts go (Slack, Teams, … through `notify::Notifier`).
 pub trait AlertSink: Send + Sync {
@@ -46,10 +46,10 @@ impl<C: Cluster + 'static, P: AlertProviderSource + 'static> AlertSink for Notif
 /// Everything a reconcile needs.
 pub struct Context<C, M, W> {
     pub analyzer: Analyzer<C, M, W>,
-    pub schedule: Schedule,
+    pub(crate) schedule: Schedule,
     pub telemetry: Arc<Telemetry>,
     /// Delivers alerts; none in tests that do not look at them.
-    pub alerts: Option<Arc<dyn AlertSink>>,
+    alerts: Option<Arc<dyn AlertSink>>,
 }
 
 impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Context<C, M, W> {
@@ -70,7 +70,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Context<C, M, W> {
 }
 
 /// "namespace/name".
-pub fn key(canary: &Canary) -> String {
+pub(crate) fn key(canary: &Canary) -> String {
     format!(
         "{}/{}",
         canary.namespace().unwrap_or_default(),
@@ -99,7 +99,7 @@ where
 }
 
 /// How long until `canary`'s next tick, or `None` when one is due now.
-pub async fn not_due<C, M, W>(
+pub(crate) async fn not_due<C, M, W>(
     ctx: &Context<C, M, W>,
     canary: &Canary,
     instant: Instant,
@@ -120,7 +120,7 @@ where
 }
 
 /// Runs one analysis tick of `canary` now; when to come back.
-pub async fn run_tick<C, M, W>(
+pub(crate) async fn run_tick<C, M, W>(
     ctx: &Context<C, M, W>,
     canary: &Canary,
     now: Timestamp,

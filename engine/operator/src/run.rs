@@ -34,7 +34,7 @@ use sluice_rollout::registration::{Fetcher, Registrar};
 use sluice_rollout::webhooks::HttpWebhooks;
 
 /// The finalizer Sluice puts on every Canary.
-pub const FINALIZER: &str = "sluice.dev/finalizer";
+const FINALIZER: &str = "sluice.dev/finalizer";
 
 /// How long to wait before retrying a Canary whose reconcile failed.
 const RETRY: Duration = Duration::from_secs(10);
@@ -45,7 +45,7 @@ const CONFLICT_RETRY: Duration = Duration::from_millis(200);
 pub struct RunArgs {
     /// Watch one namespace only (default: all).
     #[arg(long, env = "SLUICE_NAMESPACE")]
-    pub namespace: Option<String>,
+    namespace: Option<String>,
     /// Prometheus for built-in metrics and templates without an address
     /// (Flagger's -metrics-server).
     #[arg(
@@ -53,7 +53,7 @@ pub struct RunArgs {
         env = "SLUICE_PROMETHEUS",
         default_value = "http://prometheus:9090"
     )]
-    pub prometheus: String,
+    prometheus: String,
     /// Where /healthz, /readyz and /metrics are served.
     #[arg(long, env = "SLUICE_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
@@ -62,29 +62,29 @@ pub struct RunArgs {
     pub leader_election: bool,
     /// Namespace of the leader election Lease (default: the pod's).
     #[arg(long, env = "POD_NAMESPACE", default_value = "sluice-system")]
-    pub lease_namespace: String,
+    lease_namespace: String,
     #[arg(long, default_value = "sluice-leader")]
-    pub lease_name: String,
+    lease_name: String,
     /// How long a standby waits after the Lease last changed before taking
     /// it over.
     #[arg(long, default_value_t = 15)]
-    pub lease_duration_seconds: u64,
+    lease_duration_seconds: u64,
     /// How long the leader retries a failed renew before it stops every
     /// controller and exits (shorter than the lease duration).
     #[arg(long, default_value_t = 10)]
-    pub renew_deadline_seconds: u64,
+    renew_deadline_seconds: u64,
     /// How often the Lease is tried or renewed.
     #[arg(long, default_value_t = 2)]
-    pub retry_period_seconds: u64,
+    retry_period_seconds: u64,
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
-    pub holder_id: Option<String>,
+    holder_id: Option<String>,
     /// Time budget of one plugin call, in milliseconds.
     #[arg(long, env = "SLUICE_PLUGIN_TIMEOUT_MS", default_value_t = 100)]
-    pub plugin_timeout_ms: u64,
+    plugin_timeout_ms: u64,
     /// Memory cap of one plugin call, in MiB.
     #[arg(long, env = "SLUICE_PLUGIN_MEMORY_MIB", default_value_t = 64)]
-    pub plugin_memory_mib: usize,
+    plugin_memory_mib: usize,
     /// Where compiled plugins are cached.
     #[arg(long, env = "SLUICE_PLUGIN_CACHE")]
     pub plugin_cache: Option<PathBuf>,
@@ -95,18 +95,18 @@ pub struct RunArgs {
         env = "SLUICE_INSECURE_REGISTRIES",
         value_delimiter = ','
     )]
-    pub insecure_registries: Vec<String>,
+    insecure_registries: Vec<String>,
     /// Operator-wide alert destination for Canaries without
     /// `analysis.alerts`: slack, msteams, discord or generic.
     #[arg(long, env = "SLUICE_ALERT_PROVIDER", requires = "alert_url")]
-    pub alert_provider: Option<String>,
+    alert_provider: Option<String>,
     /// Its webhook URL.
     #[arg(long, env = "SLUICE_ALERT_URL")]
-    pub alert_url: Option<String>,
+    alert_url: Option<String>,
     #[arg(long, env = "SLUICE_ALERT_CHANNEL", default_value = "")]
-    pub alert_channel: String,
+    alert_channel: String,
     #[arg(long, env = "SLUICE_ALERT_USERNAME", default_value = "sluice")]
-    pub alert_username: String,
+    alert_username: String,
 }
 
 /// AlertProviders read from the cluster.
@@ -144,7 +144,7 @@ fn notifier(args: &RunArgs, cluster: KubeCluster) -> Result<Notifier<KubeCluster
 type PluginContext = Registrar<KubeCluster>;
 
 /// The finalizer Sluice puts on RolloutPlugins, to unregister them.
-pub const PLUGIN_FINALIZER: &str = "sluice.dev/plugin-finalizer";
+const PLUGIN_FINALIZER: &str = "sluice.dev/plugin-finalizer";
 
 async fn reconcile_plugin(
     plugin: Arc<RolloutPlugin>,
@@ -188,7 +188,7 @@ type KubeContext = Context<KubeCluster, PrometheusMetrics<KubeCluster>, HttpWebh
 
 /// Errors a reconcile reports to kube-rs (which retries via `error_policy`).
 #[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
+enum ReconcileError {
     #[error("{}", sluice_rollout::cluster::chain(.0))]
     Tick(TickError),
     #[error("{0}")]
@@ -199,7 +199,7 @@ pub enum ReconcileError {
 
 impl ReconcileError {
     /// The `kind` label of `sluice_reconcile_errors_total`.
-    pub fn kind(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         use sluice_rollout::cluster::ClusterError;
         match self {
             Self::Tick(TickError::Cluster(e)) => match e {
@@ -223,7 +223,7 @@ impl ReconcileError {
 
     /// Whether the reconcile lost a write race (HTTP 409) and can be redone
     /// at once on a fresh read.
-    pub fn is_conflict(&self) -> bool {
+    fn is_conflict(&self) -> bool {
         match self {
             Self::Tick(e) => e.is_conflict(),
             Self::Waiting(_) => false,

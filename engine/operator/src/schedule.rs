@@ -9,26 +9,26 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     last: Mutex<HashMap<String, Instant>>,
 }
 
 impl Schedule {
     /// `None` when a tick of `key` is due at `now`, else how long to wait.
-    pub fn wait(&self, key: &str, interval: Duration, now: Instant) -> Option<Duration> {
+    pub(crate) fn wait(&self, key: &str, interval: Duration, now: Instant) -> Option<Duration> {
         let last = self.last.lock().ok()?.get(key).copied()?;
         let next = last + interval;
         (next > now).then(|| next - now)
     }
 
     /// Notes that `key` ticked at `now`.
-    pub fn ran(&self, key: &str, now: Instant) {
+    pub(crate) fn ran(&self, key: &str, now: Instant) {
         if let Ok(mut last) = self.last.lock() {
             last.insert(key.to_string(), now);
         }
     }
 
-    pub fn forget(&self, key: &str) {
+    pub(crate) fn forget(&self, key: &str) {
         if let Ok(mut last) = self.last.lock() {
             last.remove(key);
         }

@@ -57,7 +57,7 @@ pub fn router(endpoints: Endpoints) -> Router {
 }
 
 /// Serves the endpoints on `addr` until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     endpoints: Endpoints,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

@@ -18,15 +18,15 @@ use sluice_host::PluginMetrics;
 use sluice_rollout::analysis::workload::primary_name;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CanaryLabels {
-    pub name: String,
-    pub namespace: String,
+struct CanaryLabels {
+    name: String,
+    namespace: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct WorkloadLabels {
-    pub workload: String,
-    pub namespace: String,
+struct WorkloadLabels {
+    workload: String,
+    namespace: String,
 }
 
 fn analysis_duration() -> Histogram {
@@ -48,20 +48,20 @@ pub struct Telemetry {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
+struct ErrorLabels {
     /// conflict, not_leader, api, not_found, invalid, workload, missing,
     /// waiting, finalizer.
-    pub kind: String,
+    kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct NamespaceLabels {
-    pub namespace: String,
+struct NamespaceLabels {
+    namespace: String,
 }
 
 /// Flagger's encoding of `flagger_canary_status`: 0 running, 1 successful,
 /// 2 failed; Sluice adds 3 for a Canary at rest before its first rollout.
-pub fn status_value(phase: Option<CanaryPhase>) -> i64 {
+fn status_value(phase: Option<CanaryPhase>) -> i64 {
     match phase {
         Some(CanaryPhase::Succeeded) => 1,
         Some(CanaryPhase::Failed) => 2,
@@ -130,7 +130,7 @@ impl Telemetry {
     }
 
     /// Records the outcome of one tick.
-    pub fn observe(&self, canary: &Canary, status: &CanaryStatus, elapsed: Duration) {
+    pub(crate) fn observe(&self, canary: &Canary, status: &CanaryStatus, elapsed: Duration) {
         let namespace = canary.metadata.namespace.clone().unwrap_or_default();
         let name = canary.metadata.name.clone().unwrap_or_default();
         let labels = CanaryLabels {
@@ -161,19 +161,19 @@ impl Telemetry {
     }
 
     /// Counts a failed reconcile of `kind`.
-    pub fn reconcile_failed(&self, kind: &str) {
+    pub(crate) fn reconcile_failed(&self, kind: &str) {
         self.reconcile_errors
             .get_or_create(&ErrorLabels { kind: kind.into() })
             .inc();
     }
 
     /// Whether this replica leads.
-    pub fn set_leading(&self, leading: bool) {
+    pub(crate) fn set_leading(&self, leading: bool) {
         self.leading.set(i64::from(leading));
     }
 
     /// Forgets a deleted Canary.
-    pub fn forget(&self, canary: &Canary) {
+    pub(crate) fn forget(&self, canary: &Canary) {
         let namespace = canary.metadata.namespace.clone().unwrap_or_default();
         let name = canary.metadata.name.clone().unwrap_or_default();
         self.status.remove(&CanaryLabels {
