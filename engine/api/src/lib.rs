@@ -8,11 +8,12 @@ mod metric_template;
 pub mod rollout_plugin;
 mod validate;
 
-pub use alert_provider::{AlertProvider, AlertProviderSpec};
+pub use alert_provider::AlertProvider;
 pub use canary::*;
-pub use metric_template::{MetricProvider, MetricTemplate, MetricTemplateSpec, SecretRef};
-pub use rollout_plugin::{PluginKind, RolloutPlugin, RolloutPluginSpec, RolloutPluginStatus};
+use metric_template::SecretRef;
+pub use metric_template::{MetricProvider, MetricTemplate};
+pub use rollout_plugin::{PluginKind, RolloutPlugin, RolloutPluginStatus};
 pub use validate::{
-    AlertSettings, AlertSeverity, FieldError, HookType, MetricCheck, MetricSource, RolloutSettings,
-    SpecErrors, Webhook,
+    AlertSettings, AlertSeverity, HookType, MetricCheck, MetricSource, RolloutSettings, SpecErrors,
+    Webhook,
 };

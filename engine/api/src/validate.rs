@@ -25,7 +25,7 @@ const BUILTIN_METRICS: [&str; 2] = ["request-success-rate", "request-duration"];
 
 /// One problem in a spec, with the path of the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
+pub(crate) struct FieldError {
     field: String,
     message: String,
 }
@@ -38,7 +38,7 @@ impl fmt::Display for FieldError {
 
 /// Every problem found in a spec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct SpecErrors(pub Vec<FieldError>);
+pub struct SpecErrors(pub(crate) Vec<FieldError>);
 
 impl fmt::Display for SpecErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
