@@ -24,10 +24,10 @@ use super::sandbox;
 use super::{FaultKind, PluginFault, PluginMetrics};
 
 /// How often the epoch advances; the granularity of time budgets.
-pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// How much past its budget a call may end: the epoch's granularity and
 /// the executor's scheduling.
-pub const SLACK: Duration = Duration::from_millis(50);
+const SLACK: Duration = Duration::from_millis(50);
 /// At most this many log lines of one call are kept; the rest are counted.
 pub const MAX_LOG_LINES: usize = 32;
 /// Longer log lines are cut.
@@ -69,7 +69,7 @@ impl Default for Limits {
 pub type LogSink = Arc<Mutex<Vec<String>>>;
 
 /// The state of one call's store.
-pub struct CallState {
+pub(crate) struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,

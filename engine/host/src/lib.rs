@@ -33,7 +33,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use cache::ArtifactCache;
-pub use call::{CallState, EPOCH_TICK, Limits, LogSink, MAX_LOG_LINES, SLACK};
+use call::{CallState, EPOCH_TICK};
+pub use call::{Limits, LogSink, MAX_LOG_LINES};
 pub use evaluator::EvaluatorPlugin;
 pub use fault::{FaultKind, PluginFault};
 pub use registry::PluginRegistry;
