@@ -10,9 +10,7 @@ use gateway_api::apis::experimental::httproutes::*;
 /// experimental channel types it: a superset of the standard channel's. A
 /// route carries an experimental field (`retry`) only when the Canary asks
 /// for it, so every other route is a standard-channel object.
-pub use gateway_api::apis::experimental::httproutes::{
-    HttpRoute, HttpRouteRules, HttpRouteRulesFilters,
-};
+pub use gateway_api::apis::experimental::httproutes::{HttpRoute, HttpRouteRules};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 

@@ -100,7 +100,7 @@ pub(crate) enum Flavor {
 #[error(
     "builtin metrics are not available for provider {0:?} (Sluice has gatewayapi, kubernetes and contour); use a MetricTemplate"
 )]
-pub struct UnknownProvider(pub String);
+pub struct UnknownProvider(pub(crate) String);
 
 impl Flavor {
     /// The flavor Flagger uses for a provider name, e.g. "gatewayapi:v1".

@@ -249,7 +249,7 @@ pub trait AlertProviderSource: Send + Sync {
 
 /// A fixed set of AlertProviders.
 #[derive(Debug, Clone, Default)]
-pub struct StaticAlertProviders(pub Arc<Vec<AlertProvider>>);
+pub struct StaticAlertProviders(pub(crate) Arc<Vec<AlertProvider>>);
 
 impl StaticAlertProviders {
     pub fn new(providers: Vec<AlertProvider>) -> Self {
