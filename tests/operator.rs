@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::http::{Answer, Recorder};
 use crate::support::operator::{Operator, canary, canary_weight, cluster_controllers};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -54,6 +55,10 @@ struct World {
 
 impl World {
     async fn new() -> Self {
+        Self::with_canary(CANARY).await
+    }
+
+    async fn with_canary(canary_yaml: &str) -> Self {
         let server = ApiServer::with_crds(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds"))
             .await
             .expect("API server double");
@@ -65,7 +70,7 @@ impl World {
             .create(&PostParams::default(), &deployment)
             .await
             .expect("create the target");
-        let canary: Canary = yaml_serde::from_str(CANARY).unwrap();
+        let canary: Canary = yaml_serde::from_str(canary_yaml).unwrap();
         Api::<Canary>::namespaced(client.clone(), NS)
             .create(&PostParams::default(), &canary)
             .await
@@ -480,4 +485,106 @@ async fn sluice_run_killed_at_every_step_and_phase_still_finishes_the_rollout_ex
             .count();
         assert!(n <= 1, "{n} Advance events for weight {w}");
     }
+}
+
+/// Prometheus answers for `request-success-rate`: healthy once, then a 500,
+/// then an answer that is not Prometheus JSON, for ever.
+fn failing_prometheus() -> Vec<Answer> {
+    let vector = |v: &str| {
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1767225600,"{v}"]}}]}}}}"#
+        )
+    };
+    vec![
+        Answer::new(200, vector("100")),
+        Answer::new(500, "internal error"),
+        Answer::new(200, "<html>not prometheus</html>"),
+    ]
+}
+
+fn events(server: &ApiServer) -> Vec<String> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.uri.contains("/events"))
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok())
+        .filter_map(|e| e["note"].as_str().map(String::from))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prometheus_that_fails_mid_rollout_rolls_the_canary_back_through_sluice_run() {
+    let prometheus = Recorder::start(failing_prometheus()).await;
+    let canary = CANARY.replace(
+        "    stepWeight: 10\n",
+        "    stepWeight: 10\n    metrics:\n      - name: request-success-rate\n        thresholdRange: {min: 99}\n        interval: 1m\n",
+    );
+    let world = World::with_canary(&canary).await;
+    let op = world.operator("sluice-a", &["--prometheus", &prometheus.url]);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .await;
+    world.new_revision().await;
+    let (weights, phase) = world
+        .watch_rollout(Duration::from_secs(60), |_| {}, || op.log_text())
+        .await;
+    assert_eq!(phase, CanaryPhase::Failed, "log:\n{}", op.log_text());
+    assert_eq!(weights.last(), Some(&0), "all traffic back on the primary");
+    assert!(
+        weights.iter().all(|w| *w <= 20),
+        "never past the last healthy step: {weights:?}"
+    );
+    let notes = events(&world.server);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("Rolling back podinfo.test failed checks threshold reached 2")),
+        "{notes:#?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .filter(|n| n.starts_with("Halt advancement")
+                || n.contains("Halt podinfo.test advancement"))
+            .count()
+            >= 2,
+        "each failed query is a failed check with its reason: {notes:#?}"
+    );
+    assert!(prometheus.requests().len() >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_webhook_answering_5xx_then_200_halts_then_lets_the_rollout_finish() {
+    let hook = Recorder::start(vec![
+        Answer::new(500, "not yet"),
+        Answer::new(503, "still not"),
+        Answer::new(200, "ok"),
+    ])
+    .await;
+    let canary = CANARY.replace("threshold: 2", "threshold: 5").replace(
+        "    stepWeight: 10\n",
+        &format!(
+            "    stepWeight: 10\n    webhooks:\n      - name: gate\n        type: rollout\n        url: {}/\n        timeout: 2s\n",
+            hook.url
+        ),
+    );
+    let world = World::with_canary(&canary).await;
+    let op = world.operator("sluice-a", &[]);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .await;
+    world.new_revision().await;
+    let (weights, phase) = world
+        .watch_rollout(Duration::from_secs(60), |_| {}, || op.log_text())
+        .await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
+    assert_eq!(weights, STEPS);
+    let notes = events(&world.server);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("Halt podinfo.test advancement")
+                || n.starts_with("Halt advancement")),
+        "the failing hook halted the rollout: {notes:#?}"
+    );
 }

@@ -36,10 +36,16 @@ impl Operator {
             .port();
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("log file");
+        // No metrics server unless the test gives one.
+        let prometheus: &[&str] = if extra.contains(&"--prometheus") {
+            &[]
+        } else {
+            &["--prometheus", "http://127.0.0.1:9"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("run")
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--prometheus", "http://127.0.0.1:9"])
+            .args(prometheus)
             .args(["--holder-id", name])
             .args(extra)
             .env("KUBECONFIG", &kubeconfig)
