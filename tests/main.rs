@@ -18,6 +18,7 @@ mod kube_cluster;
 mod leader;
 mod notify;
 mod operator;
+mod playground;
 mod plugin_host;
 mod prometheus;
 mod registration;
