@@ -39,7 +39,12 @@ fn services(primary: &Backend, canary: &Backend) -> Services {
 /// A Canary of examples/ on the in-memory cluster, with its Deployment and
 /// without the autoscaler (the memory cluster has none).
 fn world(path: &str) -> MemoryCluster {
-    let yaml = common::read(path).replace(
+    world_of(&common::read(path))
+}
+
+/// [`world`] for a Canary's YAML.
+fn world_of(yaml: &str) -> MemoryCluster {
+    let yaml = yaml.replace(
         "  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n",
         "",
     );
@@ -74,6 +79,7 @@ struct Engine {
     cluster: MemoryCluster,
     analyzer: Analyzer<MemoryCluster, Healthy, Healthy>,
     now: Timestamp,
+    changed: bool,
 }
 
 impl Engine {
@@ -83,6 +89,7 @@ impl Engine {
             cluster,
             analyzer,
             now: "2026-01-01T00:00:00Z".parse().unwrap(),
+            changed: false,
         }
     }
 
@@ -97,6 +104,21 @@ impl Engine {
             .route("test", "podinfo")
             .expect("Sluice wrote the route");
         (out.status, route)
+    }
+
+    /// One tick whose route Envoy then serves; once the Canary is
+    /// initialized, a new image starts the rollout.
+    async fn step(&mut self, envoy: &mut Envoy, tick: usize) -> (CanaryStatus, HttpRoute) {
+        let (status, route) = self.tick().await;
+        envoy
+            .apply(&route)
+            .await
+            .unwrap_or_else(|e| panic!("tick {tick}: {e}"));
+        if status.phase == Some(CanaryPhase::Initialized) && !self.changed {
+            change_image(&self.cluster);
+            self.changed = true;
+        }
+        (status, route)
     }
 }
 
@@ -369,4 +391,323 @@ fn the_translator_refuses_what_envoy_would_not_do() {
         ),
         "backend filter",
     );
+}
+
+/// The share of requests a rule's `RequestMirror` to the canary copies, 0
+/// without one.
+fn mirrored_in_route(route: &HttpRoute) -> f64 {
+    route
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.filters.iter().flatten())
+        .filter_map(|f| f.request_mirror.as_ref())
+        .filter(|m| m.backend_ref.name == CANARY)
+        .map(|m| f64::from(m.percent.unwrap_or(100)))
+        .fold(0.0, |a, b| a + b)
+}
+
+/// Waits until `backend`'s count of mirrored copies stops moving (Envoy
+/// sends them after the answers); returns it.
+async fn settled_mirrors(backend: &Backend) -> usize {
+    let mut last = backend.mirrored();
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let now = backend.mirrored();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mirroring_copies_a_quarter_of_real_requests_to_the_canary() {
+    let (primary, canary, mut envoy) = proxy().await;
+    let yaml = common::read("examples/podinfo-canary-mirror.yaml").replace(
+        "    mirror: true\n",
+        "    mirror: true\n    mirrorWeight: 25\n",
+    );
+    let mut engine = Engine::new(world_of(&yaml));
+    let mut mirrored_iterations = Vec::new();
+    let mut succeeded = false;
+    for tick in 0..30 {
+        let (status, route) = engine.step(&mut envoy, tick).await;
+        primary.reset();
+        canary.reset();
+        let tally = envoy.send(REQUESTS, |_| Request::get(HOST, "/")).await;
+        assert_eq!(tally.statuses.get(&200), Some(&REQUESTS), "{tally:?}");
+        let mirrored = settled_mirrors(&canary).await;
+        let served = 100.0 * tally.served_by(CANARY) as f64 / REQUESTS as f64;
+        let copied = 100.0 * mirrored as f64 / REQUESTS as f64;
+        let (want_served, want_copied) =
+            (share_in_route(&route, CANARY), mirrored_in_route(&route));
+        println!(
+            "tick {tick}: {:?} iteration {}: canary served {served:.1}% (route {want_served}%), got copies of {copied:.1}% (route mirrors {want_copied}%)",
+            status.phase, status.iterations
+        );
+        assert!(
+            (served - want_served).abs() <= TOLERANCE,
+            "tick {tick}: served {served}% for {want_served}%"
+        );
+        assert!(
+            (copied - want_copied).abs() <= TOLERANCE,
+            "tick {tick}: mirrored {copied}% for {want_copied}%"
+        );
+        assert_eq!(primary.mirrored(), 0);
+        if want_copied > 0.0 {
+            mirrored_iterations.push(status.iterations);
+        }
+        if status.phase == Some(CanaryPhase::Succeeded) {
+            succeeded = true;
+            assert_eq!(tally.served_by(PRIMARY), REQUESTS);
+            break;
+        }
+    }
+    assert!(succeeded, "the mirrored rollout never finished");
+    for i in 1..=10 {
+        assert!(
+            mirrored_iterations.contains(&i),
+            "iteration {i} mirrored nothing: {mirrored_iterations:?}"
+        );
+    }
+}
+
+/// The backend of full weight in the rule whose header matches carry
+/// `cookie`: where a user holding it goes.
+fn sticky_backend(route: &HttpRoute, cookie: &str) -> Option<String> {
+    let rule = route.spec.rules.iter().flatten().find(|r| {
+        r.matches
+            .iter()
+            .flatten()
+            .flat_map(|m| m.headers.iter().flatten())
+            .any(|h| h.value.contains(cookie))
+    })?;
+    let backends = rule.backend_refs.as_ref()?;
+    let total: i32 = backends.iter().map(|b| b.weight.unwrap_or(1)).sum();
+    backends
+        .iter()
+        .find(|b| b.weight.unwrap_or(1) == total)
+        .map(|b| b.name.clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_affinity_keeps_users_on_the_canary_that_answered_them() {
+    let (primary, canary, mut envoy) = proxy().await;
+    let mut engine = Engine::new(world("examples/podinfo-canary-session-affinity.yaml"));
+    let mut sticky_steps = Vec::new();
+    let mut issued: Option<String> = None;
+    let mut succeeded = false;
+    for tick in 0..30 {
+        let (status, route) = engine.step(&mut envoy, tick).await;
+        primary.reset();
+        canary.reset();
+        let fresh = envoy.send(REQUESTS, |_| Request::get(HOST, "/")).await;
+        assert_eq!(fresh.statuses.get(&200), Some(&REQUESTS), "{fresh:?}");
+        let served = 100.0 * fresh.served_by(CANARY) as f64 / REQUESTS as f64;
+        let want = share_in_route(&route, CANARY);
+        assert!(
+            (served - want).abs() <= TOLERANCE,
+            "tick {tick}: served {served}% for {want}%"
+        );
+        let mut line = format!(
+            "tick {tick}: {:?} weight {}: canary served {served:.1}% (route {want}%)",
+            status.phase, status.canary_weight
+        );
+        // Only the canary's answers give the cookie, each of them; any
+        // other Set-Cookie expires it (after the rollout).
+        let given: Vec<&String> = fresh
+            .set_cookies
+            .keys()
+            .filter(|c| !c.contains("Max-Age=-1"))
+            .collect();
+        let expiring = fresh.set_cookies.len() - given.len();
+        if expiring > 0 {
+            let answers: usize = fresh
+                .set_cookies
+                .iter()
+                .filter(|(c, _)| c.contains("Max-Age=-1"))
+                .map(|(_, n)| n)
+                .sum();
+            line.push_str(&format!("; {answers} answers expire the cookie"));
+        }
+        if given.is_empty() {
+            assert_eq!(fresh.served_by(CANARY), 0, "tick {tick}: {fresh:?}");
+        } else {
+            assert_eq!(
+                fresh.cookies_from.get(PRIMARY),
+                None,
+                "tick {tick}: {fresh:?}"
+            );
+            assert_eq!(
+                fresh.cookies_from.get(CANARY).copied().unwrap_or(0),
+                fresh.served_by(CANARY),
+                "tick {tick}: {fresh:?}"
+            );
+        }
+        if fresh.served_by(CANARY) > 0 {
+            assert_eq!(given.len(), 1, "one cookie: {fresh:?}");
+            let set_cookie = given[0];
+            assert!(set_cookie.starts_with("flagger-cookie="), "{set_cookie}");
+            let pair = set_cookie.split(';').next().unwrap().to_string();
+            let value = pair.split('=').nth(1).unwrap().to_string();
+            let expected = sticky_backend(&route, &value).expect("a rule for the cookie");
+            let holder = format!("theme=dark; {pair}");
+            let held = envoy
+                .send(200, move |_| {
+                    Request::get(HOST, "/").header("cookie", &holder)
+                })
+                .await;
+            assert_eq!(
+                held.served_by(&expected),
+                200,
+                "tick {tick}: cookie holders: {held:?}"
+            );
+            line.push_str(&format!("; holders of {pair}: 200/200 to {expected}"));
+            sticky_steps.push(status.canary_weight);
+            issued = Some(pair);
+        }
+        println!("{line}");
+        if status.phase == Some(CanaryPhase::Succeeded) {
+            succeeded = true;
+            assert_eq!(fresh.served_by(PRIMARY), REQUESTS);
+            // After the rollout, holders of the cookie are on the primary.
+            let holder = format!(
+                "theme=dark; {}",
+                issued.clone().expect("a cookie was issued")
+            );
+            let held = envoy
+                .send(200, move |_| {
+                    Request::get(HOST, "/").header("cookie", &holder)
+                })
+                .await;
+            assert_eq!(held.served_by(PRIMARY), 200, "{held:?}");
+            break;
+        }
+    }
+    assert!(succeeded, "the rollout never finished");
+    assert!(sticky_steps.len() >= 5, "{sticky_steps:?}");
+}
+
+/// A golden route with every request on the primary.
+fn golden_on_primary(path: &str) -> String {
+    common::read(path)
+        .replace("weight: 90", "weight: 100")
+        .replace("weight: 10\n", "weight: 0\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn header_modifiers_rewrites_timeouts_and_retries_act_on_real_requests() {
+    let (primary, _canary, mut envoy) = proxy().await;
+    let header = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+
+    // Request and response header modifiers (tests/golden/service-headers).
+    let route =
+        golden_on_primary("tests/golden/service-headers/healthy-04-progressing-w10-i0.yaml");
+    envoy
+        .apply(&yaml_serde::from_str(&route).unwrap())
+        .await
+        .unwrap();
+    let r = envoy
+        .get(
+            &Request::get(HOST, "/")
+                .header("x-debug-header", "1")
+                .header("x-api-version", "v0"),
+        )
+        .await;
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    let seen = primary.last_headers();
+    assert_eq!(
+        header(&seen, "x-custom-header").as_deref(),
+        Some("custom-value")
+    );
+    assert_eq!(
+        header(&seen, "x-api-version").as_deref(),
+        Some("v1"),
+        "set overwrites"
+    );
+    assert_eq!(header(&seen, "x-debug-header"), None, "removed");
+
+    // A full path rewrite and a host name (tests/golden/service-rewrite-1).
+    let route =
+        golden_on_primary("tests/golden/service-rewrite-1/healthy-04-progressing-w10-i0.yaml");
+    envoy
+        .apply(&yaml_serde::from_str(&route).unwrap())
+        .await
+        .unwrap();
+    let body: serde_json::Value = envoy
+        .get(&Request::get(HOST, "/some/where?q=1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["path"], "/v2/api?q=1");
+    assert_eq!(
+        header(&primary.last_headers(), "host").as_deref(),
+        Some("api.example.com")
+    );
+
+    // A prefix rewrite (tests/golden/service-rewrite-2: "/" becomes "/api/v2").
+    let route =
+        golden_on_primary("tests/golden/service-rewrite-2/healthy-04-progressing-w10-i0.yaml");
+    envoy
+        .apply(&yaml_serde::from_str(&route).unwrap())
+        .await
+        .unwrap();
+    for (sent, got) in [("/users/1?q=1", "/api/v2/users/1?q=1"), ("/", "/api/v2/")] {
+        let body: serde_json::Value = envoy
+            .get(&Request::get(HOST, sent))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["path"], got, "{sent}");
+    }
+
+    // A request timeout against a slow primary.
+    let weighted = golden_on_primary("tests/golden/weighted/healthy-04-progressing-w10-i0.yaml");
+    let route = weighted.replace(
+        "    matches:\n",
+        "    timeouts:\n      request: 300ms\n    matches:\n",
+    );
+    envoy
+        .apply(&yaml_serde::from_str(&route).unwrap())
+        .await
+        .unwrap();
+    primary.slow_down(std::time::Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let r = envoy.get(&Request::get(HOST, "/")).await;
+    assert_eq!(r.status(), 504);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    primary.slow_down(std::time::Duration::ZERO);
+
+    // Two retries of a 500.
+    let route = weighted.replace(
+        "    matches:\n",
+        "    retry:\n      attempts: 2\n      codes: [500]\n    matches:\n",
+    );
+    envoy
+        .apply(&yaml_serde::from_str(&route).unwrap())
+        .await
+        .unwrap();
+    primary.fail(true);
+    // The slow answer above may still land; count from here.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    primary.reset();
+    let r = envoy.get(&Request::get(HOST, "/")).await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(primary.requests(), 3, "one try and two retries");
 }

@@ -897,6 +897,15 @@ impl Envoy {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Sends one request through Envoy.
+    pub async fn get(&self, r: &Request) -> reqwest::Response {
+        let mut req = self.client.get(self.url(&r.path));
+        for (k, v) in &r.headers {
+            req = req.header(k, v);
+        }
+        req.send().await.expect("request through Envoy")
+    }
+
     /// Sends `n` requests through Envoy, 16 at a time; `request(i)` gives
     /// the i-th one's path and headers.
     pub async fn send(
@@ -972,6 +981,8 @@ pub struct Tally {
     pub statuses: BTreeMap<u16, usize>,
     pub errors: usize,
     pub set_cookies: BTreeMap<String, usize>,
+    /// Per backend, how many of its answers set a cookie.
+    pub cookies_from: BTreeMap<String, usize>,
 }
 
 impl Tally {
@@ -984,15 +995,21 @@ impl Tally {
             }
         };
         *self.statuses.entry(r.status().as_u16()).or_default() += 1;
-        for c in r.headers().get_all("set-cookie") {
-            *self
-                .set_cookies
-                .entry(c.to_str().unwrap_or_default().to_string())
-                .or_default() += 1;
-        }
+        let cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|c| c.to_str().unwrap_or_default().to_string())
+            .collect();
         let body: Value = r.json().await.unwrap_or_default();
         if let Some(h) = body["hostname"].as_str() {
             *self.by_backend.entry(h.to_string()).or_default() += 1;
+            if !cookies.is_empty() {
+                *self.cookies_from.entry(h.to_string()).or_default() += 1;
+            }
+        }
+        for c in cookies {
+            *self.set_cookies.entry(c).or_default() += 1;
         }
     }
 
@@ -1005,6 +1022,9 @@ impl Tally {
         }
         for (k, v) in other.set_cookies {
             *self.set_cookies.entry(k).or_default() += v;
+        }
+        for (k, v) in other.cookies_from {
+            *self.cookies_from.entry(k).or_default() += v;
         }
         self.errors += other.errors;
     }
