@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use sluice_rollout::analysis::Result;
 
@@ -200,10 +201,35 @@ pub async fn finalize<C: Cluster>(cluster: &C, canary: &Canary) -> Result<Cleanu
     let Some(target) = cluster.deployment(&namespace, target_name).await? else {
         return Ok(Cleanup::Done);
     };
+    let target = scale_target_up(cluster, &namespace, target_name, target).await?;
+    if let Err(why) = readiness::rollout_finished(&target) {
+        publish(cluster, canary, &status, &events).await?;
+        return Ok(Cleanup::Waiting(format!(
+            "waiting for {target_name}.{namespace} to serve before reverting the traffic: {why}"
+        )));
+    }
+    revert_apex_service(cluster, canary, &target).await?;
+    revert_route(cluster, canary).await?;
+    status.phase = Some(CanaryPhase::Terminated);
+    events.push(Event::normal(format!(
+        "Reverted {label}: all traffic is on {target_name}.{namespace}"
+    )));
+    publish(cluster, canary, &status, &events).await?;
+    Ok(Cleanup::Done)
+}
+
+/// Scales a scaled-down target back up to the primary's replicas (at
+/// least one); the target as the cluster holds it afterwards.
+async fn scale_target_up<C: Cluster>(
+    cluster: &C,
+    namespace: &str,
+    target_name: &str,
+    target: Arc<Deployment>,
+) -> Result<Arc<Deployment>> {
     let replicas = target.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
     if replicas == 0 {
         let primary = cluster
-            .deployment(&namespace, &workload::primary_name(target_name))
+            .deployment(namespace, &workload::primary_name(target_name))
             .await?;
         let wanted = primary
             .as_ref()
@@ -212,28 +238,36 @@ pub async fn finalize<C: Cluster>(cluster: &C, canary: &Canary) -> Result<Cleanu
             .unwrap_or(1)
             .max(1);
         cluster
-            .scale_deployment(&namespace, target_name, wanted)
+            .scale_deployment(namespace, target_name, wanted)
             .await?;
     }
-    let target = cluster
-        .deployment(&namespace, target_name)
+    Ok(cluster
+        .deployment(namespace, target_name)
         .await?
-        .unwrap_or(target);
-    if let Err(why) = readiness::rollout_finished(&target) {
-        publish(cluster, canary, &status, &events).await?;
-        return Ok(Cleanup::Waiting(format!(
-            "waiting for {target_name}.{namespace} to serve before reverting the traffic: {why}"
-        )));
-    }
+        .unwrap_or(target))
+}
 
-    let (label_key, label_value) = workload::selector_label(&target)?;
-    if let Some(mut apex) = workload::services(canary, &target)?.into_iter().next() {
+/// Points the apex Service at the target's pods, without an owner
+/// reference so that it outlives the Canary.
+async fn revert_apex_service<C: Cluster>(
+    cluster: &C,
+    canary: &Canary,
+    target: &Deployment,
+) -> Result<()> {
+    let (label_key, label_value) = workload::selector_label(target)?;
+    if let Some(mut apex) = workload::services(canary, target)?.into_iter().next() {
         apex.metadata.owner_references = None;
         if let Some(spec) = apex.spec.as_mut() {
             spec.selector = Some([(label_key, label_value)].into_iter().collect());
         }
         cluster.apply_service(&apex).await?;
     }
+    Ok(())
+}
+
+/// Sends all the traffic to the apex Service, through an HTTPRoute
+/// without an owner reference so that it outlives the Canary.
+async fn revert_route<C: Cluster>(cluster: &C, canary: &Canary) -> Result<()> {
     let mut route = router::render(canary, &router::safe_plan());
     route.metadata.owner_references = None;
     let apex_name = workload::apex_name(canary);
@@ -246,14 +280,10 @@ pub async fn finalize<C: Cluster>(cluster: &C, canary: &Canary) -> Result<Cleanu
         }
     }
     cluster.apply_http_route(&route).await?;
-    status.phase = Some(CanaryPhase::Terminated);
-    events.push(Event::normal(format!(
-        "Reverted {label}: all traffic is on {target_name}.{namespace}"
-    )));
-    publish(cluster, canary, &status, &events).await?;
-    Ok(Cleanup::Done)
+    Ok(())
 }
 
+/// Writes the status, if it changed, then publishes the events.
 async fn publish<C: Cluster>(
     cluster: &C,
     canary: &Canary,

@@ -90,6 +90,9 @@ pub async fn run_metrics<M: MetricsProvider>(
     failures
 }
 
+/// One metric check: the canary's value, then what the evaluator asks
+/// for (the primary's value as a baseline, series over a window), then the
+/// evaluator's verdict. `Err` is the "Halt … advancement …" message.
 async fn run_metric<M: MetricsProvider>(
     provider: &M,
     plugins: &PluginRegistry,
@@ -97,38 +100,11 @@ async fn run_metric<M: MetricsProvider>(
     check: &MetricCheck,
     target_label: &str,
 ) -> Result<(), String> {
-    let kind = match check.source {
-        sluice_api::MetricSource::Builtin(_) => "builtin",
-        _ => "custom",
-    };
-    let no_values = || {
-        format!(
-            "Halt advancement no values found for {kind} metric: {} probably {target_label} is not receiving traffic",
-            check.name
-        )
-    };
-    let value = match provider.value(canary, check, MetricTarget::Canary).await {
-        Ok(Some(v)) if !v.is_finite() => return Err(not_finite(target_label, check, "", v)),
-        Ok(Some(v)) => v,
-        Ok(None) => return Err(no_values()),
-        Err(e) => {
-            return Err(format!(
-                "Halt {target_label} advancement metric {} query failed: {e}",
-                check.name
-            ));
-        }
-    };
+    let value = canary_value(provider, canary, check, target_label).await?;
     let evaluator: EvaluatorPlugin = plugins
         .evaluator(&check.evaluator)
         .map_err(|e| format!("Halt {target_label} advancement metric {}: {e}", check.name))?;
-    let metric = Metric {
-        name: check.name.clone(),
-        threshold_range: ThresholdRange {
-            min: check.threshold_range.min,
-            max: check.threshold_range.max,
-        },
-        config: evaluator.config_or_default(&check.evaluator_config),
-    };
+    let metric = metric_for(check, &evaluator);
     let Requirements {
         baseline: wants_baseline,
         series: series_request,
@@ -137,46 +113,22 @@ async fn run_metric<M: MetricsProvider>(
         .await
         .map_err(|f| format!("Halt {target_label} advancement {f}"))?;
     let primary = if wants_baseline {
-        match provider.value(canary, check, MetricTarget::Primary).await {
-            Ok(Some(v)) if !v.is_finite() => {
-                return Err(not_finite(target_label, check, " baseline", v));
-            }
-            Ok(v) => v,
-            Err(e) => {
-                return Err(format!(
-                    "Halt {target_label} advancement metric {} baseline query failed: {e}",
-                    check.name
-                ));
-            }
-        }
+        baseline_value(provider, canary, check, target_label).await?
     } else {
         None
     };
     let (canary_series, primary_series) = match &series_request {
         None => (Vec::new(), Vec::new()),
         Some(request) => {
-            let canary_series =
-                fetch_series(provider, canary, check, MetricTarget::Canary, request)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "Halt {target_label} advancement metric {} series query failed: {e}",
-                            check.name
-                        )
-                    })?;
-            let primary_series = if wants_baseline {
-                fetch_series(provider, canary, check, MetricTarget::Primary, request)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "Halt {target_label} advancement metric {} baseline series query failed: {e}",
-                            check.name
-                        )
-                    })?
-            } else {
-                Vec::new()
-            };
-            (canary_series, primary_series)
+            series_samples(
+                provider,
+                canary,
+                check,
+                target_label,
+                request,
+                wants_baseline,
+            )
+            .await?
         }
     };
     let samples = Samples {
@@ -195,6 +147,98 @@ async fn run_metric<M: MetricsProvider>(
             Err(format!("Halt {target_label} advancement {reason}"))
         }
     }
+}
+
+/// The metric as `evaluator` sees it, with its default configuration when
+/// the check gives none.
+fn metric_for(check: &MetricCheck, evaluator: &EvaluatorPlugin) -> Metric {
+    Metric {
+        name: check.name.clone(),
+        threshold_range: ThresholdRange {
+            min: check.threshold_range.min,
+            max: check.threshold_range.max,
+        },
+        config: evaluator.config_or_default(&check.evaluator_config),
+    }
+}
+
+/// The canary's current value of the metric; no data, a value that is not
+/// a finite number and a failed query each halt the advancement.
+async fn canary_value<M: MetricsProvider>(
+    provider: &M,
+    canary: &Canary,
+    check: &MetricCheck,
+    target_label: &str,
+) -> Result<f64, String> {
+    match provider.value(canary, check, MetricTarget::Canary).await {
+        Ok(Some(v)) if !v.is_finite() => Err(not_finite(target_label, check, "", v)),
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => {
+            let kind = match check.source {
+                sluice_api::MetricSource::Builtin(_) => "builtin",
+                _ => "custom",
+            };
+            Err(format!(
+                "Halt advancement no values found for {kind} metric: {} probably {target_label} is not receiving traffic",
+                check.name
+            ))
+        }
+        Err(e) => Err(format!(
+            "Halt {target_label} advancement metric {} query failed: {e}",
+            check.name
+        )),
+    }
+}
+
+/// The primary's current value of the metric, for an evaluator that
+/// compares against a baseline; `None` when the query returned no data.
+async fn baseline_value<M: MetricsProvider>(
+    provider: &M,
+    canary: &Canary,
+    check: &MetricCheck,
+    target_label: &str,
+) -> Result<Option<f64>, String> {
+    match provider.value(canary, check, MetricTarget::Primary).await {
+        Ok(Some(v)) if !v.is_finite() => Err(not_finite(target_label, check, " baseline", v)),
+        Ok(v) => Ok(v),
+        Err(e) => Err(format!(
+            "Halt {target_label} advancement metric {} baseline query failed: {e}",
+            check.name
+        )),
+    }
+}
+
+/// The canary's series and, for an evaluator that wants a baseline, the
+/// primary's (empty otherwise), as `request` asks for them.
+async fn series_samples<M: MetricsProvider>(
+    provider: &M,
+    canary: &Canary,
+    check: &MetricCheck,
+    target_label: &str,
+    request: &SeriesRequest,
+    wants_baseline: bool,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let canary_series = fetch_series(provider, canary, check, MetricTarget::Canary, request)
+        .await
+        .map_err(|e| {
+            format!(
+                "Halt {target_label} advancement metric {} series query failed: {e}",
+                check.name
+            )
+        })?;
+    let primary_series = if wants_baseline {
+        fetch_series(provider, canary, check, MetricTarget::Primary, request)
+            .await
+            .map_err(|e| {
+                format!(
+                    "Halt {target_label} advancement metric {} baseline series query failed: {e}",
+                    check.name
+                )
+            })?
+    } else {
+        Vec::new()
+    };
+    Ok((canary_series, primary_series))
 }
 
 /// Why a value that is not a finite number never reaches an evaluator.

@@ -11,7 +11,10 @@ mod gateway;
 pub mod readiness;
 pub mod workload;
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
 use crate::cluster::{Cluster, Event};
@@ -66,6 +69,26 @@ struct Tick<'a> {
     /// The route of the new state, written only once that state is: a
     /// tick whose status write fails leaves the route where it was.
     route: Option<router::HttpRoute>,
+}
+
+impl<'a> Tick<'a> {
+    /// A tick of `canary` at `now`, starting from its stored status.
+    fn new(canary: &'a Canary, now: Timestamp) -> Self {
+        let namespace = canary.namespace().unwrap_or_else(|| "default".into());
+        let target = canary.spec.target_ref.name.clone();
+        Tick {
+            canary,
+            label: format!("{target}.{namespace}"),
+            namespace,
+            target,
+            now,
+            status: canary.status.clone().unwrap_or_default(),
+            events: Vec::new(),
+            configs: Default::default(),
+            alerts: Vec::new(),
+            route: None,
+        }
+    }
 }
 
 impl Tick<'_> {
@@ -133,6 +156,41 @@ impl Tick<'_> {
             self.warn(message.clone());
         }
         self.set_condition(CONDITION_READY, "False", reason, message);
+    }
+
+    /// Marks the Canary ready again once its spec, plugin, target and
+    /// configs are all there.
+    fn mark_ready(&mut self) {
+        if self
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.condition_type == CONDITION_READY && c.status != "True")
+        {
+            self.set_condition(
+                CONDITION_READY,
+                "True",
+                "Valid",
+                "The Canary spec is valid".into(),
+            );
+        }
+    }
+
+    /// The alerts raised this tick, at the phase and weight it ends with;
+    /// those that ask for it carry the rollout's settings.
+    fn build_alerts(&self, settings: Option<&RolloutSettings>) -> Vec<crate::notify::Alert> {
+        let phase = self.status.phase.unwrap_or(CanaryPhase::Initializing);
+        self.alerts
+            .iter()
+            .map(|(severity, message, metadata)| {
+                let alert = crate::notify::Alert::new(self.canary, *severity, message.clone())
+                    .at(phase, self.status.canary_weight);
+                match (settings, metadata) {
+                    (Some(s), true) => alert.with_rollout_metadata(s),
+                    _ => alert,
+                }
+            })
+            .collect()
     }
 
     /// The state a plugin sees. Waiting for an approval is progressing to a
@@ -259,20 +317,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// publishes the events. Errors are cluster I/O failures: the caller
     /// retries the tick later; nothing half-done moves traffic.
     pub async fn reconcile(&self, canary: &Canary, now: Timestamp) -> Result<TickOutcome> {
-        let namespace = canary.namespace().unwrap_or_else(|| "default".into());
-        let target = canary.spec.target_ref.name.clone();
-        let mut tick = Tick {
-            canary,
-            label: format!("{target}.{namespace}"),
-            namespace,
-            target,
-            now,
-            status: canary.status.clone().unwrap_or_default(),
-            events: Vec::new(),
-            configs: Default::default(),
-            alerts: Vec::new(),
-            route: None,
-        };
+        let mut tick = Tick::new(canary, now);
         // Checked once per tick: the step and the hooks and alerts after it
         // read the same settings.
         let settings = canary.settings();
@@ -281,45 +326,59 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         // then the route it implies. A lost race writes neither, and the
         // redone tick starts from the stored status: no step runs twice
         // and the route is never ahead of the recorded state.
-        if canary.status.as_ref() != Some(&tick.status) {
-            self.cluster
-                .update_canary_status(canary, &tick.status)
-                .await?;
-        }
-        if let Some(route) = &tick.route {
-            self.cluster.apply_http_route(route).await?;
-        }
-        for event in &tick.events {
-            self.cluster.publish_event(canary, event).await?;
-        }
+        self.write_status(&tick).await?;
+        self.write_route(&tick).await?;
+        self.publish_events(&tick).await?;
         let settings = settings.ok();
-        // Flagger's event webhooks get every event; a failing one is logged,
-        // never a reason to stop the rollout.
-        for hook in settings.iter().flat_map(|s| s.webhooks_of(HookType::Event)) {
-            for event in &tick.events {
-                if let Err(e) = self.webhooks.send_event(canary, hook, event, now).await {
-                    tracing::warn!(canary = %tick.label, hook = %hook.name, error = %e, "event webhook failed");
-                }
-            }
-        }
-        let phase = tick.status.phase.unwrap_or(CanaryPhase::Initializing);
-        let alerts = tick
-            .alerts
-            .iter()
-            .map(|(severity, message, metadata)| {
-                let alert = crate::notify::Alert::new(canary, *severity, message.clone())
-                    .at(phase, tick.status.canary_weight);
-                match (&settings, metadata) {
-                    (Some(s), true) => alert.with_rollout_metadata(s),
-                    _ => alert,
-                }
-            })
-            .collect();
+        self.send_event_webhooks(&tick, settings.as_ref()).await;
+        let alerts = tick.build_alerts(settings.as_ref());
         Ok(TickOutcome {
             status: tick.status,
             events: tick.events,
             alerts,
         })
+    }
+
+    /// Writes the tick's status, if it changed (with the resourceVersion
+    /// precondition of the Canary read at the start of the tick).
+    async fn write_status(&self, t: &Tick<'_>) -> Result<()> {
+        if t.canary.status.as_ref() != Some(&t.status) {
+            self.cluster
+                .update_canary_status(t.canary, &t.status)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the route staged for the tick's new state, if any.
+    async fn write_route(&self, t: &Tick<'_>) -> Result<()> {
+        if let Some(route) = &t.route {
+            self.cluster.apply_http_route(route).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the tick's events on the Canary, in order.
+    async fn publish_events(&self, t: &Tick<'_>) -> Result<()> {
+        for event in &t.events {
+            self.cluster.publish_event(t.canary, event).await?;
+        }
+        Ok(())
+    }
+
+    /// Flagger's event webhooks get every event; a failing one is logged,
+    /// never a reason to stop the rollout.
+    async fn send_event_webhooks(&self, t: &Tick<'_>, settings: Option<&RolloutSettings>) {
+        for hook in settings
+            .into_iter()
+            .flat_map(|s| s.webhooks_of(HookType::Event))
+        {
+            for event in &t.events {
+                if let Err(e) = self.webhooks.send_event(t.canary, hook, event, t.now).await {
+                    tracing::warn!(canary = %t.label, hook = %hook.name, error = %e, "event webhook failed");
+                }
+            }
+        }
     }
 
     /// Whether the target has a revision the Canary has not taken up yet,
@@ -343,6 +402,11 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         Ok(workload::revision_checksum(&deployment, &configs) != applied)
     }
 
+    /// One tick's work, Flagger's scheduler steps in order: check the
+    /// spec, resolve the strategy, read the target and its configs, mark
+    /// the Canary ready, initialise it (bootstrap) or keep its Services in
+    /// line, wait for the primary, detect a new revision, then run the
+    /// phase and sync the route.
     async fn step(
         &self,
         t: &mut Tick<'_>,
@@ -358,10 +422,50 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         if t.canary.spec.suspend {
             return Ok(());
         }
-        let strategy = match self.plugins.strategy(&settings.strategy.name) {
-            Ok(p) => p,
-            Err(e) => return self.strategy_unavailable(t, settings, &e).await,
+        let Some(strategy) = self.resolve_strategy(t, settings).await? else {
+            return Ok(());
         };
+        let Some(target) = self.read_target_and_configs(t).await? else {
+            return Ok(());
+        };
+        t.mark_ready();
+        if matches!(t.phase(), None | Some(CanaryPhase::Initializing)) {
+            return self.bootstrap(t, settings, &strategy, &target).await;
+        }
+        self.sync_services(t, &target).await?;
+        let Some(primary) = self.wait_for_primary(t).await? else {
+            return self.sync_route(t, settings, &strategy).await;
+        };
+        if self
+            .detect_new_revision(t, settings, &strategy, &target, &primary)
+            .await?
+        {
+            return self.sync_route(t, settings, &strategy).await;
+        }
+        self.note_plugin_swap(t, &strategy);
+        self.run_phase(t, settings, &strategy, &target).await?;
+        self.sync_route(t, settings, &strategy).await
+    }
+
+    /// The Canary's strategy plugin, or `None` when it is unavailable (see
+    /// [`Self::strategy_unavailable`]): the tick goes no further.
+    async fn resolve_strategy(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+    ) -> Result<Option<StrategyPlugin>> {
+        match self.plugins.strategy(&settings.strategy.name) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                self.strategy_unavailable(t, settings, &e).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The target Deployment, with its tracked ConfigMaps and Secrets read
+    /// into the tick; `None` (and the Canary not ready) when one is missing.
+    async fn read_target_and_configs(&self, t: &mut Tick<'_>) -> Result<Option<Arc<Deployment>>> {
         let Some(target) = self.cluster.deployment(&t.namespace, &t.target).await? else {
             t.not_ready(
                 "TargetNotFound",
@@ -370,40 +474,30 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     t.label
                 ),
             );
-            return Ok(());
+            return Ok(None);
         };
         t.configs = match configs::collect(&self.cluster, &t.namespace, &target).await? {
             Ok(c) => c,
             Err(why) => {
                 t.not_ready("ConfigNotFound", why.to_string());
-                return Ok(());
+                return Ok(None);
             }
         };
-        if t.status
-            .conditions
-            .iter()
-            .any(|c| c.condition_type == CONDITION_READY && c.status != "True")
-        {
-            t.set_condition(
-                CONDITION_READY,
-                "True",
-                "Valid",
-                "The Canary spec is valid".into(),
-            );
-        }
+        Ok(Some(target))
+    }
 
-        match t.phase() {
-            None | Some(CanaryPhase::Initializing) => {
-                return self.bootstrap(t, settings, &strategy, &target).await;
-            }
-            _ => {}
-        }
-
-        // Keep the generated Services in line with the spec.
-        for svc in workload::services(t.canary, &target)? {
+    /// Keeps the generated Services in line with the spec.
+    async fn sync_services(&self, t: &Tick<'_>, target: &Deployment) -> Result<()> {
+        for svc in workload::services(t.canary, target)? {
             self.cluster.apply_service(&svc).await?;
         }
+        Ok(())
+    }
 
+    /// The primary Deployment once its rollout has finished; `None` (with
+    /// an event) while it is still rolling out. A missing primary is an
+    /// error: bootstrap created it.
+    async fn wait_for_primary(&self, t: &mut Tick<'_>) -> Result<Option<Arc<Deployment>>> {
         let primary_name = workload::primary_name(&t.target);
         let primary = self
             .cluster
@@ -417,28 +511,34 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 "Waiting for {primary_name}.{} rollout to finish: {why}",
                 t.namespace
             ));
-            return self.sync_route(t, settings, &strategy).await;
+            return Ok(None);
         }
+        Ok(Some(primary))
+    }
 
-        let revision = workload::revision_checksum(&target, &t.configs);
+    /// Flagger's new-revision detection. At rest (Initialized, Succeeded,
+    /// Failed) a new revision scales the target up and starts a rollout;
+    /// mid-analysis it restarts the analysis. True when the tick ends here
+    /// (always at rest, whether or not there is a new revision): only the
+    /// route is synced.
+    async fn detect_new_revision(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+        target: &Deployment,
+        primary: &Deployment,
+    ) -> Result<bool> {
+        let revision = workload::revision_checksum(target, &t.configs);
         let changed = t.status.last_applied_spec.as_deref() != Some(revision.as_str());
         match t.phase() {
             Some(CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed) => {
                 if changed {
                     t.info(format!("New revision detected {}", t.label));
-                    let replicas = primary
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.replicas)
-                        .unwrap_or(1)
-                        .max(1);
-                    self.cluster
-                        .scale_deployment(&t.namespace, &t.target, replicas)
-                        .await?;
-                    t.info(format!("Scaling up {}", t.label));
-                    self.start_rollout(t, settings, &revision, &strategy);
+                    self.scale_up_target(t, primary).await?;
+                    self.start_rollout(t, settings, &revision, strategy);
                 }
-                return self.sync_route(t, settings, &strategy).await;
+                Ok(true)
             }
             Some(
                 CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::WaitingPromotion,
@@ -447,22 +547,46 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     "New revision detected! Restarting analysis for {}",
                     t.label
                 ));
-                self.start_rollout(t, settings, &revision, &strategy);
-                return self.sync_route(t, settings, &strategy).await;
+                self.start_rollout(t, settings, &revision, strategy);
+                Ok(true)
             }
-            _ => {}
+            _ => Ok(false),
         }
+    }
 
-        self.note_plugin_swap(t, &strategy);
+    /// Scales the target up to the primary's replicas (at least one) for
+    /// a new rollout.
+    async fn scale_up_target(&self, t: &mut Tick<'_>, primary: &Deployment) -> Result<()> {
+        let replicas = primary
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(1);
+        self.cluster
+            .scale_deployment(&t.namespace, &t.target, replicas)
+            .await?;
+        t.info(format!("Scaling up {}", t.label));
+        Ok(())
+    }
+
+    /// The step of the current phase: promoting, finalising, or the
+    /// analysis (progressing, or waiting at one of its gates).
+    async fn run_phase(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+        target: &Deployment,
+    ) -> Result<()> {
         match t.phase() {
-            Some(CanaryPhase::Promoting) => self.promoting(t, settings, &strategy).await?,
-            Some(CanaryPhase::Finalising) => self.finalise(t, settings).await?,
+            Some(CanaryPhase::Promoting) => self.promoting(t, settings, strategy).await,
+            Some(CanaryPhase::Finalising) => self.finalise(t, settings).await,
             Some(
                 CanaryPhase::Progressing | CanaryPhase::Waiting | CanaryPhase::WaitingPromotion,
-            ) => self.progressing(t, settings, &strategy, &target).await?,
-            _ => {}
+            ) => self.progressing(t, settings, strategy, target).await,
+            _ => Ok(()),
         }
-        self.sync_route(t, settings, &strategy).await
     }
 
     fn start_rollout(
@@ -515,61 +639,112 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         t: &mut Tick<'_>,
         settings: &RolloutSettings,
         strategy: &StrategyPlugin,
-        target: &k8s_openapi::api::apps::v1::Deployment,
+        target: &Deployment,
     ) -> Result<()> {
-        let primary_name = workload::primary_name(&t.target);
-        let existing = self.cluster.deployment(&t.namespace, &primary_name).await?;
-        if existing.is_none() {
-            let primary = match workload::primary_deployment(t.canary, target, None, &t.configs) {
-                Ok(p) => p,
-                Err(e) => {
-                    t.not_ready("InvalidTarget", format!("{}: {e:#}", t.label));
-                    return Ok(());
-                }
-            };
-            self.apply_primary_configs(t).await?;
-            self.cluster.apply_deployment(&primary).await?;
+        if !self.create_primary(t, target).await?
+            || !self.create_primary_autoscaler(t).await?
+            || !self.create_services(t, target).await?
+        {
+            return Ok(());
         }
-        if let Some(hpa_ref) = &t.canary.spec.autoscaler_ref {
-            match self.cluster.autoscaler(&t.namespace, &hpa_ref.name).await? {
-                Some(hpa) => {
-                    let primary_hpa = workload::primary_autoscaler(t.canary, &hpa)?;
-                    self.cluster.apply_autoscaler(&primary_hpa).await?;
-                }
-                None => {
-                    t.not_ready(
-                        "AutoscalerNotFound",
-                        format!(
-                            "HorizontalPodAutoscaler {}.{} not found; create it or remove spec.autoscalerRef",
-                            hpa_ref.name, t.namespace
-                        ),
-                    );
-                    return Ok(());
-                }
+        t.set_phase(CanaryPhase::Initializing);
+        self.sync_route(t, settings, strategy).await?;
+        if !self.primary_initialized(t).await? {
+            return Ok(());
+        }
+        self.finish_initialization(t, strategy, target).await
+    }
+
+    /// Creates the primary Deployment (and its copies of the tracked
+    /// configs) unless it exists; false (and the Canary not ready) when the
+    /// target cannot be copied.
+    async fn create_primary(&self, t: &mut Tick<'_>, target: &Deployment) -> Result<bool> {
+        let primary_name = workload::primary_name(&t.target);
+        if self
+            .cluster
+            .deployment(&t.namespace, &primary_name)
+            .await?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        let primary = match workload::primary_deployment(t.canary, target, None, &t.configs) {
+            Ok(p) => p,
+            Err(e) => {
+                t.not_ready("InvalidTarget", format!("{}: {e:#}", t.label));
+                return Ok(false);
+            }
+        };
+        self.apply_primary_configs(t).await?;
+        self.cluster.apply_deployment(&primary).await?;
+        Ok(true)
+    }
+
+    /// Copies the Canary's autoscaler for the primary, if it names one;
+    /// false (and the Canary not ready) when that autoscaler is missing.
+    async fn create_primary_autoscaler(&self, t: &mut Tick<'_>) -> Result<bool> {
+        let Some(hpa_ref) = &t.canary.spec.autoscaler_ref else {
+            return Ok(true);
+        };
+        match self.cluster.autoscaler(&t.namespace, &hpa_ref.name).await? {
+            Some(hpa) => {
+                let primary_hpa = workload::primary_autoscaler(t.canary, &hpa)?;
+                self.cluster.apply_autoscaler(&primary_hpa).await?;
+                Ok(true)
+            }
+            None => {
+                t.not_ready(
+                    "AutoscalerNotFound",
+                    format!(
+                        "HorizontalPodAutoscaler {}.{} not found; create it or remove spec.autoscalerRef",
+                        hpa_ref.name, t.namespace
+                    ),
+                );
+                Ok(false)
             }
         }
+    }
+
+    /// Creates the generated Services; false (and the Canary not ready)
+    /// when the target gives none.
+    async fn create_services(&self, t: &mut Tick<'_>, target: &Deployment) -> Result<bool> {
         match workload::services(t.canary, target) {
             Ok(services) => {
                 for svc in services {
                     self.cluster.apply_service(&svc).await?;
                 }
+                Ok(true)
             }
             Err(e) => {
                 t.not_ready("InvalidTarget", format!("{}: {e:#}", t.label));
-                return Ok(());
+                Ok(false)
             }
         }
-        t.set_phase(CanaryPhase::Initializing);
-        self.sync_route(t, settings, strategy).await?;
+    }
 
+    /// Whether the primary's rollout has finished (or the primary cannot
+    /// be read back); otherwise an event says what it waits for.
+    async fn primary_initialized(&self, t: &mut Tick<'_>) -> Result<bool> {
+        let primary_name = workload::primary_name(&t.target);
         let primary = self.cluster.deployment(&t.namespace, &primary_name).await?;
         if let Some(Err(why)) = primary.as_deref().map(readiness::rollout_finished) {
             t.warn(format!(
                 "Waiting for {primary_name}.{} rollout to finish: {why}",
                 t.namespace
             ));
-            return Ok(());
+            return Ok(false);
         }
+        Ok(true)
+    }
+
+    /// The primary serves: traffic off the target, the target scaled down,
+    /// and its revision recorded as applied and promoted (Initialized).
+    async fn finish_initialization(
+        &self,
+        t: &mut Tick<'_>,
+        strategy: &StrategyPlugin,
+        target: &Deployment,
+    ) -> Result<()> {
         self.drain_canary(t).await?;
         self.cluster
             .scale_deployment(&t.namespace, &t.target, 0)
@@ -589,27 +764,58 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         Ok(())
     }
 
+    /// Flagger's analysis step, gate by gate: a route behind the recorded
+    /// state is re-applied first; the step holds while the canary or the
+    /// route is not ready, rolls back on a manual rollback hook or at the
+    /// failed-checks threshold, and waits for confirm-rollout. Then the
+    /// checks run (unless the analysis is skipped) and the strategy
+    /// decides.
     async fn progressing(
         &self,
         t: &mut Tick<'_>,
         settings: &RolloutSettings,
         strategy: &StrategyPlugin,
-        target: &k8s_openapi::api::apps::v1::Deployment,
+        target: &Deployment,
     ) -> Result<()> {
-        if self.route_behind_state(t, settings, strategy).await? {
-            t.info(format!(
-                "Route of {} re-applied for canary weight {}; the analysis resumes at the next interval",
-                t.label, t.status.canary_weight
-            ));
-            return Ok(());
-        }
-        if self.held_for_canary_rollout(t, settings, target).await?
+        if self.route_reapplied(t, settings, strategy).await?
+            || self.held_for_canary_rollout(t, settings, target).await?
             || self.held_for_gateways(t, settings).await?
+            || self.manual_rollback(t, settings).await?
+            || self.threshold_reached(t, settings).await?
+            || !self.confirm_rollout(t, settings).await
         {
             return Ok(());
         }
+        if settings.skip_analysis {
+            return self.skip_analysis(t, settings).await;
+        }
+        if self.checks_failed(t, settings).await {
+            return Ok(());
+        }
+        self.ask_strategy(t, settings, strategy).await
+    }
 
-        // Flagger's manual rollback: a rollback hook that answers yes.
+    /// True when the route is behind the recorded state (see
+    /// [`Self::route_behind_state`]): this tick only re-applies it.
+    async fn route_reapplied(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+    ) -> Result<bool> {
+        if !self.route_behind_state(t, settings, strategy).await? {
+            return Ok(false);
+        }
+        t.info(format!(
+            "Route of {} re-applied for canary weight {}; the analysis resumes at the next interval",
+            t.label, t.status.canary_weight
+        ));
+        Ok(true)
+    }
+
+    /// Flagger's manual rollback: true (rolled back) when a rollback hook
+    /// answers yes.
+    async fn manual_rollback(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> Result<bool> {
         for hook in settings.webhooks_of(HookType::Rollback) {
             if self
                 .webhooks
@@ -618,51 +824,85 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 .is_ok()
             {
                 let msg = format!("Rolling back {} manual webhook invoked", t.label);
-                return self.rollback(t, settings, msg).await;
+                self.rollback(t, settings, msg).await?;
+                return Ok(true);
             }
         }
+        Ok(false)
+    }
 
-        if t.status.failed_checks >= settings.threshold {
-            let msg = format!(
-                "Rolling back {} failed checks threshold reached {}",
-                t.label, t.status.failed_checks
-            );
-            return self.rollback(t, settings, msg).await;
+    /// True (rolled back) once the failed checks reach the threshold.
+    async fn threshold_reached(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+    ) -> Result<bool> {
+        if t.status.failed_checks < settings.threshold {
+            return Ok(false);
         }
+        let msg = format!(
+            "Rolling back {} failed checks threshold reached {}",
+            t.label, t.status.failed_checks
+        );
+        self.rollback(t, settings, msg).await?;
+        Ok(true)
+    }
 
-        if !self.confirm_rollout(t, settings).await {
+    /// Flagger's skipAnalysis: straight to promotion, once confirmed.
+    async fn skip_analysis(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> Result<()> {
+        t.info(format!("Skipping analysis for {}", t.label));
+        if !self.confirm_promotion(t, settings).await {
             return Ok(());
         }
+        self.promote(t, settings).await
+    }
 
-        if settings.skip_analysis {
-            t.info(format!("Skipping analysis for {}", t.label));
-            if !self.confirm_promotion(t, settings).await {
-                return Ok(());
-            }
-            return self.promote(t, settings).await;
-        }
-
+    /// Runs this tick's checks; true when one failed, which counts as a
+    /// failed check, raises an alert and an event per failure.
+    async fn checks_failed(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> bool {
         let failures = self.run_checks(t, settings).await;
-        if !failures.is_empty() {
-            t.status.failed_checks += 1;
-            t.alert(AlertSeverity::Warn, failures.join("\n"));
-            for f in failures {
-                t.info(f);
-            }
-            return Ok(());
+        if failures.is_empty() {
+            return false;
         }
+        t.status.failed_checks += 1;
+        t.alert(AlertSeverity::Warn, failures.join("\n"));
+        for f in failures {
+            t.info(f);
+        }
+        true
+    }
 
+    /// Asks the strategy what to do after passing checks, and does it; a
+    /// plugin fault counts as a failed check.
+    async fn ask_strategy(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+    ) -> Result<()> {
         let state = t.rollout_state();
         let spec = spec_for(settings, &t.status, strategy);
-        let action = match self.decide(strategy, &spec, state, t.observation()).await {
-            Ok(a) => a,
+        match self.decide(strategy, &spec, state, t.observation()).await {
+            Ok(action) => self.act(t, settings, strategy, &spec, action).await,
             Err(fault) => {
                 self.plugin_failed(t, &fault);
-                return Ok(());
+                Ok(())
             }
-        };
+        }
+    }
+
+    /// Carries out the strategy's action during the analysis: advance,
+    /// hold, promote (once confirmed) or roll back.
+    async fn act(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+        spec: &wit::AnalysisSpec,
+        action: wit::Action,
+    ) -> Result<()> {
         match action {
-            wit::Action::Advance(a) => self.advance(t, settings, strategy, &spec, a).await?,
+            wit::Action::Advance(a) => self.advance(t, settings, strategy, spec, a).await?,
             wit::Action::Hold(reason) => {
                 if !reason.trim().is_empty() {
                     t.info(format!("Holding {} advancement: {reason}", t.label));
@@ -791,7 +1031,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         &self,
         t: &mut Tick<'_>,
         settings: &RolloutSettings,
-        target: &k8s_openapi::api::apps::v1::Deployment,
+        target: &Deployment,
     ) -> Result<bool> {
         let Err(why) = readiness::rollout_finished(target) else {
             return Ok(false);
