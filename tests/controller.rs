@@ -385,6 +385,9 @@ async fn health_readiness_and_metrics_endpoints() {
     let endpoints = Endpoints {
         telemetry: Arc::clone(&ctx.telemetry),
         ready: Arc::clone(&ready),
+        api: Arc::new(sluice_operator::server::ApiHealth::new(
+            Duration::from_secs(30),
+        )),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -588,3 +588,38 @@ async fn a_rollout_webhook_answering_5xx_then_200_halts_then_lets_the_rollout_fi
         "the failing hook halted the rollout: {notes:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_turns_503_while_the_api_server_is_unreachable_and_back_when_it_answers() {
+    let world = World::new().await;
+    let op = world.operator("sluice-a", &["--unready-after-seconds", "2"]);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .await;
+    assert_eq!(op.readyz().await, Some(200));
+    // Every request for Canaries answers 503 from now on.
+    world
+        .server
+        .inject(Fault::unavailable("canaries").times(usize::MAX));
+    let wait_for = async |code: u16, within: Duration| {
+        let end = Instant::now() + within;
+        while op.readyz().await != Some(code) {
+            assert!(
+                Instant::now() < end,
+                "no {code} within {within:?}: {:?}",
+                world
+                    .server
+                    .requests()
+                    .iter()
+                    .rev()
+                    .filter(|r| r.uri.contains("limit"))
+                    .take(2)
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    wait_for(503, Duration::from_secs(8)).await;
+    world.server.clear_faults();
+    wait_for(200, Duration::from_secs(4)).await;
+}

@@ -134,6 +134,10 @@ impl ApiError {
         Self::new(500, "InternalError", message)
     }
 
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message)
+    }
+
     fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self

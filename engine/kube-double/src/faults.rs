@@ -15,10 +15,14 @@ pub enum FaultKind {
     Conflict,
     /// 500 InternalError.
     Internal,
+    /// 503 ServiceUnavailable, for reads (get, list, watch) as for writes:
+    /// an API server that cannot be reached.
+    Unavailable,
 }
 
 /// Makes the next `times` writes (POST, PUT, PATCH, DELETE) of a resource
-/// fail. Build with [`Fault::conflict`] or [`Fault::internal`].
+/// fail, or with [`Fault::unavailable`] every request of it. Build with
+/// [`Fault::conflict`], [`Fault::internal`] or [`Fault::unavailable`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     /// Lower-case plural: "canaries", "deployments".
@@ -47,6 +51,14 @@ impl Fault {
     pub fn internal(plural: &str) -> Self {
         Self {
             kind: FaultKind::Internal,
+            ..Self::conflict(plural)
+        }
+    }
+
+    /// The next request of `plural`, read or write, answers 503.
+    pub fn unavailable(plural: &str) -> Self {
+        Self {
+            kind: FaultKind::Unavailable,
             ..Self::conflict(plural)
         }
     }
@@ -92,20 +104,23 @@ impl Faults {
         }
     }
 
-    /// The error for a write of `plural`/`name` (to `/status` or not), if a
-    /// fault is armed for it; counts it down.
+    /// The error for a request of `plural`/`name` (to `/status` or not), if
+    /// a fault is armed for it; counts it down. Reads meet only
+    /// [`FaultKind::Unavailable`] faults.
     pub fn check(
         &self,
         plural: &str,
         qualified_plural: &str,
         name: Option<&str>,
         status: bool,
+        write: bool,
     ) -> Option<ApiError> {
         let mut armed = lock(&self.armed);
         let index = armed.iter().position(|f| {
             f.plural == plural
                 && (f.name.is_none() || f.name.as_deref() == name)
                 && (!f.status_only || status)
+                && (write || f.kind == FaultKind::Unavailable)
         })?;
         let fault = armed.get_mut(index)?;
         fault.times -= 1;
@@ -116,6 +131,7 @@ impl Faults {
         Some(match kind {
             FaultKind::Conflict => ApiError::conflict(qualified_plural, name.unwrap_or_default()),
             FaultKind::Internal => ApiError::internal("injected fault"),
+            FaultKind::Unavailable => ApiError::unavailable("injected fault: unavailable"),
         })
     }
 
@@ -151,19 +167,43 @@ mod tests {
         let f = Faults::default();
         f.arm(Fault::conflict("canaries").named("a").on_status().times(2));
         assert!(
-            f.check("canaries", "canaries.x", Some("a"), false)
+            f.check("canaries", "canaries.x", Some("a"), false, true)
                 .is_none()
         );
-        assert!(f.check("canaries", "canaries.x", Some("b"), true).is_none());
+        assert!(
+            f.check("canaries", "canaries.x", Some("b"), true, true)
+                .is_none()
+        );
+        assert!(
+            f.check("canaries", "canaries.x", Some("a"), true, false)
+                .is_none(),
+            "a read never meets a write fault"
+        );
         assert_eq!(
-            f.check("canaries", "canaries.x", Some("a"), true)
+            f.check("canaries", "canaries.x", Some("a"), true, true)
                 .unwrap()
                 .code,
             409
         );
-        assert!(f.check("canaries", "canaries.x", Some("a"), true).is_some());
-        assert!(f.check("canaries", "canaries.x", Some("a"), true).is_none());
+        assert!(
+            f.check("canaries", "canaries.x", Some("a"), true, true)
+                .is_some()
+        );
+        assert!(
+            f.check("canaries", "canaries.x", Some("a"), true, true)
+                .is_none()
+        );
         f.arm(Fault::internal("deployments"));
-        assert_eq!(f.check("deployments", "d", None, false).unwrap().code, 500);
+        assert_eq!(
+            f.check("deployments", "d", None, false, true).unwrap().code,
+            500
+        );
+        f.arm(Fault::unavailable("leases").times(2));
+        assert_eq!(
+            f.check("leases", "l", None, false, false).unwrap().code,
+            503
+        );
+        assert_eq!(f.check("leases", "l", None, false, true).unwrap().code, 503);
+        assert!(f.check("leases", "l", None, false, false).is_none());
     }
 }

@@ -217,21 +217,23 @@ fn serve(shared: &Arc<Shared>, request: &Request) -> Result<Response, ApiError> 
             "dryRun is not supported by the API server double",
         ));
     }
-    if is_write {
-        let body_name = request.json_body().ok().and_then(|b| {
+    let body_name = is_write
+        .then(|| request.json_body().ok())
+        .flatten()
+        .and_then(|b| {
             b.pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .map(String::from)
         });
-        let name = target.name.clone().or(body_name);
-        if let Some(error) = shared.faults.check(
-            &target.resource.plural,
-            &target.resource.qualified_plural(),
-            name.as_deref(),
-            target.status,
-        ) {
-            return Err(error);
-        }
+    let name = target.name.clone().or(body_name);
+    if let Some(error) = shared.faults.check(
+        &target.resource.plural,
+        &target.resource.qualified_plural(),
+        name.as_deref(),
+        target.status,
+        is_write,
+    ) {
+        return Err(error);
     }
     let namespace = target.namespace.clone().unwrap_or_default();
     let resource = &target.resource;

@@ -1124,3 +1124,25 @@ async fn raw_watch_event_types_and_selectors() {
         ["ADDED w", "MODIFIED w", "DELETED w", "ADDED w", "DELETED w"]
     );
 }
+
+#[tokio::test]
+async fn an_unavailable_resource_answers_503_to_reads_and_writes() {
+    use kube::api::ListParams;
+    let server = ApiServer::with_crds(concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds"))
+        .await
+        .unwrap();
+    // kube-rs retries 503 for minutes by default: see the answer itself.
+    let mut config = server.config().unwrap();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let cms: Api<ConfigMap> = Api::all(client.clone());
+    assert!(cms.list(&ListParams::default().limit(1)).await.is_ok());
+    server.inject(Fault::unavailable("configmaps").times(usize::MAX));
+    let err = cms.list(&ListParams::default().limit(1)).await.unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 503),
+        "{err:?}"
+    );
+    server.clear_faults();
+    assert!(cms.list(&ListParams::default().limit(1)).await.is_ok());
+}

@@ -22,7 +22,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
 use super::reconcile::{Cleanup, Context, finalize, key, not_due, run_tick};
-use super::server::{self, Endpoints};
+use super::server::{self, ApiHealth, Endpoints};
 use super::{leader, telemetry::Telemetry};
 use crate::kube_cluster::KubeCluster;
 use sluice_api::{AlertProvider, Canary, MetricTemplate, RolloutPlugin};
@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// How often the Lease is tried or renewed.
     #[arg(long, default_value_t = 2)]
     retry_period_seconds: u64,
+    /// `/readyz` turns 503 once the Kubernetes API has failed the
+    /// operator's probe (a list of Canaries, every second) for this long.
+    #[arg(long, default_value_t = 30)]
+    unready_after_seconds: u64,
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     holder_id: Option<String>,
@@ -445,6 +449,26 @@ fn watch_for_stop(
     rx
 }
 
+/// Lists one Canary every second, so `/readyz` knows whether the API
+/// server answers (when it does not, the controllers' watches fail too).
+fn probe_api(client: Client, health: Arc<ApiHealth>) {
+    let canaries: Api<Canary> = Api::all(client);
+    tokio::spawn(async move {
+        loop {
+            // kube-rs retries a 503 for minutes: bound the probe instead.
+            let params = kube::api::ListParams::default().limit(1);
+            let list = canaries.list_metadata(&params);
+            let probe = match tokio::time::timeout(Duration::from_secs(2), list).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(sluice_rollout::chain(&e)),
+                Err(_) => Err("no answer within 2s".to_string()),
+            };
+            health.record(probe);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
 /// Keeps `sluice_leader` current.
 fn report_leadership(
     leadership: Option<watch::Receiver<leader::Leadership>>,
@@ -488,7 +512,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let endpoints = Endpoints {
         telemetry: Arc::clone(&parts.ctx.telemetry) as Arc<Telemetry>,
         ready: Arc::clone(&ready),
+        api: Arc::new(ApiHealth::new(Duration::from_secs(
+            args.unready_after_seconds,
+        ))),
     };
+    probe_api(client.clone(), Arc::clone(&endpoints.api));
     let stop = watch_for_stop(leadership.clone(), Arc::clone(&ready));
     report_leadership(leadership.clone(), Arc::clone(&parts.ctx.telemetry));
     let server = tokio::spawn(server::serve(args.listen, endpoints, stopped(stop.clone())));

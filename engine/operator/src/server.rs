@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -19,6 +21,53 @@ use super::telemetry::Telemetry;
 pub struct Endpoints {
     pub telemetry: Arc<Telemetry>,
     pub ready: Arc<AtomicBool>,
+    pub api: Arc<ApiHealth>,
+}
+
+/// Whether the API server answers the operator: set by a probe, read by
+/// `/readyz`, which turns 503 once the API has failed for longer than
+/// `unready_after` (the controllers' watches fail with it).
+#[derive(Debug)]
+pub struct ApiHealth {
+    unready_after: Duration,
+    failing: Mutex<Option<(Instant, String)>>,
+}
+
+impl ApiHealth {
+    pub fn new(unready_after: Duration) -> Self {
+        Self {
+            unready_after,
+            failing: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, String)>> {
+        self.failing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records one probe: `Ok` clears, `Err` starts (or continues) a failure.
+    pub fn record(&self, probe: Result<(), String>) {
+        let mut failing = self.lock();
+        match probe {
+            Ok(()) => *failing = None,
+            Err(why) => {
+                let since = failing.as_ref().map_or_else(Instant::now, |(at, _)| *at);
+                *failing = Some((since, why));
+            }
+        }
+    }
+
+    /// Why the operator is not ready, if the API has failed for too long.
+    pub fn unready_reason(&self) -> Option<String> {
+        let failing = self.lock();
+        let (since, why) = failing.as_ref()?;
+        (since.elapsed() >= self.unready_after).then(|| {
+            format!(
+                "the Kubernetes API has failed for {}s: {why}",
+                since.elapsed().as_secs()
+            )
+        })
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -26,10 +75,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(e): State<Endpoints>) -> impl IntoResponse {
-    if e.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    if !e.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_string());
+    }
+    match e.api.unready_reason() {
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+        None => (StatusCode::OK, "ready".to_string()),
     }
 }
 
