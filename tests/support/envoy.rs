@@ -743,7 +743,7 @@ impl Envoy {
             .args([
                 "--disable-hot-restart",
                 "--concurrency",
-                "2",
+                "1",
                 "--log-level",
                 "warn",
             ])
@@ -906,7 +906,7 @@ impl Envoy {
         req.send().await.expect("request through Envoy")
     }
 
-    /// Sends `n` requests through Envoy, 16 at a time; `request(i)` gives
+    /// Sends `n` requests through Envoy, 8 at a time; `request(i)` gives
     /// the i-th one's path and headers.
     pub async fn send(
         &self,
@@ -916,7 +916,7 @@ impl Envoy {
         let request = std::sync::Arc::new(request);
         let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..16 {
+        for _ in 0..8 {
             let (request, next, client) = (request.clone(), next.clone(), self.client.clone());
             let base = self.url("");
             tasks.spawn(async move {
