@@ -46,7 +46,12 @@ spec:
     stepWeight: 10
 "#;
 
+/// One operator test at a time: each runs `sluice run` processes on a
+/// shared machine, and their timings should not depend on each other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct World {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
     server: Arc<ApiServer>,
     dir: tempfile::TempDir,
     client: kube::Client,
@@ -59,6 +64,7 @@ impl World {
     }
 
     async fn with_canary(canary_yaml: &str) -> Self {
+        let serial = SERIAL.lock().await;
         let server = ApiServer::with_crds(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds"))
             .await
             .expect("API server double");
@@ -76,6 +82,7 @@ impl World {
             .await
             .expect("create the Canary (the CRD schema accepts it)");
         Self {
+            _serial: serial,
             server,
             dir: tempfile::tempdir().unwrap(),
             client,
@@ -173,7 +180,7 @@ async fn sluice_run_rolls_out_a_new_revision_through_the_kubernetes_api() {
     let world = World::new().await;
     let op = world.operator("sluice-a", &[]);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
     assert_eq!(world.primary_image().as_deref(), Some("podinfo:1"));
     for svc in ["podinfo", "podinfo-primary", "podinfo-canary"] {
@@ -192,7 +199,7 @@ async fn sluice_run_rolls_out_a_new_revision_through_the_kubernetes_api() {
 
     world.new_revision().await;
     let (weights, phase) = world
-        .watch_rollout(Duration::from_secs(60), |_| {}, || op.log_text())
+        .watch_rollout(Duration::from_secs(120), |_| {}, || op.log_text())
         .await;
     assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
     assert_eq!(weights, STEPS);
@@ -232,14 +239,14 @@ async fn a_status_write_lost_to_a_409_is_redone_at_once_and_never_advances_twice
     let world = World::new().await;
     let op = world.operator("sluice-a", &[]);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
     world.new_revision().await;
     let server = Arc::clone(&world.server);
     let mut armed = Instant::now();
     let (weights, phase) = world
         .watch_rollout(
-            Duration::from_secs(60),
+            Duration::from_secs(120),
             |w| {
                 if w == 10 {
                     // The next tick's status write (the step to 20) loses
@@ -284,11 +291,11 @@ async fn a_killed_operator_restarted_mid_rollout_finishes_it_from_the_stored_sta
     let world = World::new().await;
     let op = world.operator("sluice-a", &[]);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
     world.new_revision().await;
     // Watch until the weight reaches 20, then SIGKILL and restart.
-    let end = Instant::now() + Duration::from_secs(30);
+    let end = Instant::now() + Duration::from_secs(60);
     while canary_weight(&world.server, NS, "podinfo") != Some(20) {
         assert!(Instant::now() < end, "log:\n{}", op.log_text());
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -296,7 +303,7 @@ async fn a_killed_operator_restarted_mid_rollout_finishes_it_from_the_stored_sta
     op.kill();
     let op = world.operator("sluice-b", &[]);
     let (weights, phase) = world
-        .watch_rollout(Duration::from_secs(60), |_| {}, || op.log_text())
+        .watch_rollout(Duration::from_secs(120), |_| {}, || op.log_text())
         .await;
     assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
     assert_eq!(weights, [20, 30, 0], "continues where it stopped");
@@ -326,7 +333,7 @@ async fn when_the_leader_is_killed_mid_rollout_the_standby_finishes_it() {
     let a = world.operator("sluice-a", &ELECTION);
     let b = world.operator("sluice-b", &ELECTION);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &a)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &a)
         .await;
     let leader = lease_holder(&world.server).expect("a leader");
     let (leader, standby) = if leader == "sluice-a" { (a, b) } else { (b, a) };
@@ -334,14 +341,14 @@ async fn when_the_leader_is_killed_mid_rollout_the_standby_finishes_it() {
     assert!(standby.metrics().await.contains("sluice_leader 0"));
     assert!(leader.metrics().await.contains("sluice_leader 1"));
     world.new_revision().await;
-    let end = Instant::now() + Duration::from_secs(30);
+    let end = Instant::now() + Duration::from_secs(60);
     while canary_weight(&world.server, NS, "podinfo") != Some(10) {
         assert!(Instant::now() < end, "log:\n{}", leader.log_text());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     leader.kill();
     let (weights, phase) = world
-        .watch_rollout(Duration::from_secs(60), |_| {}, || standby.log_text())
+        .watch_rollout(Duration::from_secs(120), |_| {}, || standby.log_text())
         .await;
     assert_eq!(
         phase,
@@ -358,7 +365,7 @@ async fn a_leader_whose_lease_is_taken_over_stops_and_exits_non_zero() {
     let world = World::new().await;
     let mut op = world.operator("sluice-a", &ELECTION);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
     assert_eq!(op.readyz().await, Some(200));
     let mut lease: Lease = world
@@ -382,13 +389,13 @@ async fn api_errors_and_dropped_watches_mid_rollout_neither_break_it_nor_skip_a_
     let world = World::new().await;
     let op = world.operator("sluice-a", &[]);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
     world.new_revision().await;
     let server = Arc::clone(&world.server);
     let (weights, phase) = world
         .watch_rollout(
-            Duration::from_secs(90),
+            Duration::from_secs(120),
             |w| match w {
                 10 => {
                     // The API server fails the next route write, then the
@@ -419,7 +426,7 @@ async fn sluice_run_killed_at_every_step_and_phase_still_finishes_the_rollout_ex
     let world = World::new().await;
     let mut op = world.operator("sluice-0", &[]);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
     world.new_revision().await;
     // SIGKILL and restart whenever the weight or the phase changes: at each
@@ -522,11 +529,11 @@ async fn a_prometheus_that_fails_mid_rollout_rolls_the_canary_back_through_sluic
     let world = World::with_canary(&canary).await;
     let op = world.operator("sluice-a", &["--prometheus", &prometheus.url]);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
     world.new_revision().await;
     let (weights, phase) = world
-        .watch_rollout(Duration::from_secs(60), |_| {}, || op.log_text())
+        .watch_rollout(Duration::from_secs(120), |_| {}, || op.log_text())
         .await;
     assert_eq!(phase, CanaryPhase::Failed, "log:\n{}", op.log_text());
     assert_eq!(weights.last(), Some(&0), "all traffic back on the primary");
@@ -571,11 +578,11 @@ async fn a_rollout_webhook_answering_5xx_then_200_halts_then_lets_the_rollout_fi
     let world = World::with_canary(&canary).await;
     let op = world.operator("sluice-a", &[]);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
     world.new_revision().await;
     let (weights, phase) = world
-        .watch_rollout(Duration::from_secs(60), |_| {}, || op.log_text())
+        .watch_rollout(Duration::from_secs(120), |_| {}, || op.log_text())
         .await;
     assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
     assert_eq!(weights, STEPS);
@@ -594,7 +601,7 @@ async fn readyz_turns_503_while_the_api_server_is_unreachable_and_back_when_it_a
     let world = World::new().await;
     let op = world.operator("sluice-a", &["--unready-after-seconds", "2"]);
     world
-        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(30), &op)
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
     assert_eq!(op.readyz().await, Some(200));
     // Every request for Canaries answers 503 from now on.
