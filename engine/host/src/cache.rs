@@ -21,10 +21,31 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+/// Why the plugin cache refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("creating plugin cache directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0:?} is not a sha256 digest")]
+    NotADigest(String),
+    #[error("the component's sha256 is {actual}, not {expected}")]
+    DigestMismatch { actual: String, expected: String },
+    #[error("writing {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct ArtifactCache {
@@ -32,10 +53,12 @@ pub struct ArtifactCache {
 }
 
 impl ArtifactCache {
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, CacheError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating plugin cache directory {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|source| CacheError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(Self { dir })
     }
 
@@ -108,13 +131,16 @@ impl ArtifactCache {
     }
 
     /// Keeps a verified component under its sha256 (hex), written atomically.
-    pub fn store_component(&self, digest: &str, wasm: &[u8]) -> Result<()> {
+    pub fn store_component(&self, digest: &str, wasm: &[u8]) -> Result<(), CacheError> {
         let Some(path) = self.component_path(digest) else {
-            bail!("{digest:?} is not a sha256 digest");
+            return Err(CacheError::NotADigest(digest.to_string()));
         };
         let actual = hex::encode(Sha256::digest(wasm));
         if actual != digest.to_ascii_lowercase() {
-            bail!("the component's sha256 is {actual}, not {digest}");
+            return Err(CacheError::DigestMismatch {
+                actual,
+                expected: digest.to_string(),
+            });
         }
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == wasm.len() as u64) {
             return Ok(());
@@ -122,10 +148,10 @@ impl ArtifactCache {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, wasm)
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .inspect_err(|_| {
+            .map_err(|source| {
                 let _ = std::fs::remove_file(&tmp);
+                CacheError::Write { path, source }
             })
-            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// The component stored under `digest`, when it is there and still has

@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use cache::ArtifactCache;
+pub use cache::{ArtifactCache, CacheError};
 use call::{CallState, EPOCH_TICK};
 pub use call::{Limits, LogSink, MAX_LOG_LINES};
 pub use evaluator::EvaluatorPlugin;
@@ -75,18 +75,26 @@ pub struct PluginHost {
     _ticker: Arc<EpochTicker>,
 }
 
+/// Why the plugin host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// Wasmtime refused the engine configuration (pooling allocator, memory
+    /// reservation) on this machine.
+    #[error("creating the Wasm engine")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
 impl PluginHost {
     /// A host; `cache` keeps compiled plugins on disk across restarts.
-    pub fn new(cache: Option<ArtifactCache>) -> Result<Self> {
+    pub fn new(cache: Option<ArtifactCache>) -> Result<Self, HostError> {
         Self::with_concurrency(cache, DEFAULT_CONCURRENT_CALLS)
     }
 
     /// A host whose instance pool has room for `calls` calls at once.
-    fn with_concurrency(cache: Option<ArtifactCache>, calls: u32) -> Result<Self> {
+    fn with_concurrency(cache: Option<ArtifactCache>, calls: u32) -> Result<Self, HostError> {
         let calls = calls.max(1);
         let engine = Engine::new(&engine_config(calls))
-            .map_err(anyhow::Error::from)
-            .context("creating the Wasm engine")?;
+            .map_err(|e| HostError::Engine(anyhow::Error::from(e).into()))?;
         let ticker = Arc::new(EpochTicker::start(&engine));
         Ok(Self {
             engine,
