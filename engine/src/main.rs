@@ -29,7 +29,8 @@ async fn main() -> ExitCode {
         Command::Simulate(args) => cli::simulate(args).await,
         Command::Run(args) => sluice_operator::run::run(args.clone())
             .await
-            .map(|()| String::new()),
+            .map(|()| String::new())
+            .map_err(anyhow::Error::from),
         Command::Crd => cli::crds(),
         Command::Plugin(cli::PluginCommand::Check(args)) => match cli::plugin_check(args).await {
             Ok((report, true)) => Ok(report),

@@ -24,7 +24,10 @@ pub enum LoadError {
     )]
     ApiVersion { kind: &'static str, found: String },
     #[error("expected kind {expected}, found {found:?}")]
-    Kind { expected: &'static str, found: String },
+    Kind {
+        expected: &'static str,
+        found: String,
+    },
     /// A field of the right kind has the wrong shape (the message is the
     /// deserializer's, shown in full rather than as a source).
     #[error("{kind} {name}: {path}: {error}")]
@@ -49,8 +52,11 @@ fn invalid<T>(message: impl Into<String>) -> Result<T> {
 pub fn documents(text: &str) -> Result<Vec<serde_json::Value>> {
     let mut docs = Vec::new();
     for (i, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
-        let value: serde_json::Value = serde::Deserialize::deserialize(de)
-            .map_err(|source| LoadError::Yaml { index: i + 1, source })?;
+        let value: serde_json::Value =
+            serde::Deserialize::deserialize(de).map_err(|source| LoadError::Yaml {
+                index: i + 1,
+                source,
+            })?;
         if !value.is_null() {
             docs.push(value);
         }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -19,6 +18,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+use sluice_rollout::BoxError;
 use tokio::sync::watch;
 
 use super::reconcile::{Cleanup, Context, finalize, key, not_due, run_tick};
@@ -124,14 +124,43 @@ impl AlertProviderSource for KubeCluster {
     }
 }
 
+/// Why `sluice run` could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("connecting to Kubernetes (in-cluster config or KUBECONFIG)")]
+    Connect(#[source] kube::Error),
+    /// A part of the engine could not be set up.
+    #[error("{what}")]
+    Setup {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// A command-line setting is refused; the message names the flag.
+    #[error("{0}")]
+    Flag(String),
+    #[error("the leader election stopped")]
+    ElectionStopped,
+    #[error("lost the leader election lease")]
+    LostLease,
+}
+
+type Result<T, E = RunError> = std::result::Result<T, E>;
+
+/// `Setup { what, source }` for `?` on a start-up step.
+fn setup(what: &'static str) -> impl FnOnce(BoxError) -> RunError {
+    move |source| RunError::Setup { what, source }
+}
+
 /// The Notifier of the operator, with its default destination if any.
 fn notifier(args: &RunArgs, cluster: KubeCluster) -> Result<Notifier<KubeCluster, KubeCluster>> {
     let mut notifier = Notifier::new(cluster.clone(), cluster)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("configuring alerts")?;
+        .map_err(|e| setup("configuring alerts")(e.into()))?;
     if let (Some(kind), Some(url)) = (&args.alert_provider, &args.alert_url) {
-        let kind = ProviderKind::parse(kind).with_context(|| {
-            format!("--alert-provider {kind:?}: use slack, msteams, discord or generic")
+        let kind = ProviderKind::parse(kind).ok_or_else(|| {
+            RunError::Flag(format!(
+                "--alert-provider {kind:?}: use slack, msteams, discord or generic"
+            ))
         })?;
         notifier = notifier.with_default_provider(ResolvedProvider {
             kind,
@@ -360,15 +389,15 @@ impl Parts {
             .clone()
             .map(ArtifactCache::new)
             .transpose()
-            .context("opening the plugin cache")?;
-        let host = PluginHost::new(cache)?;
+            .map_err(|e| setup("opening the plugin cache")(e.into()))?;
+        let host =
+            PluginHost::new(cache).map_err(|e| setup("starting the plugin host")(e.into()))?;
         let limits = Limits {
             time_budget: Duration::from_millis(args.plugin_timeout_ms),
             memory_bytes: args.plugin_memory_mib * 1024 * 1024,
         };
         let registry = PluginRegistry::with_builtins_limited(host, limits)
-            .map_err(|f| anyhow::anyhow!("{f}"))
-            .context("loading the built-in plugins")?;
+            .map_err(|f| setup("loading the built-in plugins")(f.into()))?;
         let metrics = PrometheusMetrics::new(
             cluster.clone(),
             PrometheusSettings {
@@ -376,11 +405,12 @@ impl Parts {
                 ..Default::default()
             },
         )
-        .context("configuring Prometheus")?;
-        let webhooks = HttpWebhooks::new().context("configuring the webhook client")?;
+        .map_err(|e| setup("configuring Prometheus")(e.into()))?;
+        let webhooks =
+            HttpWebhooks::new().map_err(|e| setup("configuring the webhook client")(e.into()))?;
         let notifier = notifier(args, cluster.clone())?;
         let fetcher = Fetcher::new(Duration::from_secs(60), args.insecure_registries.clone())
-            .context("configuring the plugin fetcher")?;
+            .map_err(|e| setup("configuring the plugin fetcher")(e.into()))?;
         let registrar = Arc::new(Registrar::new(cluster.clone(), registry.clone(), fetcher));
         let ctx = Arc::new(
             Context::new(Analyzer::new(cluster, metrics, webhooks, registry))
@@ -407,9 +437,9 @@ fn election(args: &RunArgs) -> Result<Option<leader::Election>> {
         ..leader::Election::new(&args.lease_namespace, &args.lease_name, &holder_id)
     };
     election.check().map_err(|why| {
-        anyhow::anyhow!(
+        RunError::Flag(format!(
             "--lease-duration-seconds, --renew-deadline-seconds, --retry-period-seconds: {why}"
-        )
+        ))
     })?;
     Ok(Some(election))
 }
@@ -497,9 +527,7 @@ async fn stopped(mut stop: watch::Receiver<Stop>) {
 /// Runs the operator until SIGINT/SIGTERM, or until the Lease is lost
 /// (then it exits non-zero, to stand by again after its restart).
 pub async fn run(args: RunArgs) -> Result<()> {
-    let client = Client::try_default()
-        .await
-        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+    let client = Client::try_default().await.map_err(RunError::Connect)?;
     let election = election(&args)?;
     let ready = Arc::new(AtomicBool::new(false));
     let candidate = election.map(|e| leader::spawn(client.clone(), e));
@@ -527,7 +555,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         tokio::select! {
             leading = leader::acquired(&mut rx) => {
                 if !leading {
-                    anyhow::bail!("the leader election stopped");
+                    return Err(RunError::ElectionStopped);
                 }
             }
             _ = stopped(stop.clone()) => return Ok(()),
@@ -537,7 +565,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     ready.store(false, Ordering::Relaxed);
     server.abort();
     if *stop.borrow() == Stop::LostLease {
-        anyhow::bail!("lost the leader election lease");
+        return Err(RunError::LostLease);
     }
     Ok(())
 }

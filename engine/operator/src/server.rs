@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -112,12 +111,25 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     endpoints: Endpoints,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<()> {
+) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding the health and metrics endpoints on {addr}"))?;
+        .map_err(|source| ServeError::Bind { addr, source })?;
     axum::serve(listener, router(endpoints))
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving the health and metrics endpoints")
+        .map_err(ServeError::Serve)
+}
+
+/// Why the endpoints stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("binding the health and metrics endpoints on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving the health and metrics endpoints")]
+    Serve(#[source] std::io::Error),
 }
