@@ -401,7 +401,7 @@ async fn api_errors_and_dropped_watches_mid_rollout_neither_break_it_nor_skip_a_
                     // The API server fails the next route write, then the
                     // next status write; every watch drops and the watch
                     // history is gone (410 Gone, the watchers relist).
-                    server.inject(Fault::internal("httproutes"));
+                    server.inject(Fault::internal("httproutes").on_main());
                     server.inject(Fault::internal("canaries").on_status());
                     server.close_watches();
                     server.compact();

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
-use kube::api::{Api, ListParams};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use sluice_api::Canary;
 use sluice_kube_double::ApiServer;
@@ -120,23 +121,23 @@ impl Drop for Operator {
 
 /// The Deployment and Gateway controllers of the pretend cluster, every
 /// 50 ms: a Deployment's pods become ready at once (as envtest users write
-/// the status), unless its name is in `unready`; every HTTPRoute is
-/// accepted by its Gateways.
+/// the status); every HTTPRoute is accepted by its Gateways. Both write
+/// only the status subresource, through the API, as real controllers do:
+/// they never overwrite what the operator wrote meanwhile.
 pub fn cluster_controllers(server: &Arc<ApiServer>) -> JoinHandle<()> {
     let client = server.client().expect("client");
-    let server = Arc::clone(server);
     tokio::spawn(async move {
         let deployments: Api<Deployment> = Api::all(client.clone());
-        let routes: Api<HttpRoute> = Api::all(client);
+        let routes: Api<HttpRoute> = Api::all(client.clone());
         loop {
             if let Ok(list) = deployments.list(&ListParams::default()).await {
                 for d in list {
-                    make_ready(&server, d);
+                    make_ready(&client, d).await;
                 }
             }
             if let Ok(list) = routes.list(&ListParams::default()).await {
                 for r in list {
-                    accept(&server, r);
+                    accept(&client, r).await;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -144,7 +145,7 @@ pub fn cluster_controllers(server: &Arc<ApiServer>) -> JoinHandle<()> {
     })
 }
 
-fn make_ready(server: &ApiServer, mut d: Deployment) {
+async fn make_ready(client: &kube::Client, d: Deployment) {
     let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = DeploymentStatus {
         observed_generation: d.metadata.generation,
@@ -154,13 +155,21 @@ fn make_ready(server: &ApiServer, mut d: Deployment) {
         available_replicas: Some(replicas),
         ..Default::default()
     };
-    if d.status.as_ref() != Some(&status) {
-        d.status = Some(status);
-        let _ = server.put(&d);
+    if d.status.as_ref() == Some(&status) {
+        return;
     }
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &d.namespace().unwrap_or_default());
+    let patch = json!({ "status": status });
+    let _ = api
+        .patch_status(
+            &d.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await;
 }
 
-fn accept(server: &ApiServer, r: HttpRoute) {
+async fn accept(client: &kube::Client, r: HttpRoute) {
     let generation = r.metadata.generation;
     let accepted = r.status.as_ref().is_some_and(|s| {
         !s.parents.is_empty()
@@ -173,7 +182,6 @@ fn accept(server: &ApiServer, r: HttpRoute) {
     if accepted {
         return;
     }
-    let mut value = serde_json::to_value(&r).expect("route json");
     let now = jiff::Timestamp::now().to_string();
     let parents: Vec<_> = r
         .spec
@@ -193,10 +201,15 @@ fn accept(server: &ApiServer, r: HttpRoute) {
             })
         })
         .collect();
-    value["status"] = json!({ "parents": parents });
-    value["apiVersion"] = json!("gateway.networking.k8s.io/v1");
-    value["kind"] = json!("HTTPRoute");
-    let _ = server.put_json(value);
+    let api: Api<HttpRoute> = Api::namespaced(client.clone(), &r.namespace().unwrap_or_default());
+    let patch = json!({ "status": { "parents": parents } });
+    let _ = api
+        .patch_status(
+            &r.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await;
 }
 
 /// The canary weight the route sends to `<name>-canary`, if the route

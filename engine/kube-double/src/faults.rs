@@ -31,6 +31,8 @@ pub struct Fault {
     pub name: Option<String>,
     /// Only writes to the `/status` subresource.
     pub status_only: bool,
+    /// Only writes to the object itself, not to its `/status`.
+    pub main_only: bool,
     pub times: usize,
     pub kind: FaultKind,
 }
@@ -42,6 +44,7 @@ impl Fault {
             plural: plural.into(),
             name: None,
             status_only: false,
+            main_only: false,
             times: 1,
             kind: FaultKind::Conflict,
         }
@@ -70,6 +73,12 @@ impl Fault {
 
     pub fn on_status(mut self) -> Self {
         self.status_only = true;
+        self
+    }
+
+    /// Only writes to the object itself (a controller's status writes pass).
+    pub fn on_main(mut self) -> Self {
+        self.main_only = true;
         self
     }
 
@@ -120,6 +129,7 @@ impl Faults {
             f.plural == plural
                 && (f.name.is_none() || f.name.as_deref() == name)
                 && (!f.status_only || status)
+                && (!f.main_only || !status)
                 && (write || f.kind == FaultKind::Unavailable)
         })?;
         let fault = armed.get_mut(index)?;
