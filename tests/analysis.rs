@@ -835,3 +835,98 @@ async fn the_progress_deadline_counts_from_the_deployments_last_progress_as_flag
         out.events
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_that_fails_during_promotion_holds_the_promotion_as_flagger_does() {
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
+
+    let yaml = common::read("examples/podinfo-canary.yaml")
+        .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
+    let (cluster, _) = world(&yaml);
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut tick = async || {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        let out = analyzer.reconcile(&canary, now).await.unwrap();
+        now += jiff::SignedDuration::from_secs(60);
+        cluster.advance_tick();
+        out
+    };
+    for _ in 0..3 {
+        tick().await;
+    }
+    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
+    d.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("podinfo:2".into());
+    cluster.put_deployment(d).unwrap();
+    let mut out = tick().await;
+    for _ in 0..20 {
+        if out.status.phase == Some(CanaryPhase::Promoting) {
+            break;
+        }
+        out = tick().await;
+    }
+    assert_eq!(out.status.phase, Some(CanaryPhase::Promoting));
+    let weight = out.status.canary_weight;
+    // The primary's new pods never come up: the Deployment controller
+    // gives up on it.
+    let stuck = DeploymentStatus {
+        observed_generation: cluster
+            .get_deployment("test", "podinfo-primary")
+            .unwrap()
+            .metadata
+            .generation,
+        replicas: Some(2),
+        updated_replicas: Some(1),
+        available_replicas: Some(1),
+        conditions: Some(vec![DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "False".into(),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    cluster.pin_deployment_status("test", "podinfo-primary", Some(stuck));
+    for _ in 0..5 {
+        let out = tick().await;
+        assert_eq!(
+            out.status.phase,
+            Some(CanaryPhase::Promoting),
+            "held, not rolled back"
+        );
+        assert_eq!(
+            out.status.canary_weight, weight,
+            "traffic stays where it was"
+        );
+        assert!(
+            out.events.iter().any(|e| e.message
+                == "Waiting for podinfo-primary.test rollout to finish: deployment \"podinfo-primary\" exceeded its progress deadline"),
+            "{:?}",
+            out.events
+        );
+        let target = cluster.get_deployment("test", "podinfo").unwrap();
+        assert_ne!(
+            target.spec.unwrap().replicas,
+            Some(0),
+            "the canary keeps serving its share"
+        );
+    }
+    // The primary recovers: the promotion finishes.
+    cluster.pin_deployment_status("test", "podinfo-primary", None);
+    let mut out = tick().await;
+    for _ in 0..10 {
+        if out.status.phase == Some(CanaryPhase::Succeeded) {
+            break;
+        }
+        out = tick().await;
+    }
+    assert_eq!(out.status.phase, Some(CanaryPhase::Succeeded));
+}
