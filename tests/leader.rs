@@ -157,8 +157,14 @@ fn timings_that_would_let_two_replicas_lead_are_refused() {
     let mut e = Election::new(NAMESPACE, LEASE, "a");
     assert!(e.check().is_ok(), "client-go's defaults");
     e.renew_deadline = e.lease_duration;
-    assert!(e.check().unwrap_err().contains("lease duration"));
+    assert_eq!(e.check(), Err(leader::TimingError::RenewDeadline));
+    assert!(
+        e.check()
+            .unwrap_err()
+            .to_string()
+            .contains("lease duration")
+    );
     e = Election::new(NAMESPACE, LEASE, "a");
     e.retry_period = e.renew_deadline;
-    assert!(e.check().unwrap_err().contains("retry period"));
+    assert_eq!(e.check(), Err(leader::TimingError::RetryPeriod));
 }

@@ -57,18 +57,26 @@ impl Election {
     }
 
     /// Refuses timings that would let two replicas lead at once.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), TimingError> {
         if self.retry_period.is_zero() || self.retry_period >= self.renew_deadline {
-            return Err("the retry period must be shorter than the renew deadline".into());
+            return Err(TimingError::RetryPeriod);
         }
         if self.renew_deadline >= self.lease_duration {
-            return Err(
-                "the renew deadline must be shorter than the lease duration, or two replicas could lead at once"
-                    .into(),
-            );
+            return Err(TimingError::RenewDeadline);
         }
         Ok(())
     }
+}
+
+/// Election timings that could let two replicas lead at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimingError {
+    #[error("the retry period must be shorter than the renew deadline")]
+    RetryPeriod,
+    #[error(
+        "the renew deadline must be shorter than the lease duration, or two replicas could lead at once"
+    )]
+    RenewDeadline,
 }
 
 /// Where this replica stands.
