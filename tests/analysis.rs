@@ -94,6 +94,21 @@ async fn a_plugin_answering_weight_150_never_moves_traffic() {
     assert_eq!(sim.final_tick().unwrap().phase, Some(CanaryPhase::Failed));
 }
 
+/// A new revision of the target (image podinfo:2).
+fn new_revision(cluster: &MemoryCluster) {
+    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
+    d.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("podinfo:2".into());
+    cluster.put_deployment(d).unwrap();
+}
+
 fn world(canary_yaml: &str) -> (MemoryCluster, Canary) {
     let cluster = MemoryCluster::new();
     let canary = sluice_api::load::canary_from_yaml(canary_yaml).unwrap();
@@ -667,17 +682,7 @@ async fn a_strategy_that_goes_missing_mid_rollout_fails_checks_and_rolls_back_by
     for _ in 0..3 {
         tick().await;
     }
-    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
-    d.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers[0]
-        .image = Some("podinfo:2".into());
-    cluster.put_deployment(d).unwrap();
+    new_revision(&cluster);
     let mut out = tick().await;
     for _ in 0..4 {
         if out.status.canary_weight >= 20 {
@@ -759,17 +764,7 @@ async fn the_progress_deadline_counts_from_the_deployments_last_progress_as_flag
     for _ in 0..3 {
         tick().await;
     }
-    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
-    d.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers[0]
-        .image = Some("podinfo:2".into());
-    cluster.put_deployment(d).unwrap();
+    new_revision(&cluster);
     let (mut out, mut last_at);
     loop {
         (out, last_at) = tick().await;
@@ -855,17 +850,7 @@ async fn a_primary_that_fails_during_promotion_holds_the_promotion_as_flagger_do
     for _ in 0..3 {
         tick().await;
     }
-    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
-    d.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers[0]
-        .image = Some("podinfo:2".into());
-    cluster.put_deployment(d).unwrap();
+    new_revision(&cluster);
     let mut out = tick().await;
     for _ in 0..20 {
         if out.status.phase == Some(CanaryPhase::Promoting) {

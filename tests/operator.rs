@@ -125,6 +125,25 @@ impl World {
             .expect("new revision");
     }
 
+    /// The canary weight of the route now, after checking the invariants:
+    /// never over `maxWeight` (30), never to a canary without ready pods.
+    fn safe_weight(&self) -> i64 {
+        let weight = canary_weight(&self.server, NS, "podinfo").unwrap_or(0);
+        assert!(weight <= 30, "weight {weight} over maxWeight 30");
+        if weight > 0 {
+            let target: Deployment = self.server.get(NS, "podinfo").unwrap().unwrap();
+            let available = target
+                .status
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+            assert!(
+                available > 0,
+                "{weight}% routed to a canary with no ready pods"
+            );
+        }
+        weight
+    }
+
     /// Checks the invariants every 10 ms until the rollout ends; the
     /// distinct canary weights seen, in order, and the final phase.
     /// `at_weight` runs once when the weight first reaches a given value.
@@ -137,19 +156,7 @@ impl World {
         let end = Instant::now() + timeout;
         let mut seen: Vec<i64> = Vec::new();
         loop {
-            let weight = canary_weight(&self.server, NS, "podinfo").unwrap_or(0);
-            assert!(weight <= 30, "weight {weight} over maxWeight 30");
-            if weight > 0 {
-                let target: Deployment = self.server.get(NS, "podinfo").unwrap().unwrap();
-                let available = target
-                    .status
-                    .and_then(|s| s.available_replicas)
-                    .unwrap_or(0);
-                assert!(
-                    available > 0,
-                    "{weight}% routed to a canary with no ready pods"
-                );
-            }
+            let weight = self.safe_weight();
             if seen.last() != Some(&weight) {
                 seen.push(weight);
                 at_weight(weight);
@@ -435,16 +442,7 @@ async fn sluice_run_killed_at_every_step_and_phase_still_finishes_the_rollout_ex
     let mut seen: Vec<(i64, Option<CanaryPhase>)> = Vec::new();
     let mut restarts = 0;
     loop {
-        let weight = canary_weight(&world.server, NS, "podinfo").unwrap_or(0);
-        assert!(weight <= 30, "weight {weight} over maxWeight");
-        if weight > 0 {
-            let target: Deployment = world.server.get(NS, "podinfo").unwrap().unwrap();
-            let available = target
-                .status
-                .and_then(|s| s.available_replicas)
-                .unwrap_or(0);
-            assert!(available > 0, "{weight}% to a canary with no ready pods");
-        }
+        let weight = world.safe_weight();
         let phase = world.phase();
         if matches!(phase, Some(CanaryPhase::Succeeded | CanaryPhase::Failed)) {
             break;

@@ -1362,10 +1362,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         let Ok(plan) = self.checked_plan(strategy, &spec, t.rollout_state()).await else {
             return Ok(false);
         };
-        let current = self
-            .cluster
-            .http_route(&t.namespace, &workload::apex_name(t.canary))
-            .await?;
+        let current = self.current_route(t).await?;
         let wanted = router::render(t.canary, &plan);
         Ok(current.is_some_and(|r| r.spec != wanted.spec))
     }
@@ -1374,10 +1371,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// it any request (a route write that failed after its state was
     /// recorded), the all-primary route goes out first.
     async fn drain_canary(&self, t: &mut Tick<'_>) -> Result<()> {
-        let current = self
-            .cluster
-            .http_route(&t.namespace, &workload::apex_name(t.canary))
-            .await?;
+        let current = self.current_route(t).await?;
         let canary = workload::canary_service_name(&workload::apex_name(t.canary));
         let serves_canary = current.as_ref().is_some_and(|r| {
             r.spec.rules.iter().flatten().any(|rule| {
@@ -1388,10 +1382,24 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             })
         });
         if serves_canary {
-            self.cluster
-                .apply_http_route(&router::render(t.canary, &router::safe_plan()))
-                .await?;
+            self.route_all_to_primary(t).await?;
         }
+        Ok(())
+    }
+
+    /// The Canary's HTTPRoute as the cluster holds it.
+    async fn current_route(&self, t: &Tick<'_>) -> Result<Option<Arc<router::HttpRoute>>> {
+        Ok(self
+            .cluster
+            .http_route(&t.namespace, &workload::apex_name(t.canary))
+            .await?)
+    }
+
+    /// Writes the host's all-primary route now, asking no plugin.
+    async fn route_all_to_primary(&self, t: &Tick<'_>) -> Result<()> {
+        self.cluster
+            .apply_http_route(&router::render(t.canary, &router::safe_plan()))
+            .await?;
         Ok(())
     }
 
@@ -1408,9 +1416,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         // Traffic off the canary now, before its pods go: no route staged
         // for after the status write.
         t.route = None;
-        self.cluster
-            .apply_http_route(&router::render(t.canary, &router::safe_plan()))
-            .await?;
+        self.route_all_to_primary(t).await?;
         t.status.canary_weight = 0;
         t.status.iterations = 0;
         retire_cookie(&mut t.status);
@@ -1468,13 +1474,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
         t.status.failed_checks += 1;
         t.warn(format!("Halt {} advancement {why}", t.label));
-        if t.status.failed_checks >= settings.threshold {
-            let msg = format!(
-                "Rolling back {} failed checks threshold reached {}",
-                t.label, t.status.failed_checks
-            );
-            return self.rollback(t, settings, msg).await;
-        }
+        self.threshold_reached(t, settings).await?;
         Ok(())
     }
 
@@ -1533,10 +1533,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         let plan = match self.checked_plan(strategy, &spec, state).await {
             Ok(plan) => plan,
             Err(fault) => {
-                let existing = self
-                    .cluster
-                    .http_route(&t.namespace, &workload::apex_name(t.canary))
-                    .await?;
+                let existing = self.current_route(t).await?;
                 if canary_traffic_allowed(&state) && existing.is_some() {
                     tracing::warn!(canary = %t.label, %fault, "keeping the current route");
                     t.warn(format!(
@@ -1554,10 +1551,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             }
         };
         let route = router::render(t.canary, &plan);
-        let current = self
-            .cluster
-            .http_route(&t.namespace, &workload::apex_name(t.canary))
-            .await?;
+        let current = self.current_route(t).await?;
         if current.as_ref().map(|r| &r.spec) != Some(&route.spec) {
             t.route = Some(route);
         }
