@@ -5,10 +5,11 @@
 //! sees what a client sent.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::error::ApiError;
 
-/// How a faulty write fails.
+/// How a faulty request fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
     /// 409 Conflict, as when another writer got there first.
@@ -18,11 +19,25 @@ pub enum FaultKind {
     /// 503 ServiceUnavailable, for reads (get, list, watch) as for writes:
     /// an API server that cannot be reached.
     Unavailable,
+    /// The write is held this long, then served as usual, whether or not
+    /// the client still waits for the answer: an API server (or etcd)
+    /// that hangs, then commits a write whose answer nobody reads.
+    Delay(Duration),
+}
+
+/// What an armed fault does to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Injected {
+    /// Answer with this error instead of serving the request.
+    Fail(ApiError),
+    /// Serve the request after this long.
+    Hold(Duration),
 }
 
 /// Makes the next `times` writes (POST, PUT, PATCH, DELETE) of a resource
-/// fail, or with [`Fault::unavailable`] every request of it. Build with
-/// [`Fault::conflict`], [`Fault::internal`] or [`Fault::unavailable`].
+/// fail or hang, or with [`Fault::unavailable`] every request of it. Build
+/// with [`Fault::conflict`], [`Fault::internal`], [`Fault::unavailable`] or
+/// [`Fault::delayed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     /// Lower-case plural: "canaries", "deployments".
@@ -66,6 +81,16 @@ impl Fault {
         }
     }
 
+    /// The next write of `plural` is held for `delay` before it is served
+    /// (longer than a client's timeout: the client gives up, the write
+    /// still lands).
+    pub fn delayed(plural: &str, delay: Duration) -> Self {
+        Self {
+            kind: FaultKind::Delay(delay),
+            ..Self::conflict(plural)
+        }
+    }
+
     pub fn named(mut self, name: &str) -> Self {
         self.name = Some(name.into());
         self
@@ -99,11 +124,22 @@ pub struct RecordedRequest {
     pub body: String,
 }
 
+/// A request an armed fault met: which object, and what it did to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultMet {
+    pub plural: String,
+    pub name: Option<String>,
+    /// To the `/status` subresource.
+    pub status: bool,
+    pub kind: FaultKind,
+}
+
 /// The faults armed and the requests seen.
 #[derive(Debug, Default)]
 pub struct Faults {
     armed: Mutex<Vec<Fault>>,
     log: Mutex<Vec<RecordedRequest>>,
+    met: Mutex<Vec<FaultMet>>,
 }
 
 impl Faults {
@@ -113,8 +149,8 @@ impl Faults {
         }
     }
 
-    /// The error for a request of `plural`/`name` (to `/status` or not), if
-    /// a fault is armed for it; counts it down. Reads meet only
+    /// What happens to a request of `plural`/`name` (to `/status` or not),
+    /// if a fault is armed for it; counts it down. Reads meet only
     /// [`FaultKind::Unavailable`] faults.
     pub fn check(
         &self,
@@ -123,7 +159,7 @@ impl Faults {
         name: Option<&str>,
         status: bool,
         write: bool,
-    ) -> Option<ApiError> {
+    ) -> Option<Injected> {
         let mut armed = lock(&self.armed);
         let index = armed.iter().position(|f| {
             f.plural == plural
@@ -138,15 +174,33 @@ impl Faults {
         if fault.times == 0 {
             armed.remove(index);
         }
+        drop(armed);
+        lock(&self.met).push(FaultMet {
+            plural: plural.to_string(),
+            name: name.map(String::from),
+            status,
+            kind,
+        });
         Some(match kind {
-            FaultKind::Conflict => ApiError::conflict(qualified_plural, name.unwrap_or_default()),
-            FaultKind::Internal => ApiError::internal("injected fault"),
-            FaultKind::Unavailable => ApiError::unavailable("injected fault: unavailable"),
+            FaultKind::Conflict => Injected::Fail(ApiError::conflict(
+                qualified_plural,
+                name.unwrap_or_default(),
+            )),
+            FaultKind::Internal => Injected::Fail(ApiError::internal("injected fault")),
+            FaultKind::Unavailable => {
+                Injected::Fail(ApiError::unavailable("injected fault: unavailable"))
+            }
+            FaultKind::Delay(delay) => Injected::Hold(delay),
         })
     }
 
     pub fn clear(&self) {
         lock(&self.armed).clear();
+    }
+
+    /// Every request a fault met so far, oldest first.
+    pub fn met(&self) -> Vec<FaultMet> {
+        lock(&self.met).clone()
     }
 
     pub fn record(&self, request: RecordedRequest) {
@@ -172,6 +226,14 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    /// The code of the error a request meets, if any.
+    fn code(injected: Option<Injected>) -> Option<u16> {
+        match injected? {
+            Injected::Fail(e) => Some(e.code),
+            Injected::Hold(_) => None,
+        }
+    }
+
     #[test]
     fn faults_count_down_and_match() {
         let f = Faults::default();
@@ -190,10 +252,8 @@ mod tests {
             "a read never meets a write fault"
         );
         assert_eq!(
-            f.check("canaries", "canaries.x", Some("a"), true, true)
-                .unwrap()
-                .code,
-            409
+            code(f.check("canaries", "canaries.x", Some("a"), true, true)),
+            Some(409)
         );
         assert!(
             f.check("canaries", "canaries.x", Some("a"), true, true)
@@ -205,15 +265,43 @@ mod tests {
         );
         f.arm(Fault::internal("deployments"));
         assert_eq!(
-            f.check("deployments", "d", None, false, true).unwrap().code,
-            500
+            code(f.check("deployments", "d", None, false, true)),
+            Some(500)
         );
         f.arm(Fault::unavailable("leases").times(2));
-        assert_eq!(
-            f.check("leases", "l", None, false, false).unwrap().code,
-            503
-        );
-        assert_eq!(f.check("leases", "l", None, false, true).unwrap().code, 503);
+        assert_eq!(code(f.check("leases", "l", None, false, false)), Some(503));
+        assert_eq!(code(f.check("leases", "l", None, false, true)), Some(503));
         assert!(f.check("leases", "l", None, false, false).is_none());
+    }
+
+    #[test]
+    fn a_delay_holds_writes_only_and_counts_down() {
+        let f = Faults::default();
+        let delay = Duration::from_millis(1500);
+        f.arm(Fault::delayed("httproutes", delay).on_main());
+        assert!(
+            f.check("httproutes", "h", Some("r"), false, false)
+                .is_none(),
+            "a read is not held"
+        );
+        assert!(
+            f.check("httproutes", "h", Some("r"), true, true).is_none(),
+            "on_main: a status write is not held"
+        );
+        assert_eq!(
+            f.check("httproutes", "h", Some("r"), false, true),
+            Some(Injected::Hold(delay))
+        );
+        assert!(f.check("httproutes", "h", Some("r"), false, true).is_none());
+        assert_eq!(
+            f.met(),
+            [FaultMet {
+                plural: "httproutes".into(),
+                name: Some("r".into()),
+                status: false,
+                kind: FaultKind::Delay(delay),
+            }],
+            "the request it met is recorded"
+        );
     }
 }

@@ -57,7 +57,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 pub use error::{ApiError, Error};
-pub use faults::{Fault, FaultKind, RecordedRequest};
+pub use faults::{Fault, FaultKind, FaultMet, Injected, RecordedRequest};
 pub use resource::ResourceType;
 pub use store::DeleteOptions;
 
@@ -228,7 +228,7 @@ impl ApiServer {
 
     // ---- faults and inspection ----
 
-    /// Arms a fault: the next matching writes fail.
+    /// Arms a fault: the next matching writes fail or are held.
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.arm(fault);
     }
@@ -236,6 +236,11 @@ impl ApiServer {
     /// Disarms every fault.
     pub fn clear_faults(&self) {
         self.shared.faults.clear();
+    }
+
+    /// Every request an armed fault met (failed or held), oldest first.
+    pub fn faults_met(&self) -> Vec<FaultMet> {
+        self.shared.faults.met()
     }
 
     /// Every request received so far, oldest first.

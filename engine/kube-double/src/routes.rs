@@ -28,7 +28,7 @@ use crate::Shared;
 use crate::apply::Apply;
 use crate::discovery;
 use crate::error::ApiError;
-use crate::faults::{RecordedRequest, lock};
+use crate::faults::{Injected, RecordedRequest, lock};
 use crate::patch::{self, PatchKind};
 use crate::resource::ResourceType;
 use crate::select::Selector;
@@ -74,16 +74,59 @@ async fn handle(
             .to_string(),
         body,
     };
-    match serve(&shared, &request) {
+    match serve(&shared, &request, Faulty::Yes) {
         Ok(response) => response,
-        Err(error) => {
-            tracing::debug!(%error, method = %request.method, path = %request.path, "kube-double error");
-            json_response(
-                StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                &error.to_status(),
-            )
+        Err(Stop::Error(error)) => error_response(&request, &error),
+        Err(Stop::Hold(delay)) => {
+            // Served by a task of its own: a client that gives up waiting
+            // does not cancel it, so the write still lands.
+            let task = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                match serve(&shared, &request, Faulty::No) {
+                    Ok(response) => response,
+                    Err(Stop::Error(error)) => error_response(&request, &error),
+                    Err(Stop::Hold(_)) => error_response(
+                        &request,
+                        &ApiError::internal("a held request was held again"),
+                    ),
+                }
+            });
+            task.await.unwrap_or_else(|e| {
+                json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &ApiError::internal(format!("serving a held request: {e}")).to_status(),
+                )
+            })
         }
     }
+}
+
+fn error_response(request: &Request, error: &ApiError) -> Response {
+    tracing::debug!(%error, method = %request.method, path = %request.path, "kube-double error");
+    json_response(
+        StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &error.to_status(),
+    )
+}
+
+/// Why a request was not served at once.
+enum Stop {
+    Error(ApiError),
+    /// An armed fault holds it this long first.
+    Hold(Duration),
+}
+
+impl From<ApiError> for Stop {
+    fn from(error: ApiError) -> Self {
+        Self::Error(error)
+    }
+}
+
+/// Whether armed faults apply (not to a held request served later).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Faulty {
+    Yes,
+    No,
 }
 
 struct Request {
@@ -197,25 +240,30 @@ fn parse_route(shared: &Shared, path: &str) -> Result<Route, ApiError> {
     }))
 }
 
-fn serve(shared: &Arc<Shared>, request: &Request) -> Result<Response, ApiError> {
+fn serve(shared: &Arc<Shared>, request: &Request, faulty: Faulty) -> Result<Response, Stop> {
     let target = match parse_route(shared, &request.path)? {
-        Route::Version => return ok(&discovery::version()),
-        Route::CoreVersions => return ok(&discovery::core_versions()),
-        Route::Groups => return ok(&discovery::groups(&lock(&shared.state).registry)),
+        Route::Version => return Ok(json_response(StatusCode::OK, &discovery::version())),
+        Route::CoreVersions => {
+            return Ok(json_response(StatusCode::OK, &discovery::core_versions()));
+        }
+        Route::Groups => {
+            let groups = discovery::groups(&lock(&shared.state).registry);
+            return Ok(json_response(StatusCode::OK, &groups));
+        }
         Route::Resources(group, version) => {
             let state = lock(&shared.state);
             return discovery::resources(&state.registry, &group, &version)
                 .map(|v| json_response(StatusCode::OK, &v))
-                .ok_or_else(ApiError::no_such_resource);
+                .ok_or_else(|| ApiError::no_such_resource().into());
         }
         Route::Object(target) => target,
     };
     let is_write = !matches!(request.method, Method::GET | Method::HEAD);
     if is_write && request.query.contains_key("dryRun") {
         // Refused rather than ignored: a dry run must never persist.
-        return Err(ApiError::bad_request(
-            "dryRun is not supported by the API server double",
-        ));
+        return Err(
+            ApiError::bad_request("dryRun is not supported by the API server double").into(),
+        );
     }
     let body_name = is_write
         .then(|| request.json_body().ok())
@@ -226,15 +274,26 @@ fn serve(shared: &Arc<Shared>, request: &Request) -> Result<Response, ApiError> 
                 .map(String::from)
         });
     let name = target.name.clone().or(body_name);
-    if let Some(error) = shared.faults.check(
-        &target.resource.plural,
-        &target.resource.qualified_plural(),
-        name.as_deref(),
-        target.status,
-        is_write,
-    ) {
-        return Err(error);
+    let injected = match faulty {
+        Faulty::Yes => shared.faults.check(
+            &target.resource.plural,
+            &target.resource.qualified_plural(),
+            name.as_deref(),
+            target.status,
+            is_write,
+        ),
+        Faulty::No => None,
+    };
+    match injected {
+        Some(Injected::Fail(error)) => return Err(Stop::Error(error)),
+        Some(Injected::Hold(delay)) => return Err(Stop::Hold(delay)),
+        None => {}
     }
+    dispatch(shared, request, target).map_err(Stop::Error)
+}
+
+/// Serves a request of an object or a collection.
+fn dispatch(shared: &Arc<Shared>, request: &Request, target: Target) -> Result<Response, ApiError> {
     let namespace = target.namespace.clone().unwrap_or_default();
     let resource = &target.resource;
     match (&request.method, &target.name) {

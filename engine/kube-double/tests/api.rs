@@ -17,7 +17,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource};
 use kube_leader_election::{LeaseLock, LeaseLockParams, LeaseLockResult};
 use serde_json::{Value, json};
-use sluice_kube_double::{ApiServer, Fault};
+use sluice_kube_double::{ApiServer, Fault, FaultKind};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds");
@@ -1145,4 +1145,82 @@ async fn an_unavailable_resource_answers_503_to_reads_and_writes() {
     );
     server.clear_faults();
     assert!(cms.list(&ListParams::default().limit(1)).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_delayed_write_outlives_a_client_that_gave_up_and_still_lands() {
+    let (server, client) = server().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &config_map("c", &[("k", "1")]))
+        .await
+        .unwrap();
+    server.inject(Fault::delayed("configmaps", Duration::from_secs(2)).named("c"));
+    // Reads are never held.
+    assert!(api.get("c").await.is_ok());
+    // A client whose timeout (200 ms) is shorter than the hold gives up...
+    let patch = Patch::Merge(json!({ "data": { "k": "2" } }));
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        api.patch("c", &PatchParams::default(), &patch),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the answer is held: {gave_up:?}");
+    assert_eq!(
+        api.get("c").await.unwrap().data.unwrap()["k"],
+        "1",
+        "not written while held"
+    );
+    // ...and the write still lands once the hold is over.
+    let landed = server
+        .wait_for::<ConfigMap>(
+            "default",
+            "c",
+            |cm| {
+                cm.and_then(|c| c.data.as_ref())
+                    .is_some_and(|d| d["k"] == "2")
+            },
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert!(landed.is_some());
+    // The fault counted down: the next write is served at once, and a
+    // patient client gets the answer of a held one.
+    server.inject(Fault::delayed("configmaps", Duration::from_millis(300)));
+    let held = api
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "data": { "k": "3" } })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.data.unwrap()["k"], "3");
+    let at_once = tokio::time::timeout(
+        TIMEOUT,
+        api.patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "data": { "k": "4" } })),
+        ),
+    )
+    .await
+    .expect("not held")
+    .unwrap();
+    assert_eq!(at_once.data.unwrap()["k"], "4");
+    let patches = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.uri.contains("/configmaps/c"))
+        .count();
+    assert_eq!(patches, 3, "each write is served once");
+    let met: Vec<_> = server.faults_met().into_iter().map(|m| m.kind).collect();
+    assert_eq!(
+        met,
+        [
+            FaultKind::Delay(Duration::from_secs(2)),
+            FaultKind::Delay(Duration::from_millis(300))
+        ],
+        "both holds are recorded"
+    );
 }
