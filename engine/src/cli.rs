@@ -41,6 +41,9 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
+    /// Run a healthy and a failing rollout live, through a real Envoy and
+    /// Prometheus on this machine (no cluster needed).
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -6,4 +6,5 @@
 //! custom resources in `sluice-api` and the operator in `sluice-operator`.
 
 pub mod cli;
+pub mod demo;
 pub mod simulate;

@@ -32,6 +32,7 @@ async fn main() -> ExitCode {
             .map(|()| String::new())
             .map_err(anyhow::Error::from),
         Command::Crd => cli::crds(),
+        Command::Demo(args) => sluice::demo::demo(args).await,
         Command::Plugin(cli::PluginCommand::Check(args)) => match cli::plugin_check(args).await {
             Ok((report, true)) => Ok(report),
             Ok((report, false)) => {
