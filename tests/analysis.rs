@@ -915,3 +915,200 @@ async fn a_primary_that_fails_during_promotion_holds_the_promotion_as_flagger_do
     }
     assert_eq!(out.status.phase, Some(CanaryPhase::Succeeded));
 }
+
+/// Metrics and webhooks that fail while told to, and pass otherwise.
+#[derive(Clone, Default)]
+struct Switch {
+    metrics_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    webhooks_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl sluice_rollout::analysis::checks::MetricsProvider for Switch {
+    async fn value(
+        &self,
+        canary: &Canary,
+        check: &sluice_api::MetricCheck,
+        target: sluice_rollout::analysis::checks::MetricTarget,
+    ) -> Result<Option<f64>, sluice_rollout::BoxError> {
+        if self.metrics_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("Prometheus at http://prometheus:9090 did not answer within 5s".into());
+        }
+        Healthy.value(canary, check, target).await
+    }
+}
+
+impl sluice_rollout::analysis::checks::WebhookCaller for Switch {
+    async fn call(
+        &self,
+        canary: &Canary,
+        hook: &sluice_api::Webhook,
+        phase: CanaryPhase,
+    ) -> Result<(), sluice_rollout::BoxError> {
+        if self.webhooks_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("connection refused".into());
+        }
+        Healthy.call(canary, hook, phase).await
+    }
+
+    async fn send_event(
+        &self,
+        canary: &Canary,
+        hook: &sluice_api::Webhook,
+        event: &sluice_rollout::cluster::Event,
+        at: Timestamp,
+    ) -> Result<(), sluice_rollout::BoxError> {
+        Healthy.send_event(canary, hook, event, at).await
+    }
+}
+
+fn ready(status: &sluice_api::CanaryStatus) -> (String, String, String) {
+    let c = status.condition("Ready").expect("a Ready condition");
+    (
+        c.status.clone(),
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    )
+}
+
+/// The guide's Canary without the autoscaler (the memory cluster has none).
+fn podinfo_yaml() -> String {
+    common::read("examples/podinfo-canary.yaml").replace(
+        "  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n",
+        "",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_sets_the_ready_reason_while_it_lasts_and_a_clean_tick_clears_it() {
+    let (cluster, _) = world(&podinfo_yaml());
+    let switch = Switch::default();
+    let analyzer = Analyzer::new(
+        cluster.clone(),
+        switch.clone(),
+        switch.clone(),
+        common::registry(),
+    );
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut tick = async || {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        let out = analyzer.reconcile(&canary, now).await.unwrap();
+        now += jiff::SignedDuration::from_secs(60);
+        cluster.advance_tick();
+        out
+    };
+    for _ in 0..3 {
+        tick().await;
+    }
+    new_revision(&cluster);
+    let mut out = tick().await;
+    while out.status.canary_weight < 10 {
+        out = tick().await;
+    }
+    assert_eq!(out.status.phase, Some(CanaryPhase::Progressing));
+    let weight = out.status.canary_weight;
+
+    // Prometheus stops answering: each tick is a failed check, and Ready
+    // says why (the metric and the cause) while nothing moves.
+    let set = |flag: &std::sync::atomic::AtomicBool, on| {
+        flag.store(on, std::sync::atomic::Ordering::SeqCst)
+    };
+    set(&switch.metrics_down, true);
+    let out = tick().await;
+    let (status, reason, message) = ready(&out.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "MetricUnavailable"));
+    assert!(
+        message.contains("metric error-rate query failed")
+            && message.contains("did not answer within 5s"),
+        "{message}"
+    );
+    assert_eq!(out.fault.map(|f| f.reason()), Some("MetricUnavailable"));
+    assert_eq!(out.status.failed_checks, 1);
+    assert_eq!(out.status.canary_weight, weight, "nothing moves");
+    assert!(
+        out.events.iter().any(|e| e.message.contains("query failed")),
+        "the fault is in an event: {:?}",
+        out.events
+    );
+
+    // Then the load-test webhook refuses connections instead.
+    set(&switch.metrics_down, false);
+    set(&switch.webhooks_down, true);
+    let out = tick().await;
+    let (status, reason, message) = ready(&out.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "WebhookFailed"));
+    assert!(
+        message.contains("external check load-test failed connection refused"),
+        "{message}"
+    );
+    assert_eq!(out.status.canary_weight, weight, "nothing moves");
+
+    // The first clean tick makes the Canary ready again and it advances.
+    set(&switch.webhooks_down, false);
+    let out = tick().await;
+    let (status, reason, _) = ready(&out.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Valid"));
+    assert_eq!(out.fault, None);
+    assert!(out.status.canary_weight > weight);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_events_of_a_tick_cut_off_after_its_status_write_are_published_once_later() {
+    let (cluster, _) = world(&podinfo_yaml());
+    let registry = common::registry();
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    // A new analyzer for each tick: an operator restarted between ticks,
+    // which knows nothing of what the last one published.
+    let mut tick = async || {
+        let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, registry.clone());
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        let out = analyzer.reconcile(&canary, now).await;
+        now += jiff::SignedDuration::from_secs(60);
+        cluster.advance_tick();
+        out
+    };
+    for _ in 0..3 {
+        tick().await.unwrap();
+    }
+    new_revision(&cluster);
+    let mut cut = 0;
+    for n in 0..40 {
+        // Every third tick loses its events after the status write, as an
+        // operator killed there (or an API server refusing events) would.
+        if n % 3 == 1 {
+            cluster.fail_event_publishing(1);
+        }
+        match tick().await {
+            Ok(out) if out.status.phase == Some(CanaryPhase::Succeeded) => break,
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.to_string().starts_with("publishing event"), "{e}");
+                cut += 1;
+            }
+        }
+    }
+    let canary = cluster.canary("test", "podinfo").unwrap();
+    assert_eq!(
+        canary.status.as_ref().unwrap().phase,
+        Some(CanaryPhase::Succeeded)
+    );
+    assert!(cut >= 3, "ticks were cut off: {cut}");
+    let events: Vec<String> = cluster
+        .events("test", "podinfo")
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    let count = |m: &str| events.iter().filter(|e| *e == m).count();
+    for weight in (10..=50).step_by(10) {
+        let m = format!("Advance podinfo.test canary weight {weight}");
+        assert_eq!(count(&m), 1, "{m}: {events:#?}");
+    }
+    for m in [
+        "New revision detected podinfo.test",
+        "Scaling up podinfo.test",
+        "Starting canary analysis for podinfo.test",
+        "Copying podinfo.test template spec to podinfo-primary.test",
+        "Promotion completed! Scaling down podinfo.test",
+    ] {
+        assert_eq!(count(m), 1, "{m}: {events:#?}");
+    }
+}

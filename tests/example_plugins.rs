@@ -15,7 +15,9 @@ use jiff::Timestamp;
 use sluice::simulate::{self, PrometheusSource, RunOptions};
 use sluice_api::{Canary, CanaryPhase, MetricCheck};
 use sluice_host::{Limits, PluginRegistry};
-use sluice_rollout::analysis::checks::{MetricTarget, MetricsProvider, run_metrics};
+use sluice_rollout::analysis::checks::{
+    CheckFailure, Fault, MetricTarget, MetricsProvider, run_metrics,
+};
 use support::prometheus::{OpenMetrics, TestPrometheus};
 
 fn mann_whitney() -> PathBuf {
@@ -355,8 +357,12 @@ async fn series_reach_the_evaluator_as_the_contract_says() {
         let (registry, canary) = (registry.clone(), canary.clone());
         let checks = duration.to_vec();
         async move {
-            let failures =
-                run_metrics(&provider, &registry, &canary, &checks, "podinfo.test").await;
+            let failures: Vec<String> =
+                run_metrics(&provider, &registry, &canary, &checks, "podinfo.test")
+                    .await
+                    .into_iter()
+                    .map(|f| f.message)
+                    .collect();
             (failures, provider)
         }
     };
@@ -418,9 +424,10 @@ async fn series_reach_the_evaluator_as_the_contract_says() {
     let failures = run_metrics(&InstantOnly, &registry, &canary, duration, "podinfo.test").await;
     assert_eq!(
         failures,
-        vec![
-            "Halt podinfo.test advancement metric request-duration series query failed: this metrics provider has no series (range queries) for request-duration"
-        ]
+        vec![CheckFailure::fault(
+            Fault::MetricUnavailable,
+            "Halt podinfo.test advancement metric request-duration series query failed: this metrics provider has no series (range queries) for request-duration".into()
+        )]
     );
 }
 

@@ -652,6 +652,69 @@ pub struct CanaryStatus {
     pub strategy_digest: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<CanaryCondition>,
+    /// The events of the last tick that changed this status, written with
+    /// it, so that an operator killed before publishing them publishes them
+    /// on its next tick. Each has a fixed name: publishing twice is a no-op.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_events: Vec<PendingEvent>,
+}
+
+impl CanaryStatus {
+    /// Sets the condition `condition_type` at `now` (RFC 3339), keeping its
+    /// transition time unless its status changes.
+    pub fn set_condition(
+        &mut self,
+        condition_type: &str,
+        status: &str,
+        reason: &str,
+        message: String,
+        now: &str,
+    ) {
+        match self
+            .conditions
+            .iter_mut()
+            .find(|c| c.condition_type == condition_type)
+        {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = Some(now.to_string());
+                }
+                c.status = status.to_string();
+                c.reason = Some(reason.to_string());
+                c.message = Some(message);
+                c.last_update_time = Some(now.to_string());
+            }
+            None => self.conditions.push(CanaryCondition {
+                condition_type: condition_type.to_string(),
+                status: status.to_string(),
+                last_update_time: Some(now.to_string()),
+                last_transition_time: Some(now.to_string()),
+                reason: Some(reason.to_string()),
+                message: Some(message),
+            }),
+        }
+    }
+
+    /// The condition `condition_type`, if set.
+    pub fn condition(&self, condition_type: &str) -> Option<&CanaryCondition> {
+        self.conditions
+            .iter()
+            .find(|c| c.condition_type == condition_type)
+    }
+}
+
+/// An event written in the status before it is published (see
+/// [`CanaryStatus::pending_events`]).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingEvent {
+    /// The Event object's name, derived from the tick that raised it.
+    pub name: String,
+    /// "Normal" or "Warning".
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub reason: String,
+    pub message: String,
 }
 
 /// Flagger's canary phases.

@@ -22,13 +22,15 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use ::kube::api::{Api, Patch, PatchParams};
+use ::kube::api::{Api, Patch, PatchParams, PostParams};
 use ::kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
 use ::kube::{Client, Resource, ResourceExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -173,6 +175,8 @@ pub struct KubeCluster {
     client: Client,
     field_manager: String,
     recorder: Recorder,
+    /// Who reports the events (the recorder's, for named events).
+    reporter: Reporter,
     /// Writes are sent only while this says so (leader election).
     fence: Fence,
 }
@@ -181,11 +185,13 @@ impl KubeCluster {
     /// A cluster that writes as field manager "sluice" and reports events as
     /// controller "sluice" from this host (the pod's name in a cluster).
     pub fn new(client: Client) -> Self {
-        let recorder = Recorder::new(client.clone(), Reporter::from(DEFAULT_FIELD_MANAGER));
+        let reporter = Reporter::from(DEFAULT_FIELD_MANAGER);
+        let recorder = Recorder::new(client.clone(), reporter.clone());
         Self {
             client,
             field_manager: DEFAULT_FIELD_MANAGER.to_string(),
             recorder,
+            reporter,
             fence: Fence::open(),
         }
     }
@@ -215,8 +221,58 @@ impl KubeCluster {
 
     /// Reports events as `reporter` (controller name and instance).
     pub fn with_reporter(mut self, reporter: Reporter) -> Self {
-        self.recorder = Recorder::new(self.client.clone(), reporter);
+        self.recorder = Recorder::new(self.client.clone(), reporter.clone());
+        self.reporter = reporter;
         self
+    }
+
+    /// Creates an event of a fixed name (events.k8s.io/v1), as the
+    /// recorder would; one that exists already was published before (a
+    /// tick redone after a restart) and is left as it is.
+    async fn create_named_event(
+        &self,
+        name: &str,
+        event: &Event,
+        regarding: ObjectReference,
+    ) -> std::result::Result<(), ::kube::Error> {
+        let namespace = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+        let e = kube_event(event);
+        let body = K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some(namespace.clone()),
+                ..Default::default()
+            },
+            action: Some(e.action),
+            reason: Some(e.reason),
+            note: e.note,
+            type_: Some(
+                match event.event_type {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .to_string(),
+            ),
+            event_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            regarding: Some(regarding),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            ..Default::default()
+        };
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+        match api.create(&PostParams::default(), &body).await {
+            Ok(_) => Ok(()),
+            Err(::kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// An AlertProvider, for the notifier (`analysis.alerts`).
@@ -499,10 +555,11 @@ impl Cluster for KubeCluster {
         if regarding.namespace.is_none() {
             regarding.namespace = Some(DEFAULT_NAMESPACE.to_string());
         }
-        self.recorder
-            .publish(&kube_event(event), &regarding)
-            .await
-            .map_err(|e| {
+        let published = match &event.name {
+            Some(name) => self.create_named_event(name, event, regarding).await,
+            None => self.recorder.publish(&kube_event(event), &regarding).await,
+        };
+        published.map_err(|e| {
                 let action = format!(
                     "publishing event {:?} for Canary {}/{}",
                     event.message,

@@ -11,17 +11,19 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
-use sluice_rollout::analysis::Result;
+use sluice_rollout::analysis::{Result, TickError};
 
 use super::schedule::Schedule;
 use super::telemetry::Telemetry;
 use sluice_api::{AlertSettings, Canary, CanaryPhase};
 use sluice_rollout::analysis::checks::{MetricsProvider, WebhookCaller};
 use sluice_rollout::analysis::{Analyzer, readiness, workload};
-use sluice_rollout::cluster::{Cluster, Event};
+use sluice_rollout::cluster::{Cluster, ClusterError, Event};
 use sluice_rollout::notify::{Alert, AlertProviderSource, Delivery, Notifier};
 use sluice_rollout::router;
 
+/// The condition a failed tick sets (as the analysis does for its faults).
+const CONDITION_READY: &str = "Ready";
 /// Flagger's default analysis interval, for a Canary whose spec is invalid.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -66,6 +68,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Context<C, M, W> {
 
     pub fn with_alerts(mut self, sink: Arc<dyn AlertSink>) -> Self {
         self.alerts = Some(sink);
+        self
+    }
+
+    /// Reports into `telemetry`, made before the analyzer so that its
+    /// metrics provider and webhook caller can count into it.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = telemetry;
         self
     }
 }
@@ -167,6 +176,53 @@ where
         }
     }
     Ok(interval)
+}
+
+/// The `Ready` condition's reason for a tick that failed with `error`, or
+/// `None` when the failure is not reported on the Canary: a lost write
+/// race is redone at once, and a replica that does not lead must not write.
+pub(crate) fn failure_reason(error: &TickError) -> Option<&'static str> {
+    match error {
+        TickError::Cluster(ClusterError::Conflict { .. } | ClusterError::NotLeader { .. }) => None,
+        TickError::Cluster(_) => Some("ApiError"),
+        TickError::Workload(_) => Some("InvalidTarget"),
+        TickError::Missing(_) => Some("ReconcileFailed"),
+    }
+}
+
+/// Reports a failed tick on the Canary (read afresh): its `Ready`
+/// condition False with the reason, and a warning event when the message
+/// is new. Best effort: when the API server is what fails, these writes
+/// fail too, and the log and `sluice_reconcile_errors_total` carry it. The
+/// next tick that runs clean sets `Ready` back to True.
+pub(crate) async fn report_failure<C: Cluster>(
+    cluster: &C,
+    canary: &Canary,
+    error: &TickError,
+    now: Timestamp,
+) {
+    let Some(reason) = failure_reason(error) else {
+        return;
+    };
+    let message = format!(
+        "Reconcile of {} failed, retrying: {}",
+        key(canary),
+        sluice_rollout::cluster::chain(error)
+    );
+    let mut status = canary.status.clone().unwrap_or_default();
+    if status.condition(CONDITION_READY).is_some_and(|c| {
+        c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message.as_str())
+    }) {
+        return;
+    }
+    status.set_condition(CONDITION_READY, "False", reason, message.clone(), &now.to_string());
+    if let Err(e) = cluster.update_canary_status(canary, &status).await {
+        tracing::debug!(canary = %key(canary), error = %e, "cannot report the failed tick");
+        return;
+    }
+    if let Err(e) = cluster.publish_event(canary, &Event::warning(message)).await {
+        tracing::debug!(canary = %key(canary), error = %e, "cannot report the failed tick");
+    }
 }
 
 /// Where the cleanup of a deleted Canary stands.

@@ -21,9 +21,12 @@ use kube::{Api, Client, ResourceExt};
 use sluice_rollout::BoxError;
 use tokio::sync::watch;
 
-use super::reconcile::{Cleanup, Context, finalize, key, not_due, run_tick};
+use super::leader;
+use super::reconcile::{
+    Cleanup, Context, failure_reason, finalize, key, not_due, report_failure, run_tick,
+};
 use super::server::{self, ApiHealth, Endpoints};
-use super::{leader, telemetry::Telemetry};
+use super::telemetry::{Counted, Telemetry};
 use crate::kube_cluster::KubeCluster;
 use sluice_api::{AlertProvider, Canary, MetricTemplate, RolloutPlugin};
 use sluice_host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
@@ -36,7 +39,9 @@ use sluice_rollout::webhooks::HttpWebhooks;
 /// The finalizer Sluice puts on every Canary.
 const FINALIZER: &str = "sluice.dev/finalizer";
 
-/// How long to wait before retrying a Canary whose reconcile failed.
+/// How long to wait before retrying a Canary whose reconcile failed, at
+/// most (a Canary whose analysis interval is shorter retries after one
+/// interval).
 const RETRY: Duration = Duration::from_secs(10);
 /// How soon a reconcile that lost a write race (409) runs again.
 const CONFLICT_RETRY: Duration = Duration::from_millis(200);
@@ -83,6 +88,11 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     holder_id: Option<String>,
+    /// How long one Kubernetes API call may wait for its answer before it
+    /// fails (watches are bounded by the watcher instead): an API server
+    /// that hangs fails the tick, which is retried, rather than wedging it.
+    #[arg(long, env = "SLUICE_API_TIMEOUT_SECONDS", default_value_t = 30)]
+    api_timeout_seconds: u64,
     /// Time budget of one plugin call, in milliseconds.
     #[arg(long, env = "SLUICE_PLUGIN_TIMEOUT_MS", default_value_t = 100)]
     plugin_timeout_ms: u64,
@@ -217,7 +227,8 @@ fn plugin_error_policy(
     Action::requeue(RETRY)
 }
 
-type KubeContext = Context<KubeCluster, PrometheusMetrics<KubeCluster>, HttpWebhooks>;
+type KubeContext =
+    Context<KubeCluster, Counted<PrometheusMetrics<KubeCluster>>, Counted<HttpWebhooks>>;
 
 /// Errors a reconcile reports to kube-rs (which retries via `error_policy`).
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +251,7 @@ impl ReconcileError {
                 ClusterError::NotLeader { .. } => "not_leader",
                 ClusterError::NotFound { .. } => "not_found",
                 ClusterError::Invalid { .. } => "invalid",
+                ClusterError::Api { source, .. } if timed_out(source.as_ref()) => "timeout",
                 ClusterError::Api { .. } => "api",
             },
             Self::Tick(TickError::Workload(_)) => "workload",
@@ -270,6 +282,15 @@ impl ReconcileError {
                 _ => false,
             },
         }
+    }
+}
+
+/// Whether an API call failed because it got no answer within the
+/// client's timeout (`client`).
+fn timed_out(source: &(dyn std::error::Error + 'static)) -> bool {
+    match source.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Service(e)) => e.is::<tower::timeout::error::Elapsed>(),
+        _ => false,
     }
 }
 
@@ -320,14 +341,21 @@ async fn tick(
         })
     };
     let canary = read().await?;
-    match run_tick(ctx, &canary, Timestamp::now(), Instant::now()).await {
+    let result = match run_tick(ctx, &canary, Timestamp::now(), Instant::now()).await {
         Err(e) if e.is_conflict() => {
             ctx.telemetry.reconcile_failed("conflict");
             tracing::info!(canary = %key(cached), error = %e, "conflict, retrying at once");
             run_tick(ctx, &read().await?, Timestamp::now(), Instant::now()).await
         }
         done => done,
+    };
+    if let Err(e) = &result
+        && failure_reason(e).is_some()
+        && let Ok(fresh) = read().await
+    {
+        report_failure(&ctx.analyzer.cluster, &fresh, e, Timestamp::now()).await;
     }
+    result
 }
 
 fn error_policy(canary: Arc<Canary>, error: &ReconcileError, ctx: Arc<KubeContext>) -> Action {
@@ -339,7 +367,9 @@ fn error_policy(canary: Arc<Canary>, error: &ReconcileError, ctx: Arc<KubeContex
         return Action::requeue(CONFLICT_RETRY);
     }
     tracing::warn!(canary = %key(&canary), %error, "reconcile failed");
-    Action::requeue(RETRY)
+    // Redone at the next reconcile, never later than the next interval.
+    let interval = canary.settings().map_or(RETRY, |s| s.interval);
+    Action::requeue(RETRY.min(interval).max(CONFLICT_RETRY))
 }
 
 /// Canaries whose target is this Deployment.
@@ -398,6 +428,8 @@ impl Parts {
         };
         let registry = PluginRegistry::with_builtins_limited(host, limits)
             .map_err(|f| setup("loading the built-in plugins")(f.into()))?;
+        // Made first: failed metric queries and webhook calls count into it.
+        let telemetry = Arc::new(Telemetry::new(registry.host().metrics()));
         let metrics = PrometheusMetrics::new(
             cluster.clone(),
             PrometheusSettings {
@@ -408,13 +440,15 @@ impl Parts {
         .map_err(|e| setup("configuring Prometheus")(e.into()))?;
         let webhooks =
             HttpWebhooks::new().map_err(|e| setup("configuring the webhook client")(e.into()))?;
+        let (metrics, webhooks) = (telemetry.counted(metrics), telemetry.counted(webhooks));
         let notifier = notifier(args, cluster.clone())?;
         let fetcher = Fetcher::new(Duration::from_secs(60), args.insecure_registries.clone())
             .map_err(|e| setup("configuring the plugin fetcher")(e.into()))?;
         let registrar = Arc::new(Registrar::new(cluster.clone(), registry.clone(), fetcher));
         let ctx = Arc::new(
             Context::new(Analyzer::new(cluster, metrics, webhooks, registry))
-                .with_alerts(Arc::new(notifier)),
+                .with_alerts(Arc::new(notifier))
+                .with_telemetry(telemetry),
         );
         Ok(Self { ctx, registrar })
     }
@@ -524,10 +558,27 @@ async fn stopped(mut stop: watch::Receiver<Stop>) {
     let _ = stop.wait_for(|s| *s != Stop::Running).await;
 }
 
+/// A client for the cluster of the environment (in-cluster config or
+/// KUBECONFIG) whose calls fail once they have waited `timeout` for an
+/// answer. kube-rs sets no read timeout: without this, an API server that
+/// never answers a write holds the reconcile of that Canary for ever. The
+/// bound covers the wait for the response head only, so watches, whose
+/// head comes at once, stream on unbounded (their idle timeout is the
+/// watcher's).
+async fn client(timeout: Duration) -> Result<Client> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| RunError::Connect(kube::Error::InferConfig(e)))?;
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(RunError::Connect)?;
+    Ok(builder
+        .with_layer(&tower::timeout::TimeoutLayer::new(timeout))
+        .build())
+}
+
 /// Runs the operator until SIGINT/SIGTERM, or until the Lease is lost
 /// (then it exits non-zero, to stand by again after its restart).
 pub async fn run(args: RunArgs) -> Result<()> {
-    let client = Client::try_default().await.map_err(RunError::Connect)?;
+    let client = client(Duration::from_secs(args.api_timeout_seconds)).await?;
     let election = election(&args)?;
     let ready = Arc::new(AtomicBool::new(false));
     let candidate = election.map(|e| leader::spawn(client.clone(), e));

@@ -13,9 +13,13 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use sluice_api::{Canary, CanaryPhase, CanaryStatus};
+use sluice_api::{Canary, CanaryPhase, CanaryStatus, MetricCheck, Webhook};
 use sluice_host::PluginMetrics;
+use sluice_rollout::BoxError;
+use sluice_rollout::analysis::checks::{MetricTarget, MetricsProvider, WebhookCaller};
 use sluice_rollout::analysis::workload::primary_name;
+use sluice_rollout::metrics::{MetricError, PrometheusError};
+use sluice_rollout::webhooks::WebhookError;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CanaryLabels {
@@ -43,14 +47,15 @@ pub struct Telemetry {
     duration: Family<CanaryLabels, Histogram, fn() -> Histogram>,
     reconcile_errors: Family<ErrorLabels, Counter>,
     leading: Gauge,
+    check_faults: CheckFaults,
     /// Canaries seen, to count them per namespace.
     known: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
-    /// conflict, not_leader, api, not_found, invalid, workload, missing,
-    /// waiting, finalizer.
+    /// conflict, not_leader, api, timeout, not_found, invalid, workload,
+    /// missing, waiting, finalizer.
     kind: String,
 }
 
@@ -116,6 +121,17 @@ impl Telemetry {
             "1 while this replica holds the leader election Lease (or runs without one), else 0",
             leading.clone(),
         );
+        let check_faults = CheckFaults::default();
+        registry.register(
+            "sluice_metric_query_failures",
+            "Metric queries that gave no value, by Canary, metric and cause (timeout, unreachable, http_status, bad_query, bad_response, no_data, config)",
+            check_faults.metrics.clone(),
+        );
+        registry.register(
+            "sluice_webhook_failures",
+            "Webhook calls that did not pass, by Canary, webhook and cause (timeout, unreachable, http_status, other)",
+            check_faults.webhooks.clone(),
+        );
         plugins.register(&mut registry);
         Self {
             registry,
@@ -125,7 +141,18 @@ impl Telemetry {
             duration,
             reconcile_errors,
             leading,
+            check_faults,
             known: Mutex::default(),
+        }
+    }
+
+    /// Counts the failures of `inner`'s metric queries or webhook calls
+    /// into this registry's `sluice_metric_query_failures_total` and
+    /// `sluice_webhook_failures_total`.
+    pub(crate) fn counted<T>(&self, inner: T) -> Counted<T> {
+        Counted {
+            inner,
+            faults: self.check_faults.clone(),
         }
     }
 
@@ -203,5 +230,137 @@ impl Telemetry {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    namespace: String,
+    name: String,
+    /// The metric's or the webhook's name in the Canary.
+    check: String,
+    cause: &'static str,
+}
+
+/// Failed metric queries and webhook calls (a failed check the rollout
+/// halts or rolls back on, not a failed reconcile).
+#[derive(Clone, Default)]
+struct CheckFaults {
+    metrics: Family<CheckLabels, Counter>,
+    webhooks: Family<CheckLabels, Counter>,
+}
+
+fn check_labels(canary: &Canary, check: &str, cause: &'static str) -> CheckLabels {
+    CheckLabels {
+        namespace: canary.metadata.namespace.clone().unwrap_or_default(),
+        name: canary.metadata.name.clone().unwrap_or_default(),
+        check: check.to_string(),
+        cause,
+    }
+}
+
+/// Why a metric query gave no value, as a label.
+fn metric_cause(error: &BoxError) -> &'static str {
+    match error.downcast_ref::<MetricError>() {
+        Some(MetricError::Prometheus(e)) => match e {
+            PrometheusError::Timeout { .. } => "timeout",
+            PrometheusError::Unreachable { .. } => "unreachable",
+            PrometheusError::Status { .. } => "http_status",
+            PrometheusError::BadQuery { .. } => "bad_query",
+            _ => "bad_response",
+        },
+        _ => "config",
+    }
+}
+
+/// Why a webhook did not pass, as a label.
+fn webhook_cause(error: &BoxError) -> &'static str {
+    match error.downcast_ref::<WebhookError>() {
+        Some(WebhookError::Timeout { .. }) => "timeout",
+        Some(WebhookError::Unreachable { .. }) => "unreachable",
+        Some(WebhookError::Status { .. }) => "http_status",
+        _ => "other",
+    }
+}
+
+/// A metrics provider or webhook caller whose failures are counted.
+pub(crate) struct Counted<T> {
+    inner: T,
+    faults: CheckFaults,
+}
+
+impl<M: MetricsProvider> MetricsProvider for Counted<M> {
+    async fn value(
+        &self,
+        canary: &Canary,
+        check: &MetricCheck,
+        target: MetricTarget,
+    ) -> Result<Option<f64>, BoxError> {
+        let value = self.inner.value(canary, check, target).await;
+        let cause = match &value {
+            Ok(Some(_)) => None,
+            Ok(None) => Some("no_data"),
+            Err(e) => Some(metric_cause(e)),
+        };
+        if let Some(cause) = cause {
+            self.faults
+                .metrics
+                .get_or_create(&check_labels(canary, &check.name, cause))
+                .inc();
+        }
+        value
+    }
+
+    async fn series(
+        &self,
+        canary: &Canary,
+        check: &MetricCheck,
+        target: MetricTarget,
+        window: Duration,
+        step: Duration,
+    ) -> Result<Vec<f64>, BoxError> {
+        let series = self.inner.series(canary, check, target, window, step).await;
+        if let Err(e) = &series {
+            self.faults
+                .metrics
+                .get_or_create(&check_labels(canary, &check.name, metric_cause(e)))
+                .inc();
+        }
+        series
+    }
+}
+
+impl<W: WebhookCaller> WebhookCaller for Counted<W> {
+    async fn call(
+        &self,
+        canary: &Canary,
+        hook: &Webhook,
+        phase: CanaryPhase,
+    ) -> Result<(), BoxError> {
+        let result = self.inner.call(canary, hook, phase).await;
+        if let Err(e) = &result {
+            self.faults
+                .webhooks
+                .get_or_create(&check_labels(canary, &hook.name, webhook_cause(e)))
+                .inc();
+        }
+        result
+    }
+
+    async fn send_event(
+        &self,
+        canary: &Canary,
+        hook: &Webhook,
+        event: &sluice_rollout::cluster::Event,
+        at: jiff::Timestamp,
+    ) -> Result<(), BoxError> {
+        let result = self.inner.send_event(canary, hook, event, at).await;
+        if let Err(e) = &result {
+            self.faults
+                .webhooks
+                .get_or_create(&check_labels(canary, &hook.name, webhook_cause(e)))
+                .inc();
+        }
+        result
     }
 }

@@ -72,15 +72,68 @@ pub trait WebhookCaller: Send + Sync {
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
-/// Checks every metric; returns one "Halt … advancement …" event message
-/// per failed check, in Flagger's wording.
+/// A fault that stops a check from being judged at all, as opposed to a
+/// check that was judged and failed. Each is a reason of the Canary's
+/// `Ready` condition while it lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A metric query failed, returned no data or a value that is not a
+    /// finite number.
+    MetricUnavailable,
+    /// A webhook did not answer, refused the connection or answered an error.
+    WebhookFailed,
+    /// A plugin is missing or failed to load.
+    PluginUnavailable,
+    /// A plugin call trapped, ran out of budget or gave an invalid answer.
+    PluginFault,
+}
+
+impl Fault {
+    /// The `Ready` condition's reason for this fault.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Fault::MetricUnavailable => "MetricUnavailable",
+            Fault::WebhookFailed => "WebhookFailed",
+            Fault::PluginUnavailable => "PluginUnavailable",
+            Fault::PluginFault => "PluginFault",
+        }
+    }
+}
+
+/// One failed check: the "Halt … advancement …" event message in
+/// Flagger's wording, and the fault behind it when it could not be judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFailure {
+    pub message: String,
+    pub fault: Option<Fault>,
+}
+
+impl CheckFailure {
+    /// A check that was judged and failed.
+    pub fn judged(message: String) -> Self {
+        Self {
+            message,
+            fault: None,
+        }
+    }
+
+    /// A check that could not be judged because of `fault`.
+    pub fn fault(fault: Fault, message: String) -> Self {
+        Self {
+            message,
+            fault: Some(fault),
+        }
+    }
+}
+
+/// Checks every metric; returns one failure per failed check.
 pub async fn run_metrics<M: MetricsProvider>(
     provider: &M,
     plugins: &PluginRegistry,
     canary: &Canary,
     checks: &[MetricCheck],
     target_label: &str,
-) -> Vec<String> {
+) -> Vec<CheckFailure> {
     let mut failures = Vec::new();
     for check in checks {
         if let Err(reason) = run_metric(provider, plugins, canary, check, target_label).await {
@@ -92,28 +145,39 @@ pub async fn run_metrics<M: MetricsProvider>(
 
 /// One metric check: the canary's value, then what the evaluator asks
 /// for (the primary's value as a baseline, series over a window), then the
-/// evaluator's verdict. `Err` is the "Halt … advancement …" message.
+/// evaluator's verdict.
 async fn run_metric<M: MetricsProvider>(
     provider: &M,
     plugins: &PluginRegistry,
     canary: &Canary,
     check: &MetricCheck,
     target_label: &str,
-) -> Result<(), String> {
-    let value = canary_value(provider, canary, check, target_label).await?;
-    let evaluator: EvaluatorPlugin = plugins
-        .evaluator(&check.evaluator)
-        .map_err(|e| format!("Halt {target_label} advancement metric {}: {e}", check.name))?;
+) -> Result<(), CheckFailure> {
+    let unavailable = |message| CheckFailure::fault(Fault::MetricUnavailable, message);
+    let plugin_fault = |f| {
+        CheckFailure::fault(
+            Fault::PluginFault,
+            format!("Halt {target_label} advancement {f}"),
+        )
+    };
+    let value = canary_value(provider, canary, check, target_label)
+        .await
+        .map_err(unavailable)?;
+    let evaluator: EvaluatorPlugin = plugins.evaluator(&check.evaluator).map_err(|e| {
+        CheckFailure::fault(
+            Fault::PluginUnavailable,
+            format!("Halt {target_label} advancement metric {}: {e}", check.name),
+        )
+    })?;
     let metric = metric_for(check, &evaluator);
     let Requirements {
         baseline: wants_baseline,
         series: series_request,
-    } = evaluator
-        .requirements(&metric)
-        .await
-        .map_err(|f| format!("Halt {target_label} advancement {f}"))?;
+    } = evaluator.requirements(&metric).await.map_err(plugin_fault)?;
     let primary = if wants_baseline {
-        baseline_value(provider, canary, check, target_label).await?
+        baseline_value(provider, canary, check, target_label)
+            .await
+            .map_err(unavailable)?
     } else {
         None
     };
@@ -128,7 +192,8 @@ async fn run_metric<M: MetricsProvider>(
                 request,
                 wants_baseline,
             )
-            .await?
+            .await
+            .map_err(unavailable)?
         }
     };
     let samples = Samples {
@@ -140,12 +205,12 @@ async fn run_metric<M: MetricsProvider>(
     let verdict = evaluator
         .evaluate(&metric, samples)
         .await
-        .map_err(|f| format!("Halt {target_label} advancement {f}"))?;
+        .map_err(plugin_fault)?;
     match verdict {
         Verdict::Pass => Ok(()),
-        Verdict::Fail(reason) | Verdict::Inconclusive(reason) => {
-            Err(format!("Halt {target_label} advancement {reason}"))
-        }
+        Verdict::Fail(reason) | Verdict::Inconclusive(reason) => Err(CheckFailure::judged(
+            format!("Halt {target_label} advancement {reason}"),
+        )),
     }
 }
 

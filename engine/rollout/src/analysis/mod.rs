@@ -8,6 +8,7 @@ pub mod checks;
 pub mod configs;
 mod error;
 mod gateway;
+mod pending;
 pub mod readiness;
 pub mod workload;
 
@@ -19,10 +20,10 @@ use kube::ResourceExt;
 
 use crate::cluster::{Cluster, Event};
 use crate::router;
-use checks::{MetricsProvider, WebhookCaller};
+use checks::{CheckFailure, Fault, MetricsProvider, WebhookCaller};
 pub use error::{Result, TickError, WorkloadError};
 use sluice_api::{
-    AlertSeverity, Canary, CanaryCondition, CanaryPhase, CanaryStatus, HookType, RolloutSettings,
+    AlertSeverity, Canary, CanaryPhase, CanaryStatus, HookType, RolloutSettings,
 };
 use sluice_host::bindings::strategy as wit;
 use sluice_host::{PluginFault, PluginRegistry, StrategyPlugin, validate};
@@ -40,6 +41,9 @@ pub struct TickOutcome {
     /// Alerts for the Canary's `analysis.alerts` (or the operator's
     /// default provider); the caller delivers them.
     pub alerts: Vec<crate::notify::Alert>,
+    /// The fault that kept a check from being judged this tick, if any
+    /// (also the reason of the Canary's `Ready` condition).
+    pub fault: Option<Fault>,
 }
 
 /// Drives rollouts. Generic over where it reads and writes, so the
@@ -49,6 +53,9 @@ pub struct Analyzer<C, M, W> {
     metrics: M,
     webhooks: W,
     pub plugins: PluginRegistry,
+    /// The pending events (of each Canary's status) this engine has
+    /// published, so that it publishes them once (see [`pending`]).
+    published: pending::Published,
 }
 
 /// The state of one tick while it runs.
@@ -69,6 +76,11 @@ struct Tick<'a> {
     /// The route of the new state, written only once that state is: a
     /// tick whose status write fails leaves the route where it was.
     route: Option<router::HttpRoute>,
+    /// Whether the spec, plugin, target and configs were all there.
+    ready: bool,
+    /// The first fault of the tick (a check that could not be judged): the
+    /// `Ready` condition's reason and message until a tick runs clean.
+    fault: Option<(Fault, String)>,
 }
 
 impl<'a> Tick<'a> {
@@ -87,6 +99,8 @@ impl<'a> Tick<'a> {
             configs: Default::default(),
             alerts: Vec::new(),
             route: None,
+            ready: false,
+            fault: None,
         }
     }
 }
@@ -117,29 +131,8 @@ impl Tick<'_> {
 
     fn set_condition(&mut self, condition_type: &str, status: &str, reason: &str, message: String) {
         let now = self.now.to_string();
-        let conditions = &mut self.status.conditions;
-        match conditions
-            .iter_mut()
-            .find(|c| c.condition_type == condition_type)
-        {
-            Some(c) => {
-                if c.status != status {
-                    c.last_transition_time = Some(now.clone());
-                }
-                c.status = status.to_string();
-                c.reason = Some(reason.to_string());
-                c.message = Some(message);
-                c.last_update_time = Some(now);
-            }
-            None => conditions.push(CanaryCondition {
-                condition_type: condition_type.to_string(),
-                status: status.to_string(),
-                last_update_time: Some(now.clone()),
-                last_transition_time: Some(now),
-                reason: Some(reason.to_string()),
-                message: Some(message),
-            }),
-        }
+        self.status
+            .set_condition(condition_type, status, reason, message, &now);
     }
 
     fn condition_message(&self, condition_type: &str) -> Option<&str> {
@@ -158,9 +151,38 @@ impl Tick<'_> {
         self.set_condition(CONDITION_READY, "False", reason, message);
     }
 
-    /// Marks the Canary ready again once its spec, plugin, target and
-    /// configs are all there.
+    /// Notes that the Canary's spec, plugin, target and configs are all
+    /// there; [`Self::settle_ready`] sets the condition at the end of the tick.
     fn mark_ready(&mut self) {
+        self.ready = true;
+    }
+
+    /// Notes a fault (the first of the tick is the one the `Ready`
+    /// condition shows). Its event is the failure's own.
+    fn record_fault(&mut self, fault: Fault, message: &str) {
+        if self.fault.is_none() {
+            self.fault = Some((fault, message.to_string()));
+        }
+    }
+
+    /// A failed check counts; a fault behind it is also recorded.
+    fn record_failure(&mut self, failure: &CheckFailure) {
+        if let Some(fault) = failure.fault {
+            self.record_fault(fault, &failure.message);
+        }
+    }
+
+    /// The `Ready` condition at the end of a tick that got as far as
+    /// [`Self::mark_ready`]: False with the fault's reason while a fault
+    /// lasts, True again after the first clean tick.
+    fn settle_ready(&mut self) {
+        if !self.ready {
+            return;
+        }
+        if let Some((fault, message)) = self.fault.clone() {
+            self.set_condition(CONDITION_READY, "False", fault.reason(), message);
+            return;
+        }
         if self
             .status
             .conditions
@@ -310,6 +332,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             metrics,
             webhooks,
             plugins,
+            published: Default::default(),
         }
     }
 
@@ -317,11 +340,14 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// publishes the events. Errors are cluster I/O failures: the caller
     /// retries the tick later; nothing half-done moves traffic.
     pub async fn reconcile(&self, canary: &Canary, now: Timestamp) -> Result<TickOutcome> {
+        self.publish_stored_events(canary).await?;
         let mut tick = Tick::new(canary, now);
         // Checked once per tick: the step and the hooks and alerts after it
         // read the same settings.
         let settings = canary.settings();
         self.step(&mut tick, settings.as_ref()).await?;
+        tick.settle_ready();
+        pending::stage(canary, &mut tick.status, &mut tick.events);
         // State first: the status (with its resourceVersion precondition),
         // then the route it implies. A lost race writes neither, and the
         // redone tick starts from the stored status: no step runs twice
@@ -333,6 +359,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         self.send_event_webhooks(&tick, settings.as_ref()).await;
         let alerts = tick.build_alerts(settings.as_ref());
         Ok(TickOutcome {
+            fault: tick.fault.map(|(fault, _)| fault),
             status: tick.status,
             events: tick.events,
             alerts,
@@ -363,6 +390,25 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         for event in &t.events {
             self.cluster.publish_event(t.canary, event).await?;
         }
+        self.published.record(t.canary, &t.status);
+        Ok(())
+    }
+
+    /// Publishes the events the stored status says are pending, unless this
+    /// engine did already: a tick killed between its status write and its
+    /// events loses none, and their fixed names keep them from doubling.
+    async fn publish_stored_events(&self, canary: &Canary) -> Result<()> {
+        let Some(status) = &canary.status else {
+            return Ok(());
+        };
+        if self.published.knows(canary, status) {
+            return Ok(());
+        }
+        for p in &status.pending_events {
+            let event = crate::cluster::Event::from_pending(p);
+            self.cluster.publish_event(canary, &event).await?;
+        }
+        self.published.record(canary, status);
         Ok(())
     }
 
@@ -865,9 +911,11 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             return false;
         }
         t.status.failed_checks += 1;
-        t.alert(AlertSeverity::Warn, failures.join("\n"));
+        let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+        t.alert(AlertSeverity::Warn, messages.join("\n"));
         for f in failures {
-            t.info(f);
+            t.record_failure(&f);
+            t.info(f.message);
         }
         true
     }
@@ -928,8 +976,12 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
 
     /// This tick's checks, in Flagger's order: the pre-rollout hooks on the
     /// first step; later the rollout hooks, then (if they pass) the metrics.
-    /// One "Halt … advancement …" message per failure.
-    async fn run_checks(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> Vec<String> {
+    /// One failure ("Halt … advancement …") per failed check.
+    async fn run_checks(
+        &self,
+        t: &mut Tick<'_>,
+        settings: &RolloutSettings,
+    ) -> Vec<CheckFailure> {
         let first_step = t.status.canary_weight == 0 && t.status.iterations == 0;
         let mut failures = Vec::new();
         if first_step {
@@ -940,9 +992,12 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     .call(t.canary, hook, CanaryPhase::Progressing)
                     .await
                 {
-                    failures.push(format!(
-                        "Halt {} advancement pre-rollout check {} failed {e}",
-                        t.label, hook.name
+                    failures.push(CheckFailure::fault(
+                        Fault::WebhookFailed,
+                        format!(
+                            "Halt {} advancement pre-rollout check {} failed {e}",
+                            t.label, hook.name
+                        ),
                     ));
                 }
             }
@@ -953,9 +1008,12 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     .call(t.canary, hook, CanaryPhase::Progressing)
                     .await
                 {
-                    failures.push(format!(
-                        "Halt {} advancement external check {} failed {e}",
-                        t.label, hook.name
+                    failures.push(CheckFailure::fault(
+                        Fault::WebhookFailed,
+                        format!(
+                            "Halt {} advancement external check {} failed {e}",
+                            t.label, hook.name
+                        ),
                     ));
                 }
             }
@@ -1482,7 +1540,9 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     fn plugin_failed(&self, t: &mut Tick<'_>, fault: &PluginFault) {
         tracing::warn!(canary = %t.label, %fault, "plugin fault");
         t.status.failed_checks += 1;
-        t.warn(format!("Halt {} advancement {fault}", t.label));
+        let message = format!("Halt {} advancement {fault}", t.label);
+        t.record_fault(Fault::PluginFault, &message);
+        t.warn(message);
     }
 
     async fn decide(
@@ -1536,17 +1596,18 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 let existing = self.current_route(t).await?;
                 if canary_traffic_allowed(&state) && existing.is_some() {
                     tracing::warn!(canary = %t.label, %fault, "keeping the current route");
-                    t.warn(format!(
+                    let message = format!(
                         "Route of {} not updated, keeping the current one: {fault}",
                         t.label
-                    ));
+                    );
+                    t.record_fault(Fault::PluginFault, &message);
+                    t.warn(message);
                     return Ok(());
                 }
                 tracing::warn!(canary = %t.label, %fault, "using the all-primary route");
-                t.warn(format!(
-                    "Route of {} set to the primary only: {fault}",
-                    t.label
-                ));
+                let message = format!("Route of {} set to the primary only: {fault}", t.label);
+                t.record_fault(Fault::PluginFault, &message);
+                t.warn(message);
                 router::safe_plan()
             }
         };

@@ -59,6 +59,10 @@ struct World {
     /// Cluster-scoped, by name.
     rollout_plugins: BTreeMap<String, RolloutPlugin>,
     events: Vec<(Key, super::Event)>,
+    /// Names of the named events published (see [`super::Event::name`]).
+    event_names: std::collections::BTreeSet<String>,
+    /// How many of the next event publications fail (an API outage).
+    event_failures: usize,
     /// Why the simulated Gateways refuse routes (reason, message), if they do.
     route_rejection: Option<(String, String)>,
 }
@@ -169,6 +173,12 @@ impl MemoryCluster {
             report_route_status(Arc::make_mut(route), rejection.as_ref(), tick);
         }
         w.route_rejection = rejection;
+    }
+
+    /// Makes the next `n` event publications fail, as when the API server
+    /// refuses them: the tick that publishes them fails after its writes.
+    pub fn fail_event_publishing(&self, n: usize) {
+        self.lock().event_failures = n;
     }
 
     /// Adds or replaces an object as a user would with `kubectl apply`.
@@ -477,7 +487,22 @@ impl Cluster for MemoryCluster {
 
     async fn publish_event(&self, canary: &Canary, event: &Event) -> Result<()> {
         let k = key_of(&canary.metadata)?;
-        self.lock().events.push((k, event.clone()));
+        let mut w = self.lock();
+        if w.event_failures > 0 {
+            w.event_failures -= 1;
+            return Err(ClusterError::api(
+                format!("publishing event {:?}", event.message),
+                "the API server refused it (simulated)",
+            ));
+        }
+        if let Some(name) = &event.name
+            && !w.event_names.insert(format!("{}/{name}", k.0))
+        {
+            return Ok(());
+        }
+        let mut event = event.clone();
+        event.name = None;
+        w.events.push((k, event));
         Ok(())
     }
 }

@@ -34,6 +34,10 @@ pub struct Event {
     pub event_type: EventType,
     pub reason: String,
     pub message: String,
+    /// A fixed name makes publishing idempotent: a cluster publishes an
+    /// event of a name it already has only once. `None`: a fresh name.
+    #[serde(skip)]
+    pub name: Option<String>,
 }
 
 impl Event {
@@ -43,6 +47,7 @@ impl Event {
             event_type: EventType::Normal,
             reason: "Synced".into(),
             message: message.into(),
+            name: None,
         }
     }
 
@@ -51,6 +56,35 @@ impl Event {
             event_type: EventType::Warning,
             reason: "Synced".into(),
             message: message.into(),
+            name: None,
+        }
+    }
+
+    /// The event as the status keeps it until it is published.
+    pub fn to_pending(&self, name: String) -> sluice_api::PendingEvent {
+        sluice_api::PendingEvent {
+            name,
+            event_type: match self.event_type {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            }
+            .to_string(),
+            reason: self.reason.clone(),
+            message: self.message.clone(),
+        }
+    }
+
+    /// A pending event of the status, with its fixed name.
+    pub fn from_pending(p: &sluice_api::PendingEvent) -> Self {
+        Self {
+            event_type: if p.event_type == "Warning" {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: p.reason.clone(),
+            message: p.message.clone(),
+            name: Some(p.name.clone()),
         }
     }
 }
@@ -117,6 +151,8 @@ pub trait Cluster: Send + Sync {
         canary: &Canary,
         status: &CanaryStatus,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Publishes an event about `canary`. An event with a
+    /// [name](Event::name) the cluster already has is not published again.
     fn publish_event(
         &self,
         canary: &Canary,
