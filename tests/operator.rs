@@ -13,8 +13,8 @@ use crate::support::operator::{Operator, canary, canary_weight, cluster_controll
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use sluice_api::{Canary, CanaryPhase};
-use sluice_kube_double::{ApiServer, Fault};
+use sluice_api::{Canary, CanaryPhase, MetricTemplate};
+use sluice_kube_double::{ApiServer, Fault, FaultKind};
 
 const NS: &str = "test";
 
@@ -128,17 +128,22 @@ impl World {
     /// The canary weight of the route now, after checking the invariants:
     /// never over `maxWeight` (30), never to a canary without ready pods.
     fn safe_weight(&self) -> i64 {
-        let weight = canary_weight(&self.server, NS, "podinfo").unwrap_or(0);
-        assert!(weight <= 30, "weight {weight} over maxWeight 30");
+        self.safe_weight_of("podinfo")
+    }
+
+    /// [`Self::safe_weight`] of the Canary `name` (its target has its name).
+    fn safe_weight_of(&self, name: &str) -> i64 {
+        let weight = canary_weight(&self.server, NS, name).unwrap_or(0);
+        assert!(weight <= 30, "{name}: weight {weight} over maxWeight 30");
         if weight > 0 {
-            let target: Deployment = self.server.get(NS, "podinfo").unwrap().unwrap();
+            let target: Deployment = self.server.get(NS, name).unwrap().unwrap();
             let available = target
                 .status
                 .and_then(|s| s.available_replicas)
                 .unwrap_or(0);
             assert!(
                 available > 0,
-                "{weight}% routed to a canary with no ready pods"
+                "{name}: {weight}% routed to a canary with no ready pods"
             );
         }
         weight
@@ -627,4 +632,439 @@ async fn readyz_turns_503_while_the_api_server_is_unreachable_and_back_when_it_a
     wait_for(503, Duration::from_secs(8)).await;
     world.server.clear_faults();
     wait_for(200, Duration::from_secs(4)).await;
+}
+
+// ---- API errors and timeouts at every step; metric and webhook faults ----
+
+/// The operator's bound on one API call in these tests.
+const API_TIMEOUT: [&str; 2] = ["--api-timeout-seconds", "1"];
+/// How long a held write waits: longer than `API_TIMEOUT`, so the call
+/// fails while the write still lands afterwards, before the tick is
+/// retried (one interval after the timeout).
+const HOLD: Duration = Duration::from_millis(1500);
+
+/// A fault on the next write of `plural`: a 500 when `fails`, else a
+/// hold past the operator's API timeout.
+fn write_fault(plural: &str, fails: bool) -> Fault {
+    if fails {
+        Fault::internal(plural)
+    } else {
+        Fault::delayed(plural, HOLD)
+    }
+}
+
+/// The value of the sample of `name` whose labels include `labels`, in
+/// Prometheus' text format; 0 when there is none.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// How many published events have a note containing `text`.
+fn events_with(server: &ApiServer, text: &str) -> usize {
+    events(server).iter().filter(|n| n.contains(text)).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_double_a_step() {
+    let world = World::new().await;
+    let op = world.operator("sluice-a", &API_TIMEOUT);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
+        .await;
+    world.new_revision().await;
+    // Whenever the weight or the phase changes (the new revision, each
+    // weight, Promoting, Finalising), every fault is disarmed and new ones
+    // are armed for the ticks that leave that step: on the status write a
+    // 500 or a hold past the client's timeout, in turn; and on the route,
+    // the Deployments and the Services whichever of the two has not been
+    // met on it yet (the other kind than the status's first).
+    let end = Instant::now() + Duration::from_secs(120);
+    // Steps as the status records them (the status is written first in a
+    // tick); the route's weights as they are seen.
+    let mut steps: Vec<((i64, Option<CanaryPhase>), usize)> = Vec::new();
+    let mut weights: Vec<i64> = Vec::new();
+    let others = [
+        ("httproutes", Fault::on_main as fn(Fault) -> Fault),
+        ("deployments", Fault::on_main),
+        ("services", std::convert::identity),
+    ];
+    loop {
+        let route_weight = world.safe_weight();
+        if weights.last() != Some(&route_weight) {
+            weights.push(route_weight);
+        }
+        let status = canary(&world.server, NS, "podinfo")
+            .and_then(|c| c.status)
+            .unwrap_or_default();
+        let (weight, phase) = (i64::from(status.canary_weight), status.phase);
+        if matches!(phase, Some(CanaryPhase::Succeeded | CanaryPhase::Failed)) {
+            break;
+        }
+        if steps.last().map(|(s, _)| *s) != Some((weight, phase)) {
+            let status_fails = steps.len() % 2 == 0;
+            world.server.clear_faults();
+            let met = world.server.faults_met();
+            world
+                .server
+                .inject(write_fault("canaries", status_fails).on_status());
+            for (plural, scope) in others {
+                let unmet = |fails: bool| {
+                    let kind = write_fault(plural, fails).kind;
+                    !met.iter().any(|m| m.plural == plural && m.kind == kind)
+                };
+                if let Some(fails) = [!status_fails, status_fails]
+                    .into_iter()
+                    .find(|f| unmet(*f))
+                {
+                    world.server.inject(scope(write_fault(plural, fails)));
+                }
+            }
+            steps.push(((weight, phase), met.len()));
+        }
+        assert!(
+            Instant::now() < end,
+            "wedged or not finished: {steps:?}; log:\n{}",
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    world.server.clear_faults();
+    let met = world.server.faults_met();
+    let seen: Vec<_> = steps.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        world.phase(),
+        Some(CanaryPhase::Succeeded),
+        "{seen:?}; log:\n{}",
+        op.log_text()
+    );
+    weights.push(world.safe_weight());
+    weights.dedup();
+    assert_eq!(weights, STEPS, "each step once, in order: {seen:?}");
+    for p in [
+        CanaryPhase::Progressing,
+        CanaryPhase::Promoting,
+        CanaryPhase::Finalising,
+    ] {
+        assert!(
+            seen.iter().any(|(_, q)| *q == Some(p)),
+            "faults armed during {p:?}: {seen:?}"
+        );
+    }
+    // Every step met a fault: the ticks that left it failed at least once.
+    let per_step: Vec<_> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (step, from))| {
+            let to = steps.get(i + 1).map_or(met.len(), |(_, n)| *n);
+            let met: Vec<String> = met[*from..to]
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{:?} {}{}",
+                        m.kind,
+                        m.plural,
+                        if m.status { "/status" } else { "" }
+                    )
+                })
+                .collect();
+            (*step, met)
+        })
+        .collect();
+    for (step, met) in &per_step {
+        assert!(!met.is_empty(), "no fault met at {step:?}: {per_step:#?}");
+    }
+    for plural in ["canaries", "httproutes", "deployments", "services"] {
+        for kind in [FaultKind::Internal, FaultKind::Delay(HOLD)] {
+            assert!(
+                met.iter().any(|m| m.plural == plural && m.kind == kind),
+                "a {kind:?} on a write of {plural} was met: {per_step:#?}"
+            );
+        }
+    }
+    assert_eq!(world.primary_image().as_deref(), Some("podinfo:2"));
+    // Failed calls are counted by kind: a 500 as "api", a call that got
+    // no answer within the timeout as "timeout" (at most once per fault
+    // met: a fault may also meet a write that reports the failure).
+    let metrics = op.metrics().await;
+    for (kind, fault) in [
+        ("api", FaultKind::Internal),
+        ("timeout", FaultKind::Delay(HOLD)),
+    ] {
+        let counted = sample(&metrics, "sluice_reconcile_errors_total", &[("kind", kind)]);
+        let met = met.iter().filter(|m| m.kind == fault).count() as f64;
+        assert!(
+            counted >= 1.0 && counted <= met,
+            "{counted} {kind} errors counted for {met} faults met: {metrics}"
+        );
+    }
+    // No step's event twice (a tick that failed after its status write
+    // loses its events: they are sent at most once).
+    for once in [
+        "New revision detected podinfo.test",
+        "Advance podinfo.test canary weight 10",
+        "Advance podinfo.test canary weight 20",
+        "Advance podinfo.test canary weight 30",
+        "Copying podinfo.test template spec to podinfo-primary.test",
+        "Promotion completed! Scaling down podinfo.test",
+    ] {
+        let n = events_with(&world.server, once);
+        assert!(n <= 1, "{n} events {once:?}: {:#?}", events(&world.server));
+    }
+}
+
+/// A URL on 127.0.0.1 where nothing listens: connections are refused.
+fn refusing_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("its address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The Prometheus timeout of `sluice run` (Flagger's, 5 s), and a delay
+/// past it.
+const PAST_PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(8);
+/// A webhook's timeout in these Canaries, and a delay past it.
+const HOOK_TIMEOUT: &str = "1s";
+const PAST_HOOK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A Deployment and its Canary, both named `name`, with `analysis`
+/// (indented YAML) added to the Canary's analysis.
+async fn add_target(client: &kube::Client, name: &str, analysis: &str) {
+    let deployment = DEPLOYMENT
+        .replace("name: podinfo,", &format!("name: {name},"))
+        .replace("app: podinfo", &format!("app: {name}"));
+    let deployment: Deployment = yaml_serde::from_str(&deployment).unwrap();
+    Api::<Deployment>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create the target");
+    let canary = format!(
+        "{}{analysis}",
+        CANARY.replace("name: podinfo", &format!("name: {name}"))
+    );
+    let canary: Canary = yaml_serde::from_str(&canary)
+        .unwrap_or_else(|e| panic!("Canary {name} parses ({e}): {canary}"));
+    Api::<Canary>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &canary)
+        .await
+        .expect("create the Canary (the CRD schema accepts it)");
+}
+
+async fn add_template(client: &kube::Client, name: &str, address: &str) {
+    let template = format!(
+        "apiVersion: sluice.dev/v1beta1\nkind: MetricTemplate\nmetadata: {{name: {name}, namespace: test}}\nspec:\n  provider: {{type: prometheus, address: '{address}'}}\n  query: sum(up)\n"
+    );
+    let template: MetricTemplate = yaml_serde::from_str(&template).unwrap();
+    Api::<MetricTemplate>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &template)
+        .await
+        .expect("create the MetricTemplate");
+}
+
+fn metric_analysis(template: &str) -> String {
+    format!(
+        "    metrics:\n      - name: {template}-metric\n        templateRef: {{name: {template}, namespace: test}}\n        thresholdRange: {{min: 99}}\n        interval: 1m\n"
+    )
+}
+
+fn hook_analysis(hook_type: &str, url: &str) -> String {
+    format!(
+        "    webhooks:\n      - name: {hook_type}-hook\n        type: {hook_type}\n        url: {url}/\n        timeout: {HOOK_TIMEOUT}\n"
+    )
+}
+
+/// A new revision of the target `name`.
+async fn new_revision_of(client: &kube::Client, name: &str) {
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "podinfod", "image": "podinfo:2"}]}}}});
+    Api::<Deployment>::namespaced(client.clone(), NS)
+        .patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .expect("new revision");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_and_webhooks_slow_or_refusing_roll_back_by_the_threshold_or_halt_a_gate() {
+    let slow_prometheus = Recorder::start(vec![
+        Answer::new(
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+        )
+        .delayed(PAST_PROMETHEUS_TIMEOUT),
+    ])
+    .await;
+    let slow_hook = Recorder::start(vec![Answer::new(200, "ok").delayed(PAST_HOOK_TIMEOUT)]).await;
+    // One operator, five Canaries side by side, each with one fault from
+    // the start of its rollout.
+    let world = World::new().await;
+    let client = world.client.clone();
+    add_template(&client, "slow", &slow_prometheus.url).await;
+    add_template(&client, "down", &refusing_url()).await;
+    let refused_hook = refusing_url();
+    let cases = [
+        ("slow-prometheus", metric_analysis("slow")),
+        ("down-prometheus", metric_analysis("down")),
+        ("slow-hook", hook_analysis("rollout", &slow_hook.url)),
+        ("down-hook", hook_analysis("rollout", &refused_hook)),
+        ("down-gate", hook_analysis("confirm-rollout", &refused_hook)),
+    ];
+    for (name, analysis) in &cases {
+        add_target(&client, name, analysis).await;
+    }
+    let op = world.operator("sluice-a", &API_TIMEOUT);
+    let end = Instant::now() + Duration::from_secs(90);
+    let phase_of = |name: &str| canary(&world.server, NS, name)?.status?.phase;
+    for (name, _) in &cases {
+        while phase_of(name) != Some(CanaryPhase::Initialized) {
+            assert!(
+                Instant::now() < end,
+                "{name} not initialized; log:\n{}",
+                op.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for (name, _) in &cases {
+        new_revision_of(&client, name).await;
+    }
+    let rolled_back = [
+        "slow-prometheus",
+        "down-prometheus",
+        "slow-hook",
+        "down-hook",
+    ];
+    let mut weights: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+    loop {
+        for (name, _) in &cases {
+            let w = world.safe_weight_of(name);
+            let seen = weights.entry(name).or_default();
+            if seen.last() != Some(&w) {
+                seen.push(w);
+            }
+        }
+        if rolled_back.iter().all(|n| {
+            matches!(
+                phase_of(n),
+                Some(CanaryPhase::Failed | CanaryPhase::Succeeded)
+            )
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "not rolled back: {weights:?}; log:\n{}",
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let notes = events(&world.server);
+    let metrics = op.metrics().await;
+    let causes = [
+        (
+            "slow-prometheus",
+            "slow-metric",
+            "timeout",
+            "did not answer within 5s",
+        ),
+        (
+            "down-prometheus",
+            "down-metric",
+            "unreachable",
+            "is unreachable",
+        ),
+        ("slow-hook", "rollout-hook", "timeout", "timed out after 1s"),
+        (
+            "down-hook",
+            "rollout-hook",
+            "unreachable",
+            "failed after 1 attempt(s)",
+        ),
+    ];
+    for (name, check, cause, says) in causes {
+        assert_eq!(
+            phase_of(name),
+            Some(CanaryPhase::Failed),
+            "{name}: {notes:#?}"
+        );
+        // The first step needs no check; then the weight holds while the
+        // checks fail, and all of it goes back to the primary.
+        assert_eq!(
+            weights[name],
+            [0, 10, 0],
+            "{name}: no traffic moved toward the canary"
+        );
+        let halts: Vec<&String> = notes
+            .iter()
+            .filter(|n| n.starts_with(&format!("Halt {name}.test advancement")))
+            .collect();
+        // (The same note again is a patch of the event's series, not a
+        // new event: the threshold event shows the count.)
+        assert!(
+            !halts.is_empty() && halts.iter().all(|n| n.contains(check) && n.contains(says)),
+            "{name}: the failed check names {check} and why ({says}): {notes:#?}"
+        );
+        assert_eq!(
+            notes
+                .iter()
+                .filter(|n| n.starts_with(&format!(
+                    "Rolling back {name}.test failed checks threshold reached 2"
+                )))
+                .count(),
+            1,
+            "{name}: {notes:#?}"
+        );
+        let family = if check.ends_with("-hook") {
+            "sluice_webhook_failures_total"
+        } else {
+            "sluice_metric_query_failures_total"
+        };
+        let counted = sample(
+            &metrics,
+            family,
+            &[("name", name), ("check", check), ("cause", cause)],
+        );
+        assert!(
+            counted >= 2.0,
+            "{name}: {cause} counted {counted} times: {metrics}"
+        );
+    }
+    // The gate halts the rollout as Flagger does: it waits, at weight 0,
+    // and never rolls back.
+    assert_eq!(
+        phase_of("down-gate"),
+        Some(CanaryPhase::Waiting),
+        "{notes:#?}"
+    );
+    assert_eq!(
+        weights["down-gate"],
+        [0],
+        "no traffic to a canary whose gate is shut"
+    );
+    assert_eq!(
+        events_with(
+            &world.server,
+            "Halt down-gate.test advancement waiting for approval confirm-rollout-hook"
+        ),
+        1,
+        "{notes:#?}"
+    );
+    assert!(
+        sample(
+            &metrics,
+            "sluice_webhook_failures_total",
+            &[("name", "down-gate"), ("cause", "unreachable")]
+        ) >= 2.0,
+        "{metrics}"
+    );
+    assert!(slow_prometheus.requests().len() >= 2);
+    assert!(slow_hook.requests().len() >= 2);
 }
