@@ -12,7 +12,8 @@ use crate::support::http::{Answer, Recorder};
 use crate::support::operator::{Operator, canary, canary_weight, cluster_controllers};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use sluice_api::{Canary, CanaryPhase, MetricTemplate};
 use sluice_kube_double::{ApiServer, Fault, FaultKind};
 
@@ -479,21 +480,17 @@ async fn sluice_run_killed_at_every_step_and_phase_still_finishes_the_rollout_ex
     distinct.dedup();
     assert_eq!(distinct, STEPS, "each step once, in order: {seen:?}");
     assert_eq!(world.primary_image().as_deref(), Some("podinfo:2"));
-    // Never two "Advance … weight N" events for one step, whatever the
-    // restarts (a kill between the status write and the events loses them:
-    // events are sent at most once).
+    // Each step's event exactly once, whatever the restarts: events ride
+    // in the status write under fixed names, and a process killed before
+    // publishing them leaves them to the next one.
+    let end = Instant::now() + Duration::from_secs(10);
     for w in [10, 20, 30] {
-        let n = world
-            .server
-            .requests()
-            .iter()
-            .filter(|r| {
-                r.method == "POST"
-                    && r.uri.contains("/events")
-                    && r.body.contains(&format!("canary weight {w}\""))
-            })
-            .count();
-        assert!(n <= 1, "{n} Advance events for weight {w}");
+        let note = format!("Advance podinfo.test canary weight {w}");
+        while events_with(&world.client, &note).await == 0 && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let n = events_with(&world.client, &note).await;
+        assert_eq!(n, 1, "{note:?}: {:#?}", stored_events(&world.client).await);
     }
 }
 
@@ -668,9 +665,33 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// How many published events have a note containing `text`.
-fn events_with(server: &ApiServer, text: &str) -> usize {
-    events(server).iter().filter(|n| n.contains(text)).count()
+/// The notes of the Events stored in the namespace (an event created
+/// twice under its fixed name is stored once).
+async fn stored_events(client: &kube::Client) -> Vec<String> {
+    Api::<K8sEvent>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+/// How many stored events have a note containing `text`.
+async fn events_with(client: &kube::Client, text: &str) -> usize {
+    stored_events(client)
+        .await
+        .iter()
+        .filter(|n| n.contains(text))
+        .count()
+}
+
+/// The status and reason of the Canary `name`'s `Ready` condition.
+fn ready(server: &ApiServer, name: &str) -> Option<(String, String)> {
+    let status = canary(server, NS, name)?.status?;
+    let c = status.condition("Ready")?;
+    Some((c.status.clone(), c.reason.clone().unwrap_or_default()))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -692,6 +713,7 @@ async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_do
     // tick); the route's weights as they are seen.
     let mut steps: Vec<((i64, Option<CanaryPhase>), usize)> = Vec::new();
     let mut weights: Vec<i64> = Vec::new();
+    let mut reasons: Vec<(String, String)> = Vec::new();
     let others = [
         ("httproutes", Fault::on_main as fn(Fault) -> Fault),
         ("deployments", Fault::on_main),
@@ -701,6 +723,11 @@ async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_do
         let route_weight = world.safe_weight();
         if weights.last() != Some(&route_weight) {
             weights.push(route_weight);
+        }
+        if let Some(r) = ready(&world.server, "podinfo")
+            && reasons.last() != Some(&r)
+        {
+            reasons.push(r);
         }
         let status = canary(&world.server, NS, "podinfo")
             .and_then(|c| c.status)
@@ -806,8 +833,21 @@ async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_do
             "{counted} {kind} errors counted for {met} faults met: {metrics}"
         );
     }
-    // No step's event twice (a tick that failed after its status write
-    // loses its events: they are sent at most once).
+    // A failed tick is reported: Ready False with reason ApiError, until
+    // a clean tick.
+    assert!(
+        reasons.iter().any(|(s, r)| s == "False" && r == "ApiError"),
+        "Ready reasons seen: {reasons:?}"
+    );
+    assert_eq!(
+        ready(&world.server, "podinfo").map(|(s, _)| s).as_deref(),
+        Some("True"),
+        "Ready again after the last clean tick: {reasons:?}"
+    );
+    // Each step's event exactly once, whatever failed around it (events
+    // ride in the status write and are published after it; the last one
+    // may follow the final status).
+    let end = Instant::now() + Duration::from_secs(10);
     for once in [
         "New revision detected podinfo.test",
         "Advance podinfo.test canary weight 10",
@@ -816,8 +856,11 @@ async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_do
         "Copying podinfo.test template spec to podinfo-primary.test",
         "Promotion completed! Scaling down podinfo.test",
     ] {
-        let n = events_with(&world.server, once);
-        assert!(n <= 1, "{n} events {once:?}: {:#?}", events(&world.server));
+        while events_with(&world.client, once).await == 0 && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let n = events_with(&world.client, once).await;
+        assert_eq!(n, 1, "{once:?}: {:#?}", stored_events(&world.client).await);
     }
 }
 
@@ -943,12 +986,19 @@ async fn prometheus_and_webhooks_slow_or_refusing_roll_back_by_the_threshold_or_
         "down-hook",
     ];
     let mut weights: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+    let mut reasons: std::collections::BTreeMap<&str, Vec<(String, String)>> = Default::default();
     loop {
         for (name, _) in &cases {
             let w = world.safe_weight_of(name);
             let seen = weights.entry(name).or_default();
             if seen.last() != Some(&w) {
                 seen.push(w);
+            }
+            let seen = reasons.entry(name).or_default();
+            if let Some(r) = ready(&world.server, name)
+                && seen.last() != Some(&r)
+            {
+                seen.push(r);
             }
         }
         if rolled_back.iter().all(|n| {
@@ -966,7 +1016,7 @@ async fn prometheus_and_webhooks_slow_or_refusing_roll_back_by_the_threshold_or_
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let notes = events(&world.server);
+    let notes = stored_events(&world.client).await;
     let metrics = op.metrics().await;
     let causes = [
         (
@@ -994,6 +1044,17 @@ async fn prometheus_and_webhooks_slow_or_refusing_roll_back_by_the_threshold_or_
             phase_of(name),
             Some(CanaryPhase::Failed),
             "{name}: {notes:#?}"
+        );
+        // While the check cannot be judged, Ready is False with the fault.
+        let fault = if check.ends_with("-hook") {
+            "WebhookFailed"
+        } else {
+            "MetricUnavailable"
+        };
+        assert!(
+            reasons[name].contains(&("False".to_string(), fault.to_string())),
+            "{name}: Ready reasons seen {:?}",
+            reasons[name]
         );
         // The first step needs no check; then the weight holds while the
         // checks fail, and all of it goes back to the primary.
@@ -1051,9 +1112,10 @@ async fn prometheus_and_webhooks_slow_or_refusing_roll_back_by_the_threshold_or_
     );
     assert_eq!(
         events_with(
-            &world.server,
+            &world.client,
             "Halt down-gate.test advancement waiting for approval confirm-rollout-hook"
-        ),
+        )
+        .await,
         1,
         "{notes:#?}"
     );
