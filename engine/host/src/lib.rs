@@ -16,6 +16,7 @@ pub mod check;
 pub mod contract;
 pub mod evaluator;
 mod fault;
+pub mod fuzz;
 mod memo;
 pub mod registry;
 mod sandbox;

@@ -27,6 +27,9 @@ impl Strategy for AbTesting {
 
     fn route(spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
         require_matches(spec)?;
+        // Without iterations the matched requests would need the state's
+        // weight, which A/B testing never sets: refuse, as `decide` does.
+        progression::total_iterations(NAME, spec)?;
         Ok(route(spec, state))
     }
 }

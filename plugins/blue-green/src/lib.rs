@@ -19,15 +19,28 @@ impl Strategy for BlueGreen {
         state: &RolloutState,
         _observation: &Observation,
     ) -> Result<Action, String> {
+        refuse_matches(spec)?;
         progression::blue_green("blue-green", spec, state)
     }
 
-    fn route(_spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
+    fn route(spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
+        refuse_matches(spec)?;
         Ok(route(state))
     }
 }
 
 sluice_plugin_sdk::export_strategy!(BlueGreen);
+
+/// Blue/green switches all traffic, which a Canary with `analysis.match`
+/// may not do (only matching requests may reach its canary): such a Canary
+/// is A/B testing's.
+fn refuse_matches(spec: &AnalysisSpec) -> Result<(), String> {
+    if spec.matches.is_empty() {
+        Ok(())
+    } else {
+        Err("blue-green strategy does not take analysis.match: use ab-testing".into())
+    }
+}
 
 /// One rule: the primary, or the canary once the switch happened.
 pub fn route(state: &RolloutState) -> RoutePlan {

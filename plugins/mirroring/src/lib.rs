@@ -20,15 +20,30 @@ impl Strategy for Mirroring {
         state: &RolloutState,
         _observation: &Observation,
     ) -> Result<Action, String> {
+        supported(spec)?;
         progression::blue_green("mirroring", spec, state)
     }
 
     fn route(spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
+        supported(spec)?;
         Ok(route(spec, state))
     }
 }
 
 sluice_plugin_sdk::export_strategy!(Mirroring);
+
+/// Mirroring needs `analysis.mirror` (the host refuses a mirror the Canary
+/// did not ask for), and switches all traffic, which a Canary with
+/// `analysis.match` may not do.
+fn supported(spec: &AnalysisSpec) -> Result<(), String> {
+    if !spec.mirror {
+        return Err("mirroring strategy needs analysis.mirror: true".into());
+    }
+    if !spec.matches.is_empty() {
+        return Err("mirroring strategy does not take analysis.match: use ab-testing".into());
+    }
+    Ok(())
+}
 
 /// One rule: the primary with a mirror to the canary during the
 /// iterations, the canary after the switch, the primary at rest.

@@ -35,6 +35,13 @@ impl Strategy for StickyCanary {
         let affinity = spec.session_affinity.as_ref().ok_or_else(|| {
             format!("{NAME} strategy needs analysis.sessionAffinity (at least cookieName)")
         })?;
+        // Its catch-all sends the state's weight to the canary, which a
+        // Canary with `match` may not (only matching requests may).
+        if !spec.matches.is_empty() {
+            return Err(format!(
+                "{NAME} strategy does not take analysis.match with sessionAffinity"
+            ));
+        }
         Ok(route(affinity, spec.interval_seconds, state))
     }
 }
