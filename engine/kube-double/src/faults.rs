@@ -5,7 +5,10 @@
 //! sees what a client sent.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::error::ApiError;
 
@@ -19,19 +22,39 @@ pub enum FaultKind {
     /// 503 ServiceUnavailable, for reads (get, list, watch) as for writes:
     /// an API server that cannot be reached.
     Unavailable,
-    /// The write is held this long, then served as usual, whether or not
-    /// the client still waits for the answer: an API server (or etcd)
-    /// that hangs, then commits a write whose answer nobody reads.
+    /// The write is held this long (or until the test releases it), then
+    /// served as usual, whether or not the client still waits for the
+    /// answer: an API server (or etcd) that hangs, then commits a write
+    /// whose answer nobody reads.
     Delay(Duration),
+    /// As [`FaultKind::Delay`], held until the test releases it
+    /// ([`crate::ApiServer::release_held`]).
+    Held,
 }
 
 /// What an armed fault does to one request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Injected {
     /// Answer with this error instead of serving the request.
     Fail(ApiError),
-    /// Serve the request after this long.
-    Hold(Duration),
+    /// Serve the request after `delay`, or once the test releases held
+    /// requests (a change of `release`), whichever comes first.
+    Hold {
+        delay: Duration,
+        release: watch::Receiver<u64>,
+    },
+}
+
+impl Injected {
+    /// Waits out a hold (at once for a failure).
+    pub async fn wait(self) {
+        if let Injected::Hold { delay, mut release } = self {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = release.changed() => {}
+            }
+        }
+    }
 }
 
 /// Makes the next `times` writes (POST, PUT, PATCH, DELETE) of a resource
@@ -91,6 +114,16 @@ impl Fault {
         }
     }
 
+    /// The next write of `plural` is held until the test releases it
+    /// ([`crate::ApiServer::release_held`]), then served: a write that lands
+    /// exactly when the test says, long after its client gave up.
+    pub fn held(plural: &str) -> Self {
+        Self {
+            kind: FaultKind::Held,
+            ..Self::conflict(plural)
+        }
+    }
+
     pub fn named(mut self, name: &str) -> Self {
         self.name = Some(name.into());
         self
@@ -135,11 +168,27 @@ pub struct FaultMet {
 }
 
 /// The faults armed and the requests seen.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Faults {
     armed: Mutex<Vec<Fault>>,
     log: Mutex<Vec<RecordedRequest>>,
     met: Mutex<Vec<FaultMet>>,
+    /// Bumped to let every held request go.
+    release: watch::Sender<u64>,
+    /// Held requests not served yet.
+    holding: AtomicUsize,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            armed: Mutex::default(),
+            log: Mutex::default(),
+            met: Mutex::default(),
+            release: watch::Sender::new(0),
+            holding: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl Faults {
@@ -190,8 +239,33 @@ impl Faults {
             FaultKind::Unavailable => {
                 Injected::Fail(ApiError::unavailable("injected fault: unavailable"))
             }
-            FaultKind::Delay(delay) => Injected::Hold(delay),
+            FaultKind::Delay(delay) => self.hold(delay),
+            FaultKind::Held => self.hold(Duration::MAX),
         })
+    }
+
+    /// A hold, counted until [`Faults::served`]: it listens for releases
+    /// from now on, so a release sent once the fault was met lets it go.
+    fn hold(&self, delay: Duration) -> Injected {
+        self.holding.fetch_add(1, Ordering::SeqCst);
+        let mut release = self.release.subscribe();
+        release.borrow_and_update();
+        Injected::Hold { delay, release }
+    }
+
+    /// A held request was served.
+    pub fn served(&self) {
+        self.holding.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Held requests not served yet.
+    pub fn holding(&self) -> usize {
+        self.holding.load(Ordering::SeqCst)
+    }
+
+    /// Lets every request held now go.
+    pub fn release(&self) {
+        self.release.send_modify(|n| *n += 1);
     }
 
     pub fn clear(&self) {
@@ -230,7 +304,7 @@ mod tests {
     fn code(injected: Option<Injected>) -> Option<u16> {
         match injected? {
             Injected::Fail(e) => Some(e.code),
-            Injected::Hold(_) => None,
+            Injected::Hold { .. } => None,
         }
     }
 
@@ -288,10 +362,13 @@ mod tests {
             f.check("httproutes", "h", Some("r"), true, true).is_none(),
             "on_main: a status write is not held"
         );
-        assert_eq!(
+        assert!(matches!(
             f.check("httproutes", "h", Some("r"), false, true),
-            Some(Injected::Hold(delay))
-        );
+            Some(Injected::Hold { delay: d, .. }) if d == delay
+        ));
+        assert_eq!(f.holding(), 1, "held until served");
+        f.served();
+        assert_eq!(f.holding(), 0);
         assert!(f.check("httproutes", "h", Some("r"), false, true).is_none());
         assert_eq!(
             f.met(),

@@ -243,6 +243,17 @@ impl ApiServer {
         self.shared.faults.met()
     }
 
+    /// Lets every request held now ([`Fault::held`], [`Fault::delayed`])
+    /// be served at once.
+    pub fn release_held(&self) {
+        self.shared.faults.release();
+    }
+
+    /// How many held requests have not been served yet.
+    pub fn held_requests(&self) -> usize {
+        self.shared.faults.holding()
+    }
+
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.faults.requests()

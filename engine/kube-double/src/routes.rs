@@ -77,19 +77,21 @@ async fn handle(
     match serve(&shared, &request, Faulty::Yes) {
         Ok(response) => response,
         Err(Stop::Error(error)) => error_response(&request, &error),
-        Err(Stop::Hold(delay)) => {
+        Err(Stop::Hold(hold)) => {
             // Served by a task of its own: a client that gives up waiting
             // does not cancel it, so the write still lands.
             let task = tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                match serve(&shared, &request, Faulty::No) {
+                hold.wait().await;
+                let response = match serve(&shared, &request, Faulty::No) {
                     Ok(response) => response,
                     Err(Stop::Error(error)) => error_response(&request, &error),
                     Err(Stop::Hold(_)) => error_response(
                         &request,
                         &ApiError::internal("a held request was held again"),
                     ),
-                }
+                };
+                shared.faults.served();
+                response
             });
             task.await.unwrap_or_else(|e| {
                 json_response(
@@ -112,8 +114,8 @@ fn error_response(request: &Request, error: &ApiError) -> Response {
 /// Why a request was not served at once.
 enum Stop {
     Error(ApiError),
-    /// An armed fault holds it this long first.
-    Hold(Duration),
+    /// An armed fault holds it first.
+    Hold(Injected),
 }
 
 impl From<ApiError> for Stop {
@@ -286,7 +288,7 @@ fn serve(shared: &Arc<Shared>, request: &Request, faulty: Faulty) -> Result<Resp
     };
     match injected {
         Some(Injected::Fail(error)) => return Err(Stop::Error(error)),
-        Some(Injected::Hold(delay)) => return Err(Stop::Hold(delay)),
+        Some(hold @ Injected::Hold { .. }) => return Err(Stop::Hold(hold)),
         None => {}
     }
     dispatch(shared, request, target).map_err(Stop::Error)

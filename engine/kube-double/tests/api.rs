@@ -1224,3 +1224,45 @@ async fn a_delayed_write_outlives_a_client_that_gave_up_and_still_lands() {
         "both holds are recorded"
     );
 }
+
+#[tokio::test]
+async fn a_held_write_lands_only_when_the_test_releases_it() {
+    let (server, client) = server().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &config_map("c", &[("k", "1")]))
+        .await
+        .unwrap();
+    server.inject(Fault::held("configmaps"));
+    let patch = Patch::Merge(json!({ "data": { "k": "2" } }));
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        api.patch("c", &PatchParams::default(), &patch),
+    )
+    .await;
+    assert!(gave_up.is_err(), "held: {gave_up:?}");
+    assert_eq!(server.held_requests(), 1);
+    // A later write overtakes it.
+    api.patch(
+        "c",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "data": { "k": "3" } })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api.get("c").await.unwrap().data.unwrap()["k"], "3");
+    server.release_held();
+    let landed = server
+        .wait_for::<ConfigMap>(
+            "default",
+            "c",
+            |cm| {
+                cm.and_then(|c| c.data.as_ref())
+                    .is_some_and(|d| d["k"] == "2")
+            },
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert!(landed.is_some(), "the held write lands once released");
+    assert_eq!(server.held_requests(), 0);
+}
