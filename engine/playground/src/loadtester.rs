@@ -552,3 +552,95 @@ mod tests {
         assert!(Hey::parse("hey -z 1m https://a/").is_err());
     }
 }
+
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+
+    async fn post(lt: &LoadTester, path: &str, body: serde_json::Value) -> (u16, String) {
+        let r = crate::envoy::client()
+            .unwrap()
+            .post(lt.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// The answers of Flagger's load tester (pkg/loadtester/server.go).
+    #[tokio::test]
+    async fn it_answers_as_flaggers_load_tester() {
+        let lt = LoadTester::start(Duration::from_secs(5)).await.unwrap();
+        let canary = serde_json::json!({"name": "podinfo", "namespace": "test"});
+        assert_eq!(post(&lt, "/gate/approve", canary.clone()).await.0, 200);
+        assert_eq!(post(&lt, "/gate/halt", canary.clone()).await.0, 403);
+        // Gates start closed, per Canary.
+        assert_eq!(
+            post(&lt, "/gate/check", canary.clone()).await,
+            (403, "Forbidden".into())
+        );
+        assert_eq!(post(&lt, "/gate/open", canary.clone()).await.0, 202);
+        assert_eq!(
+            post(&lt, "/gate/check", canary.clone()).await,
+            (200, "Approved".into())
+        );
+        let other = serde_json::json!({"name": "other", "namespace": "test"});
+        assert_eq!(post(&lt, "/gate/check", other).await.0, 403);
+        // The rollback gate is another.
+        assert_eq!(post(&lt, "/rollback/check", canary.clone()).await.0, 403);
+        assert_eq!(post(&lt, "/rollback/open", canary.clone()).await.0, 202);
+        assert_eq!(post(&lt, "/rollback/check", canary.clone()).await.0, 200);
+        assert_eq!(post(&lt, "/gate/close", canary.clone()).await.0, 202);
+        assert_eq!(post(&lt, "/gate/check", canary.clone()).await.0, 403);
+        // Commands.
+        assert_eq!(
+            post(&lt, "/", canary.clone()).await,
+            (400, "metadata not found in payload".into())
+        );
+        let hook = |metadata: serde_json::Value| serde_json::json!({"name": "podinfo", "namespace": "test", "metadata": metadata});
+        let (status, body) = post(
+            &lt,
+            "/",
+            hook(serde_json::json!({"type": "bash", "cmd": "echo ok"})),
+        )
+        .await;
+        assert_eq!((status, body.trim()), (200, "ok"));
+        let (status, body) = post(
+            &lt,
+            "/",
+            hook(serde_json::json!({"type": "bash", "cmd": "echo no; exit 3"})),
+        )
+        .await;
+        assert_eq!(status, 500);
+        assert!(body.contains("no"), "{body}");
+        assert_eq!(
+            post(
+                &lt,
+                "/",
+                hook(serde_json::json!({"type": "helm", "cmd": "ls"}))
+            )
+            .await,
+            (400, "unknown task type helm".into())
+        );
+        assert_eq!(
+            post(&lt, "/", hook(serde_json::json!({"cmd": "sleep 2"})))
+                .await
+                .0,
+            202
+        );
+        assert_eq!(
+            post(&lt, "/", hook(serde_json::json!({"cmd": "sleep 2"})))
+                .await
+                .0,
+            202
+        );
+        let outcomes: Vec<String> = lt
+            .calls()
+            .into_iter()
+            .filter(|c| c.cmd.as_deref() == Some("sleep 2"))
+            .map(|c| c.outcome)
+            .collect();
+        assert_eq!(outcomes, ["started", "skipped: already running"]);
+    }
+}
