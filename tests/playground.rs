@@ -992,7 +992,7 @@ async fn live_load_tester_hooks_start_the_load_and_gate_the_promotion() {
     let lt = pg.loadtester.url("/");
     let gate = pg.loadtester.url("/gate/check");
     let hey = format!(
-        "hey -z 1m -q 50 -c 2 -host www.example.com {}/",
+        "hey -z 5m -q 50 -c 2 -host www.example.com {}/",
         pg.envoy.url("")
     );
     let webhooks = format!(
@@ -1102,7 +1102,6 @@ async fn live_load_tester_hooks_start_the_load_and_gate_the_promotion() {
     let first_ok = checks.iter().position(|s| *s == 200).expect("approved");
     assert!(first_ok >= 2, "{checks:?}");
     assert!(checks[..first_ok].iter().all(|s| *s == 403), "{checks:?}");
-    assert!(pg.loadtester.load_running());
 }
 
 /// `sluice demo --fast`, the real binary: a healthy rollout promoted, then
