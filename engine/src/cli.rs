@@ -50,8 +50,70 @@ pub enum Command {
 pub enum PluginCommand {
     /// Inspect a plugin (.wasm component): world, contract version,
     /// imports, exports, size, digest, and sample calls within the limits.
-    /// Exits 1 when the host would refuse it.
+    /// Exits 1 when the host would refuse it, or when `--fuzz` finds an
+    /// input whose answer the host refuses.
     Check(PluginCheckArgs),
+    /// Create a plugin crate (Rust, with the guest SDK) that builds, tests
+    /// and passes `plugin check` as it is.
+    New(PluginNewArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PluginNewArgs {
+    /// The crate's name: lower-case letters, digits and '-', starting with
+    /// a letter; the component is named after it, with '_' for '-'.
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub kind: crate::scaffold::PluginKind,
+    /// The folder to create (default: ./NAME); it must not exist, or be empty.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The SDK's folder (a Sluice checkout's plugins/sdk). Default: the SDK
+    /// of the Sluice checkout the command runs in, else the published SDK
+    /// by version.
+    #[arg(long)]
+    pub sdk_path: Option<PathBuf>,
+}
+
+/// `sluice plugin new`: writes the crate and says what to do next.
+pub fn plugin_new(args: &PluginNewArgs) -> Result<String> {
+    use crate::scaffold::{self, Scaffold, SdkSource};
+    let sdk = match &args.sdk_path {
+        Some(path) => SdkSource::Path(path.clone()),
+        None => std::env::current_dir()
+            .ok()
+            .and_then(|dir| scaffold::find_sdk(&dir))
+            .map_or_else(
+                || SdkSource::Version(scaffold::SDK_VERSION.into()),
+                SdkSource::Path,
+            ),
+    };
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    let created = scaffold::create(&Scaffold {
+        name: args.name.clone(),
+        kind: args.kind,
+        dir,
+        sdk: sdk.clone(),
+    })?;
+    let sdk = match sdk {
+        SdkSource::Path(p) => format!("path {}", p.display()),
+        SdkSource::Version(v) => format!("version {v} (crates.io; or set --sdk-path)"),
+    };
+    let wasm = created.wasm.display();
+    Ok(format!(
+        "created:  {kind} plugin {name} in {dir}\n\
+         sdk:      sluice-plugin-sdk by {sdk}\n\
+         next:     cd {dir}\n\
+         \x20         cargo test\n\
+         \x20         cargo build --release --target wasm32-wasip2\n\
+         \x20         sluice plugin check --fuzz 1000 {wasm}\n",
+        kind = args.kind,
+        name = args.name,
+        dir = created.dir.display(),
+    ))
 }
 
 #[derive(clap::Args, Debug)]
@@ -68,6 +130,14 @@ pub struct PluginCheckArgs {
     /// evaluator's metric config (as a RolloutPlugin's `config` would give).
     #[arg(long, default_value = "")]
     pub config: String,
+    /// Also run this many generated inputs through the plugin, with the
+    /// host's answer checks as the oracle; the first failing input is
+    /// printed, shrunk.
+    #[arg(long, value_name = "N")]
+    pub fuzz: Option<u32>,
+    /// The seed of `--fuzz`'s generator: the same seed, the same inputs.
+    #[arg(long, default_value_t = 0, requires = "fuzz")]
+    pub seed: u64,
 }
 
 /// `sluice plugin check`: the report, and whether the plugin is usable.
@@ -85,7 +155,18 @@ pub async fn plugin_check(args: &PluginCheckArgs) -> Result<(String, bool)> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
     let report = sluice_host::check::check(&host, &name, &wasm, limits, &args.config).await;
-    Ok((report.to_string(), report.ok()))
+    let mut out = report.to_string();
+    let Some(cases) = args.fuzz.filter(|_| report.ok()) else {
+        return Ok((out, report.ok()));
+    };
+    let options = sluice_host::fuzz::FuzzOptions {
+        cases,
+        seed: args.seed,
+        config: args.config.clone(),
+    };
+    let fuzzed = sluice_host::fuzz::fuzz(&host, &name, &wasm, limits, &options).await?;
+    out.push_str(&fuzzed.to_string());
+    Ok((out, fuzzed.ok()))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

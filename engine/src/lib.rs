@@ -7,4 +7,5 @@
 
 pub mod cli;
 pub mod demo;
+pub mod scaffold;
 pub mod simulate;

@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Crd => cli::crds(),
         Command::Demo(args) => sluice::demo::demo(args).await,
+        Command::Plugin(cli::PluginCommand::New(args)) => cli::plugin_new(args),
         Command::Plugin(cli::PluginCommand::Check(args)) => match cli::plugin_check(args).await {
             Ok((report, true)) => Ok(report),
             Ok((report, false)) => {

@@ -2,9 +2,9 @@
 //!
 //! Sluice runs its rollout strategies and metric evaluators as WebAssembly
 //! components implementing the `sluice:plugin@0.1.0` contract
-//! (`wit/plugin.wit`). This crate generates the guest bindings for both
-//! worlds once and wraps them in two small traits, so a plugin is one `impl`
-//! and one macro call:
+//! (`wit/plugin.wit` inside this crate, a copy of Sluice's own). This crate
+//! generates the guest bindings for both worlds once and wraps them in two
+//! small traits, so a plugin is one `impl` and one macro call:
 //!
 //! ```no_run
 //! use sluice_plugin_sdk::strategy::*;
@@ -76,7 +76,7 @@ pub mod bindings {
     pub mod strategy {
         wit_bindgen::generate!({
             world: "strategy",
-            path: "../../wit",
+            path: "wit",
             // The export macro is expanded in the plugin crate, which does
             // not depend on wit-bindgen itself: every path in the generated
             // code goes through this crate.
@@ -92,7 +92,7 @@ pub mod bindings {
     pub mod evaluator {
         wit_bindgen::generate!({
             world: "evaluator",
-            path: "../../wit",
+            path: "wit",
             // One `log` module for both worlds.
             with: {
                 "sluice:plugin/log@0.1.0": crate::bindings::strategy::sluice::plugin::log,
