@@ -1015,7 +1015,10 @@ async fn a_fault_sets_the_ready_reason_while_it_lasts_and_a_clean_tick_clears_it
     set(&switch.metrics_down, true);
     let out = tick().await;
     let (status, reason, message) = ready(&out.status);
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "MetricUnavailable"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "MetricUnavailable")
+    );
     assert!(
         message.contains("metric error-rate query failed")
             && message.contains("did not answer within 5s"),
@@ -1025,7 +1028,9 @@ async fn a_fault_sets_the_ready_reason_while_it_lasts_and_a_clean_tick_clears_it
     assert_eq!(out.status.failed_checks, 1);
     assert_eq!(out.status.canary_weight, weight, "nothing moves");
     assert!(
-        out.events.iter().any(|e| e.message.contains("query failed")),
+        out.events
+            .iter()
+            .any(|e| e.message.contains("query failed")),
         "the fault is in an event: {:?}",
         out.events
     );
@@ -1035,7 +1040,10 @@ async fn a_fault_sets_the_ready_reason_while_it_lasts_and_a_clean_tick_clears_it
     set(&switch.webhooks_down, true);
     let out = tick().await;
     let (status, reason, message) = ready(&out.status);
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "WebhookFailed"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "WebhookFailed")
+    );
     assert!(
         message.contains("external check load-test failed connection refused"),
         "{message}"
@@ -1111,4 +1119,117 @@ async fn the_events_of_a_tick_cut_off_after_its_status_write_are_published_once_
     ] {
         assert_eq!(count(m), 1, "{m}: {events:#?}");
     }
+}
+
+/// A Canary of `yaml` and its Deployment in namespace `ns` of `cluster`.
+fn put_in_namespace(cluster: &MemoryCluster, yaml: &str, ns: &str) {
+    let canary = sluice_api::load::canary_from_yaml(
+        &yaml.replace("namespace: test", &format!("namespace: {ns}")),
+    )
+    .unwrap();
+    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(&format!(
+        "metadata: {{name: podinfo, namespace: {ns}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: podinfo}}}}\n  template:\n    metadata: {{labels: {{app: podinfo}}}}\n    spec: {{containers: [{{name: podinfod, image: 'podinfo:1'}}]}}\n",
+    ))
+    .unwrap();
+    cluster.put_deployment(deployment).unwrap();
+    cluster.put_canary(canary).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_build_that_faults_on_every_canary_is_failed_fleet_wide_and_they_roll_back() {
+    // Three Canaries use a registered strategy whose every decision breaks
+    // the rules (an advance past maxWeight); a fourth uses the built-in one.
+    let registry = common::registry();
+    let plugin = registry
+        .host()
+        .load_strategy(
+            "team-canary",
+            common::test_plugin("hostile_strategy"),
+            sluice_host::Limits::default(),
+        )
+        .unwrap();
+    registry.register_strategy(plugin);
+    let hostile = podinfo_yaml().replace(
+        "    stepWeight: 10\n",
+        "    stepWeight: 10\n    strategy: team-canary\n    strategyConfig: advance-100\n",
+    );
+    let cluster = MemoryCluster::new();
+    let teams = ["team-a", "team-b", "team-c"];
+    for ns in teams {
+        put_in_namespace(&cluster, &hostile, ns);
+    }
+    put_in_namespace(&cluster, &podinfo_yaml(), "team-d");
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, registry.clone());
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let all = ["team-a", "team-b", "team-c", "team-d"];
+    for n in 0..30 {
+        for ns in all {
+            let canary = cluster.canary(ns, "podinfo").unwrap();
+            analyzer.reconcile(&canary, now).await.unwrap();
+            if n == 3 {
+                let mut d = cluster.get_deployment(ns, "podinfo").unwrap();
+                d.spec
+                    .as_mut()
+                    .unwrap()
+                    .template
+                    .spec
+                    .as_mut()
+                    .unwrap()
+                    .containers[0]
+                    .image = Some("podinfo:2".into());
+                cluster.put_deployment(d).unwrap();
+            }
+            let route = cluster.route(ns, "podinfo");
+            if teams.contains(&ns) {
+                let canary_weight: i32 = route
+                    .iter()
+                    .flat_map(|r| r.spec.rules.iter().flatten())
+                    .flat_map(|rule| rule.backend_refs.iter().flatten())
+                    .filter(|b| b.name == "podinfo-canary")
+                    .map(|b| b.weight.unwrap_or(1))
+                    .sum();
+                assert_eq!(canary_weight, 0, "{ns}: no request reaches its canary");
+            }
+        }
+        now += jiff::SignedDuration::from_secs(60);
+        cluster.advance_tick();
+    }
+    let phase = |ns| cluster.canary(ns, "podinfo").unwrap().status.unwrap().phase;
+    for ns in teams {
+        assert_eq!(phase(ns), Some(CanaryPhase::Failed), "{ns}");
+    }
+    assert_eq!(
+        phase("team-d"),
+        Some(CanaryPhase::Succeeded),
+        "another build is not affected"
+    );
+    // The breaker opened once, said so in one event, and the Canaries that
+    // ticked after it saw the plugin as unavailable, with the reason.
+    let messages: Vec<String> = teams
+        .iter()
+        .flat_map(|ns| cluster.events(ns, "podinfo"))
+        .map(|e| e.message)
+        .collect();
+    let opened: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.starts_with("Plugin team-canary (sha256:"))
+        .collect();
+    assert_eq!(opened.len(), 1, "{messages:#?}");
+    assert!(
+        opened[0].contains("marked failed on every Canary after 5 faults in a row on 3 Canaries"),
+        "{}",
+        opened[0]
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("strategy plugin \"team-canary\" (sha256:")
+                && m.contains("is marked failed on every Canary")),
+        "{messages:#?}"
+    );
+    assert_eq!(registry.host().metrics().circuit_openings("team-canary"), 1);
+    assert!(matches!(
+        registry.strategy("team-canary"),
+        Err(sluice_host::registry::RegistryError::CircuitOpen { .. })
+    ));
 }

@@ -9,6 +9,7 @@
 //! of its inputs that always answers, or faults, within its budget.
 
 pub mod bindings;
+pub mod breaker;
 pub mod builtin;
 mod cache;
 mod call;
@@ -33,6 +34,7 @@ use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use breaker::{BreakerPolicy, Breakers};
 pub use cache::{ArtifactCache, CacheError};
 use call::{CallState, EPOCH_TICK};
 pub use call::{Limits, LogSink, MAX_LOG_LINES};
@@ -73,6 +75,8 @@ pub struct PluginHost {
     compiling: Arc<Mutex<()>>,
     /// Compiled components by digest: each digest is compiled once.
     compiled: Arc<Mutex<HashMap<String, Component>>>,
+    /// Circuit breakers by digest, shared by every Canary.
+    breakers: Breakers,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -104,8 +108,20 @@ impl PluginHost {
             permits: Arc::new(Semaphore::new(calls as usize)),
             compiling: Arc::default(),
             compiled: Arc::default(),
+            breakers: Breakers::default(),
             _ticker: ticker,
         })
+    }
+
+    /// Opens plugins' circuit breakers by `policy` instead of the default.
+    pub fn with_breaker_policy(mut self, policy: BreakerPolicy) -> Self {
+        self.breakers = Breakers::new(policy);
+        self
+    }
+
+    /// The circuit breakers of this host's plugins, by digest.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
     }
 
     /// Call counts, failures and durations of every plugin of this host.

@@ -24,6 +24,15 @@ pub enum RegistryError {
         name: String,
         why: String,
     },
+    /// Its build (digest) faulted on many calls across Canaries: see
+    /// [`crate::breaker`].
+    #[error("{kind} plugin {name:?} ({digest}) is {open}")]
+    CircuitOpen {
+        kind: &'static str,
+        name: String,
+        digest: String,
+        open: String,
+    },
 }
 
 fn plural(kind: &str) -> &'static str {
@@ -160,7 +169,33 @@ impl PluginRegistry {
         })
     }
 
+    /// `p` unless its circuit breaker is open.
+    fn guarded<P>(
+        &self,
+        kind: &'static str,
+        name: &str,
+        digest: &str,
+        p: P,
+    ) -> Result<P, RegistryError> {
+        self.host
+            .breakers()
+            .check(digest)
+            .map(|()| p)
+            .map_err(|open| RegistryError::CircuitOpen {
+                kind,
+                name: name.to_string(),
+                digest: format!("sha256:{}", &digest[..digest.len().min(12)]),
+                open: open.to_string(),
+            })
+    }
+
     pub fn strategy(&self, name: &str) -> Result<StrategyPlugin, RegistryError> {
+        let p = self.find_strategy(name)?;
+        let digest = p.digest().to_string();
+        self.guarded("strategy", name, &digest, p)
+    }
+
+    fn find_strategy(&self, name: &str) -> Result<StrategyPlugin, RegistryError> {
         if let Some(p) = &self.strategy_override {
             return Ok(p.clone());
         }
@@ -190,6 +225,12 @@ impl PluginRegistry {
     }
 
     pub fn evaluator(&self, name: &str) -> Result<EvaluatorPlugin, RegistryError> {
+        let p = self.find_evaluator(name)?;
+        let digest = p.digest().to_string();
+        self.guarded("evaluator", name, &digest, p)
+    }
+
+    fn find_evaluator(&self, name: &str) -> Result<EvaluatorPlugin, RegistryError> {
         if let Some(p) = &self.evaluator_override {
             return Ok(p.clone());
         }

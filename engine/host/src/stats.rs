@@ -33,6 +33,7 @@ pub struct PluginMetrics {
     calls: Family<PluginLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     duration: Family<PluginLabels, Histogram, fn() -> Histogram>,
+    circuit_opened: Family<PluginLabels, Counter>,
 }
 
 impl Default for PluginMetrics {
@@ -41,6 +42,7 @@ impl Default for PluginMetrics {
             calls: Family::default(),
             failures: Family::default(),
             duration: Family::new_with_constructor(call_duration),
+            circuit_opened: Family::default(),
         }
     }
 }
@@ -74,6 +76,25 @@ impl PluginMetrics {
             .inc();
     }
 
+    /// The circuit breaker of a build of `plugin` opened (see
+    /// [`crate::breaker`]).
+    pub fn record_circuit_opened(&self, plugin: &str) {
+        self.circuit_opened
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_string(),
+            })
+            .inc();
+    }
+
+    /// Times a circuit breaker of `plugin` opened so far.
+    pub fn circuit_openings(&self, plugin: &str) -> u64 {
+        self.circuit_opened
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_string(),
+            })
+            .get()
+    }
+
     /// Calls recorded for `plugin` so far.
     pub fn calls(&self, plugin: &str) -> u64 {
         self.calls
@@ -99,6 +120,11 @@ impl PluginMetrics {
             "sluice_plugin_call_duration_seconds",
             "Duration of one plugin call (fresh store, instantiation and the call)",
             self.duration.clone(),
+        );
+        registry.register(
+            "sluice_plugin_circuit_opened",
+            "Times a plugin build was marked failed on every Canary after repeated faults (circuit breaker), by plugin",
+            self.circuit_opened.clone(),
         );
     }
 }

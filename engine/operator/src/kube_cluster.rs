@@ -322,6 +322,19 @@ impl KubeCluster {
             + DeserializeOwned
             + Debug,
     {
+        self.apply_at(object, None).await
+    }
+
+    /// [`Self::apply`], preconditioned on `version` (the `resourceVersion`
+    /// read) when given: it fails with 409 if the object changed since.
+    async fn apply_at<K>(&self, object: &K, version: Option<String>) -> Result<()>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + Debug,
+    {
         let kind = K::kind(&());
         let name = object.meta().name.clone().ok_or_else(|| {
             ClusterError::invalid(format!("applying a {kind}"), "it has no metadata.name")
@@ -333,8 +346,11 @@ impl KubeCluster {
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
         let action = || format!("applying {kind} {namespace}/{name}");
         self.may_write(action)?;
-        let body =
+        let mut body =
             apply_body(object, &namespace).map_err(|why| ClusterError::invalid(action(), why))?;
+        if let (Some(version), Some(meta)) = (version, body["metadata"].as_object_mut()) {
+            meta.insert("resourceVersion".into(), version.into());
+        }
         let params = PatchParams::apply(&self.field_manager).force();
         self.api::<K>(&namespace)
             .patch(&name, &params, &Patch::Apply(&body))
@@ -507,8 +523,25 @@ impl Cluster for KubeCluster {
         Ok(self.get(namespace, name).await?.map(Arc::new))
     }
 
+    /// Preconditioned on the route's `resourceVersion` read just before: a
+    /// route write whose call failed (a timeout) may still reach the API
+    /// server later, and without it, once a newer route was written, it
+    /// would move the traffic back to an old step (onto a canary already
+    /// scaled down). With it, such a late write fails with 409.
     async fn apply_http_route(&self, route: &HttpRoute) -> Result<()> {
-        self.apply(route).await
+        let namespace = route
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+        let version = match &route.metadata.name {
+            Some(name) => self
+                .get::<HttpRoute>(&namespace, name)
+                .await?
+                .and_then(|current| current.metadata.resource_version),
+            None => None,
+        };
+        self.apply_at(route, version).await
     }
 
     async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>> {
@@ -560,14 +593,14 @@ impl Cluster for KubeCluster {
             None => self.recorder.publish(&kube_event(event), &regarding).await,
         };
         published.map_err(|e| {
-                let action = format!(
-                    "publishing event {:?} for Canary {}/{}",
-                    event.message,
-                    namespace_of(canary),
-                    canary.name_any()
-                );
-                kube_error(action, e)
-            })
+            let action = format!(
+                "publishing event {:?} for Canary {}/{}",
+                event.message,
+                namespace_of(canary),
+                canary.name_any()
+            );
+            kube_error(action, e)
+        })
     }
 }
 

@@ -215,12 +215,21 @@ pub(crate) async fn report_failure<C: Cluster>(
     }) {
         return;
     }
-    status.set_condition(CONDITION_READY, "False", reason, message.clone(), &now.to_string());
+    status.set_condition(
+        CONDITION_READY,
+        "False",
+        reason,
+        message.clone(),
+        &now.to_string(),
+    );
     if let Err(e) = cluster.update_canary_status(canary, &status).await {
         tracing::debug!(canary = %key(canary), error = %e, "cannot report the failed tick");
         return;
     }
-    if let Err(e) = cluster.publish_event(canary, &Event::warning(message)).await {
+    if let Err(e) = cluster
+        .publish_event(canary, &Event::warning(message))
+        .await
+    {
         tracing::debug!(canary = %key(canary), error = %e, "cannot report the failed tick");
     }
 }

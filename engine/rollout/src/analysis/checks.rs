@@ -126,6 +126,37 @@ impl CheckFailure {
     }
 }
 
+/// Tells the circuit breaker of the plugin `name` (build `digest`) how a
+/// call for `canary` went. `Some` is the event to publish when this fault
+/// opens the breaker: from then on the registry hands the plugin to no
+/// Canary (see `sluice_host::breaker`).
+pub fn tell_breaker<T, E: std::fmt::Display>(
+    plugins: &PluginRegistry,
+    canary: &Canary,
+    (name, digest, export): (&str, &str, &'static str),
+    result: &Result<T, E>,
+) -> Option<String> {
+    let host = plugins.host();
+    let fault = match result {
+        Ok(_) => {
+            host.breakers().record_success(digest, export);
+            return None;
+        }
+        Err(fault) => fault.to_string(),
+    };
+    let key = format!(
+        "{}/{}",
+        canary.metadata.namespace.as_deref().unwrap_or("default"),
+        canary.metadata.name.as_deref().unwrap_or_default()
+    );
+    let open = host.breakers().record_fault(digest, export, &key, &fault)?;
+    host.metrics().record_circuit_opened(name);
+    Some(format!(
+        "Plugin {name} (sha256:{}) {open}",
+        &digest[..digest.len().min(12)]
+    ))
+}
+
 /// Checks every metric; returns one failure per failed check.
 pub async fn run_metrics<M: MetricsProvider>(
     provider: &M,
@@ -154,12 +185,6 @@ async fn run_metric<M: MetricsProvider>(
     target_label: &str,
 ) -> Result<(), CheckFailure> {
     let unavailable = |message| CheckFailure::fault(Fault::MetricUnavailable, message);
-    let plugin_fault = |f| {
-        CheckFailure::fault(
-            Fault::PluginFault,
-            format!("Halt {target_label} advancement {f}"),
-        )
-    };
     let value = canary_value(provider, canary, check, target_label)
         .await
         .map_err(unavailable)?;
@@ -169,11 +194,23 @@ async fn run_metric<M: MetricsProvider>(
             format!("Halt {target_label} advancement metric {}: {e}", check.name),
         )
     })?;
+    let plugin_fault = |f: sluice_host::PluginFault| {
+        let mut message = format!("Halt {target_label} advancement {f}");
+        let failed: Result<(), _> = Err(f);
+        let plugin = (check.evaluator.as_str(), evaluator.digest(), "evaluate");
+        if let Some(opened) = tell_breaker(plugins, canary, plugin, &failed) {
+            message = format!("{message}; {opened}");
+        }
+        CheckFailure::fault(Fault::PluginFault, message)
+    };
     let metric = metric_for(check, &evaluator);
     let Requirements {
         baseline: wants_baseline,
         series: series_request,
-    } = evaluator.requirements(&metric).await.map_err(plugin_fault)?;
+    } = evaluator
+        .requirements(&metric)
+        .await
+        .map_err(plugin_fault)?;
     let primary = if wants_baseline {
         baseline_value(provider, canary, check, target_label)
             .await
@@ -183,18 +220,16 @@ async fn run_metric<M: MetricsProvider>(
     };
     let (canary_series, primary_series) = match &series_request {
         None => (Vec::new(), Vec::new()),
-        Some(request) => {
-            series_samples(
-                provider,
-                canary,
-                check,
-                target_label,
-                request,
-                wants_baseline,
-            )
-            .await
-            .map_err(unavailable)?
-        }
+        Some(request) => series_samples(
+            provider,
+            canary,
+            check,
+            target_label,
+            request,
+            wants_baseline,
+        )
+        .await
+        .map_err(unavailable)?,
     };
     let samples = Samples {
         canary: value,
@@ -206,6 +241,10 @@ async fn run_metric<M: MetricsProvider>(
         .evaluate(&metric, samples)
         .await
         .map_err(plugin_fault)?;
+    plugins
+        .host()
+        .breakers()
+        .record_success(evaluator.digest(), "evaluate");
     match verdict {
         Verdict::Pass => Ok(()),
         Verdict::Fail(reason) | Verdict::Inconclusive(reason) => Err(CheckFailure::judged(

@@ -22,9 +22,7 @@ use crate::cluster::{Cluster, Event};
 use crate::router;
 use checks::{CheckFailure, Fault, MetricsProvider, WebhookCaller};
 pub use error::{Result, TickError, WorkloadError};
-use sluice_api::{
-    AlertSeverity, Canary, CanaryPhase, CanaryStatus, HookType, RolloutSettings,
-};
+use sluice_api::{AlertSeverity, Canary, CanaryPhase, CanaryStatus, HookType, RolloutSettings};
 use sluice_host::bindings::strategy as wit;
 use sluice_host::{PluginFault, PluginRegistry, StrategyPlugin, validate};
 
@@ -930,7 +928,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     ) -> Result<()> {
         let state = t.rollout_state();
         let spec = spec_for(settings, &t.status, strategy);
-        match self.decide(strategy, &spec, state, t.observation()).await {
+        let observation = t.observation();
+        match self.decide(t, strategy, &spec, state, observation).await {
             Ok(action) => self.act(t, settings, strategy, &spec, action).await,
             Err(fault) => {
                 self.plugin_failed(t, &fault);
@@ -977,11 +976,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// This tick's checks, in Flagger's order: the pre-rollout hooks on the
     /// first step; later the rollout hooks, then (if they pass) the metrics.
     /// One failure ("Halt … advancement …") per failed check.
-    async fn run_checks(
-        &self,
-        t: &mut Tick<'_>,
-        settings: &RolloutSettings,
-    ) -> Vec<CheckFailure> {
+    async fn run_checks(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> Vec<CheckFailure> {
         let first_step = t.status.canary_weight == 0 && t.status.iterations == 0;
         let mut failures = Vec::new();
         if first_step {
@@ -1046,7 +1041,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         let mut next = state;
         next.canary_weight = a.canary_weight;
         next.iterations = a.iterations;
-        if let Err(fault) = self.checked_plan(strategy, spec, next).await {
+        if let Err(fault) = self.checked_plan(t, strategy, spec, next).await {
             self.plugin_failed(t, &fault);
             return Ok(());
         }
@@ -1331,7 +1326,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     ) -> Result<()> {
         let state = t.rollout_state();
         let spec = spec_for(settings, &t.status, strategy);
-        let action = match self.decide(strategy, &spec, state, t.observation()).await {
+        let observation = t.observation();
+        let action = match self.decide(t, strategy, &spec, state, observation).await {
             Ok(a) => a,
             Err(fault) => {
                 // The primary already runs the new revision: the safe way out
@@ -1346,7 +1342,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             wit::Action::Advance(a) => {
                 let mut next = state;
                 next.canary_weight = a.canary_weight;
-                if let Err(fault) = self.checked_plan(strategy, &spec, next).await {
+                if let Err(fault) = self.checked_plan(t, strategy, &spec, next).await {
                     t.warn(format!(
                         "{fault}; routing all traffic to the promoted primary"
                     ));
@@ -1412,12 +1408,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// at its own weight, none is skipped.
     async fn route_behind_state(
         &self,
-        t: &Tick<'_>,
+        t: &mut Tick<'_>,
         settings: &RolloutSettings,
         strategy: &StrategyPlugin,
     ) -> Result<bool> {
         let spec = spec_for(settings, &t.status, strategy);
-        let Ok(plan) = self.checked_plan(strategy, &spec, t.rollout_state()).await else {
+        let state = t.rollout_state();
+        let Ok(plan) = self.checked_plan(t, strategy, &spec, state).await else {
             return Ok(false);
         };
         let current = self.current_route(t).await?;
@@ -1545,38 +1542,64 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         t.warn(message);
     }
 
+    /// The strategy's decision, checked against the state and the spec.
     async fn decide(
         &self,
+        t: &mut Tick<'_>,
         strategy: &StrategyPlugin,
         spec: &wit::AnalysisSpec,
         state: wit::RolloutState,
         obs: wit::Observation,
     ) -> Result<wit::Action, PluginFault> {
-        let action = strategy.decide(spec, state, obs).await?;
-        validate::action(strategy.name(), spec, &state, &action).inspect_err(|_| {
-            self.plugins
-                .host()
-                .metrics()
-                .record_invalid_answer(strategy.name())
-        })?;
-        Ok(action)
+        let action = async {
+            let action = strategy.decide(spec, state, obs).await?;
+            validate::action(strategy.name(), spec, &state, &action).inspect_err(|_| {
+                self.plugins
+                    .host()
+                    .metrics()
+                    .record_invalid_answer(strategy.name())
+            })?;
+            Ok(action)
+        }
+        .await;
+        self.tell_breaker(t, (strategy.name(), strategy.digest(), "decide"), &action);
+        action
+    }
+
+    /// Tells the plugin's circuit breaker how a call went; the fault that
+    /// opens it is said in an event (see `sluice_host::breaker`).
+    fn tell_breaker<T>(
+        &self,
+        t: &mut Tick<'_>,
+        plugin: (&str, &str, &'static str),
+        result: &std::result::Result<T, PluginFault>,
+    ) {
+        if let Some(message) = checks::tell_breaker(&self.plugins, t.canary, plugin, result) {
+            t.warn(message);
+        }
     }
 
     /// The plugin's route plan for `state`, checked against the state.
     async fn checked_plan(
         &self,
+        t: &mut Tick<'_>,
         strategy: &StrategyPlugin,
         spec: &wit::AnalysisSpec,
         state: wit::RolloutState,
     ) -> Result<wit::RoutePlan, PluginFault> {
-        let plan = strategy.route(spec, state).await?;
-        validate::route_plan(strategy.name(), spec, &state, &plan).inspect_err(|_| {
-            self.plugins
-                .host()
-                .metrics()
-                .record_invalid_answer(strategy.name())
-        })?;
-        Ok(plan)
+        let plan = async {
+            let plan = strategy.route(spec, state).await?;
+            validate::route_plan(strategy.name(), spec, &state, &plan).inspect_err(|_| {
+                self.plugins
+                    .host()
+                    .metrics()
+                    .record_invalid_answer(strategy.name())
+            })?;
+            Ok(plan)
+        }
+        .await;
+        self.tell_breaker(t, (strategy.name(), strategy.digest(), "route"), &plan);
+        plan
     }
 
     /// Applies the route of the current state. If the plugin cannot give a
@@ -1590,7 +1613,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     ) -> Result<()> {
         let state = t.rollout_state();
         let spec = spec_for(settings, &t.status, strategy);
-        let plan = match self.checked_plan(strategy, &spec, state).await {
+        let plan = match self.checked_plan(t, strategy, &spec, state).await {
             Ok(plan) => plan,
             Err(fault) => {
                 let existing = self.current_route(t).await?;

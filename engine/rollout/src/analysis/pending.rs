@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(status.pending_events[1].event_type, "Warning");
         assert!(status.pending_events[0].name.starts_with("podinfo."));
         assert_ne!(status.pending_events[0].name, status.pending_events[1].name);
-        assert_eq!(events[0].name.as_deref(), Some(&*status.pending_events[0].name));
+        assert_eq!(
+            events[0].name.as_deref(),
+            Some(&*status.pending_events[0].name)
+        );
         // The same tick redone from the same stored version: the same names.
         assert_eq!(staged(&c, 20).0, status);
         // From another stored version: other names.
