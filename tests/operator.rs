@@ -636,9 +636,10 @@ async fn readyz_turns_503_while_the_api_server_is_unreachable_and_back_when_it_a
 /// The operator's bound on one API call in these tests.
 const API_TIMEOUT: [&str; 2] = ["--api-timeout-seconds", "1"];
 /// How long a held write waits: longer than `API_TIMEOUT`, so the call
-/// fails while the write still lands afterwards, before the tick is
-/// retried (one interval after the timeout).
-const HOLD: Duration = Duration::from_millis(1500);
+/// fails, and longer than the retry (one interval after the timeout), so
+/// the write lands after newer ones (a late route write is refused by its
+/// resourceVersion precondition).
+const HOLD: Duration = Duration::from_millis(2500);
 
 /// A fault on the next write of `plural`: a 500 when `fails`, else a
 /// hold past the operator's API timeout.
@@ -1129,4 +1130,50 @@ async fn prometheus_and_webhooks_slow_or_refusing_roll_back_by_the_threshold_or_
     );
     assert!(slow_prometheus.requests().len() >= 2);
     assert!(slow_hook.requests().len() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_write_that_timed_out_and_lands_after_the_rollout_cannot_move_traffic_back() {
+    let world = World::new().await;
+    let op = world.operator("sluice-a", &API_TIMEOUT);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
+        .await;
+    world.new_revision().await;
+    // The route write of the step to 30 is held: its call times out, the
+    // step is redone and the rollout finishes; only then does the held
+    // write reach the API server.
+    let server = Arc::clone(&world.server);
+    let (weights, phase) = world
+        .watch_rollout(
+            Duration::from_secs(120),
+            |w| {
+                if w == 20 {
+                    server.inject(Fault::held("httproutes").on_main());
+                }
+            },
+            || op.log_text(),
+        )
+        .await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
+    assert_eq!(weights, STEPS);
+    assert_eq!(
+        world
+            .server
+            .faults_met()
+            .iter()
+            .filter(|m| m.kind == FaultKind::Held)
+            .count(),
+        1,
+        "the route write to 30 was held"
+    );
+    world.server.release_held();
+    let end = Instant::now() + Duration::from_secs(10);
+    while world.server.held_requests() > 0 {
+        assert!(Instant::now() < end, "the held write is served");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The stale write is refused: the traffic stays on the primary (the
+    // canary is scaled down).
+    assert_eq!(world.safe_weight(), 0);
 }
