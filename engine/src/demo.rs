@@ -50,8 +50,16 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-/// Runs the demo, printing as it goes; returns the closing summary.
+/// Runs the demo, printing as it goes; returns the closing summary. On
+/// Ctrl-C it stops, and Envoy and Prometheus with it.
 pub async fn demo(args: &DemoArgs) -> Result<String> {
+    tokio::select! {
+        out = run_demo(args) => out,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; Envoy and Prometheus stopped"),
+    }
+}
+
+async fn run_demo(args: &DemoArgs) -> Result<String> {
     let tools = Tools::find(args.envoy.as_deref(), args.prometheus.as_deref())?;
     let pace = if args.fast {
         Pace {
