@@ -19,6 +19,7 @@ mod leader;
 mod notify;
 mod operator;
 mod playground;
+mod plugin_authoring;
 mod plugin_host;
 mod prometheus;
 mod registration;

@@ -1,0 +1,313 @@
+//! Writing a plugin: `sluice plugin new` scaffolds a crate that builds,
+//! tests and passes `sluice plugin check` as it is; the guest SDK stands on
+//! its own; `sluice plugin check --fuzz` finds a rule a plugin breaks only on
+//! some inputs and prints that input, shrunk.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::{repo_root, sluice, test_plugin};
+
+/// `target/scaffold-test`: the scaffolds and their shared target dir, kept
+/// across runs so that rebuilding them is incremental.
+fn scaffold_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is <target>/tmp")
+        .join("scaffold-test")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The test plugin that advances past `maxWeight` only above 30 %.
+fn sometimes_overweight() -> PathBuf {
+    // Builds the tests/plugins workspace, this plugin included.
+    test_plugin("overweight");
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("test-plugins/wasm32-wasip2/release/sluice_test_sometimes_overweight.wasm")
+}
+
+#[test]
+fn fuzzing_finds_a_rule_broken_only_on_some_inputs_and_prints_the_input_shrunk() {
+    let wasm = sometimes_overweight();
+    let wasm = wasm.to_str().unwrap();
+    // The sample calls of a plain check (weight 10) do not see the bug.
+    let plain = sluice(&["plugin", "check", wasm]);
+    assert!(plain.status.success(), "{}", text(&plain));
+    assert!(
+        stdout(&plain).ends_with("result:   OK\n"),
+        "{}",
+        text(&plain)
+    );
+
+    let fuzzed = sluice(&["plugin", "check", "--fuzz", "200", wasm]);
+    assert_eq!(fuzzed.status.code(), Some(1), "{}", text(&fuzzed));
+    let out = stdout(&fuzzed);
+    assert!(
+        out.contains("(seed 0)")
+            && out.contains(
+                "returned an invalid answer: advance to canary weight 32 exceeds the Canary's maximum of 31 (from 31)"
+            ),
+        "{out}"
+    );
+    assert!(
+        out.contains("the failing call is decide with this input:"),
+        "{out}"
+    );
+    // The shrunk input: the smallest weight that breaks the rule, at the
+    // smallest maximum that allows it, progressing, nothing else set.
+    let input: serde_json::Value =
+        serde_json::from_str(&out[out.find("\n{").expect("the input, as JSON")..])
+            .expect("the input is JSON");
+    assert_eq!(input["state"]["canary_weight"], 31, "{out}");
+    assert_eq!(input["state"]["phase"], "Progressing", "{out}");
+    assert_eq!(input["state"]["iterations"], 0, "{out}");
+    assert_eq!(input["spec"]["max_weight"], 31, "{out}");
+    assert_eq!(input["spec"]["matches"], serde_json::json!([]), "{out}");
+    assert_eq!(input["spec"]["session_affinity"], serde_json::Value::Null);
+    assert_eq!(input["spec"]["threshold"], 1, "{out}");
+    assert_eq!(input["spec"]["interval_seconds"], 1, "{out}");
+
+    // Deterministic: the same seed, the same report; another seed finds
+    // the same smallest weight.
+    // (Everything from the fuzz lines on: the sample calls print timings.)
+    let fuzz_part = |out: &str| out[out.find("fuzz:").expect("fuzz lines")..].to_string();
+    let again = sluice(&["plugin", "check", "--fuzz", "200", wasm]);
+    assert_eq!(fuzz_part(&stdout(&again)), fuzz_part(&out));
+    let other = sluice(&["plugin", "check", "--fuzz", "200", "--seed", "7", wasm]);
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+    let other = stdout(&other);
+    assert!(other.contains("(seed 7)"), "{other}");
+    assert!(other.contains("\"canary_weight\": 31"), "{other}");
+}
+
+#[test]
+fn the_sdks_wit_is_a_copy_of_the_contract() {
+    let contract = std::fs::read_to_string(repo_root().join("wit/plugin.wit")).unwrap();
+    let copy = std::fs::read_to_string(repo_root().join("plugins/sdk/wit/plugin.wit")).unwrap();
+    assert!(
+        copy == contract,
+        "plugins/sdk/wit/plugin.wit differs from wit/plugin.wit: copy the contract into the SDK \
+         (cp wit/plugin.wit plugins/sdk/wit/plugin.wit)"
+    );
+    // Nothing in the SDK reaches out of its folder.
+    let sdk = repo_root().join("plugins/sdk");
+    let manifest = std::fs::read_to_string(sdk.join("Cargo.toml")).unwrap();
+    let settings: Vec<&str> = manifest
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    assert!(
+        !settings
+            .iter()
+            .any(|l| l.contains("workspace") || l.contains("path")),
+        "{manifest}"
+    );
+    let lib = std::fs::read_to_string(sdk.join("src/lib.rs")).unwrap();
+    assert!(
+        !lib.contains("\"../"),
+        "the SDK's bindings read a path out of its folder"
+    );
+}
+
+/// Runs cargo on a scaffolded crate, offline, in the shared target dir,
+/// without the outer build's flags.
+fn cargo(dir: &Path, args: &[&str]) -> Output {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    Command::new(cargo)
+        .args(args)
+        .arg("--offline")
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", scaffold_root().join("target"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .output()
+        .expect("run cargo")
+}
+
+/// A copy of the SDK outside `plugins/`: a scaffold that builds against it
+/// shows that the SDK needs nothing else from the repository.
+fn sdk_copy() -> PathBuf {
+    let copy = scaffold_root().join("sdk-copy/sluice-plugin-sdk");
+    let sdk = repo_root().join("plugins/sdk");
+    for file in ["Cargo.toml", "README.md", "wit/plugin.wit"] {
+        let to = copy.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(sdk.join(file), &to).unwrap();
+    }
+    for entry in std::fs::read_dir(sdk.join("src")).unwrap() {
+        let entry = entry.unwrap();
+        let to = copy.join("src").join(entry.file_name());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        // Rewrite only on change: the copy's mtimes drive the rebuild.
+        let text = std::fs::read(entry.path()).unwrap();
+        if std::fs::read(&to).ok().as_ref() != Some(&text) {
+            std::fs::write(&to, text).unwrap();
+        }
+    }
+    copy
+}
+
+/// `sluice plugin new NAME --kind KIND`, `cargo test`, `cargo build
+/// --release --target wasm32-wasip2` and `sluice plugin check --fuzz` on
+/// the component; returns the check's output.
+fn scaffold_build_check(name: &str, kind: &str) -> String {
+    let dir = scaffold_root().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let sdk = sdk_copy();
+    let new = sluice(&[
+        "plugin",
+        "new",
+        name,
+        "--kind",
+        kind,
+        "--dir",
+        dir.to_str().unwrap(),
+        "--sdk-path",
+        sdk.to_str().unwrap(),
+    ]);
+    assert!(new.status.success(), "{}", text(&new));
+    assert!(
+        stdout(&new).starts_with(&format!("created:  {kind} plugin {name} in ")),
+        "{}",
+        text(&new)
+    );
+    for file in ["Cargo.toml", "src/lib.rs", "README.md"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+
+    let tested = cargo(&dir, &["test"]);
+    assert!(tested.status.success(), "cargo test: {}", text(&tested));
+    assert!(
+        String::from_utf8_lossy(&tested.stdout).contains("test result: ok"),
+        "{}",
+        text(&tested)
+    );
+    let built = cargo(&dir, &["build", "--release", "--target", "wasm32-wasip2"]);
+    assert!(built.status.success(), "cargo build: {}", text(&built));
+
+    let wasm = scaffold_root().join(format!(
+        "target/wasm32-wasip2/release/{}.wasm",
+        name.replace('-', "_")
+    ));
+    let checked = sluice(&["plugin", "check", "--fuzz", "200", wasm.to_str().unwrap()]);
+    assert!(checked.status.success(), "{}", text(&checked));
+    stdout(&checked)
+}
+
+#[test]
+fn a_new_strategy_builds_tests_and_passes_check_and_fuzzing() {
+    let out = scaffold_build_check("acme-steady", "strategy");
+    assert!(out.contains("world:    strategy"), "{out}");
+    assert!(out.contains("result:   OK\n"), "{out}");
+    assert!(
+        out.contains(
+            "fuzz:     200 cases passed (seed 0): every answer to decide and route accepted"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_new_evaluator_builds_tests_and_passes_check_and_fuzzing() {
+    let out = scaffold_build_check("acme-judge", "evaluator");
+    assert!(out.contains("world:    evaluator"), "{out}");
+    assert!(
+        out.contains("call:     requirements -> baseline true, no series"),
+        "{out}"
+    );
+    assert!(out.contains("result:   OK\n"), "{out}");
+    assert!(
+        out.contains(
+            "fuzz:     200 cases passed (seed 0): every answer to requirements and evaluate accepted"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn plugin_new_takes_the_sdk_of_the_checkout_or_by_version() {
+    let root = scaffold_root().join("defaults");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+
+    // Run from the repository: the checkout's SDK, by path.
+    let dir = root.join("in-checkout");
+    let out = sluice(&[
+        "plugin",
+        "new",
+        "in-checkout",
+        "--kind",
+        "strategy",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sdk = std::fs::canonicalize(repo_root().join("plugins/sdk")).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!(
+            "sluice-plugin-sdk = {{ path = \"{}\" }}",
+            sdk.display()
+        )),
+        "{manifest}"
+    );
+    assert!(manifest.contains("name = \"in-checkout\""), "{manifest}");
+
+    // Run outside any checkout: the published SDK, by version.
+    let outside = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["plugin", "new", "elsewhere", "--kind", "evaluator"])
+        .current_dir(outside.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("sluice-plugin-sdk by version 0.1"),
+        "{}",
+        text(&out)
+    );
+    let manifest = std::fs::read_to_string(outside.path().join("elsewhere/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("sluice-plugin-sdk = \"0.1\"\n"),
+        "{manifest}"
+    );
+    let lib = std::fs::read_to_string(outside.path().join("elsewhere/src/lib.rs")).unwrap();
+    assert!(lib.contains("impl Evaluator for Elsewhere"), "{lib}");
+
+    // Never over an existing crate; names cargo and the host accept.
+    let again = sluice(&[
+        "plugin",
+        "new",
+        "in-checkout",
+        "--kind",
+        "strategy",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists and is not empty"),
+        "{}",
+        text(&again)
+    );
+    let bad = sluice(&["plugin", "new", "Bad_Name", "--kind", "strategy"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("is not a plugin crate name"),
+        "{}",
+        text(&bad)
+    );
+}
