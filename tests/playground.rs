@@ -896,6 +896,17 @@ async fn live_healthy_rollout_is_promoted_with_the_canary_serving_the_routes_wei
             .any(|e| e == "Promotion completed! Scaling down podinfo.test"),
         "{events:#?}"
     );
+    // Prometheus holds Envoy's own statistics under Contour's cluster names.
+    for cluster in ["test_podinfo-canary_9898", "test_podinfo-primary_9898"] {
+        let answered = pg
+            .prometheus
+            .query(&format!(
+                r#"sum(envoy_cluster_upstream_rq{{envoy_cluster_name="{cluster}",envoy_response_code="200"}})"#
+            ))
+            .await
+            .unwrap();
+        assert!(answered.is_some_and(|n| n > 0.0), "{cluster}: {answered:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
