@@ -995,6 +995,11 @@ async fn live_slow_canary_is_rolled_back_on_the_latency_metric() {
             .any(|e| e == "Rolling back podinfo.test failed checks threshold reached 2"),
         "{events:#?}"
     );
+    // After the rollback, every request reaches the primary.
+    let last = reports.last().unwrap();
+    assert_eq!(last.route_canary_percent, 0.0);
+    assert!(last.served.total() >= 100, "{:?}", last.served);
+    assert_eq!(last.served.served_by(PRIMARY), last.served.total());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -174,12 +174,15 @@ impl LoadSpec {
 }
 
 struct Shared {
-    tally: Mutex<Tally>,
+    /// The answers to the requests sent since the last `take`, and how
+    /// many `take`s there have been (a request sent before the last one
+    /// is not counted when its answer comes).
+    tally: Mutex<(u64, Tally)>,
     sent: AtomicU64,
     running: AtomicBool,
 }
 
-fn lock(m: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -199,7 +202,7 @@ impl Load {
     ) -> Result<Load, crate::envoy::EnvoyError> {
         let client = crate::envoy::client()?;
         let shared = Arc::new(Shared {
-            tally: Mutex::new(Tally::default()),
+            tally: Mutex::new((0, Tally::default())),
             sent: AtomicU64::new(0),
             running: AtomicBool::new(true),
         });
@@ -208,10 +211,15 @@ impl Load {
         Ok(Load { shared, task })
     }
 
-    /// What was answered since the last `take` (or the start), and a fresh
-    /// count from now on.
+    /// The answers to the requests sent since the last `take` (or the
+    /// start) that have come, and a fresh count from now on: answers to
+    /// requests sent before are never counted, so a tally holds only
+    /// requests sent, and answered, within one period (e.g. under one
+    /// route).
     pub fn take(&self) -> Tally {
-        std::mem::take(&mut *lock(&self.shared.tally))
+        let mut guard = lock(&self.shared.tally);
+        guard.0 += 1;
+        std::mem::take(&mut guard.1)
     }
 
     /// Requests sent so far.
@@ -267,17 +275,21 @@ async fn run(
         // Reap finished requests so the set stays small.
         while in_flight.try_join_next().is_some() {}
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            lock(&shared.tally).skipped += 1;
+            lock(&shared.tally).1.skipped += 1;
             continue;
         };
         let r = request(i);
         i += 1;
         shared.sent.fetch_add(1, Ordering::SeqCst);
         let (client, base, shared) = (client.clone(), base.clone(), shared.clone());
+        let period = lock(&shared.tally).0;
         in_flight.spawn(async move {
             let mut one = Tally::default();
             one.record(r.send(&client, &base).await).await;
-            lock(&shared.tally).merge(one);
+            let mut guard = lock(&shared.tally);
+            if guard.0 == period {
+                guard.1.merge(one);
+            }
             drop(permit);
         });
     }

@@ -125,8 +125,8 @@ pub struct TickReport {
     /// The percentage of the route's catch-all rule that goes to the
     /// canary Service.
     pub route_canary_percent: f64,
-    /// The requests answered during the interval after the tick, under
-    /// that route.
+    /// The requests sent and answered during the interval after the tick,
+    /// under that route.
     pub served: Tally,
 }
 
@@ -301,8 +301,8 @@ impl Rollout {
     }
 
     /// One analysis interval: [`tick`](Self::tick), then `interval` of
-    /// `traffic` under the route it left (what was answered while the route
-    /// changed is left out).
+    /// `traffic` under the route it left (requests sent before Envoy served
+    /// it are left out).
     pub async fn step(
         &mut self,
         envoy: &mut Envoy,
