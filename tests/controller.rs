@@ -36,12 +36,9 @@ fn world(example: &str) -> MemoryCluster {
 }
 
 fn context(cluster: &MemoryCluster) -> Context<MemoryCluster, Healthy, Healthy> {
-    Context::new(Analyzer::new(
-        cluster.clone(),
-        Healthy,
-        Healthy,
-        common::registry(),
-    ))
+    let host = common::host().with_journal(sluice_host::journal::Journal::new(1_000));
+    let registry = sluice_host::PluginRegistry::with_builtins(host).unwrap();
+    Context::new(Analyzer::new(cluster.clone(), Healthy, Healthy, registry))
 }
 
 /// The operator's clocks: wall time for the engine, a monotonic instant
@@ -388,6 +385,7 @@ async fn health_readiness_and_metrics_endpoints() {
         api: Arc::new(sluice_operator::server::ApiHealth::new(
             Duration::from_secs(30),
         )),
+        journal: ctx.analyzer.plugins.host().journal().clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -427,6 +425,63 @@ async fn health_readiness_and_metrics_endpoints() {
         "{body}"
     );
     assert!(body.ends_with("# EOF\n"));
+
+    // The decision journal of a rollout, served on /journal and exported
+    // by `sluice journal export`, replays exactly.
+    set_image(&cluster, "podinfo:2");
+    run_until(&ctx, &cluster, &mut clock, |c| {
+        phase(c) == Some(CanaryPhase::Succeeded)
+    })
+    .await;
+    let (status, body) = get("/journal?canary=test/podinfo").await;
+    assert_eq!(status, 200);
+    let entries = sluice_host::journal::Journal::from_json_lines(&body).unwrap();
+    assert!(
+        entries.iter().any(|e| e.call.export() == "decide"),
+        "{body}"
+    );
+    assert!(entries.iter().all(|e| e.canary == "test/podinfo"));
+    assert_eq!(get("/journal?canary=other/x").await, (200, String::new()));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("journal-export");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, weighted) = (dir.join("journal.jsonl"), dir.join("weighted.wasm"));
+    std::fs::write(&weighted, sluice_host::builtin::wasm::WEIGHTED).unwrap();
+    let sluice = |args: Vec<String>| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let export: Vec<String> = ["journal", "export", "--operator", &format!("http://{addr}")]
+        .into_iter()
+        .map(String::from)
+        .chain(["--canary", "test/podinfo", "-o", file.to_str().unwrap()].map(String::from))
+        .collect();
+    let (ok, text) = tokio::task::spawn_blocking(move || sluice(export))
+        .await
+        .unwrap();
+    assert!(ok, "{text}");
+    assert_eq!(
+        text,
+        format!("{} calls written to {}\n", entries.len(), file.display())
+    );
+    let replay = [
+        "replay",
+        "--journal",
+        file.to_str().unwrap(),
+        "--strategy-plugin",
+    ]
+    .into_iter()
+    .chain([weighted.to_str().unwrap()])
+    .map(String::from)
+    .collect();
+    let (ok, text) = tokio::task::spawn_blocking(move || sluice(replay))
+        .await
+        .unwrap();
+    assert!(ok && text.contains(": 0 differ"), "{text}");
 }
 
 /// Records what the operator would send to Slack and co.

@@ -357,12 +357,17 @@ async fn series_reach_the_evaluator_as_the_contract_says() {
         let (registry, canary) = (registry.clone(), canary.clone());
         let checks = duration.to_vec();
         async move {
-            let failures: Vec<String> =
-                run_metrics(&provider, &registry, &canary, &checks, "podinfo.test")
-                    .await
-                    .into_iter()
-                    .map(|f| f.message)
-                    .collect();
+            let failures: Vec<String> = run_metrics(
+                &provider,
+                &registry,
+                &canary,
+                &checks,
+                ("podinfo.test", "t"),
+            )
+            .await
+            .into_iter()
+            .map(|f| f.message)
+            .collect();
             (failures, provider)
         }
     };
@@ -421,7 +426,14 @@ async fn series_reach_the_evaluator_as_the_contract_says() {
             "Halt podinfo.test advancement metric request-duration baseline series query failed: Prometheus at http://p:9090 did not answer within 5s"
         ]
     );
-    let failures = run_metrics(&InstantOnly, &registry, &canary, duration, "podinfo.test").await;
+    let failures = run_metrics(
+        &InstantOnly,
+        &registry,
+        &canary,
+        duration,
+        ("podinfo.test", "t"),
+    )
+    .await;
     assert_eq!(
         failures,
         vec![CheckFailure::fault(

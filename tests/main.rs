@@ -23,6 +23,7 @@ mod plugin_authoring;
 mod plugin_host;
 mod prometheus;
 mod registration;
+mod replay;
 mod simulate;
 mod strategies;
 mod webhooks;

@@ -8,6 +8,7 @@ use kube::CustomResourceExt;
 
 use crate::simulate::{self, output, scenario::Scenario};
 use sluice_api::{AlertProvider, Canary, MetricTemplate, RolloutPlugin, load};
+use sluice_host::journal::Journal;
 use sluice_host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
 
 /// The seed guide's weighted canary, its templates and a healthy scenario:
@@ -44,6 +45,13 @@ pub enum Command {
     /// Run a healthy and a failing rollout live, through a real Envoy and
     /// Prometheus on this machine (no cluster needed).
     Demo(crate::demo::DemoArgs),
+    /// Re-run the plugin calls of a past rollout (a journal) through a
+    /// candidate plugin and show where and why it decides otherwise.
+    /// Exits 1 when a decision differs.
+    Replay(crate::replay::ReplayArgs),
+    /// Work with decision journals.
+    #[command(subcommand)]
+    Journal(crate::replay::JournalCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -214,7 +222,14 @@ pub struct SimulateArgs {
     /// adds the analysis interval. Default: Prometheus's current time.
     #[arg(long, value_name = "RFC3339", requires = "prometheus")]
     pub prometheus_time: Option<String>,
+    /// Write every plugin call of the rollout (inputs and answers) to FILE,
+    /// as JSON lines, for `sluice replay`.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
 }
+
+/// Calls a simulation's journal keeps (the newest).
+const SIMULATION_JOURNAL_CALLS: usize = 100_000;
 
 /// The simulation options the arguments ask for; checks that Prometheus
 /// answers before the run, so a wrong URL is one clear error.
@@ -249,6 +264,11 @@ fn read(path: &PathBuf) -> Result<String> {
 
 /// Builds the plugin registry: built-ins plus the command line's overrides.
 pub fn registry(args: &SimulateArgs) -> Result<PluginRegistry> {
+    registry_with_journal(args, Journal::default())
+}
+
+/// [`registry`], its plugin calls recorded in `journal`.
+fn registry_with_journal(args: &SimulateArgs, journal: Journal) -> Result<PluginRegistry> {
     let cache = match args
         .plugin_cache
         .clone()
@@ -263,7 +283,7 @@ pub fn registry(args: &SimulateArgs) -> Result<PluginRegistry> {
         },
         None => None,
     };
-    let host = PluginHost::new(cache)?;
+    let host = PluginHost::new(cache)?.with_journal(journal);
     let limits = Limits {
         time_budget: std::time::Duration::from_millis(args.plugin_timeout_ms),
         memory_bytes: args.plugin_memory_mib * 1024 * 1024,
@@ -317,18 +337,28 @@ pub fn inputs(args: &SimulateArgs) -> Result<(Canary, Vec<MetricTemplate>, Scena
 
 pub async fn simulate(args: &SimulateArgs) -> Result<String> {
     let (canary, templates, scenario) = inputs(args)?;
+    // One journal for every registry of the run (a simulated restart
+    // builds a new one).
+    let journal = match args.journal {
+        Some(_) => Journal::new(SIMULATION_JOURNAL_CALLS),
+        None => Journal::default(),
+    };
     // Fail early, before the run, when the strategy is unavailable.
-    let reg = registry(args)?;
+    let reg = registry_with_journal(args, journal.clone())?;
     let settings = canary.settings().map_err(anyhow::Error::from)?;
     reg.strategy(&settings.strategy.name)
         .map_err(anyhow::Error::msg)?;
     let first = std::cell::Cell::new(Some(reg));
     let factory = || match first.take() {
         Some(r) => Ok(r),
-        None => registry(args),
+        None => registry_with_journal(args, journal.clone()),
     };
     let options = run_options(args).await?;
     let sim = simulate::run_with(canary, templates, scenario, &factory, &options).await?;
+    if let Some(path) = &args.journal {
+        let lines = Journal::to_json_lines(&journal.entries(None))?;
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
     match args.output {
         OutputFormat::Text => Ok(output::text(&sim)),
         OutputFormat::Json => output::json_lines(&sim),

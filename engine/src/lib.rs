@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod demo;
+pub mod replay;
 pub mod scaffold;
 pub mod simulate;

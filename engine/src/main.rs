@@ -33,6 +33,17 @@ async fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Crd => cli::crds(),
         Command::Demo(args) => sluice::demo::demo(args).await,
+        Command::Journal(sluice::replay::JournalCommand::Export(args)) => {
+            sluice::replay::export(args).await
+        }
+        Command::Replay(args) => match sluice::replay::replay(args).await {
+            Ok((report, true)) => Ok(report),
+            Ok((report, false)) => {
+                print!("{report}");
+                return ExitCode::from(1);
+            }
+            Err(e) => Err(e),
+        },
         Command::Plugin(cli::PluginCommand::New(args)) => cli::plugin_new(args),
         Command::Plugin(cli::PluginCommand::Check(args)) => match cli::plugin_check(args).await {
             Ok((report, true)) => Ok(report),

@@ -18,6 +18,7 @@ pub mod contract;
 pub mod evaluator;
 mod fault;
 pub mod fuzz;
+pub mod journal;
 mod memo;
 pub mod registry;
 mod sandbox;
@@ -77,6 +78,8 @@ pub struct PluginHost {
     compiled: Arc<Mutex<HashMap<String, Component>>>,
     /// Circuit breakers by digest, shared by every Canary.
     breakers: Breakers,
+    /// Every plugin call of the rollouts, when on.
+    journal: journal::Journal,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -109,6 +112,7 @@ impl PluginHost {
             compiling: Arc::default(),
             compiled: Arc::default(),
             breakers: Breakers::default(),
+            journal: journal::Journal::default(),
             _ticker: ticker,
         })
     }
@@ -117,6 +121,17 @@ impl PluginHost {
     pub fn with_breaker_policy(mut self, policy: BreakerPolicy) -> Self {
         self.breakers = Breakers::new(policy);
         self
+    }
+
+    /// Records the plugin calls of rollouts in `journal` (see [`journal`]).
+    pub fn with_journal(mut self, journal: journal::Journal) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// The decision journal (off unless [`Self::with_journal`]).
+    pub fn journal(&self) -> &journal::Journal {
+        &self.journal
     }
 
     /// The circuit breakers of this host's plugins, by digest.

@@ -99,6 +99,11 @@ pub struct RunArgs {
     /// Memory cap of one plugin call, in MiB.
     #[arg(long, env = "SLUICE_PLUGIN_MEMORY_MIB", default_value_t = 64)]
     plugin_memory_mib: usize,
+    /// Plugin calls of rollouts the decision journal keeps (the newest,
+    /// across Canaries; 0 turns it off), served on `/journal` for
+    /// `sluice journal export`.
+    #[arg(long, env = "SLUICE_JOURNAL_CALLS", default_value_t = 10_000)]
+    journal_calls: usize,
     /// Where compiled plugins are cached.
     #[arg(long, env = "SLUICE_PLUGIN_CACHE")]
     pub plugin_cache: Option<PathBuf>,
@@ -420,8 +425,9 @@ impl Parts {
             .map(ArtifactCache::new)
             .transpose()
             .map_err(|e| setup("opening the plugin cache")(e.into()))?;
-        let host =
-            PluginHost::new(cache).map_err(|e| setup("starting the plugin host")(e.into()))?;
+        let host = PluginHost::new(cache)
+            .map_err(|e| setup("starting the plugin host")(e.into()))?
+            .with_journal(sluice_host::journal::Journal::new(args.journal_calls));
         let limits = Limits {
             time_budget: Duration::from_millis(args.plugin_timeout_ms),
             memory_bytes: args.plugin_memory_mib * 1024 * 1024,
@@ -594,6 +600,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         api: Arc::new(ApiHealth::new(Duration::from_secs(
             args.unready_after_seconds,
         ))),
+        journal: parts.ctx.analyzer.plugins.host().journal().clone(),
     };
     probe_api(client.clone(), Arc::clone(&endpoints.api));
     let stop = watch_for_stop(leadership.clone(), Arc::clone(&ready));

@@ -1,6 +1,7 @@
 //! The operator's HTTP endpoints: `/healthz` (the process runs),
-//! `/readyz` (the controller has started, or this replica is a standby) and
-//! `/metrics` (Prometheus text format).
+//! `/readyz` (the controller has started, or this replica is a standby),
+//! `/metrics` (Prometheus text format) and `/journal` (the decision
+//! journal, JSON lines; `?canary=namespace/name` for one Canary's).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,10 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use sluice_host::journal::Journal;
 
 use super::telemetry::Telemetry;
 
@@ -21,6 +23,26 @@ pub struct Endpoints {
     pub telemetry: Arc<Telemetry>,
     pub ready: Arc<AtomicBool>,
     pub api: Arc<ApiHealth>,
+    /// The plugin host's decision journal, served on `/journal`.
+    pub journal: Journal,
+}
+
+/// `/journal`'s query: one Canary's calls ("namespace/name").
+#[derive(serde::Deserialize)]
+struct JournalQuery {
+    canary: Option<String>,
+}
+
+/// The decision journal as JSON lines (`sluice journal export` reads it).
+async fn journal(State(e): State<Endpoints>, Query(q): Query<JournalQuery>) -> impl IntoResponse {
+    match Journal::to_json_lines(&e.journal.entries(q.canary.as_deref())) {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, "application/jsonl; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// Whether the API server answers the operator: set by a probe, read by
@@ -103,6 +125,7 @@ pub fn router(endpoints: Endpoints) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/journal", get(journal))
         .with_state(endpoints)
 }
 

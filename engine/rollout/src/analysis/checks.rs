@@ -9,6 +9,7 @@ use crate::BoxError;
 use sluice_api::{Canary, CanaryPhase, MetricCheck, Webhook};
 use sluice_host::bindings::evaluator::{Metric, Samples, SeriesRequest, ThresholdRange, Verdict};
 use sluice_host::evaluator::{Requirements, series_points};
+use sluice_host::journal::{Answer, Call, RecordedRequirements};
 use sluice_host::{EvaluatorPlugin, PluginRegistry};
 
 /// Which workload a metric query is about.
@@ -144,12 +145,9 @@ pub fn tell_breaker<T, E: std::fmt::Display>(
         }
         Err(fault) => fault.to_string(),
     };
-    let key = format!(
-        "{}/{}",
-        canary.metadata.namespace.as_deref().unwrap_or("default"),
-        canary.metadata.name.as_deref().unwrap_or_default()
-    );
-    let open = host.breakers().record_fault(digest, export, &key, &fault)?;
+    let open = host
+        .breakers()
+        .record_fault(digest, export, &key_of(canary), &fault)?;
     host.metrics().record_circuit_opened(name);
     Some(format!(
         "Plugin {name} (sha256:{}) {open}",
@@ -157,17 +155,28 @@ pub fn tell_breaker<T, E: std::fmt::Display>(
     ))
 }
 
-/// Checks every metric; returns one failure per failed check.
+/// "namespace/name" of a Canary, as breakers and the journal name it.
+pub fn key_of(canary: &Canary) -> String {
+    format!(
+        "{}/{}",
+        canary.metadata.namespace.as_deref().unwrap_or("default"),
+        canary.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Checks every metric at the tick's time `at` (RFC 3339, for the
+/// journal); returns one failure per failed check.
 pub async fn run_metrics<M: MetricsProvider>(
     provider: &M,
     plugins: &PluginRegistry,
     canary: &Canary,
     checks: &[MetricCheck],
-    target_label: &str,
+    (target_label, at): (&str, &str),
 ) -> Vec<CheckFailure> {
     let mut failures = Vec::new();
     for check in checks {
-        if let Err(reason) = run_metric(provider, plugins, canary, check, target_label).await {
+        let run = run_metric(provider, plugins, canary, check, (target_label, at));
+        if let Err(reason) = run.await {
             failures.push(reason);
         }
     }
@@ -182,7 +191,7 @@ async fn run_metric<M: MetricsProvider>(
     plugins: &PluginRegistry,
     canary: &Canary,
     check: &MetricCheck,
-    target_label: &str,
+    (target_label, at): (&str, &str),
 ) -> Result<(), CheckFailure> {
     let unavailable = |message| CheckFailure::fault(Fault::MetricUnavailable, message);
     let value = canary_value(provider, canary, check, target_label)
@@ -204,13 +213,28 @@ async fn run_metric<M: MetricsProvider>(
         CheckFailure::fault(Fault::PluginFault, message)
     };
     let metric = metric_for(check, &evaluator);
+    let journal = |call| {
+        let name = evaluator.name();
+        let journal = plugins.host().journal();
+        journal.record(
+            at.to_string(),
+            key_of(canary),
+            name,
+            evaluator.digest(),
+            call,
+        )
+    };
+    let requirements = evaluator.requirements(&metric).await;
+    if plugins.host().journal().is_on() {
+        journal(Call::Requirements {
+            metric: metric.clone(),
+            answer: Answer::from(&requirements.as_ref().map(|r| RecordedRequirements::from(*r))),
+        });
+    }
     let Requirements {
         baseline: wants_baseline,
         series: series_request,
-    } = evaluator
-        .requirements(&metric)
-        .await
-        .map_err(plugin_fault)?;
+    } = requirements.map_err(plugin_fault)?;
     let primary = if wants_baseline {
         baseline_value(provider, canary, check, target_label)
             .await
@@ -237,10 +261,16 @@ async fn run_metric<M: MetricsProvider>(
         canary_series,
         primary_series,
     };
-    let verdict = evaluator
-        .evaluate(&metric, samples)
-        .await
-        .map_err(plugin_fault)?;
+    let journalled = plugins.host().journal().is_on().then(|| samples.clone());
+    let verdict = evaluator.evaluate(&metric, samples).await;
+    if let Some(samples) = journalled {
+        journal(Call::Evaluate {
+            metric: metric.clone(),
+            samples,
+            answer: Answer::from(&verdict),
+        });
+    }
+    let verdict = verdict.map_err(plugin_fault)?;
     plugins
         .host()
         .breakers()

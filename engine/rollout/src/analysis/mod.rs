@@ -24,6 +24,7 @@ use checks::{CheckFailure, Fault, MetricsProvider, WebhookCaller};
 pub use error::{Result, TickError, WorkloadError};
 use sluice_api::{AlertSeverity, Canary, CanaryPhase, CanaryStatus, HookType, RolloutSettings};
 use sluice_host::bindings::strategy as wit;
+use sluice_host::journal::{Answer, Call};
 use sluice_host::{PluginFault, PluginRegistry, StrategyPlugin, validate};
 
 /// The condition Sluice sets when a spec is invalid or a plugin is missing.
@@ -118,6 +119,20 @@ impl Tick<'_> {
 
     fn phase(&self) -> Option<CanaryPhase> {
         self.status.phase
+    }
+
+    /// Whether a rollout is under way (its plugin calls are journalled).
+    fn in_rollout(&self) -> bool {
+        matches!(
+            self.status.phase,
+            Some(
+                CanaryPhase::Progressing
+                    | CanaryPhase::Waiting
+                    | CanaryPhase::WaitingPromotion
+                    | CanaryPhase::Promoting
+                    | CanaryPhase::Finalising
+            )
+        )
     }
 
     fn set_phase(&mut self, phase: CanaryPhase) {
@@ -1018,7 +1033,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     &self.plugins,
                     t.canary,
                     &settings.metrics,
-                    &t.label,
+                    (&t.label, &t.now.to_string()),
                 )
                 .await;
             }
@@ -1551,6 +1566,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         state: wit::RolloutState,
         obs: wit::Observation,
     ) -> Result<wit::Action, PluginFault> {
+        let journalled = self.plugins.host().journal().is_on().then_some(obs);
         let action = async {
             let action = strategy.decide(spec, state, obs).await?;
             validate::action(strategy.name(), spec, &state, &action).inspect_err(|_| {
@@ -1563,6 +1579,15 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
         .await;
         self.tell_breaker(t, (strategy.name(), strategy.digest(), "decide"), &action);
+        if let Some(observation) = journalled {
+            let call = Call::Decide {
+                spec: spec.clone(),
+                state,
+                observation,
+                answer: Answer::from(&action),
+            };
+            self.journal(t, strategy, call);
+        }
         action
     }
 
@@ -1599,7 +1624,26 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
         .await;
         self.tell_breaker(t, (strategy.name(), strategy.digest(), "route"), &plan);
+        if self.plugins.host().journal().is_on() && t.in_rollout() {
+            let call = Call::Route {
+                spec: spec.clone(),
+                state,
+                answer: Answer::from(&plan),
+            };
+            self.journal(t, strategy, call);
+        }
         plan
+    }
+
+    /// Records a strategy call in the host's journal.
+    fn journal(&self, t: &Tick<'_>, strategy: &StrategyPlugin, call: Call) {
+        self.plugins.host().journal().record(
+            t.now.to_string(),
+            checks::key_of(t.canary),
+            strategy.name(),
+            strategy.digest(),
+            call,
+        );
     }
 
     /// Applies the route of the current state. If the plugin cannot give a

@@ -1,0 +1,148 @@
+//! The decision journal and `sluice replay`: a simulated rollout's plugin
+//! calls, written by `sluice simulate --journal`, replay exactly through
+//! the same plugins, and a candidate plugin's different decisions are
+//! shown with where and why.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sluice_host::journal::{Answer, Call, Journal};
+
+use crate::common;
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(common::repo_root())
+        .output()
+        .expect("sluice runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("replay")
+        .join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(path: &Path, bytes: &[u8]) -> String {
+    std::fs::write(path, bytes).unwrap();
+    path.display().to_string()
+}
+
+/// `sluice simulate --journal` of a scenario; the journal's path.
+fn journal_of(name: &str, scenario: &str) -> PathBuf {
+    let path = dir(name).join("journal.jsonl");
+    let out = sluice(&[
+        "simulate",
+        "--scenario",
+        scenario,
+        "--journal",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    path
+}
+
+#[test]
+fn a_simulated_rollout_replays_exactly_through_its_own_plugins() {
+    let path = journal_of("same", "examples/scenarios/healthy.yaml");
+    let entries = Journal::from_json_lines(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Every kind of call of the rollout is there, with its answer.
+    for export in ["decide", "route", "requirements", "evaluate"] {
+        assert!(
+            entries.iter().any(|e| e.call.export() == export),
+            "{export} journalled"
+        );
+    }
+    assert!(entries.iter().all(|e| e.canary == "test/podinfo"));
+    assert!(entries.iter().any(|e| matches!(
+        &e.call,
+        Call::Decide {
+            answer: Answer::Ok(sluice_host::bindings::strategy::Action::Promote),
+            ..
+        }
+    )));
+    assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    let d = dir("same");
+    let weighted = write(
+        &d.join("weighted.wasm"),
+        sluice_host::builtin::wasm::WEIGHTED,
+    );
+    let threshold = write(
+        &d.join("threshold.wasm"),
+        sluice_host::builtin::evaluator("threshold").unwrap(),
+    );
+    let out = sluice(&[
+        "replay",
+        "--journal",
+        path.to_str().unwrap(),
+        "--strategy-plugin",
+        &weighted,
+        "--evaluator-plugin",
+        &threshold,
+    ]);
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.starts_with(&format!(
+            "replayed {} of {} calls with strategy weighted (sha256:",
+            entries.len(),
+            entries.len()
+        )),
+        "{report}"
+    );
+    assert!(report.contains(": 0 differ"), "{report}");
+}
+
+#[test]
+fn a_candidate_that_decides_otherwise_is_shown_where_and_why() {
+    let path = journal_of("differ", "examples/scenarios/healthy.yaml");
+    let d = dir("differ");
+    let overweight = write(
+        &d.join("overweight.wasm"),
+        common::test_plugin("overweight"),
+    );
+    let out = sluice(&[
+        "replay",
+        "--journal",
+        path.to_str().unwrap(),
+        "--strategy-plugin",
+        &overweight,
+    ]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    // The first step: the recorded plugin advanced to 10, the candidate's
+    // answer is refused by the host's checks, which say why.
+    assert!(
+        report.lines().any(|l| l.contains("test/podinfo decide at Progressing weight 0 iterations 0: recorded advance to weight 10 (iterations 0), candidate fault (plugin overweight returned an invalid answer")),
+        "{report}"
+    );
+    // Only strategy calls are replayed with only a strategy candidate.
+    assert!(!report.contains(" evaluate at "), "{report}");
+    // A journal that is not one is refused with the line.
+    let bad = write(&d.join("bad.jsonl"), b"{\"seq\": 1}\n");
+    let out = sluice(&[
+        "replay",
+        "--journal",
+        &bad,
+        "--strategy-plugin",
+        &overweight,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("line 1 is not a journal entry"),
+        "{}",
+        text(&out)
+    );
+}
