@@ -161,8 +161,8 @@ fn sdk_copy() -> PathBuf {
 }
 
 /// `sluice plugin new NAME --kind KIND`, `cargo test`, `cargo build
-/// --release --target wasm32-wasip2` and `sluice plugin check --fuzz` on
-/// the component; returns the check's output.
+/// --release --target wasm32-wasip2`, `sluice plugin check --fuzz` and
+/// `sluice simulate` with the component; returns the check's output.
 fn scaffold_build_check(name: &str, kind: &str) -> String {
     let dir = scaffold_root().join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -204,6 +204,17 @@ fn scaffold_build_check(name: &str, kind: &str) -> String {
     ));
     let checked = sluice(&["plugin", "check", "--fuzz", "200", wasm.to_str().unwrap()]);
     assert!(checked.status.success(), "{}", text(&checked));
+
+    // And a whole rollout in the simulator, in place of the guide's
+    // strategy or of every metric's evaluator.
+    let flag = format!("--{kind}-plugin");
+    let simulated = sluice(&["simulate", &flag, wasm.to_str().unwrap()]);
+    assert!(simulated.status.success(), "{}", text(&simulated));
+    assert!(
+        stdout(&simulated).contains("Promotion completed! Scaling down podinfo.test"),
+        "{}",
+        text(&simulated)
+    );
     stdout(&checked)
 }
 
