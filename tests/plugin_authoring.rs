@@ -322,3 +322,53 @@ fn plugin_new_takes_the_sdk_of_the_checkout_or_by_version() {
         text(&bad)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzing_an_evaluator_holds_its_verdicts_to_the_hosts_checks() {
+    use sluice_host::Limits;
+    use sluice_host::fuzz::{FuzzOptions, fuzz};
+    let host = crate::common::host();
+    let wasm = test_plugin("hostile_evaluator");
+    let options = |config: &str| FuzzOptions {
+        cases: 100,
+        seed: 0,
+        config: config.into(),
+    };
+    // Settings under which it passes everything: every case passes.
+    let report = fuzz(&host, "hostile", wasm, Limits::default(), &options(""))
+        .await
+        .unwrap();
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.passed, 100);
+    // A failing verdict without a reason: the first case fails, shrunk to
+    // the first metric name, no thresholds, and samples without a baseline
+    // or series (it asks for neither).
+    let report = fuzz(
+        &host,
+        "hostile",
+        wasm,
+        Limits::default(),
+        &options("empty-reason"),
+    )
+    .await
+    .unwrap();
+    let failure = report.failure.clone().expect("a failure");
+    assert_eq!((failure.case, failure.call), (1, "evaluate"), "{report}");
+    assert!(
+        failure
+            .fault
+            .contains("a failing verdict needs a reason of 1 to 1024 bytes (got 0 bytes)"),
+        "{report}"
+    );
+    let input: serde_json::Value = serde_json::from_str(&failure.input).unwrap();
+    assert_eq!(input["metric"]["name"], "request-success-rate", "{report}");
+    assert_eq!(input["metric"]["config"], "empty-reason", "{report}");
+    assert_eq!(
+        input["metric"]["threshold_range"],
+        serde_json::json!({"min": null, "max": null}),
+        "{report}"
+    );
+    assert_eq!(input["samples"]["primary"], serde_json::Value::Null);
+    assert_eq!(input["samples"]["canary_series"], serde_json::json!([]));
+    assert_eq!(input["samples"]["canary"], 0.0, "{report}");
+}
