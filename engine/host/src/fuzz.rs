@@ -67,6 +67,10 @@ pub enum FuzzError {
     /// The component does not load as a plugin.
     #[error(transparent)]
     Load(#[from] PluginFault),
+    /// Compiling the component stopped short (its task panicked or was
+    /// cancelled).
+    #[error("compiling the plugin: {0}")]
+    Compile(String),
     /// The component exports neither world.
     #[error("plugin {0} is neither a strategy nor an evaluator: nothing to fuzz")]
     NoWorld(String),
@@ -172,7 +176,7 @@ pub async fn fuzz(
         let (host, name, wasm) = (host.clone(), name.to_string(), wasm.to_vec());
         tokio::task::spawn_blocking(move || host.inspect(&name, &wasm))
             .await
-            .map_err(|e| FuzzError::Generate(format!("compiling: {e}")))??
+            .map_err(|e| FuzzError::Compile(e.to_string()))??
     };
     match contract.world {
         Some(World::Strategy) => {
