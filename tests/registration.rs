@@ -403,11 +403,19 @@ async fn remote_sources_need_and_check_the_digest() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_new_version_takes_over_at_the_next_tick_and_a_bad_one_never_does() {
+async fn a_new_version_of_a_plugin_that_follows_updates_takes_over_at_the_next_tick_and_a_bad_one_never_does()
+ {
+    // Without followUpdates a rollout in progress keeps its version (see
+    // a_rollout_in_progress_keeps_its_version_unless_the_plugin_follows_updates).
     let cluster = MemoryCluster::new();
     let r = registrar(&cluster);
     put_wasm(&cluster, "team-canary", wasm::WEIGHTED);
-    register(&r, &cluster, config_map_plugin("team-canary", "strategy")).await;
+    register(
+        &r,
+        &cluster,
+        strategy_plugin_with("team-canary", "  followUpdates: true\n"),
+    )
+    .await;
 
     let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
         "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
@@ -973,4 +981,276 @@ async fn the_last_good_version_survives_a_restart_when_its_source_fails() {
         "; the last good version (sha256 {good}) is not in the plugin cache"
     )),);
     assert!(amnesiac.registry.strategy("geometric").is_err());
+}
+
+/// `name`'s plugin as a RolloutPlugin of a ConfigMap, with more spec lines.
+fn strategy_plugin_with(name: &str, spec_lines: &str) -> RolloutPlugin {
+    plugin(&format!(
+        "apiVersion: sluice.dev/v1beta1\nkind: RolloutPlugin\nmetadata: {{name: {name}}}\nspec:\n  kind: strategy\n  source:\n    configMap: {{name: {name}-wasm, namespace: sluice-system}}\n{spec_lines}"
+    ))
+}
+
+/// Runs the guide's Canary with strategy `team-canary` through a new
+/// revision until it settles; its events.
+async fn roll_out(registry: &PluginRegistry) -> (CanaryPhase, Vec<String>) {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    stepWeight: 10\n",
+        "    stepWeight: 10\n    strategy: team-canary\n",
+    );
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate_with(
+        canary,
+        common::scenario(&common::read("examples/scenarios/healthy.yaml")),
+        registry.clone(),
+    )
+    .await;
+    (sim.final_tick().unwrap().phase.unwrap(), sim.messages())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadowed_update_decides_alongside_never_applied_and_takes_over_only_when_clean() {
+    let cluster = MemoryCluster::new();
+    let r = registrar(&cluster);
+    put_wasm(&cluster, "team-canary", wasm::WEIGHTED);
+    register(&r, &cluster, strategy_plugin_with("team-canary", "")).await;
+    let current = sha(wasm::WEIGHTED);
+
+    // An update that would hold every rollout forever, under shadow.
+    let hostile = common::test_plugin("hostile_strategy");
+    put_wasm(&cluster, "team-canary", hostile);
+    let shadowed = strategy_plugin_with(
+        "team-canary",
+        "  rolloutPolicy: shadow\n  shadowTicks: 3\n  config: random\n",
+    );
+    let status = register(&r, &cluster, shadowed.clone()).await;
+    assert_eq!(
+        status.digest.as_deref(),
+        Some(current.as_str()),
+        "the current version serves"
+    );
+    let shadow = status.shadow.clone().expect("a shadow");
+    assert_eq!(
+        (
+            shadow.digest.as_str(),
+            shadow.clean_ticks,
+            shadow.required_ticks
+        ),
+        (sha(hostile).as_str(), 0, 3)
+    );
+
+    // A rollout runs on the current version and is promoted; the shadow's
+    // answers are recorded, never applied, and each divergence is said.
+    let (phase, messages) = roll_out(&r.registry).await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "{messages:#?}");
+    for weight in [10, 20, 30, 40, 50] {
+        assert!(messages.contains(&format!("Advance podinfo.test canary weight {weight}")));
+    }
+    let diverged: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.starts_with("Shadow strategy team-canary of podinfo.test diverged at weight"))
+        .collect();
+    assert!(diverged.len() >= 5, "{messages:#?}");
+    assert!(
+        diverged[0].contains(&format!(
+            "sha256:{} decided advance to weight 10 (iterations 0)",
+            &current[..12]
+        )) && diverged[0].contains(&format!(
+            "sha256:{} would have decided hold (random ",
+            &sha(hostile)[..12]
+        )),
+        "{}",
+        diverged[0]
+    );
+    let divergences = r
+        .registry
+        .host()
+        .metrics()
+        .shadow_divergences("team-canary");
+    assert_eq!(divergences, diverged.len() as u64);
+    assert_eq!(
+        r.registry.strategy("team-canary").unwrap().digest(),
+        current
+    );
+    // The RolloutPlugin's status says so at its next reconcile.
+    let stored = cluster.rollout_plugin("team-canary").unwrap();
+    let status = r.reconcile(&stored).await.unwrap();
+    let shadow = status.shadow.expect("still under shadow");
+    assert_eq!(shadow.clean_ticks, 0);
+    assert_eq!(u64::from(shadow.divergences), divergences);
+    assert!(
+        shadow
+            .last_divergence
+            .unwrap()
+            .contains("would have decided hold (random ")
+    );
+
+    // The same build without the breaking setting decides as the current
+    // version does: after 3 clean decisions it takes over.
+    let clean = strategy_plugin_with(
+        "team-canary",
+        "  rolloutPolicy: shadow\n  shadowTicks: 3\n  config: clean\n",
+    );
+    let status = register(&r, &cluster, clean).await;
+    assert_eq!(
+        status
+            .shadow
+            .as_ref()
+            .map(|s| (s.clean_ticks, s.divergences)),
+        Some((0, 0))
+    );
+    let (phase, messages) = roll_out(&r.registry).await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "{messages:#?}");
+    let took_over: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.contains("took over"))
+        .collect();
+    assert_eq!(
+        took_over,
+        [&format!(
+            "Shadow strategy team-canary sha256:{} took over after 3 decisions the same as sha256:{}",
+            &sha(hostile)[..12],
+            &current[..12]
+        )],
+        "{messages:#?}"
+    );
+    assert_eq!(
+        r.registry.strategy("team-canary").unwrap().digest(),
+        sha(hostile)
+    );
+    let stored = cluster.rollout_plugin("team-canary").unwrap();
+    let status = r.reconcile(&stored).await.unwrap();
+    assert_eq!(status.digest.as_deref(), Some(sha(hostile).as_str()));
+    assert_eq!(status.shadow, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_promotes_a_shadowed_version_by_its_digest() {
+    let cluster = MemoryCluster::new();
+    let r = registrar(&cluster);
+    put_wasm(&cluster, "team-canary", wasm::WEIGHTED);
+    register(&r, &cluster, strategy_plugin_with("team-canary", "")).await;
+    let hostile = common::test_plugin("hostile_strategy");
+    put_wasm(&cluster, "team-canary", hostile);
+    let mut p = strategy_plugin_with("team-canary", "  rolloutPolicy: shadow\n");
+    let status = register(&r, &cluster, p.clone()).await;
+    assert_eq!(
+        status.shadow.map(|s| s.required_ticks),
+        Some(10),
+        "the default"
+    );
+    // Another digest in the annotation promotes nothing.
+    p.metadata.annotations = Some(BTreeMap::from([(
+        "sluice.dev/promote-shadow".to_string(),
+        sha(wasm::WEIGHTED),
+    )]));
+    let status = register(&r, &cluster, p.clone()).await;
+    assert_eq!(status.digest, Some(sha(wasm::WEIGHTED)));
+    assert!(status.shadow.is_some());
+    p.metadata.annotations = Some(BTreeMap::from([(
+        "sluice.dev/promote-shadow".to_string(),
+        format!("sha256:{}", sha(hostile)),
+    )]));
+    let status = register(&r, &cluster, p).await;
+    assert_eq!(status.digest, Some(sha(hostile)));
+    assert_eq!(status.shadow, None);
+    assert_eq!(
+        r.registry.strategy("team-canary").unwrap().digest(),
+        sha(hostile)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_in_progress_keeps_its_version_unless_the_plugin_follows_updates() {
+    for follow in [false, true] {
+        let cluster = MemoryCluster::new();
+        let r = registrar(&cluster);
+        put_wasm(&cluster, "team-canary", wasm::WEIGHTED);
+        let extra = if follow {
+            "  followUpdates: true\n"
+        } else {
+            ""
+        };
+        register(&r, &cluster, strategy_plugin_with("team-canary", extra)).await;
+        let yaml = common::read("examples/podinfo-canary.yaml")
+            .replace("    stepWeight: 10\n", "    stepWeight: 10\n    strategy: team-canary\n")
+            .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
+        let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
+            "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
+        )
+        .unwrap();
+        cluster.put_deployment(deployment).unwrap();
+        cluster
+            .put_canary(sluice_api::load::canary_from_yaml(&yaml).unwrap())
+            .unwrap();
+        let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, r.registry.clone());
+        let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut tick = async || {
+            let canary = cluster.canary("test", "podinfo").unwrap();
+            let out = analyzer.reconcile(&canary, now).await.unwrap();
+            now += jiff::SignedDuration::from_secs(60);
+            cluster.advance_tick();
+            out
+        };
+        for _ in 0..3 {
+            tick().await;
+        }
+        let mut d = cluster.get_deployment("test", "podinfo").unwrap();
+        d.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .image = Some("podinfo:2".into());
+        cluster.put_deployment(d).unwrap();
+        let mut out = tick().await;
+        while out.status.canary_weight < 20 {
+            out = tick().await;
+        }
+        assert_eq!(out.status.strategy_digest, Some(sha(wasm::WEIGHTED)));
+        // An update mid-rollout that would hold it forever.
+        put_wasm(
+            &cluster,
+            "team-canary",
+            common::test_plugin("hostile_strategy"),
+        );
+        let update = strategy_plugin_with("team-canary", &format!("{extra}  config: random\n"));
+        register(&r, &cluster, update).await;
+        let mut messages = Vec::new();
+        for _ in 0..12 {
+            let out = tick().await;
+            messages.extend(out.events.into_iter().map(|e| e.message));
+        }
+        let phase = cluster
+            .canary("test", "podinfo")
+            .unwrap()
+            .status
+            .unwrap()
+            .phase;
+        if follow {
+            // It moved to the update at once, which holds it.
+            assert_eq!(phase, Some(CanaryPhase::Progressing), "{messages:#?}");
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.starts_with("Holding podinfo.test advancement: random ")),
+                "{messages:#?}"
+            );
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.starts_with("Strategy plugin team-canary changed from sha256:")),
+                "{messages:#?}"
+            );
+        } else {
+            // It finished with the version it started with.
+            assert_eq!(phase, Some(CanaryPhase::Succeeded), "{messages:#?}");
+            assert!(
+                !messages.iter().any(|m| m.contains("invalid answer")),
+                "{messages:#?}"
+            );
+        }
+    }
 }

@@ -32,6 +32,41 @@ pub struct RolloutPluginSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub config: Option<serde_json::Value>,
+    /// How a new version takes over: `immediate` (the default: from the
+    /// next call on) or `shadow` (strategies: it decides alongside the
+    /// current version on live Canaries, recorded but not applied, and
+    /// takes over after `shadowTicks` decisions in a row the same as the
+    /// current one's, or when promoted with the annotation
+    /// `sluice.dev/promote-shadow: <its sha256>`).
+    #[serde(default, skip_serializing_if = "is_immediate")]
+    pub rollout_policy: RolloutPolicy,
+    /// Decisions in a row a shadowed version must agree on; default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub shadow_ticks: Option<u32>,
+    /// Rollouts in progress move to a new version at once. By default a
+    /// rollout keeps the version it started with (its status'
+    /// `strategyDigest`) while the operator still has it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow_updates: bool,
+}
+
+/// The annotation that promotes a shadowed version (its sha256).
+pub const PROMOTE_SHADOW_ANNOTATION: &str = "sluice.dev/promote-shadow";
+/// Decisions in a row a shadowed version must agree on by default.
+pub const DEFAULT_SHADOW_TICKS: u32 = 10;
+
+/// See [`RolloutPluginSpec::rollout_policy`].
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutPolicy {
+    #[default]
+    Immediate,
+    Shadow,
+}
+
+fn is_immediate(p: &RolloutPolicy) -> bool {
+    *p == RolloutPolicy::Immediate
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -121,4 +156,23 @@ pub struct RolloutPluginStatus {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// A new version under shadow (`rolloutPolicy: shadow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowStatus>,
+}
+
+/// How a shadowed version is doing.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowStatus {
+    /// sha256 of the shadowed version.
+    pub digest: String,
+    /// Decisions in a row it made as the current version did, of the
+    /// `required` it needs to take over.
+    pub clean_ticks: u32,
+    pub required_ticks: u32,
+    /// Decisions where it differed, and the last difference.
+    pub divergences: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_divergence: Option<String>,
 }

@@ -35,6 +35,21 @@ pub enum RegistryError {
     },
 }
 
+/// Makes `plugin` the current version of its name; the version it
+/// replaces is kept for the rollouts that run it.
+fn install_strategy(r: &mut Registered, plugin: StrategyPlugin) {
+    if let Some(old) = r.strategies.insert(plugin.name().to_string(), plugin)
+        && !r.previous.contains_key(old.digest())
+    {
+        if r.previous.len() >= MAX_PREVIOUS_VERSIONS
+            && let Some(oldest) = r.previous.keys().next().cloned()
+        {
+            r.previous.remove(&oldest);
+        }
+        r.previous.insert(old.digest().to_string(), old);
+    }
+}
+
 fn plural(kind: &str) -> &'static str {
     match kind {
         "strategy" => "strategies",
@@ -52,6 +67,41 @@ struct Registered {
     evaluators: BTreeMap<String, EvaluatorPlugin>,
     /// Plugins that failed to load, with why.
     failed: BTreeMap<String, String>,
+    /// New strategy versions called alongside the current one, by name.
+    shadows: BTreeMap<String, Shadow>,
+    /// Versions replaced lately, by digest: a rollout in progress keeps
+    /// the version it started with (see [`PluginRegistry::strategy_pinned`]).
+    previous: BTreeMap<String, StrategyPlugin>,
+    /// Names whose rollouts in progress move to a new version at once.
+    follow_updates: std::collections::BTreeSet<String>,
+}
+
+/// Versions of replaced strategies kept for the rollouts that run them.
+const MAX_PREVIOUS_VERSIONS: usize = 16;
+
+/// A new version of a strategy under shadow: it decides alongside the
+/// current one on live Canaries, its answers recorded, never applied,
+/// until it has decided as the current one did `required` times in a row.
+#[derive(Clone)]
+pub struct Shadow {
+    pub plugin: StrategyPlugin,
+    pub required: u32,
+    pub clean: u32,
+    pub divergences: u32,
+    pub last_divergence: Option<String>,
+}
+
+/// What one shadowed decision did to its shadow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShadowOutcome {
+    /// It decided as the current version did; clean decisions in a row.
+    Clean(u32),
+    /// It decided otherwise; divergences so far.
+    Diverged(u32),
+    /// Its last clean decision made it the current version.
+    TookOver,
+    /// The shadow is gone (replaced or promoted meanwhile).
+    Gone,
 }
 
 #[derive(Clone)]
@@ -124,12 +174,130 @@ impl PluginRegistry {
     }
 
     /// Registers (or replaces) a strategy under its name, shared with every
-    /// clone of this registry.
+    /// clone of this registry. A shadow of that name ends.
     pub fn register_strategy(&self, plugin: StrategyPlugin) {
         if let Ok(mut r) = self.registered.write() {
             r.failed.remove(plugin.name());
             r.evaluators.remove(plugin.name());
-            r.strategies.insert(plugin.name().to_string(), plugin);
+            r.shadows.remove(plugin.name());
+            install_strategy(&mut r, plugin);
+        }
+    }
+
+    /// Puts `plugin` under shadow for its name: the current version keeps
+    /// deciding; `plugin` takes over after `required` clean decisions in a
+    /// row (see [`Self::record_shadow`]) or when promoted. The same build
+    /// with the same settings keeps its counts (a repeated registration).
+    pub fn register_shadow_strategy(&self, plugin: StrategyPlugin, required: u32) {
+        if let Ok(mut r) = self.registered.write() {
+            let keep = r
+                .shadows
+                .get(plugin.name())
+                .filter(|s| {
+                    s.plugin.digest() == plugin.digest()
+                        && s.plugin.config_or_default("") == plugin.config_or_default("")
+                })
+                .cloned();
+            let shadow = keep.unwrap_or(Shadow {
+                plugin,
+                required: required.max(1),
+                clean: 0,
+                divergences: 0,
+                last_divergence: None,
+            });
+            r.shadows.insert(shadow.plugin.name().to_string(), shadow);
+        }
+    }
+
+    /// The shadow of the strategy `name`, if one runs.
+    pub fn shadow(&self, name: &str) -> Option<Shadow> {
+        self.registered.read().ok()?.shadows.get(name).cloned()
+    }
+
+    /// Records one shadowed decision of the shadow `digest` of `name`:
+    /// `divergence` is `None` when it decided as the current version did,
+    /// else what differed.
+    pub fn record_shadow(
+        &self,
+        name: &str,
+        digest: &str,
+        divergence: Option<String>,
+    ) -> ShadowOutcome {
+        let Ok(mut r) = self.registered.write() else {
+            return ShadowOutcome::Gone;
+        };
+        let Some(shadow) = r
+            .shadows
+            .get_mut(name)
+            .filter(|s| s.plugin.digest() == digest)
+        else {
+            return ShadowOutcome::Gone;
+        };
+        if let Some(why) = divergence {
+            shadow.clean = 0;
+            shadow.divergences += 1;
+            shadow.last_divergence = Some(why);
+            return ShadowOutcome::Diverged(shadow.divergences);
+        }
+        shadow.clean += 1;
+        if shadow.clean < shadow.required {
+            return ShadowOutcome::Clean(shadow.clean);
+        }
+        if let Some(shadow) = r.shadows.remove(name) {
+            install_strategy(&mut r, shadow.plugin);
+        }
+        ShadowOutcome::TookOver
+    }
+
+    /// Makes the shadow of `name` the current version now, if its digest
+    /// is `digest` (a user's promotion); whether it did.
+    pub fn promote_shadow(&self, name: &str, digest: &str) -> bool {
+        let Ok(mut r) = self.registered.write() else {
+            return false;
+        };
+        match r.shadows.get(name) {
+            Some(s) if s.plugin.digest() == digest => {}
+            _ => return false,
+        }
+        if let Some(shadow) = r.shadows.remove(name) {
+            install_strategy(&mut r, shadow.plugin);
+        }
+        true
+    }
+
+    /// Whether rollouts in progress with the strategy `name` move to a
+    /// new version at once (else they keep theirs).
+    pub fn set_follow_updates(&self, name: &str, follow: bool) {
+        if let Ok(mut r) = self.registered.write() {
+            if follow {
+                r.follow_updates.insert(name.to_string());
+            } else {
+                r.follow_updates.remove(name);
+            }
+        }
+    }
+
+    /// The strategy `name` for a rollout that started with version
+    /// `digest`: that version while this registry still has it, unless the
+    /// plugin follows updates; otherwise the current one.
+    pub fn strategy_pinned(
+        &self,
+        name: &str,
+        digest: &str,
+    ) -> Result<StrategyPlugin, RegistryError> {
+        let current = self.strategy(name)?;
+        if current.digest() == digest {
+            return Ok(current);
+        }
+        let pinned = self.registered.read().ok().and_then(|r| {
+            if r.follow_updates.contains(name) {
+                return None;
+            }
+            r.previous.get(digest).filter(|p| p.name() == name).cloned()
+        });
+        match pinned {
+            Some(p) => self.guarded("strategy", name, digest, p),
+            None => Ok(current),
         }
     }
 
@@ -157,6 +325,8 @@ impl PluginRegistry {
             r.strategies.remove(name);
             r.evaluators.remove(name);
             r.failed.remove(name);
+            r.shadows.remove(name);
+            r.previous.retain(|_, p| p.name() != name);
         }
     }
 

@@ -34,6 +34,7 @@ pub struct PluginMetrics {
     failures: Family<FailureLabels, Counter>,
     duration: Family<PluginLabels, Histogram, fn() -> Histogram>,
     circuit_opened: Family<PluginLabels, Counter>,
+    shadow_divergences: Family<PluginLabels, Counter>,
 }
 
 impl Default for PluginMetrics {
@@ -43,6 +44,7 @@ impl Default for PluginMetrics {
             failures: Family::default(),
             duration: Family::new_with_constructor(call_duration),
             circuit_opened: Family::default(),
+            shadow_divergences: Family::default(),
         }
     }
 }
@@ -86,6 +88,24 @@ impl PluginMetrics {
             .inc();
     }
 
+    /// A shadowed version of `plugin` decided otherwise than the current.
+    pub fn record_shadow_divergence(&self, plugin: &str) {
+        self.shadow_divergences
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_string(),
+            })
+            .inc();
+    }
+
+    /// Divergences of `plugin`'s shadowed versions so far.
+    pub fn shadow_divergences(&self, plugin: &str) -> u64 {
+        self.shadow_divergences
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_string(),
+            })
+            .get()
+    }
+
     /// Times a circuit breaker of `plugin` opened so far.
     pub fn circuit_openings(&self, plugin: &str) -> u64 {
         self.circuit_opened
@@ -125,6 +145,11 @@ impl PluginMetrics {
             "sluice_plugin_circuit_opened",
             "Times a plugin build was marked failed on every Canary after repeated faults (circuit breaker), by plugin",
             self.circuit_opened.clone(),
+        );
+        registry.register(
+            "sluice_plugin_shadow_divergences",
+            "Decisions where a shadowed new version of a strategy differed from the current one, by plugin",
+            self.shadow_divergences.clone(),
         );
     }
 }

@@ -209,6 +209,9 @@ async fn reconcile_plugin(
                 // A refused remote plugin may be fixed upstream: look again.
                 Ok(if status.error.is_some() {
                     Action::requeue(Duration::from_secs(300))
+                } else if status.shadow.is_some() {
+                    // Its progress (and its takeover) shows in the status.
+                    Action::requeue(Duration::from_secs(30))
                 } else {
                     Action::await_change()
                 })

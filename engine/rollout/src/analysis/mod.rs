@@ -77,6 +77,9 @@ struct Tick<'a> {
     route: Option<router::HttpRoute>,
     /// Whether the spec, plugin, target and configs were all there.
     ready: bool,
+    /// The Canary's own `strategyConfig` (a shadowed version gets its own
+    /// default when this is empty).
+    strategy_config: String,
     /// The first fault of the tick (a check that could not be judged): the
     /// `Ready` condition's reason and message until a tick runs clean.
     fault: Option<(Fault, String)>,
@@ -99,6 +102,7 @@ impl<'a> Tick<'a> {
             alerts: Vec::new(),
             route: None,
             ready: false,
+            strategy_config: String::new(),
             fault: None,
         }
     }
@@ -481,6 +485,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         if t.canary.spec.suspend {
             return Ok(());
         }
+        t.strategy_config.clone_from(&settings.strategy_config);
         let Some(strategy) = self.resolve_strategy(t, settings).await? else {
             return Ok(());
         };
@@ -513,7 +518,12 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         t: &mut Tick<'_>,
         settings: &RolloutSettings,
     ) -> Result<Option<StrategyPlugin>> {
-        match self.plugins.strategy(&settings.strategy.name) {
+        let name = &settings.strategy.name;
+        let resolved = match &t.status.strategy_digest {
+            Some(digest) if t.in_rollout() => self.plugins.strategy_pinned(name, digest),
+            _ => self.plugins.strategy(name),
+        };
+        match resolved {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
                 self.strategy_unavailable(t, settings, &e).await?;
@@ -1579,6 +1589,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
         .await;
         self.tell_breaker(t, (strategy.name(), strategy.digest(), "decide"), &action);
+        self.shadow_decide(t, strategy, (spec, state, obs), &action)
+            .await;
         if let Some(observation) = journalled {
             let call = Call::Decide {
                 spec: spec.clone(),
@@ -1589,6 +1601,60 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             self.journal(t, strategy, call);
         }
         action
+    }
+
+    /// When a new version of `strategy` runs under shadow, asks it the same
+    /// question and records whether it answered as `current` did; its
+    /// answer is never applied. A divergence and the takeover are events.
+    async fn shadow_decide(
+        &self,
+        t: &mut Tick<'_>,
+        strategy: &StrategyPlugin,
+        (spec, state, obs): (&wit::AnalysisSpec, wit::RolloutState, wit::Observation),
+        current: &std::result::Result<wit::Action, PluginFault>,
+    ) {
+        let Some(shadow) = self.plugins.shadow(strategy.name()) else {
+            return;
+        };
+        let candidate = &shadow.plugin;
+        if candidate.digest() == strategy.digest() {
+            return;
+        }
+        let mut spec = spec.clone();
+        spec.config = candidate.config_or_default(&t.strategy_config);
+        let answer = match candidate.decide(&spec, state, obs).await {
+            Ok(a) => validate::action(candidate.name(), &spec, &state, &a).map(|()| a),
+            Err(f) => Err(f),
+        };
+        let divergence = match (current, &answer) {
+            (Ok(a), Ok(b)) if a == b => None,
+            (Err(_), Err(_)) => None,
+            _ => Some(format!(
+                "at weight {}: sha256:{} decided {}, sha256:{} would have decided {}",
+                state.canary_weight,
+                short(strategy.digest()),
+                describe_answer(current),
+                short(candidate.digest()),
+                describe_answer(&answer)
+            )),
+        };
+        let outcome =
+            self.plugins
+                .record_shadow(strategy.name(), candidate.digest(), divergence.clone());
+        let name = strategy.name();
+        match (outcome, divergence) {
+            (sluice_host::registry::ShadowOutcome::Diverged(_), Some(why)) => {
+                self.plugins.host().metrics().record_shadow_divergence(name);
+                t.warn(format!("Shadow strategy {name} of {} diverged {why}", t.label));
+            }
+            (sluice_host::registry::ShadowOutcome::TookOver, _) => t.info(format!(
+                "Shadow strategy {name} sha256:{} took over after {} decisions the same as sha256:{}",
+                short(candidate.digest()),
+                shadow.required,
+                short(strategy.digest())
+            )),
+            _ => {}
+        }
     }
 
     /// Tells the plugin's circuit breaker how a call went; the fault that
@@ -1684,5 +1750,25 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             t.route = Some(route);
         }
         Ok(())
+    }
+}
+
+/// The first 12 hex digits of a digest.
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+/// A strategy's answer in words, for shadow divergences.
+fn describe_answer(answer: &std::result::Result<wit::Action, PluginFault>) -> String {
+    match answer {
+        Ok(wit::Action::Advance(a)) => format!(
+            "advance to weight {} (iterations {})",
+            a.canary_weight, a.iterations
+        ),
+        Ok(wit::Action::Hold(why)) => format!("hold ({why})"),
+        Ok(wit::Action::Promote) => "promote".into(),
+        Ok(wit::Action::Rollback(why)) => format!("roll back ({why})"),
+        Ok(wit::Action::Finalise) => "finalise".into(),
+        Err(fault) => format!("fault ({fault})"),
     }
 }

@@ -22,7 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::cluster::Cluster;
 use sluice_api::duration;
-use sluice_api::rollout_plugin::{PluginKind, RolloutPlugin, RolloutPluginStatus};
+use sluice_api::rollout_plugin::{
+    DEFAULT_SHADOW_TICKS, PROMOTE_SHADOW_ANNOTATION, PluginKind, RolloutPlugin,
+    RolloutPluginStatus, RolloutPolicy, ShadowStatus,
+};
 use sluice_host::{Limits, PluginRegistry, check, contract};
 pub use source::{FetchError, Fetcher, Timeouts};
 
@@ -107,6 +110,7 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
                 wit_version: version,
                 error: None,
                 observed_generation: plugin.metadata.generation,
+                shadow: self.shadow_status(&name),
             },
             Err(why) => {
                 tracing::warn!(plugin = %name, reason = %why, "plugin refused");
@@ -119,6 +123,7 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
                         digest: Some(digest),
                         wit_version: previous.wit_version,
                         observed_generation: plugin.metadata.generation,
+                        shadow: self.shadow_status(&name),
                     },
                     Err(lost) => {
                         let why = match lost {
@@ -132,6 +137,7 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
                             wit_version: None,
                             error: Some(why),
                             observed_generation: plugin.metadata.generation,
+                            shadow: None,
                         }
                     }
                 }
@@ -143,6 +149,18 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
                 .await?;
         }
         Ok(status)
+    }
+
+    /// The shadowed version of the strategy `name`, as its status shows it.
+    fn shadow_status(&self, name: &str) -> Option<ShadowStatus> {
+        let s = self.registry.shadow(name)?;
+        Some(ShadowStatus {
+            digest: s.plugin.digest().to_string(),
+            clean_ticks: s.clean,
+            required_ticks: s.required,
+            divergences: s.divergences,
+            last_divergence: s.last_divergence,
+        })
     }
 
     /// Forgets a deleted RolloutPlugin.
@@ -199,7 +217,7 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
         // The cached version was checked when it first loaded; the spec's
         // limits and config apply, or the defaults when its limits are bad.
         let limits = limits_of(plugin).unwrap_or_default();
-        self.install(&name, kind, bytes, limits, config_of(plugin))
+        self.install(&name, kind, bytes, limits, config_of(plugin), None)
             .await
             .map_err(|why| {
                 Some(format!(
@@ -264,10 +282,43 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
         if let Some(problem) = report.problem {
             return Err(problem);
         }
-        self.install(&name, spec.kind, bytes, limits, config)
+        if spec.kind == PluginKind::Strategy {
+            self.registry.set_follow_updates(&name, spec.follow_updates);
+        }
+        if let Some(required) = self.shadow_ticks(plugin, &digest) {
+            self.install(&name, spec.kind, bytes, limits, config, Some(required))
+                .await?;
+            self.promote_if_asked(plugin, &digest);
+            let serving = self.registered_digest(&name, spec.kind).unwrap_or(digest);
+            return Ok((serving, version));
+        }
+        self.install(&name, spec.kind, bytes, limits, config, None)
             .await?;
         tracing::info!(plugin = %name, %digest, "plugin registered");
         Ok((digest, version))
+    }
+
+    /// Ticks a new version `digest` must run under shadow, when it is to
+    /// (`rolloutPolicy: shadow`, a strategy, and another version serves).
+    fn shadow_ticks(&self, plugin: &RolloutPlugin, digest: &str) -> Option<u32> {
+        let spec = &plugin.spec;
+        if spec.rollout_policy != RolloutPolicy::Shadow || spec.kind != PluginKind::Strategy {
+            return None;
+        }
+        let current = self.registered_digest(&plugin.name_any(), spec.kind)?;
+        (current != digest).then(|| spec.shadow_ticks.unwrap_or(DEFAULT_SHADOW_TICKS))
+    }
+
+    /// A user's promotion: the annotation names the shadowed digest.
+    fn promote_if_asked(&self, plugin: &RolloutPlugin, digest: &str) {
+        let asked = plugin
+            .annotations()
+            .get(PROMOTE_SHADOW_ANNOTATION)
+            .map(|d| d.trim().trim_start_matches("sha256:").to_ascii_lowercase());
+        let name = plugin.name_any();
+        if asked.as_deref() == Some(digest) && self.registry.promote_shadow(&name, digest) {
+            tracing::info!(plugin = %name, %digest, "shadowed version promoted by its annotation");
+        }
     }
 
     /// Loads a checked component and registers it under `name`, keeping
@@ -279,6 +330,7 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
         bytes: Vec<u8>,
         limits: Limits,
         config: String,
+        shadow: Option<u32>,
     ) -> Result<(), String> {
         // Loading takes the host's compilation lock, which a compilation of
         // another plugin may hold for seconds: never on an executor thread.
@@ -304,11 +356,16 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
         .await
         .map_err(|e| format!("loading the plugin: {e}"))?
         .map_err(|f| f.to_string())?;
-        match loaded {
-            Loaded::Strategy(p) => self
+        match (loaded, shadow) {
+            (Loaded::Strategy(p), Some(required)) => {
+                tracing::info!(plugin = %name, digest = %p.digest(), required, "new version under shadow");
+                self.registry
+                    .register_shadow_strategy(p.with_default_config(config), required)
+            }
+            (Loaded::Strategy(p), None) => self
                 .registry
                 .register_strategy(p.with_default_config(config)),
-            Loaded::Evaluator(p) => self
+            (Loaded::Evaluator(p), _) => self
                 .registry
                 .register_evaluator(p.with_default_config(config)),
         }
