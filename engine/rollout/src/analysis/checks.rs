@@ -228,7 +228,11 @@ async fn run_metric<M: MetricsProvider>(
     if plugins.host().journal().is_on() {
         journal(Call::Requirements {
             metric: metric.clone(),
-            answer: Answer::from(&requirements.as_ref().map(|r| RecordedRequirements::from(*r))),
+            answer: Answer::from(
+                &requirements
+                    .as_ref()
+                    .map(|r| RecordedRequirements::from(*r)),
+            ),
         });
     }
     let Requirements {
