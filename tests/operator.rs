@@ -180,6 +180,20 @@ impl World {
         }
     }
 
+    /// The route's weight once the rollout has ended: the status is
+    /// written before the route in a tick, so the last route write may
+    /// follow the final phase by a moment (waits up to 10 s for 0).
+    async fn final_weight(&self) -> i64 {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let weight = self.safe_weight();
+            if weight == 0 || Instant::now() > end {
+                return weight;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn primary_image(&self) -> Option<String> {
         let d: Deployment = self.server.get(NS, "podinfo-primary").ok()??;
         d.spec?.template.spec?.containers.first()?.image.clone()
@@ -475,8 +489,8 @@ async fn sluice_run_killed_at_every_step_and_phase_still_finishes_the_rollout_ex
     ] {
         assert!(phases.contains(&p), "killed during {p:?}: {seen:?}");
     }
-    let weights: Vec<i64> = seen.iter().map(|(w, _)| *w).collect();
-    let mut distinct = weights.clone();
+    let mut distinct: Vec<i64> = seen.iter().map(|(w, _)| *w).collect();
+    distinct.push(world.final_weight().await);
     distinct.dedup();
     assert_eq!(distinct, STEPS, "each step once, in order: {seen:?}");
     assert_eq!(world.primary_image().as_deref(), Some("podinfo:2"));
@@ -738,7 +752,7 @@ async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_do
             break;
         }
         if steps.last().map(|(s, _)| *s) != Some((weight, phase)) {
-            let status_fails = steps.len() % 2 == 0;
+            let status_fails = steps.len().is_multiple_of(2);
             world.server.clear_faults();
             let met = world.server.faults_met();
             world
@@ -774,7 +788,7 @@ async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_do
         "{seen:?}; log:\n{}",
         op.log_text()
     );
-    weights.push(world.safe_weight());
+    weights.push(world.final_weight().await);
     weights.dedup();
     assert_eq!(weights, STEPS, "each step once, in order: {seen:?}");
     for p in [
