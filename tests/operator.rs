@@ -1031,6 +1031,15 @@ async fn prometheus_and_webhooks_slow_or_refusing_roll_back_by_the_threshold_or_
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Events are published after the status write that ends a tick: wait
+    // for the rollbacks' own.
+    let end = Instant::now() + Duration::from_secs(10);
+    for name in rolled_back {
+        let rolling_back = format!("Rolling back {name}.test");
+        while events_with(&world.client, &rolling_back).await == 0 && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let notes = stored_events(&world.client).await;
     let metrics = op.metrics().await;
     let causes = [
