@@ -20,6 +20,7 @@ mod notify;
 mod operator;
 mod playground;
 mod plugin_authoring;
+mod plugin_config;
 mod plugin_host;
 mod prometheus;
 mod registration;

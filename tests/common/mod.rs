@@ -90,7 +90,8 @@ pub fn canary_exposure(route: &sluice_rollout::router::HttpRoute) -> (i32, bool)
 }
 
 /// A deliberately misbehaving plugin of `tests/plugins/` (`loop`, `alloc`,
-/// `trap`, `overweight`, `future`, `hostile_strategy`, `hostile_evaluator`):
+/// `trap`, `overweight`, `future`, `hostile_strategy`, `hostile_evaluator`,
+/// `schema_strategy`):
 /// the workspace is built for wasm32-wasip2 once per test run, and never
 /// ships in the `sluice` binary.
 pub fn test_plugin(name: &str) -> &'static [u8] {
@@ -109,6 +110,7 @@ pub fn test_plugin(name: &str) -> &'static [u8] {
             "future",
             "hostile_strategy",
             "hostile_evaluator",
+            "schema_strategy",
         ]
         .into_iter()
         .map(|n| {

@@ -14,7 +14,7 @@ use super::bindings::evaluator::{Metric, Samples, ThresholdRange};
 use super::bindings::strategy::{AnalysisSpec, Observation, Phase, RolloutState};
 use super::contract::{self, World};
 use super::evaluator::series_points;
-use super::{FaultKind, Limits, LogSink, PluginFault, PluginHost, sandbox, validate};
+use super::{FaultKind, Limits, LogSink, PluginFault, PluginHost, sandbox, schema, validate};
 
 /// Series in the sample evaluation hold at most this many values.
 const TRIAL_SERIES_POINTS: u64 = 60;
@@ -25,6 +25,11 @@ pub struct Report {
     size_bytes: usize,
     sha256: String,
     pub contract: Option<contract::Contract>,
+    /// The settings schema the component embeds, indented (`Some(None)`:
+    /// none; `None`: not read, the component did not compile).
+    pub schema: Option<Option<String>>,
+    /// Whether `--config` was checked against the schema and matched.
+    config_matched: bool,
     /// Why the plugin cannot be used, if it cannot.
     pub problem: Option<String>,
     /// What the sample calls answered, and how long they took.
@@ -70,6 +75,8 @@ pub async fn check(
         size_bytes: wasm.len(),
         sha256: hex::encode(Sha256::digest(wasm)),
         contract: None,
+        schema: None,
+        config_matched: false,
         problem: None,
         trial: Vec::new(),
         logs: Vec::new(),
@@ -91,6 +98,24 @@ pub async fn check(
     };
     let world = contract.world;
     report.contract = Some(contract);
+    match schema::read(wasm) {
+        Ok(schema) => {
+            report.schema = Some(schema.as_ref().map(schema::ConfigSchema::pretty));
+            if let Some(schema) = schema
+                && !config.is_empty()
+            {
+                if let Err(why) = schema.check(config) {
+                    report.problem = Some(format!("the settings (--config) {why}"));
+                    return report;
+                }
+                report.config_matched = true;
+            }
+        }
+        Err(why) => {
+            report.problem = Some(format!("plugin {name} could not be loaded: {why}"));
+            return report;
+        }
+    }
     let sink = LogSink::default();
     let trial = Trial {
         host,
@@ -290,6 +315,18 @@ impl fmt::Display for Report {
             for import in c.imports.iter().filter(|i| i.starts_with("wasi:")) {
                 let _ = writeln!(out, "sandbox:  {import}: {}", sandbox::describe(import));
             }
+        }
+        match &self.schema {
+            Some(None) => {
+                let _ = writeln!(out, "schema:   no settings schema");
+            }
+            Some(Some(json)) => {
+                let _ = writeln!(out, "schema:   {}", json.replace('\n', "\n          "));
+                if self.config_matched {
+                    let _ = writeln!(out, "config:   matches the settings schema");
+                }
+            }
+            None => {}
         }
         for (call, took) in &self.trial {
             let _ = writeln!(

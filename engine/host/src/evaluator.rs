@@ -4,6 +4,7 @@
 use super::bindings::evaluator::{EvaluatorPre, Metric, Samples, SeriesRequest, Verdict};
 use super::call::{CallContext, run_call};
 use super::memo::Memo;
+use super::schema::{ConfigError, ConfigSchema};
 use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost};
 
 /// The most samples a series may hold: Prometheus refuses range queries of
@@ -73,6 +74,8 @@ pub struct EvaluatorPlugin {
     host: PluginHost,
     /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
     default_config: String,
+    /// The settings schema the component embeds, compiled once at load.
+    schema: Option<ConfigSchema>,
     /// Requirements by metric: `wants-*` are pure functions.
     requirements: Memo<Requirements>,
     sink: Option<LogSink>,
@@ -85,6 +88,7 @@ impl EvaluatorPlugin {
         pre: EvaluatorPre<CallState>,
         limits: Limits,
         host: PluginHost,
+        schema: Option<ConfigSchema>,
     ) -> Self {
         Self {
             name: name.to_string(),
@@ -93,6 +97,7 @@ impl EvaluatorPlugin {
             limits,
             host,
             default_config: String::new(),
+            schema,
             requirements: Memo::default(),
             sink: None,
         }
@@ -120,6 +125,26 @@ impl EvaluatorPlugin {
             self.default_config.clone()
         } else {
             config.to_string()
+        }
+    }
+
+    /// The settings schema the component embeds (`sluice:config-schema`).
+    pub fn config_schema(&self) -> Option<&ConfigSchema> {
+        self.schema.as_ref()
+    }
+
+    /// Checks `config` (or, when it is empty, the plugin's default settings)
+    /// against the plugin's settings schema. No schema, or no settings at
+    /// all, passes.
+    pub fn check_config(&self, config: &str) -> Result<(), ConfigError> {
+        let effective = if config.is_empty() {
+            self.default_config.as_str()
+        } else {
+            config
+        };
+        match &self.schema {
+            Some(schema) if !effective.is_empty() => schema.check(effective),
+            _ => Ok(()),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod journal;
 mod memo;
 pub mod registry;
 mod sandbox;
+pub mod schema;
 mod stats;
 pub mod strategy;
 pub mod validate;
@@ -241,6 +242,7 @@ impl PluginHost {
         limits: Limits,
     ) -> Result<StrategyPlugin, PluginFault> {
         let (component, digest) = self.compile_checked(name, wasm, contract::World::Strategy)?;
+        let schema = read_schema(name, wasm)?;
         let load_fault = |e: anyhow::Error| PluginFault {
             plugin: name.to_string(),
             kind: FaultKind::Load(format!("{e:#}")),
@@ -257,7 +259,14 @@ impl PluginHost {
                         .context("it does not fit the sluice:plugin/strategy world"),
                 )
             })?;
-        Ok(StrategyPlugin::new(name, digest, pre, limits, self.clone()))
+        Ok(StrategyPlugin::new(
+            name,
+            digest,
+            pre,
+            limits,
+            self.clone(),
+            schema,
+        ))
     }
 
     /// Compiles and links an evaluator plugin.
@@ -268,6 +277,7 @@ impl PluginHost {
         limits: Limits,
     ) -> Result<EvaluatorPlugin, PluginFault> {
         let (component, digest) = self.compile_checked(name, wasm, contract::World::Evaluator)?;
+        let schema = read_schema(name, wasm)?;
         let load_fault = |e: anyhow::Error| PluginFault {
             plugin: name.to_string(),
             kind: FaultKind::Load(format!("{e:#}")),
@@ -290,8 +300,18 @@ impl PluginHost {
             pre,
             limits,
             self.clone(),
+            schema,
         ))
     }
+}
+
+/// The settings schema `wasm` embeds, compiled; a schema the host cannot
+/// use refuses the plugin.
+fn read_schema(name: &str, wasm: &[u8]) -> Result<Option<schema::ConfigSchema>, PluginFault> {
+    schema::read(wasm).map_err(|why| PluginFault {
+        plugin: name.to_string(),
+        kind: FaultKind::Load(why.to_string()),
+    })
 }
 
 /// The engine: components, epoch interruption, async calls, and a pooling

@@ -6,6 +6,7 @@ use super::bindings::strategy::{
 };
 use super::call::{CallContext, run_call};
 use super::memo::Memo;
+use super::schema::{ConfigError, ConfigSchema};
 use super::{CallState, Limits, LogSink, PluginFault, PluginHost};
 
 #[derive(Clone)]
@@ -17,6 +18,8 @@ pub struct StrategyPlugin {
     host: PluginHost,
     /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
     default_config: String,
+    /// The settings schema the component embeds, compiled once at load.
+    schema: Option<ConfigSchema>,
     /// Route plans by spec and state: `route` is a pure function.
     routes: Memo<RoutePlan>,
     sink: Option<LogSink>,
@@ -29,6 +32,7 @@ impl StrategyPlugin {
         pre: StrategyPre<CallState>,
         limits: Limits,
         host: PluginHost,
+        schema: Option<ConfigSchema>,
     ) -> Self {
         Self {
             name: name.to_string(),
@@ -37,6 +41,7 @@ impl StrategyPlugin {
             limits,
             host,
             default_config: String::new(),
+            schema,
             routes: Memo::default(),
             sink: None,
         }
@@ -64,6 +69,26 @@ impl StrategyPlugin {
             self.default_config.clone()
         } else {
             config.to_string()
+        }
+    }
+
+    /// The settings schema the component embeds (`sluice:config-schema`).
+    pub fn config_schema(&self) -> Option<&ConfigSchema> {
+        self.schema.as_ref()
+    }
+
+    /// Checks `config` (or, when it is empty, the plugin's default settings)
+    /// against the plugin's settings schema. No schema, or no settings at
+    /// all, passes.
+    pub fn check_config(&self, config: &str) -> Result<(), ConfigError> {
+        let effective = if config.is_empty() {
+            self.default_config.as_str()
+        } else {
+            config
+        };
+        match &self.schema {
+            Some(schema) if !effective.is_empty() => schema.check(effective),
+            _ => Ok(()),
         }
     }
 

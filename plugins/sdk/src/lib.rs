@@ -109,6 +109,18 @@ pub mod bindings {
 #[doc(hidden)]
 pub mod __private {
     pub use wit_bindgen;
+
+    /// `schema` as an array of exactly `N` bytes, for [`crate::config_schema!`].
+    pub const fn schema_bytes<const N: usize>(schema: &str) -> [u8; N] {
+        let bytes = schema.as_bytes();
+        let mut out = [0u8; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = bytes[i];
+            i += 1;
+        }
+        out
+    }
 }
 
 /// Log levels of the host's `log` import.
@@ -122,4 +134,38 @@ pub fn log(level: Level, message: &str) {
     bindings::strategy::sluice::plugin::log::log(level, message);
     #[cfg(not(target_arch = "wasm32"))]
     eprintln!("[{level:?}] {message}");
+}
+
+/// The name of the custom section that carries a plugin's settings schema
+/// (see [`config_schema!`]).
+pub const CONFIG_SCHEMA_SECTION: &str = "sluice:config-schema";
+
+/// Embeds a JSON Schema for the plugin's settings (the Canary's
+/// `strategyConfig` or a metric's `evaluatorConfig`) in the component, as a
+/// custom section named `sluice:config-schema`:
+///
+/// ```
+/// sluice_plugin_sdk::config_schema!(
+///     r#"{"type": "object", "properties": {"factor": {"type": "number", "minimum": 1}}}"#
+/// );
+/// ```
+///
+/// The host reads it when it loads the plugin (a schema that is not valid
+/// JSON Schema refuses the plugin) and checks every Canary's settings
+/// against it before it calls the plugin; `sluice plugin check` prints it.
+/// Call it once per plugin crate: two calls would concatenate two schemas
+/// into one section, which the host refuses. On targets other than Wasm it
+/// only checks that the argument is a string constant.
+#[macro_export]
+macro_rules! config_schema {
+    ($schema:expr $(,)?) => {
+        const _: () = {
+            const SCHEMA: &str = $schema;
+            #[cfg(target_family = "wasm")]
+            #[unsafe(link_section = "sluice:config-schema")]
+            #[used]
+            static SLUICE_CONFIG_SCHEMA: [u8; SCHEMA.len()] =
+                $crate::__private::schema_bytes::<{ SCHEMA.len() }>(SCHEMA);
+        };
+    };
 }

@@ -87,6 +87,8 @@ pub enum Fault {
     PluginUnavailable,
     /// A plugin call trapped, ran out of budget or gave an invalid answer.
     PluginFault,
+    /// A metric's settings do not fit its evaluator's settings schema.
+    InvalidPluginConfig,
 }
 
 impl Fault {
@@ -97,6 +99,7 @@ impl Fault {
             Fault::WebhookFailed => "WebhookFailed",
             Fault::PluginUnavailable => "PluginUnavailable",
             Fault::PluginFault => "PluginFault",
+            Fault::InvalidPluginConfig => "InvalidPluginConfig",
         }
     }
 }
@@ -203,6 +206,19 @@ async fn run_metric<M: MetricsProvider>(
             format!("Halt {target_label} advancement metric {}: {e}", check.name),
         )
     })?;
+    // The tick checked the settings before any plugin call; a plugin
+    // replaced since is held to its own schema too.
+    evaluator
+        .check_config(&check.evaluator_config)
+        .map_err(|why| {
+            CheckFailure::fault(
+                Fault::InvalidPluginConfig,
+                format!(
+                    "Halt {target_label} advancement metric {}: evaluatorConfig for evaluator plugin {} {why}",
+                    check.name, check.evaluator
+                ),
+            )
+        })?;
     let plugin_fault = |f: sluice_host::PluginFault| {
         let mut message = format!("Halt {target_label} advancement {f}");
         let failed: Result<(), _> = Err(f);

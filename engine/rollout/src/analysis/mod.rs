@@ -25,6 +25,7 @@ pub use error::{Result, TickError, WorkloadError};
 use sluice_api::{AlertSeverity, Canary, CanaryPhase, CanaryStatus, HookType, RolloutSettings};
 use sluice_host::bindings::strategy as wit;
 use sluice_host::journal::{Answer, Call};
+use sluice_host::schema::ConfigError;
 use sluice_host::{PluginFault, PluginRegistry, StrategyPlugin, validate};
 
 /// The condition Sluice sets when a spec is invalid or a plugin is missing.
@@ -489,6 +490,10 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         let Some(strategy) = self.resolve_strategy(t, settings).await? else {
             return Ok(());
         };
+        if let Some(why) = self.plugin_config_refusal(settings, &strategy) {
+            t.not_ready("InvalidPluginConfig", why);
+            return Ok(());
+        }
         let Some(target) = self.read_target_and_configs(t).await? else {
             return Ok(());
         };
@@ -530,6 +535,41 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 Ok(None)
             }
         }
+    }
+
+    /// Why the Canary's settings for its plugins do not fit their settings
+    /// schemas (`sluice:config-schema`), checked before any plugin call:
+    /// the strategy's, then each metric's evaluator's (an evaluator that is
+    /// unavailable is left to its check).
+    fn plugin_config_refusal(
+        &self,
+        settings: &RolloutSettings,
+        strategy: &StrategyPlugin,
+    ) -> Option<String> {
+        let refusal = |field: String, kind: &str, name: &str, config: &str, why: ConfigError| {
+            let field = if config.is_empty() {
+                format!("the RolloutPlugin's config (used as {field} is empty)")
+            } else {
+                field
+            };
+            format!("{field} for {kind} plugin {name} {why}")
+        };
+        let config = &settings.strategy_config;
+        if let Err(why) = strategy.check_config(config) {
+            let field = "spec.analysis.strategyConfig".to_string();
+            return Some(refusal(field, "strategy", strategy.name(), config, why));
+        }
+        for (i, check) in settings.metrics.iter().enumerate() {
+            let Ok(evaluator) = self.plugins.evaluator(&check.evaluator) else {
+                continue;
+            };
+            if let Err(why) = evaluator.check_config(&check.evaluator_config) {
+                let field = format!("spec.analysis.metrics[{i}].evaluatorConfig");
+                let config = &check.evaluator_config;
+                return Some(refusal(field, "evaluator", evaluator.name(), config, why));
+            }
+        }
+        None
     }
 
     /// The target Deployment, with its tracked ConfigMaps and Secrets read
