@@ -695,6 +695,73 @@ impl CanaryStatus {
         }
     }
 
+    /// A copy without the pending events: what a tick starts from (they are
+    /// published from the stored status, and replaced only by a tick that
+    /// changes the rest).
+    pub fn without_pending_events(&self) -> CanaryStatus {
+        let CanaryStatus {
+            phase,
+            failed_checks,
+            canary_weight,
+            iterations,
+            tracked_configs,
+            last_applied_spec,
+            last_promoted_spec,
+            last_transition_time,
+            session_affinity_cookie,
+            previous_session_affinity_cookie,
+            strategy_digest,
+            conditions,
+            pending_events: _,
+        } = self;
+        CanaryStatus {
+            phase: *phase,
+            failed_checks: *failed_checks,
+            canary_weight: *canary_weight,
+            iterations: *iterations,
+            tracked_configs: tracked_configs.clone(),
+            last_applied_spec: last_applied_spec.clone(),
+            last_promoted_spec: last_promoted_spec.clone(),
+            last_transition_time: last_transition_time.clone(),
+            session_affinity_cookie: session_affinity_cookie.clone(),
+            previous_session_affinity_cookie: previous_session_affinity_cookie.clone(),
+            strategy_digest: strategy_digest.clone(),
+            conditions: conditions.clone(),
+            pending_events: Vec::new(),
+        }
+    }
+
+    /// Whether `self` and `other` hold the same state, pending events aside.
+    pub fn same_state(&self, other: &CanaryStatus) -> bool {
+        let CanaryStatus {
+            phase,
+            failed_checks,
+            canary_weight,
+            iterations,
+            tracked_configs,
+            last_applied_spec,
+            last_promoted_spec,
+            last_transition_time,
+            session_affinity_cookie,
+            previous_session_affinity_cookie,
+            strategy_digest,
+            conditions,
+            pending_events: _,
+        } = self;
+        *phase == other.phase
+            && *failed_checks == other.failed_checks
+            && *canary_weight == other.canary_weight
+            && *iterations == other.iterations
+            && *tracked_configs == other.tracked_configs
+            && *last_applied_spec == other.last_applied_spec
+            && *last_promoted_spec == other.last_promoted_spec
+            && *last_transition_time == other.last_transition_time
+            && *session_affinity_cookie == other.session_affinity_cookie
+            && *previous_session_affinity_cookie == other.previous_session_affinity_cookie
+            && *strategy_digest == other.strategy_digest
+            && *conditions == other.conditions
+    }
+
     /// The condition `condition_type`, if set.
     pub fn condition(&self, condition_type: &str) -> Option<&CanaryCondition> {
         self.conditions

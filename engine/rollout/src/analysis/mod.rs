@@ -97,7 +97,11 @@ impl<'a> Tick<'a> {
             namespace,
             target,
             now,
-            status: canary.status.clone().unwrap_or_default(),
+            status: canary
+                .status
+                .as_ref()
+                .map(CanaryStatus::without_pending_events)
+                .unwrap_or_default(),
             events: Vec::new(),
             configs: Default::default(),
             alerts: Vec::new(),
@@ -387,7 +391,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// Writes the tick's status, if it changed (with the resourceVersion
     /// precondition of the Canary read at the start of the tick).
     async fn write_status(&self, t: &Tick<'_>) -> Result<()> {
-        if t.canary.status.as_ref() != Some(&t.status) {
+        if pending::changes(t.canary, &t.status) {
             self.cluster
                 .update_canary_status(t.canary, &t.status)
                 .await?;
@@ -408,7 +412,9 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         for event in &t.events {
             self.cluster.publish_event(t.canary, event).await?;
         }
-        self.published.record(t.canary, &t.status);
+        if !t.status.pending_events.is_empty() {
+            self.published.record(t.canary, &t.status);
+        }
         Ok(())
     }
 

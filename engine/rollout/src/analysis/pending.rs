@@ -23,10 +23,18 @@ const MAX_PENDING: usize = 32;
 /// Room left for the name's suffix within Kubernetes' 253 bytes.
 const MAX_PREFIX: usize = 200;
 
+/// Whether a tick's `status` (which starts without the pending events)
+/// changes the stored one, pending events aside; a Canary without a status
+/// gets one.
+pub(super) fn changes(canary: &Canary, status: &CanaryStatus) -> bool {
+    canary.status.as_ref().is_none_or(|s| !s.same_state(status))
+}
+
 /// Names the tick's events and writes them into `status` when the tick
-/// changed it; otherwise the stored pending events stay as they are.
+/// changed it; otherwise the stored pending events stay as they are (the
+/// status is not written).
 pub(super) fn stage(canary: &Canary, status: &mut CanaryStatus, events: &mut [Event]) {
-    if canary.status.as_ref() == Some(&*status) {
+    if !changes(canary, status) {
         return;
     }
     let seed = tick_seed(canary);
@@ -78,7 +86,7 @@ fn event_name(canary: &Canary, seed: &Sha256, index: usize) -> String {
 /// Which Canaries' pending events this engine has published (a
 /// fingerprint of their names per Canary).
 #[derive(Default)]
-pub(super) struct Published(Mutex<HashMap<String, u64>>);
+pub(super) struct Published(Mutex<HashMap<u64, u64>>);
 
 impl Published {
     /// Whether the pending events of `status` were published by this engine
@@ -102,12 +110,12 @@ impl Published {
     }
 }
 
-fn key(canary: &Canary) -> String {
-    format!(
-        "{}/{}",
-        canary.namespace().unwrap_or_default(),
-        canary.name_any()
-    )
+/// The Canary, hashed (namespace and name): no allocation per tick.
+fn key(canary: &Canary) -> u64 {
+    let mut h = DefaultHasher::new();
+    canary.metadata.namespace.hash(&mut h);
+    canary.metadata.name.hash(&mut h);
+    h.finish()
 }
 
 fn fingerprint(status: &CanaryStatus) -> u64 {
@@ -140,7 +148,7 @@ mod tests {
     }
 
     fn staged(c: &Canary, new_weight: u32) -> (CanaryStatus, Vec<Event>) {
-        let mut status = c.status.clone().unwrap();
+        let mut status = c.status.as_ref().unwrap().without_pending_events();
         status.canary_weight = new_weight;
         let mut events = vec![Event::normal("a"), Event::warning("b")];
         stage(c, &mut status, &mut events);
@@ -172,10 +180,15 @@ mod tests {
         let mut c = canary("7", 10);
         let (status, _) = staged(&c, 20);
         c.status = Some(status.clone());
-        let mut same = status.clone();
+        let mut same = status.without_pending_events();
         let mut events = vec![Event::warning("waiting")];
+        assert!(!changes(&c, &same));
         stage(&c, &mut same, &mut events);
-        assert_eq!(same, status);
+        assert_eq!(
+            same.pending_events,
+            vec![],
+            "not written: the stored ones stay"
+        );
         assert_eq!(events[0].name, None);
     }
 
