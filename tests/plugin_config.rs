@@ -482,3 +482,30 @@ async fn a_metric_config_that_does_not_fit_its_evaluator_is_refused_until_fixed(
             > 0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metric_check_holds_its_evaluator_to_the_schema_just_before_the_call() {
+    use sluice_rollout::analysis::checks::{Fault, run_metrics};
+    let registry = registry_with_strict_threshold();
+    let canary =
+        sluice_api::load::canary_from_yaml(&canary_with_evaluator_config("{unit: hours}")).unwrap();
+    let settings = canary.settings().unwrap();
+    let failures = run_metrics(
+        &Healthy,
+        &registry,
+        &canary,
+        &settings.metrics,
+        ("podinfo.test", "2026-01-01T00:00:00Z"),
+    )
+    .await;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].fault, Some(Fault::InvalidPluginConfig));
+    assert_eq!(Fault::InvalidPluginConfig.reason(), "InvalidPluginConfig");
+    assert!(
+        failures[0].message.starts_with(
+            "Halt podinfo.test advancement metric latency: evaluatorConfig for evaluator plugin strict-threshold does not match the plugin's settings schema: at \"/unit\""
+        ),
+        "{failures:?}"
+    );
+    assert_eq!(registry.host().metrics().calls("strict-threshold"), 0);
+}
