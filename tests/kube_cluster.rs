@@ -275,6 +275,7 @@ async fn generated_objects_are_server_side_applied_with_exact_bodies() {
 
     let (cluster, server) = cluster();
     let verifier = server.run(vec![
+        route_absent(),
         Step::apply(
             "/apis/gateway.networking.k8s.io/v1/namespaces/test/httproutes/podinfo",
             json!({
@@ -473,13 +474,16 @@ async fn the_field_manager_can_be_changed() {
     let cluster =
         KubeCluster::new(Client::new(service, "default")).with_field_manager("sluice-staging");
     assert_eq!(cluster.field_manager(), "sluice-staging");
-    let verifier = ApiServerVerifier(handle).run(vec![Step {
-        query: vec![("fieldManager", "sluice-staging"), ("force", "true")],
-        ..Step::new(
-            Method::PATCH,
-            "/apis/gateway.networking.k8s.io/v1/namespaces/test/httproutes/podinfo",
-        )
-    }]);
+    let verifier = ApiServerVerifier(handle).run(vec![
+        route_absent(),
+        Step {
+            query: vec![("fieldManager", "sluice-staging"), ("force", "true")],
+            ..Step::new(
+                Method::PATCH,
+                "/apis/gateway.networking.k8s.io/v1/namespaces/test/httproutes/podinfo",
+            )
+        },
+    ]);
     cluster.apply_http_route(&route).await.expect("applied");
     finish(cluster, verifier).await;
 }
@@ -889,6 +893,7 @@ async fn failed_applies_name_the_object() {
     let route = router::render(&canary, &router::safe_plan());
     let (cluster, server) = cluster();
     let verifier = server.run(vec![
+        route_absent(),
         Step {
             query: vec![("fieldManager", "sluice"), ("force", "true")],
             ..Step::new(
@@ -901,6 +906,7 @@ async fn failed_applies_name_the_object() {
             json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
                     "message": "HTTPRoute.gateway.networking.k8s.io \"podinfo\" is invalid: spec.rules[0].backendRefs[0].weight: Invalid value: 1000" }),
         ),
+        route_absent(),
         Step {
             query: vec![("fieldManager", "sluice"), ("force", "true")],
             ..Step::new(
@@ -929,6 +935,53 @@ async fn failed_applies_name_the_object() {
     assert!(kube_cluster::is_retryable(&err), "{err:#}");
     assert!(!err.is_conflict(), "{err:#}");
     finish(cluster, verifier).await;
+}
+
+/// The route read before a route write: not there yet.
+fn route_absent() -> Step {
+    Step::get(
+        "/apis/gateway.networking.k8s.io/v1/namespaces/test/httproutes/podinfo",
+        StatusCode::NOT_FOUND,
+        json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                "message": "httproutes.gateway.networking.k8s.io \"podinfo\" not found" }),
+    )
+}
+
+#[tokio::test]
+async fn a_route_write_carries_the_resource_version_read_just_before_it() {
+    // A route write that times out may still land later; with the version
+    // it was based on, the API server refuses it (409) once a newer write
+    // has landed, so it can never move traffic back.
+    let canary = canary();
+    let route = router::render(&canary, &router::safe_plan());
+    let mut stored = serde_json::to_value(&route).unwrap();
+    stored["metadata"]["resourceVersion"] = json!("4711");
+    let (cluster, server) = cluster();
+    let verifier = server.run(vec![
+        Step::get(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/test/httproutes/podinfo",
+            StatusCode::OK,
+            stored,
+        ),
+        Step {
+            query: vec![("fieldManager", "sluice"), ("force", "true")],
+            ..Step::new(
+                Method::PATCH,
+                "/apis/gateway.networking.k8s.io/v1/namespaces/test/httproutes/podinfo",
+            )
+        },
+    ]);
+    cluster.apply_http_route(&route).await.expect("applied");
+    let bodies = finish(cluster, verifier).await;
+    let applied = bodies
+        .iter()
+        .find(|b| b["kind"] == "HTTPRoute")
+        .expect("the apply's body");
+    assert_eq!(
+        applied["metadata"]["resourceVersion"],
+        json!("4711"),
+        "{applied:#}"
+    );
 }
 
 #[test]
