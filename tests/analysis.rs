@@ -1233,3 +1233,67 @@ async fn a_plugin_build_that_faults_on_every_canary_is_failed_fleet_wide_and_the
         Err(sluice_host::registry::RegistryError::CircuitOpen { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gate_that_cannot_be_asked_holds_with_the_ready_reason_and_one_event() {
+    let yaml = podinfo_yaml().replace(
+        "    webhooks:\n",
+        "    webhooks:\n      - name: approve-rollout\n        type: confirm-rollout\n        url: http://gate.test/rollout\n",
+    );
+    let (cluster, _) = world(&yaml);
+    let switch = Switch::default();
+    let analyzer = Analyzer::new(
+        cluster.clone(),
+        switch.clone(),
+        switch.clone(),
+        common::registry(),
+    );
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut tick = async || {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        let out = analyzer.reconcile(&canary, now).await.unwrap();
+        now += jiff::SignedDuration::from_secs(60);
+        cluster.advance_tick();
+        out
+    };
+    for _ in 0..3 {
+        tick().await;
+    }
+    switch
+        .webhooks_down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    new_revision(&cluster);
+    let mut messages = Vec::new();
+    let mut out = tick().await;
+    for _ in 0..4 {
+        out = tick().await;
+        messages.extend(out.events.iter().map(|e| e.message.clone()));
+        assert_eq!(out.status.canary_weight, 0, "the gate stays closed");
+    }
+    assert_eq!(out.status.phase, Some(CanaryPhase::Waiting));
+    let (status, reason, message) = ready(&out.status);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "WebhookFailed")
+    );
+    assert_eq!(
+        message,
+        "Gate approve-rollout of podinfo.test could not be asked: connection refused"
+    );
+    let all: Vec<String> = cluster
+        .events("test", "podinfo")
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(all.iter().filter(|m| **m == message).count(), 1, "{all:#?}");
+
+    // The gate answers again: the rollout goes on and Ready clears.
+    switch
+        .webhooks_down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let out = tick().await;
+    assert_eq!(out.status.phase, Some(CanaryPhase::Progressing));
+    let out = tick().await;
+    assert_eq!(ready(&out.status).0, "True");
+    assert!(out.status.canary_weight > 0);
+}

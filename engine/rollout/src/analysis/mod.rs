@@ -187,6 +187,16 @@ impl Tick<'_> {
         }
     }
 
+    /// A gate that could not be asked (not one that said no): the gate
+    /// stays closed; the fault is the `Ready` reason, with an event when
+    /// its message is new.
+    fn gate_fault(&mut self, message: String) {
+        if self.condition_message(CONDITION_READY) != Some(message.as_str()) {
+            self.warn(message.clone());
+        }
+        self.record_fault(Fault::WebhookFailed, &message);
+    }
+
     /// A failed check counts; a fault behind it is also recorded.
     fn record_failure(&mut self, failure: &CheckFailure) {
         if let Some(fault) = failure.fault {
@@ -1217,17 +1227,22 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// The first of `hook_type`'s webhooks that does not say yes, if any.
     async fn first_refusal<'s>(
         &self,
-        t: &Tick<'_>,
+        t: &mut Tick<'_>,
         settings: &'s RolloutSettings,
         hook_type: HookType,
     ) -> Option<&'s sluice_api::Webhook> {
         for hook in settings.webhooks_of(hook_type) {
-            if self
+            let call = self
                 .webhooks
                 .call(t.canary, hook, CanaryPhase::Progressing)
-                .await
-                .is_err()
-            {
+                .await;
+            if let Err(e) = call {
+                if gate_fault(e.as_ref()) {
+                    t.gate_fault(format!(
+                        "Gate {} of {} could not be asked: {e}",
+                        hook.name, t.label
+                    ));
+                }
                 return Some(hook);
             }
         }
@@ -1816,5 +1831,14 @@ fn describe_answer(answer: &std::result::Result<wit::Action, PluginFault>) -> St
         Ok(wit::Action::Rollback(why)) => format!("roll back ({why})"),
         Ok(wit::Action::Finalise) => "finalise".into(),
         Err(fault) => format!("fault ({fault})"),
+    }
+}
+
+/// Whether a gate's error is a fault (no answer, a time-out, a server
+/// error) rather than the gate saying no (any other HTTP status).
+fn gate_fault(e: &(dyn std::error::Error + 'static)) -> bool {
+    match e.downcast_ref::<crate::webhooks::WebhookError>() {
+        Some(crate::webhooks::WebhookError::Status { status, .. }) => status.starts_with('5'),
+        _ => true,
     }
 }
