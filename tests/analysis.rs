@@ -96,27 +96,15 @@ async fn a_plugin_answering_weight_150_never_moves_traffic() {
 
 /// A new revision of the target (image podinfo:2).
 fn new_revision(cluster: &MemoryCluster) {
-    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
-    d.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers[0]
-        .image = Some("podinfo:2".into());
-    cluster.put_deployment(d).unwrap();
+    common::new_image(cluster, "test");
 }
 
 fn world(canary_yaml: &str) -> (MemoryCluster, Canary) {
     let cluster = MemoryCluster::new();
     let canary = sluice_api::load::canary_from_yaml(canary_yaml).unwrap();
-    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
-        "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
-    )
-    .unwrap();
-    cluster.put_deployment(deployment).unwrap();
+    cluster
+        .put_deployment(common::podinfo_deployment("test"))
+        .unwrap();
     let canary = cluster.put_canary(canary).unwrap();
     (cluster, canary)
 }
@@ -1127,11 +1115,9 @@ fn put_in_namespace(cluster: &MemoryCluster, yaml: &str, ns: &str) {
         &yaml.replace("namespace: test", &format!("namespace: {ns}")),
     )
     .unwrap();
-    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(&format!(
-        "metadata: {{name: podinfo, namespace: {ns}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: podinfo}}}}\n  template:\n    metadata: {{labels: {{app: podinfo}}}}\n    spec: {{containers: [{{name: podinfod, image: 'podinfo:1'}}]}}\n",
-    ))
-    .unwrap();
-    cluster.put_deployment(deployment).unwrap();
+    cluster
+        .put_deployment(common::podinfo_deployment(ns))
+        .unwrap();
     cluster.put_canary(canary).unwrap();
 }
 
@@ -1167,17 +1153,7 @@ async fn a_plugin_build_that_faults_on_every_canary_is_failed_fleet_wide_and_the
             let canary = cluster.canary(ns, "podinfo").unwrap();
             analyzer.reconcile(&canary, now).await.unwrap();
             if n == 3 {
-                let mut d = cluster.get_deployment(ns, "podinfo").unwrap();
-                d.spec
-                    .as_mut()
-                    .unwrap()
-                    .template
-                    .spec
-                    .as_mut()
-                    .unwrap()
-                    .containers[0]
-                    .image = Some("podinfo:2".into());
-                cluster.put_deployment(d).unwrap();
+                common::new_image(&cluster, ns);
             }
             let route = cluster.route(ns, "podinfo");
             if teams.contains(&ns) {

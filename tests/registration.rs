@@ -417,11 +417,9 @@ async fn a_new_version_of_a_plugin_that_follows_updates_takes_over_at_the_next_t
     )
     .await;
 
-    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
-        "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
-    )
-    .unwrap();
-    cluster.put_deployment(deployment).unwrap();
+    cluster
+        .put_deployment(common::podinfo_deployment("test"))
+        .unwrap();
     let yaml = common::read("examples/podinfo-canary.yaml")
         .replace("    stepWeight: 10\n", "    stepWeight: 10\n    strategy: team-canary\n")
         .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
@@ -443,17 +441,7 @@ async fn a_new_version_of_a_plugin_that_follows_updates_takes_over_at_the_next_t
         tick(now).await;
         now += jiff::SignedDuration::from_secs(60);
     }
-    let mut d = cluster.get_deployment("test", "podinfo").unwrap();
-    d.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers[0]
-        .image = Some("podinfo:2".into());
-    cluster.put_deployment(d).unwrap();
+    common::new_image(&cluster, "test");
     for _ in 0..4 {
         tick(now).await;
         now += jiff::SignedDuration::from_secs(60);
@@ -1174,11 +1162,9 @@ async fn a_rollout_in_progress_keeps_its_version_unless_the_plugin_follows_updat
         let yaml = common::read("examples/podinfo-canary.yaml")
             .replace("    stepWeight: 10\n", "    stepWeight: 10\n    strategy: team-canary\n")
             .replace("  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n", "");
-        let deployment: k8s_openapi::api::apps::v1::Deployment = yaml_serde::from_str(
-            "metadata: {name: podinfo, namespace: test}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: podinfo}}\n  template:\n    metadata: {labels: {app: podinfo}}\n    spec: {containers: [{name: podinfod, image: 'podinfo:1'}]}\n",
-        )
-        .unwrap();
-        cluster.put_deployment(deployment).unwrap();
+        cluster
+            .put_deployment(common::podinfo_deployment("test"))
+            .unwrap();
         cluster
             .put_canary(sluice_api::load::canary_from_yaml(&yaml).unwrap())
             .unwrap();
@@ -1194,17 +1180,7 @@ async fn a_rollout_in_progress_keeps_its_version_unless_the_plugin_follows_updat
         for _ in 0..3 {
             tick().await;
         }
-        let mut d = cluster.get_deployment("test", "podinfo").unwrap();
-        d.spec
-            .as_mut()
-            .unwrap()
-            .template
-            .spec
-            .as_mut()
-            .unwrap()
-            .containers[0]
-            .image = Some("podinfo:2".into());
-        cluster.put_deployment(d).unwrap();
+        common::new_image(&cluster, "test");
         let mut out = tick().await;
         while out.status.canary_weight < 20 {
             out = tick().await;

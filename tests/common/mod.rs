@@ -229,3 +229,20 @@ pub fn sluice(args: &[&str]) -> std::process::Output {
         .output()
         .expect("run sluice")
 }
+
+/// The target Deployment `podinfo` of namespace `ns` (one replica,
+/// `podinfo:1`), as the in-memory tests create it.
+pub fn podinfo_deployment(ns: &str) -> k8s_openapi::api::apps::v1::Deployment {
+    yaml_serde::from_str(&format!(
+        "metadata: {{name: podinfo, namespace: {ns}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: podinfo}}}}\n  template:\n    metadata: {{labels: {{app: podinfo}}}}\n    spec: {{containers: [{{name: podinfod, image: 'podinfo:1'}}]}}\n",
+    ))
+    .expect("deployment parses")
+}
+
+/// A new image for `podinfo` of namespace `ns`: a new revision to roll out.
+pub fn new_image(cluster: &sluice_rollout::cluster::memory::MemoryCluster, ns: &str) {
+    let mut d = cluster.get_deployment(ns, "podinfo").expect("the target");
+    let spec = d.spec.as_mut().and_then(|s| s.template.spec.as_mut());
+    spec.expect("a pod spec").containers[0].image = Some("podinfo:2".into());
+    cluster.put_deployment(d).expect("stored");
+}
