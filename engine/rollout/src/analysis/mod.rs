@@ -1253,18 +1253,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// takes over at this tick; the status records the new digest, and an
     /// event says so.
     fn note_plugin_swap(&self, t: &mut Tick<'_>, strategy: &StrategyPlugin) {
-        let running = matches!(
-            t.phase(),
-            Some(
-                CanaryPhase::Progressing
-                    | CanaryPhase::Waiting
-                    | CanaryPhase::WaitingPromotion
-                    | CanaryPhase::Promoting
-                    | CanaryPhase::Finalising
-            )
-        );
         let previous = t.status.strategy_digest.clone();
-        if !running || previous.as_deref() == Some(strategy.digest()) {
+        if !t.in_rollout() || previous.as_deref() == Some(strategy.digest()) {
             return;
         }
         if let Some(previous) = previous {
