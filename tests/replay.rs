@@ -73,6 +73,21 @@ fn a_simulated_rollout_replays_exactly_through_its_own_plugins() {
         }
     )));
     assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+    // Only the rollout is journalled: no call made at rest.
+    use sluice_host::bindings::strategy::Phase;
+    for e in &entries {
+        if let Call::Decide { state, .. } | Call::Route { state, .. } = &e.call {
+            assert!(
+                matches!(
+                    state.phase,
+                    Phase::Progressing | Phase::Promoting | Phase::Finalising
+                ),
+                "#{} at {:?}",
+                e.seq,
+                state.phase
+            );
+        }
+    }
 
     let d = dir("same");
     let weighted = write(
