@@ -533,6 +533,20 @@ fn events(server: &ApiServer) -> Vec<String> {
         .collect()
 }
 
+/// The events posted so far, once `done` holds for them or 10 s have
+/// passed. A tick's events ride in its status write and are published
+/// just after it, so they can trail the phase a watcher sees.
+async fn events_once(server: &ApiServer, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let notes = events(server);
+        if done(&notes) || Instant::now() >= end {
+            return notes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prometheus_that_fails_mid_rollout_rolls_the_canary_back_through_sluice_run() {
     let prometheus = Recorder::start(failing_prometheus()).await;
@@ -555,13 +569,10 @@ async fn a_prometheus_that_fails_mid_rollout_rolls_the_canary_back_through_sluic
         weights.iter().all(|w| *w <= 20),
         "never past the last healthy step: {weights:?}"
     );
-    let notes = events(&world.server);
-    assert!(
-        notes
-            .iter()
-            .any(|n| n.starts_with("Rolling back podinfo.test failed checks threshold reached 2")),
-        "{notes:#?}"
-    );
+    let rolled_back =
+        |n: &String| n.starts_with("Rolling back podinfo.test failed checks threshold reached 2");
+    let notes = events_once(&world.server, |notes| notes.iter().any(rolled_back)).await;
+    assert!(notes.iter().any(rolled_back), "{notes:#?}");
     assert!(
         notes
             .iter()
@@ -600,12 +611,12 @@ async fn a_rollout_webhook_answering_5xx_then_200_halts_then_lets_the_rollout_fi
         .await;
     assert_eq!(phase, CanaryPhase::Succeeded, "log:\n{}", op.log_text());
     assert_eq!(weights, STEPS);
-    let notes = events(&world.server);
+    let halted = |n: &String| {
+        n.contains("Halt podinfo.test advancement") || n.starts_with("Halt advancement")
+    };
+    let notes = events_once(&world.server, |notes| notes.iter().any(halted)).await;
     assert!(
-        notes
-            .iter()
-            .any(|n| n.contains("Halt podinfo.test advancement")
-                || n.starts_with("Halt advancement")),
+        notes.iter().any(halted),
         "the failing hook halted the rollout: {notes:#?}"
     );
 }
