@@ -94,13 +94,16 @@ fn fuzzing_finds_a_rule_broken_only_on_some_inputs_and_prints_the_input_shrunk()
 
 #[test]
 fn the_sdks_wit_is_a_copy_of_the_contract() {
-    let contract = std::fs::read_to_string(repo_root().join("wit/plugin.wit")).unwrap();
-    let copy = std::fs::read_to_string(repo_root().join("plugins/sdk/wit/plugin.wit")).unwrap();
-    assert!(
-        copy == contract,
-        "plugins/sdk/wit/plugin.wit differs from wit/plugin.wit: copy the contract into the SDK \
-         (cp wit/plugin.wit plugins/sdk/wit/plugin.wit)"
-    );
+    // Both versions: 0.1 and 0.2.
+    for wit in ["wit/plugin.wit", "wit/v0.2/plugin.wit"] {
+        let contract = std::fs::read(repo_root().join(wit)).unwrap();
+        let in_sdk = format!("plugins/sdk/{wit}");
+        let copy = std::fs::read(repo_root().join(&in_sdk)).unwrap();
+        assert!(
+            copy == contract,
+            "{in_sdk} differs from {wit}: copy the contract into the SDK (cp {wit} {in_sdk})"
+        );
+    }
     // Nothing in the SDK reaches out of its folder.
     let sdk = repo_root().join("plugins/sdk");
     let manifest = std::fs::read_to_string(sdk.join("Cargo.toml")).unwrap();
@@ -142,22 +145,37 @@ fn cargo(dir: &Path, args: &[&str]) -> Output {
 fn sdk_copy() -> PathBuf {
     let copy = scaffold_root().join("sdk-copy/sluice-plugin-sdk");
     let sdk = repo_root().join("plugins/sdk");
-    for file in ["Cargo.toml", "README.md", "wit/plugin.wit"] {
+    for file in [
+        "Cargo.toml",
+        "README.md",
+        "wit/plugin.wit",
+        "wit/v0.2/plugin.wit",
+    ] {
         let to = copy.join(file);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(sdk.join(file), &to).unwrap();
     }
-    for entry in std::fs::read_dir(sdk.join("src")).unwrap() {
+    copy_sources(&sdk.join("src"), &copy.join("src"));
+    copy
+}
+
+/// Copies the source tree `from` (e.g. `src/`, `src/v2/`) to `to`,
+/// rewriting only the files that changed: the copy's mtimes drive the
+/// rebuild.
+fn copy_sources(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        let to = copy.join("src").join(entry.file_name());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        // Rewrite only on change: the copy's mtimes drive the rebuild.
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_sources(&entry.path(), &target);
+            continue;
+        }
         let text = std::fs::read(entry.path()).unwrap();
-        if std::fs::read(&to).ok().as_ref() != Some(&text) {
-            std::fs::write(&to, text).unwrap();
+        if std::fs::read(&target).ok().as_ref() != Some(&text) {
+            std::fs::write(&target, text).unwrap();
         }
     }
-    copy
 }
 
 /// `sluice plugin new NAME --kind KIND`, `cargo test`, `cargo build

@@ -133,6 +133,18 @@ impl Config {
         }
     }
 
+    /// The keys of the settings, in document order (a repeated key once,
+    /// where it first appears), e.g. to refuse keys a plugin does not know.
+    pub fn keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::new();
+        for (k, _) in &self.members {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+        keys
+    }
+
     /// The raw value of `key`, if present (and not `null`).
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.members
@@ -277,6 +289,10 @@ mod tests {
         assert_eq!(v.get("b"), Some(&Value::Number(3.0)));
         let c = Config::parse(r#"{"unit": "s", "unit": "ms"}"#).unwrap();
         assert_eq!(c.get_str("unit"), Ok(Some("ms")));
+        assert_eq!(c.keys(), ["unit"]);
+        let c = Config::parse(r#"{"b": 1, "a": null, "b": 2}"#).unwrap();
+        assert_eq!(c.keys(), ["b", "a"]);
+        assert!(Config::parse("").unwrap().keys().is_empty());
     }
 
     #[test]
