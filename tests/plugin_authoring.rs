@@ -390,3 +390,261 @@ async fn fuzzing_an_evaluator_holds_its_verdicts_to_the_hosts_checks() {
     assert_eq!(input["samples"]["canary_series"], serde_json::json!([]));
     assert_eq!(input["samples"]["canary"], 0.0, "{report}");
 }
+
+// Plugins on the SDK's 0.2 API (tests/plugins/v2-strategy and
+// v2-evaluator): they pass `sluice plugin check`, their settings checks
+// refuse bad settings with their message, and they run whole rollouts in
+// the simulator.
+
+/// A 0.2 test plugin of `tests/plugins/` (`v2_strategy`, `v2_evaluator`).
+fn v2_plugin(stem: &str) -> PathBuf {
+    // Builds the tests/plugins workspace, these plugins included.
+    test_plugin("loop");
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("test-plugins/wasm32-wasip2/release/{stem}.wasm"))
+}
+
+/// A file in the test's temp dir.
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A `sluice simulate --output json` run: one object per tick.
+fn simulate_ticks(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["simulate", "--output", "json"];
+    all.extend_from_slice(args);
+    let out = sluice(&all);
+    assert!(out.status.success(), "sluice {all:?}: {}", text(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+fn messages(ticks: &[serde_json::Value]) -> Vec<String> {
+    ticks
+        .iter()
+        .flat_map(|t| t["events"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The rules of a tick's HTTPRoute.
+fn route_rules(tick: &serde_json::Value) -> Vec<serde_json::Value> {
+    tick["httpRoute"]["spec"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The guide's Canary with `strategyConfig: {redirectLegacy: true}`.
+fn canary_redirecting_legacy() -> PathBuf {
+    let yaml = crate::common::read("examples/podinfo-canary.yaml");
+    let yaml = yaml.replacen(
+        "    stepWeight: 10\n",
+        "    stepWeight: 10\n    strategyConfig:\n      redirectLegacy: true\n",
+        1,
+    );
+    assert!(
+        yaml.contains("redirectLegacy"),
+        "the guide's Canary changed"
+    );
+    temp_file("v2-strategy-canary.yaml", &yaml)
+}
+
+#[test]
+fn a_v2_strategy_on_the_sdk_passes_check_and_its_settings_check_names_the_key() {
+    let wasm = v2_plugin("v2_strategy");
+    let wasm = wasm.to_str().unwrap();
+    let out = sluice(&["plugin", "check", wasm]);
+    let report = stdout(&out);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(report.contains("world:    strategy"), "{report}");
+    assert!(report.contains("sluice:plugin@0.2.0"), "{report}");
+    assert!(report.contains("sluice:plugin/settings@0.2.0"), "{report}");
+    assert!(report.contains("sluice:plugin/log@0.2.0"), "{report}");
+    // A 0.2 plugin imports nothing of 0.1.
+    assert!(!report.contains("@0.1.0"), "{report}");
+    assert!(report.contains("result:   OK"), "{report}");
+
+    let ok = sluice(&[
+        "plugin",
+        "check",
+        wasm,
+        "--config",
+        r#"{"redirectLegacy": true}"#,
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok));
+
+    let refused = sluice(&["plugin", "check", wasm, "--config", r#"{"factor": 2}"#]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("unknown setting \\\"factor\\\" (known: redirectLegacy)")
+            || text(&refused).contains("unknown setting \"factor\" (known: redirectLegacy)"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
+fn a_v2_strategy_steps_like_flagger_and_its_routes_carry_filters() {
+    let wasm = v2_plugin("v2_strategy");
+    let canary = canary_redirecting_legacy();
+    let ticks = simulate_ticks(&[
+        "--canary",
+        canary.to_str().unwrap(),
+        "--strategy-plugin",
+        wasm.to_str().unwrap(),
+    ]);
+    // stepWeight 10 up to maxWeight 50, read from the analysis JSON.
+    let advances: Vec<String> = messages(&ticks)
+        .into_iter()
+        .filter(|m| m.starts_with("Advance"))
+        .collect();
+    let expected: Vec<String> = [10, 20, 30, 40, 50]
+        .iter()
+        .map(|w| format!("Advance podinfo.test canary weight {w}"))
+        .collect();
+    assert_eq!(advances, expected, "{:?}", messages(&ticks));
+    assert_eq!(ticks.last().unwrap()["phase"], "Succeeded");
+
+    // At 30 %: the catch-all rule tells responses the weight, and a first
+    // rule redirects /legacy to / (301) without reaching the canary.
+    let tick = ticks
+        .iter()
+        .find(|t| t["canaryWeight"] == 30 && t["phase"] == "Progressing")
+        .expect("a tick at 30 %");
+    let rules = route_rules(tick);
+    let catch_all = rules.last().expect("a catch-all rule");
+    assert!(
+        catch_all["filters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["type"] == "ResponseHeaderModifier"
+                && f["responseHeaderModifier"]["set"]
+                    == serde_json::json!([{"name": "x-sluice-weight", "value": "30"}])),
+        "{catch_all:#}"
+    );
+    let legacy = rules
+        .iter()
+        .find(|r| {
+            r["matches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["path"]["value"] == "/legacy")
+        })
+        .unwrap_or_else(|| panic!("a /legacy rule: {rules:#?}"));
+    let redirect = legacy["filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["type"] == "RequestRedirect")
+        .unwrap_or_else(|| panic!("a redirect: {legacy:#}"));
+    assert_eq!(
+        redirect["requestRedirect"]["statusCode"], 301,
+        "{redirect:#}"
+    );
+    assert_eq!(
+        redirect["requestRedirect"]["path"]["replaceFullPath"], "/",
+        "{redirect:#}"
+    );
+    assert!(
+        !legacy["backendRefs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|b| b["name"] == "podinfo-canary" && b["weight"] != 0),
+        "{legacy:#}"
+    );
+}
+
+#[test]
+fn a_v2_evaluator_asks_for_series_and_holds_while_it_needs_more_data() {
+    let wasm = v2_plugin("v2_evaluator");
+    let path = wasm.to_str().unwrap();
+    let out = sluice(&["plugin", "check", path]);
+    let report = stdout(&out);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(report.contains("world:    evaluator"), "{report}");
+    assert!(report.contains("sluice:plugin@0.2.0"), "{report}");
+    assert!(report.contains("sluice:plugin/settings@0.2.0"), "{report}");
+    assert!(
+        report.contains("requirements -> baseline true, series of 300s every 60s"),
+        "{report}"
+    );
+    assert!(report.contains("result:   OK"), "{report}");
+    let refused = sluice(&["plugin", "check", path, "--config", r#"{"minSamples": 0}"#]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("v2-evaluator: minSamples must be at least 1"),
+        "{}",
+        text(&refused)
+    );
+
+    // The canary's series has 1 sample up to tick 4, 2 at tick 5, then 4:
+    // the checks before tick 6 need more data (minSamples 3), which holds
+    // the rollout without a failed check; then every value passes.
+    let series = |v: &str| {
+        format!(
+            "    - [{v}]\n    - [{v}]\n    - [{v}]\n    - [{v}]\n    - [{v}, {v}]\n    - [{v}, {v}, {v}, {v}]\n"
+        )
+    };
+    let scenario = format!(
+        "ticks: 20\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n\
+         metrics:\n  error-rate: [0.5]\n  latency: [0.2]\n\
+         primaryMetrics:\n  error-rate: [0.5]\n  latency: [0.2]\n\
+         series:\n  error-rate:\n{}  latency:\n{}\
+         primarySeries:\n  error-rate:\n    - [0.5, 0.5, 0.5, 0.5]\n  latency:\n    - [0.2, 0.2, 0.2, 0.2]\n",
+        series("0.5"),
+        series("0.2")
+    );
+    let scenario = temp_file("v2-evaluator-scenario.yaml", &scenario);
+    let ticks = simulate_ticks(&[
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--evaluator-plugin",
+        path,
+    ]);
+    let all = messages(&ticks);
+    assert!(
+        all.iter()
+            .any(|m| m.contains("only 1 samples, need 3") || m.contains("only 2 samples, need 3")),
+        "{all:#?}"
+    );
+    assert!(
+        ticks.iter().all(|t| t["failedChecks"] == 0),
+        "needs-more-data is no failed check: {all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|m| m == "Advance podinfo.test canary weight 50"),
+        "{all:#?}"
+    );
+    assert_eq!(ticks.last().unwrap()["phase"], "Succeeded", "{all:#?}");
+
+    // A canary over the threshold (error-rate max 1) fails the checks.
+    let failing = temp_file(
+        "v2-evaluator-failing.yaml",
+        "ticks: 20\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n\
+         metrics:\n  error-rate: [7]\n  latency: [0.2]\n\
+         primaryMetrics:\n  error-rate: [0.5]\n  latency: [0.2]\n\
+         series:\n  error-rate:\n    - [7, 7, 7, 7]\n  latency:\n    - [0.2, 0.2, 0.2, 0.2]\n\
+         primarySeries:\n  error-rate:\n    - [0.5, 0.5, 0.5, 0.5]\n  latency:\n    - [0.2, 0.2, 0.2, 0.2]\n",
+    );
+    let ticks = simulate_ticks(&[
+        "--scenario",
+        failing.to_str().unwrap(),
+        "--evaluator-plugin",
+        path,
+    ]);
+    let all = messages(&ticks);
+    assert!(
+        all.iter().any(|m| m.contains("error-rate 7 > 1")),
+        "{all:#?}"
+    );
+    assert_eq!(ticks.last().unwrap()["phase"], "Failed", "{all:#?}");
+}
