@@ -141,8 +141,8 @@ fn a_plugin_whose_schema_is_not_json_schema_is_refused_at_load_naming_the_sectio
     );
 }
 
-#[test]
-fn the_sdk_macro_s_section_survives_into_the_component_and_plugins_without_one_check_nothing() {
+#[tokio::test]
+async fn the_sdk_macro_s_section_survives_into_the_component_and_plugins_without_one_check_nothing() {
     let host = common::host();
     let plugin = host
         .load_strategy(
@@ -153,13 +153,13 @@ fn the_sdk_macro_s_section_survives_into_the_component_and_plugins_without_one_c
         .unwrap();
     let schema = plugin.config_schema().expect("the SDK's section is read");
     assert_eq!(schema.json()["required"][0], "factor");
-    assert!(plugin.check_config(r#"{"factor": 1.5}"#).is_ok());
+    assert!(plugin.check_config(r#"{"factor": 1.5}"#).await.is_ok());
     // An empty config is the plugin's own default: checked only when a
     // RolloutPlugin gives one.
-    assert!(plugin.check_config("").is_ok());
+    assert!(plugin.check_config("").await.is_ok());
     let with_default = plugin.with_default_config(r#"{"factor": 0}"#.into());
-    assert!(with_default.check_config("").is_err());
-    assert!(with_default.check_config(r#"{"factor": 3}"#).is_ok());
+    assert!(with_default.check_config("").await.is_err());
+    assert!(with_default.check_config(r#"{"factor": 3}"#).await.is_ok());
 
     for name in [
         "weighted",
@@ -176,7 +176,7 @@ fn the_sdk_macro_s_section_survives_into_the_component_and_plugins_without_one_c
             )
             .unwrap();
         assert!(p.config_schema().is_none(), "{name}");
-        assert!(p.check_config("not json").is_ok(), "{name}");
+        assert!(p.check_config("not json").await.is_ok(), "{name}");
     }
     let threshold = host
         .load_evaluator(

@@ -236,6 +236,7 @@ fn verdict_answer(answer: &Answer<Verdict>) -> String {
         Answer::Ok(Verdict::Pass) => "pass".into(),
         Answer::Ok(Verdict::Fail(why)) => format!("fail ({why})"),
         Answer::Ok(Verdict::Inconclusive(why)) => format!("inconclusive ({why})"),
+        Answer::Ok(Verdict::NeedsMoreData(why)) => format!("needs more data ({why})"),
         Answer::Fault(why) => format!("fault ({why})"),
     }
 }

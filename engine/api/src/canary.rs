@@ -429,6 +429,13 @@ pub struct CanaryAnalysis {
     pub(crate) mirror_weight: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<SessionAffinity>,
+    /// Analysis rounds in a row a check may answer "needs more data"
+    /// (an evaluator of contract 0.2) and hold the rollout without a
+    /// failed check; past this horizon the answer counts as a failed check
+    /// (default 5, at most 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub(crate) max_data_waits: Option<i64>,
     /// Strategy plugin by name; default: chosen from the fields above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
@@ -627,6 +634,10 @@ pub struct CanaryStatus {
     pub phase: Option<CanaryPhase>,
     #[serde(default)]
     pub failed_checks: u32,
+    /// Analysis rounds in a row in which a check needed more data (held
+    /// without a failed check); bounded by `analysis.maxDataWaits`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub data_waits: u32,
     #[serde(default)]
     pub canary_weight: u32,
     #[serde(default)]
@@ -702,6 +713,7 @@ impl CanaryStatus {
         let CanaryStatus {
             phase,
             failed_checks,
+            data_waits,
             canary_weight,
             iterations,
             tracked_configs,
@@ -717,6 +729,7 @@ impl CanaryStatus {
         CanaryStatus {
             phase: *phase,
             failed_checks: *failed_checks,
+            data_waits: *data_waits,
             canary_weight: *canary_weight,
             iterations: *iterations,
             tracked_configs: tracked_configs.clone(),
@@ -736,6 +749,7 @@ impl CanaryStatus {
         let CanaryStatus {
             phase,
             failed_checks,
+            data_waits,
             canary_weight,
             iterations,
             tracked_configs,
@@ -750,6 +764,7 @@ impl CanaryStatus {
         } = self;
         *phase == other.phase
             && *failed_checks == other.failed_checks
+            && *data_waits == other.data_waits
             && *canary_weight == other.canary_weight
             && *iterations == other.iterations
             && *tracked_configs == other.tracked_configs
@@ -868,4 +883,8 @@ fn require(fields: &'static [&'static str]) -> impl FnMut(&mut schemars::Schema)
             }
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -170,6 +170,9 @@ pub struct SessionAffinitySettings {
     pub primary_cookie_name: Option<String>,
 }
 
+/// Rounds in a row a check may need more data before it counts as failed.
+pub const DEFAULT_MAX_DATA_WAITS: u32 = 5;
+
 /// A checked Canary: typed values, defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutSettings {
@@ -189,6 +192,8 @@ pub struct RolloutSettings {
     pub session_affinity: Option<SessionAffinitySettings>,
     pub strategy: StrategyChoice,
     pub strategy_config: String,
+    /// Rounds in a row a check may need more data (`analysis.maxDataWaits`).
+    pub max_data_waits: u32,
     pub metrics: Vec<MetricCheck>,
     pub webhooks: Vec<Webhook>,
     pub alerts: Vec<AlertSettings>,
@@ -290,6 +295,23 @@ impl Checker {
                 self.fail(field, format!("must be at least 1 (got {n})"));
                 None
             }
+        }
+    }
+
+    /// `spec.analysis.maxDataWaits`: 1 to 100 rounds, default
+    /// [`DEFAULT_MAX_DATA_WAITS`].
+    fn max_data_waits(&mut self, a: &CanaryAnalysis) -> u32 {
+        const FIELD: &str = "spec.analysis.maxDataWaits";
+        match self.at_least_one(FIELD, a.max_data_waits) {
+            Some(n) if n > 100 => {
+                self.fail(
+                    FIELD,
+                    format!("must be at most 100 rounds (got {n}): set a smaller horizon"),
+                );
+                DEFAULT_MAX_DATA_WAITS
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_DATA_WAITS,
         }
     }
 
@@ -1010,6 +1032,7 @@ impl Canary {
         c.mirror_steps(a, &schedule);
         let session_affinity = a.session_affinity.as_ref().map(|s| c.session_affinity(s));
         let strategy = c.strategy(a);
+        let max_data_waits = c.max_data_waits(a);
         c.strategy_steps(a, &schedule, &strategy, spec.skip_analysis);
         let metrics = c.metrics(a, &namespace);
         let webhooks = c.webhooks(a);
@@ -1038,6 +1061,7 @@ impl Canary {
                 .as_ref()
                 .map(config_string)
                 .unwrap_or_default(),
+            max_data_waits,
             metrics,
             webhooks,
             alerts,

@@ -284,13 +284,18 @@ macro_rules! log_host {
     };
 }
 
-log_host!(strategy);
-log_host!(evaluator);
+log_host!(strategy_v1);
+log_host!(evaluator_v1);
+log_host!(strategy_v2);
+log_host!(evaluator_v2);
 
 // Type-only interfaces the worlds import: nothing to implement.
-impl super::bindings::strategy::sluice::plugin::types::Host for CallState {}
-impl super::bindings::strategy::sluice::plugin::strategy_types::Host for CallState {}
-impl super::bindings::evaluator::sluice::plugin::evaluator_types::Host for CallState {}
+impl super::bindings::strategy_v1::sluice::plugin::types::Host for CallState {}
+impl super::bindings::strategy_v1::sluice::plugin::strategy_types::Host for CallState {}
+impl super::bindings::evaluator_v1::sluice::plugin::evaluator_types::Host for CallState {}
+impl super::bindings::strategy_v2::sluice::plugin::types::Host for CallState {}
+impl super::bindings::strategy_v2::sluice::plugin::strategy_types::Host for CallState {}
+impl super::bindings::evaluator_v2::sluice::plugin::evaluator_types::Host for CallState {}
 
 #[cfg(test)]
 mod tests {

@@ -10,11 +10,30 @@ use wasmtime::component::Component;
 
 /// The WIT package of the contract.
 pub(crate) const PACKAGE: &str = "sluice:plugin";
-/// The contract version this host implements (`wit/plugin.wit`).
-const VERSION: &str = "0.1.0";
-/// Versions the host accepts: the same major and minor (0.x is unstable:
-/// a new minor may break).
-pub(crate) const ACCEPTS: &str = "0.1.x";
+/// Versions the host accepts: 0.1 (`wit/plugin.wit`) and 0.2
+/// (`wit/v0.2/plugin.wit`), any patch of each (0.x is unstable: a new
+/// minor may break, so each minor has its own bindings).
+pub(crate) const ACCEPTS: &str = "0.1.x and 0.2.x";
+
+/// A contract version the host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V0_1,
+    V0_2,
+}
+
+impl Version {
+    /// The version `version` (a semver string) belongs to, if the host
+    /// runs it.
+    fn of(version: &str) -> Option<Version> {
+        let mut parts = version.split('.');
+        match (parts.next(), parts.next()) {
+            (Some("0"), Some("1")) => Some(Version::V0_1),
+            (Some("0"), Some("2")) => Some(Version::V0_2),
+            _ => None,
+        }
+    }
+}
 
 /// The `sluice:plugin` interfaces a plugin may import: the log function and
 /// the type-only interfaces.
@@ -105,13 +124,6 @@ pub fn inspect(engine: &Engine, component: &Component) -> Contract {
     }
 }
 
-/// Whether this host accepts `version` (same major and minor).
-fn accepts(version: &str) -> bool {
-    let mut ours = VERSION.split('.');
-    let mut theirs = version.split('.');
-    ours.next() == theirs.next() && ours.next() == theirs.next()
-}
-
 /// Why a component is not a plugin this host can run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContractError {
@@ -122,7 +134,7 @@ pub enum ContractError {
     #[error("it is {} plugin (it exports {PACKAGE}/{}), not {} plugin", .found.with_article(), .found.export(), .expected.with_article())]
     WrongWorld { found: World, expected: World },
     #[error(
-        "it targets {PACKAGE}@{0}; this host supports {PACKAGE}@{ACCEPTS}: rebuild it with the SDK of that version"
+        "it targets {PACKAGE}@{0}; this host supports {PACKAGE}@{ACCEPTS}: rebuild it with the SDK of one of those versions"
     )]
     Version(String),
     #[error("its {PACKAGE} export has no version; this host supports {PACKAGE}@{ACCEPTS}")]
@@ -138,8 +150,9 @@ pub enum ContractError {
 }
 
 /// Checks that `contract` is the `expected` world at a version this host
-/// accepts, and imports nothing the host does not provide.
-pub fn check(contract: &Contract, expected: World) -> Result<(), ContractError> {
+/// accepts, and imports nothing the host does not provide (its
+/// `sluice:plugin` imports of its own version only); returns the version.
+pub fn check(contract: &Contract, expected: World) -> Result<Version, ContractError> {
     let Some(world) = contract.world else {
         return Err(ContractError::NotAPlugin {
             exports: list(&contract.exports),
@@ -152,23 +165,23 @@ pub fn check(contract: &Contract, expected: World) -> Result<(), ContractError> 
             expected,
         });
     }
-    match &contract.version {
-        Some(v) if accepts(v) => {}
-        Some(v) => return Err(ContractError::Version(v.clone())),
+    let version = match &contract.version {
+        Some(v) => Version::of(v).ok_or_else(|| ContractError::Version(v.clone()))?,
         None => return Err(ContractError::NoVersion),
-    }
+    };
     for import in &contract.imports {
         if import.starts_with("wasi:") && !super::sandbox::links(import) {
             return Err(ContractError::WasiImport(import.clone()));
         }
         let provided = import.starts_with("wasi:")
-            || sluice_interface(import)
-                .is_some_and(|(i, v)| HOST_INTERFACES.contains(&i) && v.is_some_and(accepts));
+            || sluice_interface(import).is_some_and(|(i, v)| {
+                HOST_INTERFACES.contains(&i) && v.and_then(Version::of) == Some(version)
+            });
         if !provided {
             return Err(ContractError::Import(import.clone()));
         }
     }
-    Ok(())
+    Ok(version)
 }
 
 fn list(names: &[String]) -> String {
@@ -192,11 +205,16 @@ mod tests {
         }
     }
 
+    fn accepts(version: &str) -> bool {
+        Version::of(version).is_some()
+    }
+
     #[test]
     fn versions() {
         assert!(accepts("0.1.0"));
         assert!(accepts("0.1.7"));
-        assert!(!accepts("0.2.0"));
+        assert!(accepts("0.2.0"));
+        assert!(!accepts("0.3.0"));
         assert!(!accepts("1.1.0"));
         assert_eq!(
             sluice_interface("sluice:plugin/rollout@0.1.0"),
@@ -213,16 +231,34 @@ mod tests {
                 &contract(Some(World::Strategy), Some("0.1.0"), &wasi),
                 World::Strategy
             ),
-            Ok(())
+            Ok(Version::V0_1)
         );
         assert_eq!(
+            check(
+                &contract(Some(World::Strategy), Some("0.3.0"), &wasi),
+                World::Strategy
+            )
+            .unwrap_err()
+            .to_string(),
+            "it targets sluice:plugin@0.3.0; this host supports sluice:plugin@0.1.x and 0.2.x: rebuild it with the SDK of one of those versions"
+        );
+        // A 0.2 plugin imports 0.2's log, not 0.1's: one version per plugin.
+        let v2 = ["sluice:plugin/log@0.2.0"];
+        assert_eq!(
+            check(
+                &contract(Some(World::Strategy), Some("0.2.0"), &v2),
+                World::Strategy
+            ),
+            Ok(Version::V0_2)
+        );
+        assert!(
             check(
                 &contract(Some(World::Strategy), Some("0.2.0"), &wasi),
                 World::Strategy
             )
             .unwrap_err()
-            .to_string(),
-            "it targets sluice:plugin@0.2.0; this host supports sluice:plugin@0.1.x: rebuild it with the SDK of that version"
+            .to_string()
+            .starts_with("it imports sluice:plugin/log@0.1.0")
         );
         assert_eq!(
             check(

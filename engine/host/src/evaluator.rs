@@ -1,11 +1,31 @@
-//! A loaded evaluator plugin. Cheap to clone; every call that runs guest
-//! code gets a fresh instance.
+//! A loaded evaluator plugin, of either contract version. Cheap to clone;
+//! every call that runs guest code gets a fresh instance.
 
-use super::bindings::evaluator::{EvaluatorPre, Metric, Samples, SeriesRequest, Verdict};
+use wasmtime::component::ComponentExportIndex;
+
+use super::bindings::evaluator::{Metric, Samples, SeriesRequest, Verdict};
+use super::bindings::{evaluator_v1, evaluator_v2};
 use super::call::{CallContext, run_call};
+use super::convert;
 use super::memo::Memo;
 use super::schema::{ConfigError, ConfigSchema};
-use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost};
+use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost, settings};
+
+/// The bindings of an evaluator, by contract version.
+#[derive(Clone)]
+pub(crate) enum EvaluatorPre {
+    V1(evaluator_v1::EvaluatorPre<CallState>),
+    V2(evaluator_v2::EvaluatorPre<CallState>),
+}
+
+impl EvaluatorPre {
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            EvaluatorPre::V1(pre) => pre.engine(),
+            EvaluatorPre::V2(pre) => pre.engine(),
+        }
+    }
+}
 
 /// The most samples a series may hold: Prometheus refuses range queries of
 /// more than 11,000 points per series, and a plugin's input must stay small
@@ -69,15 +89,20 @@ pub struct Requirements {
 pub struct EvaluatorPlugin {
     name: String,
     digest: String,
-    pre: EvaluatorPre<CallState>,
+    pre: EvaluatorPre,
+    /// The `validate-config` export, when the plugin has one (0.2).
+    validator: Option<ComponentExportIndex>,
     limits: Limits,
     host: PluginHost,
     /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
     default_config: String,
     /// The settings schema the component embeds, compiled once at load.
     schema: Option<ConfigSchema>,
-    /// Requirements by metric: `wants-*` are pure functions.
+    /// Requirements by metric: `requirements` (0.2), `wants-*` (0.1) are
+    /// pure functions.
     requirements: Memo<Requirements>,
+    /// The plugin's verdicts on settings: `validate-config` is pure.
+    verdicts: Memo<Result<(), String>>,
     sink: Option<LogSink>,
 }
 
@@ -85,7 +110,8 @@ impl EvaluatorPlugin {
     pub(crate) fn new(
         name: &str,
         digest: String,
-        pre: EvaluatorPre<CallState>,
+        pre: EvaluatorPre,
+        validator: Option<ComponentExportIndex>,
         limits: Limits,
         host: PluginHost,
         schema: Option<ConfigSchema>,
@@ -94,11 +120,13 @@ impl EvaluatorPlugin {
             name: name.to_string(),
             digest,
             pre,
+            validator,
             limits,
             host,
             default_config: String::new(),
             schema,
             requirements: Memo::default(),
+            verdicts: Memo::default(),
             sink: None,
         }
     }
@@ -133,19 +161,52 @@ impl EvaluatorPlugin {
         self.schema.as_ref()
     }
 
+    /// The contract version the plugin targets: "0.1" or "0.2".
+    pub fn contract(&self) -> &'static str {
+        match self.pre {
+            EvaluatorPre::V1(_) => "0.1",
+            EvaluatorPre::V2(_) => "0.2",
+        }
+    }
+
+    /// Whether the plugin checks its own settings (`validate-config`).
+    pub fn validates_config(&self) -> bool {
+        self.validator.is_some()
+    }
+
     /// Checks `config` (or, when it is empty, the plugin's default settings)
-    /// against the plugin's settings schema. No schema, or no settings at
-    /// all, passes.
-    pub fn check_config(&self, config: &str) -> Result<(), ConfigError> {
+    /// against the plugin's settings schema, then with its own
+    /// `validate-config` when it exports one. No schema and no export, or
+    /// no settings at all, passes.
+    pub async fn check_config(&self, config: &str) -> Result<(), ConfigError> {
         let effective = if config.is_empty() {
             self.default_config.as_str()
         } else {
             config
         };
-        match &self.schema {
-            Some(schema) if !effective.is_empty() => schema.check(effective),
-            _ => Ok(()),
+        if let Some(schema) = &self.schema
+            && !effective.is_empty()
+        {
+            schema.check(effective)?;
         }
+        let (Some(func), EvaluatorPre::V2(pre)) = (&self.validator, &self.pre) else {
+            return Ok(());
+        };
+        let key = Memo::<Result<(), String>>::key("validate-config", &effective);
+        if let Some(verdict) = key.as_deref().and_then(|k| self.verdicts.get(k)) {
+            return verdict.map_err(ConfigError::Refused);
+        }
+        let verdict = run_call(self.context(), async |store| {
+            let answer = settings::validate(store, pre.instance_pre(), func, effective).await?;
+            Ok(Ok(answer))
+        })
+        .await
+        .map_err(|fault| ConfigError::Unchecked(fault.to_string()))?;
+        let verdict = verdict.map_err(|why| super::strategy::bounded_reason(&why));
+        if let Some(k) = key {
+            self.verdicts.put(k, verdict.clone());
+        }
+        verdict.map_err(ConfigError::Refused)
     }
 
     pub fn digest(&self) -> &str {
@@ -161,8 +222,9 @@ impl EvaluatorPlugin {
         )
     }
 
-    /// What the plugin needs for `metric` (`wants-baseline` and
-    /// `wants-series`, asked of one instance), remembered per metric. A
+    /// What the plugin needs for `metric` (0.2: one `requirements` call;
+    /// 0.1: `wants-baseline` and `wants-series`, asked of one instance),
+    /// remembered per metric. A
     /// series request the host cannot serve (zero step, window shorter than
     /// a step, too many samples) is an invalid answer: plugin output is
     /// never trusted.
@@ -171,14 +233,33 @@ impl EvaluatorPlugin {
         if let Some(r) = key.as_deref().and_then(|k| self.requirements.get(k)) {
             return Ok(r);
         }
-        let requirements = run_call(self.context(), async |store| {
-            let plugin = self.pre.instantiate_async(&mut *store).await?;
-            let judge = plugin.sluice_plugin_judge();
-            let baseline = judge.call_wants_baseline(&mut *store, metric).await?;
-            let series = judge.call_wants_series(&mut *store, metric).await?;
-            Ok(Ok(Requirements { baseline, series }))
-        })
-        .await?;
+        let requirements = match &self.pre {
+            EvaluatorPre::V1(pre) => {
+                run_call(self.context(), async |store| {
+                    let plugin = pre.instantiate_async(&mut *store).await?;
+                    let judge = plugin.sluice_plugin_judge();
+                    let baseline = judge.call_wants_baseline(&mut *store, metric).await?;
+                    let series = judge.call_wants_series(&mut *store, metric).await?;
+                    Ok(Ok(Requirements { baseline, series }))
+                })
+                .await?
+            }
+            EvaluatorPre::V2(pre) => {
+                let metric = convert::metric_to_v2(metric);
+                let answer = run_call(self.context(), async |store| {
+                    let plugin = pre.instantiate_async(&mut *store).await?;
+                    plugin
+                        .sluice_plugin_judge()
+                        .call_requirements(&mut *store, &metric)
+                        .await
+                })
+                .await?;
+                Requirements {
+                    baseline: answer.baseline,
+                    series: answer.series.map(convert::series_from_v2),
+                }
+            }
+        };
         if let Some(r) = &requirements.series {
             check_series_request(r).map_err(|why| PluginFault {
                 plugin: self.name.clone(),
@@ -199,17 +280,34 @@ impl EvaluatorPlugin {
         metric: &Metric,
         samples: Samples,
     ) -> Result<Verdict, PluginFault> {
-        let verdict = run_call(self.context(), async |store| {
-            let plugin = self.pre.instantiate_async(&mut *store).await?;
-            plugin
-                .sluice_plugin_judge()
-                .call_evaluate(&mut *store, metric, &samples)
-                .await
-        })
-        .await?;
+        let verdict = match &self.pre {
+            EvaluatorPre::V1(pre) => {
+                let verdict = run_call(self.context(), async |store| {
+                    let plugin = pre.instantiate_async(&mut *store).await?;
+                    plugin
+                        .sluice_plugin_judge()
+                        .call_evaluate(&mut *store, metric, &samples)
+                        .await
+                })
+                .await?;
+                convert::verdict_from_v1(verdict)
+            }
+            EvaluatorPre::V2(pre) => {
+                let metric = convert::metric_to_v2(metric);
+                let samples = convert::samples_to_v2(&samples);
+                run_call(self.context(), async |store| {
+                    let plugin = pre.instantiate_async(&mut *store).await?;
+                    plugin
+                        .sluice_plugin_judge()
+                        .call_evaluate(&mut *store, &metric, &samples)
+                        .await
+                })
+                .await?
+            }
+        };
         let reason = match &verdict {
             Verdict::Pass => return Ok(verdict),
-            Verdict::Fail(r) | Verdict::Inconclusive(r) => r,
+            Verdict::Fail(r) | Verdict::Inconclusive(r) | Verdict::NeedsMoreData(r) => r,
         };
         if reason.trim().is_empty() || reason.len() > 1024 {
             return Err(PluginFault {

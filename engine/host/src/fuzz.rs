@@ -32,8 +32,8 @@ use serde::Serialize;
 
 use super::bindings::evaluator::{Metric, Samples, ThresholdRange};
 use super::bindings::strategy::{
-    Action, AnalysisSpec, HeaderMatch, HttpMatch, Observation, Phase, RolloutState,
-    SessionAffinity, StringMatch,
+    Action, AnalysisSpec, Observation, Phase, RolloutState, SessionAffinity,
+    SpecHeaderMatch as HeaderMatch, SpecMatch as HttpMatch, SpecStringMatch as StringMatch,
 };
 use super::contract::World;
 use super::evaluator::series_points;

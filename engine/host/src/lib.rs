@@ -15,6 +15,7 @@ mod cache;
 mod call;
 pub mod check;
 pub mod contract;
+mod convert;
 pub mod evaluator;
 mod fault;
 pub mod fuzz;
@@ -23,6 +24,7 @@ mod memo;
 pub mod registry;
 mod sandbox;
 pub mod schema;
+mod settings;
 mod stats;
 pub mod strategy;
 pub mod validate;
@@ -40,6 +42,7 @@ pub use breaker::{BreakerPolicy, Breakers};
 pub use cache::{ArtifactCache, CacheError};
 use call::{CallState, EPOCH_TICK};
 pub use call::{Limits, LogSink, MAX_LOG_LINES};
+pub use convert::{plan_match, spec_match};
 pub use evaluator::EvaluatorPlugin;
 pub use fault::{FaultKind, PluginFault};
 pub use registry::PluginRegistry;
@@ -164,21 +167,20 @@ impl PluginHost {
     }
 
     /// Compiles `wasm` and checks that it is a `world` plugin of a contract
-    /// version this host accepts.
+    /// version this host accepts; returns that version.
     fn compile_checked(
         &self,
         name: &str,
         wasm: &[u8],
         world: contract::World,
-    ) -> Result<(Component, String), PluginFault> {
+    ) -> Result<(Component, String, contract::Version), PluginFault> {
         let (component, digest) = self.compile(name, wasm)?;
-        contract::check(&contract::inspect(&self.engine, &component), world).map_err(|why| {
-            PluginFault {
+        let version = contract::check(&contract::inspect(&self.engine, &component), world)
+            .map_err(|why| PluginFault {
                 plugin: name.to_string(),
                 kind: FaultKind::Load(why.to_string()),
-            }
-        })?;
-        Ok((component, digest))
+            })?;
+        Ok((component, digest, version))
     }
 
     /// Compiles (or loads from the cache) a component, and reads its contract.
@@ -234,70 +236,104 @@ impl PluginHost {
         Ok(linker)
     }
 
-    /// Compiles and links a strategy plugin.
+    /// Compiles and links a strategy plugin of either contract version.
     pub fn load_strategy(
         &self,
         name: &str,
         wasm: &[u8],
         limits: Limits,
     ) -> Result<StrategyPlugin, PluginFault> {
-        let (component, digest) = self.compile_checked(name, wasm, contract::World::Strategy)?;
+        let (component, digest, version) =
+            self.compile_checked(name, wasm, contract::World::Strategy)?;
         let schema = read_schema(name, wasm)?;
-        let load_fault = |e: anyhow::Error| PluginFault {
+        let fault = |e: anyhow::Error| PluginFault {
             plugin: name.to_string(),
-            kind: FaultKind::Load(format!("{e:#}")),
+            kind: FaultKind::Load(format!(
+                "{:#}",
+                e.context("it does not fit the sluice:plugin/strategy world")
+            )),
         };
-        let mut linker = self.linker().map_err(load_fault)?;
-        bindings::strategy::Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| load_fault(e.into()))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(bindings::strategy::StrategyPre::new)
-            .map_err(|e| {
-                load_fault(
-                    anyhow::Error::from(e)
-                        .context("it does not fit the sluice:plugin/strategy world"),
+        let load_fault = |e: wasmtime::Error| fault(anyhow::Error::from(e));
+        let mut linker = self.linker().map_err(fault)?;
+        let pre = match version {
+            contract::Version::V0_1 => {
+                bindings::strategy_v1::Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                    .map_err(load_fault)?;
+                let pre = linker.instantiate_pre(&component).map_err(load_fault)?;
+                strategy::StrategyPre::V1(
+                    bindings::strategy_v1::StrategyPre::new(pre).map_err(load_fault)?,
                 )
-            })?;
+            }
+            contract::Version::V0_2 => {
+                bindings::strategy_v2::Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                    .map_err(load_fault)?;
+                let pre = linker.instantiate_pre(&component).map_err(load_fault)?;
+                strategy::StrategyPre::V2(
+                    bindings::strategy_v2::StrategyPre::new(pre).map_err(load_fault)?,
+                )
+            }
+        };
+        let validator = settings::export(&component);
         Ok(StrategyPlugin::new(
             name,
             digest,
             pre,
+            validator,
             limits,
             self.clone(),
             schema,
         ))
     }
 
-    /// Compiles and links an evaluator plugin.
+    /// Compiles and links an evaluator plugin of either contract version.
     pub fn load_evaluator(
         &self,
         name: &str,
         wasm: &[u8],
         limits: Limits,
     ) -> Result<EvaluatorPlugin, PluginFault> {
-        let (component, digest) = self.compile_checked(name, wasm, contract::World::Evaluator)?;
+        let (component, digest, version) =
+            self.compile_checked(name, wasm, contract::World::Evaluator)?;
         let schema = read_schema(name, wasm)?;
-        let load_fault = |e: anyhow::Error| PluginFault {
+        let fault = |e: anyhow::Error| PluginFault {
             plugin: name.to_string(),
-            kind: FaultKind::Load(format!("{e:#}")),
+            kind: FaultKind::Load(format!(
+                "{:#}",
+                e.context("it does not fit the sluice:plugin/evaluator world")
+            )),
         };
-        let mut linker = self.linker().map_err(load_fault)?;
-        bindings::evaluator::Evaluator::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| load_fault(e.into()))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(bindings::evaluator::EvaluatorPre::new)
-            .map_err(|e| {
-                load_fault(
-                    anyhow::Error::from(e)
-                        .context("it does not fit the sluice:plugin/evaluator world"),
+        let load_fault = |e: wasmtime::Error| fault(anyhow::Error::from(e));
+        let mut linker = self.linker().map_err(fault)?;
+        let pre = match version {
+            contract::Version::V0_1 => {
+                bindings::evaluator_v1::Evaluator::add_to_linker::<_, HasSelf<_>>(
+                    &mut linker,
+                    |s| s,
                 )
-            })?;
+                .map_err(load_fault)?;
+                let pre = linker.instantiate_pre(&component).map_err(load_fault)?;
+                evaluator::EvaluatorPre::V1(
+                    bindings::evaluator_v1::EvaluatorPre::new(pre).map_err(load_fault)?,
+                )
+            }
+            contract::Version::V0_2 => {
+                bindings::evaluator_v2::Evaluator::add_to_linker::<_, HasSelf<_>>(
+                    &mut linker,
+                    |s| s,
+                )
+                .map_err(load_fault)?;
+                let pre = linker.instantiate_pre(&component).map_err(load_fault)?;
+                evaluator::EvaluatorPre::V2(
+                    bindings::evaluator_v2::EvaluatorPre::new(pre).map_err(load_fault)?,
+                )
+            }
+        };
+        let validator = settings::export(&component);
         Ok(EvaluatorPlugin::new(
             name,
             digest,
             pre,
+            validator,
             limits,
             self.clone(),
             schema,

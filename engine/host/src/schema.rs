@@ -56,6 +56,12 @@ pub enum ConfigError {
     /// is about (`""` is the settings themselves).
     #[error("does not match the plugin's settings schema: {}", .0.join("; "))]
     Mismatch(Vec<String>),
+    /// The plugin's own `validate-config` refused the settings.
+    #[error("is refused by the plugin: {0}")]
+    Refused(String),
+    /// The plugin's `validate-config` faulted (trap, time-out, …).
+    #[error("could not be checked: validate-config failed: {0}")]
+    Unchecked(String),
 }
 
 impl ConfigSchema {

@@ -1,19 +1,39 @@
-//! A loaded strategy plugin. Cheap to clone; every call that runs guest
-//! code gets a fresh instance.
+//! A loaded strategy plugin, of either contract version. Cheap to clone;
+//! every call that runs guest code gets a fresh instance.
 
-use super::bindings::strategy::{
-    Action, AnalysisSpec, Observation, RolloutState, RoutePlan, StrategyPre,
-};
+use wasmtime::component::ComponentExportIndex;
+
+use super::bindings::strategy::{Action, AnalysisSpec, Observation, RolloutState, RoutePlan};
+use super::bindings::{strategy_v1, strategy_v2};
 use super::call::{CallContext, run_call};
+use super::convert;
 use super::memo::Memo;
 use super::schema::{ConfigError, ConfigSchema};
-use super::{CallState, Limits, LogSink, PluginFault, PluginHost};
+use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost, settings};
+
+/// The bindings of a strategy, by contract version.
+#[derive(Clone)]
+pub(crate) enum StrategyPre {
+    V1(strategy_v1::StrategyPre<CallState>),
+    V2(strategy_v2::StrategyPre<CallState>),
+}
+
+impl StrategyPre {
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            StrategyPre::V1(pre) => pre.engine(),
+            StrategyPre::V2(pre) => pre.engine(),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct StrategyPlugin {
     name: String,
     digest: String,
-    pre: StrategyPre<CallState>,
+    pre: StrategyPre,
+    /// The `validate-config` export, when the plugin has one (0.2).
+    validator: Option<ComponentExportIndex>,
     limits: Limits,
     host: PluginHost,
     /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
@@ -22,6 +42,8 @@ pub struct StrategyPlugin {
     schema: Option<ConfigSchema>,
     /// Route plans by spec and state: `route` is a pure function.
     routes: Memo<RoutePlan>,
+    /// The plugin's verdicts on settings: `validate-config` is pure.
+    verdicts: Memo<Result<(), String>>,
     sink: Option<LogSink>,
 }
 
@@ -29,7 +51,8 @@ impl StrategyPlugin {
     pub(crate) fn new(
         name: &str,
         digest: String,
-        pre: StrategyPre<CallState>,
+        pre: StrategyPre,
+        validator: Option<ComponentExportIndex>,
         limits: Limits,
         host: PluginHost,
         schema: Option<ConfigSchema>,
@@ -38,11 +61,13 @@ impl StrategyPlugin {
             name: name.to_string(),
             digest,
             pre,
+            validator,
             limits,
             host,
             default_config: String::new(),
             schema,
             routes: Memo::default(),
+            verdicts: Memo::default(),
             sink: None,
         }
     }
@@ -77,19 +102,55 @@ impl StrategyPlugin {
         self.schema.as_ref()
     }
 
+    /// The contract version the plugin targets: "0.1" or "0.2".
+    pub fn contract(&self) -> &'static str {
+        match self.pre {
+            StrategyPre::V1(_) => "0.1",
+            StrategyPre::V2(_) => "0.2",
+        }
+    }
+
+    /// Whether the plugin checks its own settings (`validate-config`).
+    pub fn validates_config(&self) -> bool {
+        self.validator.is_some()
+    }
+
     /// Checks `config` (or, when it is empty, the plugin's default settings)
-    /// against the plugin's settings schema. No schema, or no settings at
-    /// all, passes.
-    pub fn check_config(&self, config: &str) -> Result<(), ConfigError> {
+    /// against the plugin's settings schema, then with its own
+    /// `validate-config` when it exports one. No schema and no export, or
+    /// no settings at all, passes.
+    pub async fn check_config(&self, config: &str) -> Result<(), ConfigError> {
         let effective = if config.is_empty() {
             self.default_config.as_str()
         } else {
             config
         };
-        match &self.schema {
-            Some(schema) if !effective.is_empty() => schema.check(effective),
-            _ => Ok(()),
+        if let Some(schema) = &self.schema
+            && !effective.is_empty()
+        {
+            schema.check(effective)?;
         }
+        let Some(func) = &self.validator else {
+            return Ok(());
+        };
+        let StrategyPre::V2(pre) = &self.pre else {
+            return Ok(());
+        };
+        let key = Memo::<Result<(), String>>::key("validate-config", &effective);
+        if let Some(verdict) = key.as_deref().and_then(|k| self.verdicts.get(k)) {
+            return verdict.map_err(ConfigError::Refused);
+        }
+        let verdict = run_call(self.context(), async |store| {
+            let answer = settings::validate(store, pre.instance_pre(), func, effective).await?;
+            Ok(Ok(answer))
+        })
+        .await
+        .map_err(|fault| ConfigError::Unchecked(fault.to_string()))?;
+        let verdict = verdict.map_err(|why| bounded_reason(&why));
+        if let Some(k) = key {
+            self.verdicts.put(k, verdict.clone());
+        }
+        verdict.map_err(ConfigError::Refused)
     }
 
     /// sha256 of the component, hex.
@@ -117,14 +178,32 @@ impl StrategyPlugin {
         state: RolloutState,
         obs: Observation,
     ) -> Result<Action, PluginFault> {
-        run_call(self.context(), async |store| {
-            let plugin = self.pre.instantiate_async(&mut *store).await?;
-            plugin
-                .sluice_plugin_rollout()
-                .call_decide(&mut *store, spec, state, obs)
+        match &self.pre {
+            StrategyPre::V1(pre) => {
+                run_call(self.context(), async |store| {
+                    let plugin = pre.instantiate_async(&mut *store).await?;
+                    plugin
+                        .sluice_plugin_rollout()
+                        .call_decide(&mut *store, spec, state, obs)
+                        .await
+                })
                 .await
-        })
-        .await
+            }
+            StrategyPre::V2(pre) => {
+                let state = self.visible_state(&state)?;
+                let spec = convert::spec_to_v2(spec);
+                let obs = convert::observation_to_v2(obs);
+                let action = run_call(self.context(), async |store| {
+                    let plugin = pre.instantiate_async(&mut *store).await?;
+                    plugin
+                        .sluice_plugin_rollout()
+                        .call_decide(&mut *store, &spec, state, obs)
+                        .await
+                })
+                .await?;
+                Ok(convert::action_from_v2(action))
+            }
+        }
     }
 
     /// The plugin's raw route plan; check it with
@@ -138,17 +217,70 @@ impl StrategyPlugin {
         if let Some(plan) = key.as_deref().and_then(|k| self.routes.get(k)) {
             return Ok(plan);
         }
-        let plan = run_call(self.context(), async |store| {
-            let plugin = self.pre.instantiate_async(&mut *store).await?;
-            plugin
-                .sluice_plugin_rollout()
-                .call_route(&mut *store, spec, state)
-                .await
-        })
-        .await?;
+        let plan = match &self.pre {
+            StrategyPre::V1(pre) => {
+                let plan = run_call(self.context(), async |store| {
+                    let plugin = pre.instantiate_async(&mut *store).await?;
+                    plugin
+                        .sluice_plugin_rollout()
+                        .call_route(&mut *store, spec, state)
+                        .await
+                })
+                .await?;
+                convert::plan_from_v1(plan)
+            }
+            StrategyPre::V2(pre) => {
+                let state = self.visible_state(&state)?;
+                let spec = convert::spec_to_v2(spec);
+                run_call(self.context(), async |store| {
+                    let plugin = pre.instantiate_async(&mut *store).await?;
+                    plugin
+                        .sluice_plugin_rollout()
+                        .call_route(&mut *store, &spec, state)
+                        .await
+                })
+                .await?
+            }
+        };
         if let Some(k) = key {
             self.routes.put(k, plan.clone());
         }
         Ok(plan)
+    }
+
+    /// `state` as a 0.2 plugin sees it; a phase it never sees is the
+    /// host's mistake, reported as a refused call rather than a guess.
+    fn visible_state(
+        &self,
+        state: &RolloutState,
+    ) -> Result<strategy_v2::sluice::plugin::strategy_types::RolloutState, PluginFault> {
+        convert::state_to_v2(state).ok_or_else(|| PluginFault {
+            plugin: self.name.clone(),
+            kind: FaultKind::InvalidAnswer(format!(
+                "a sluice:plugin@0.2 strategy is not called in phase {:?}",
+                state.phase
+            )),
+        })
+    }
+}
+
+/// A plugin's refusal as the host keeps it: one line of at most 1024
+/// bytes, no control characters.
+pub(crate) fn bounded_reason(why: &str) -> String {
+    let mut line: String = why
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > 1024 {
+        let mut end = 1024;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+    }
+    if line.trim().is_empty() {
+        "refused without a reason".to_string()
+    } else {
+        line
     }
 }

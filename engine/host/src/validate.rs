@@ -1,11 +1,16 @@
 //! Checks of plugin answers. A plugin is untrusted: whatever it returns is
 //! checked here before the host acts on it.
 
+mod filters;
+
+pub use filters::redirects;
+
 use super::bindings::strategy::{
     Action, AnalysisSpec, Backend, HttpMatch, Mirror, Phase, ResponseCookie, RolloutState,
-    RoutePlan, RouteRule, StringMatch,
+    RoutePlan, RouteRule, SpecMatch, StringMatch,
 };
 use super::{FaultKind, PluginFault};
+use crate::convert::plan_match;
 use sluice_core::gateway::{HTTP_METHODS, PATH_PSEUDO_HEADER, bounded_regex, is_header_name};
 
 const MAX_RULES: usize = 16;
@@ -139,6 +144,8 @@ pub fn route_plan(
     for (i, rule) in plan.rules.iter().enumerate() {
         let at = format!("rule {i}");
         route_rule(rule, spec, allowed).map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
+        filters::rule_filters(rule, i == last)
+            .map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
         for (j, m) in rule.matches.iter().enumerate() {
             http_match(m).map_err(|why| invalid(plugin, format!("{at}, match {j}: {why}")))?;
         }
@@ -267,7 +274,7 @@ fn matched_canary_rule(
     if !allowed {
         return Err("sends matched requests to the canary while no traffic may reach it".into());
     }
-    if !spec.matches.is_empty() && rule.matches == spec.matches {
+    if !spec.matches.is_empty() && same_matches(&rule.matches, &spec.matches) {
         let ab = spec.iterations.is_some_and(|n| n > 0);
         let canary = canary_weight(rule);
         if !ab && canary != state.canary_weight {
@@ -292,6 +299,11 @@ fn matched_canary_rule(
         "sends matched requests to the canary, but its conditions are neither the Canary's analysis.match nor this rollout's session-affinity cookie"
             .into(),
     )
+}
+
+/// Whether a plan's matches are exactly the Canary's.
+fn same_matches(plan: &[HttpMatch], spec: &[SpecMatch]) -> bool {
+    plan.len() == spec.len() && plan.iter().zip(spec).all(|(p, s)| *p == plan_match(s))
 }
 
 /// Whether `m` selects exactly the requests whose Cookie header carries
@@ -460,6 +472,7 @@ mod tests {
             ],
             mirror: None,
             set_cookie: None,
+            filters: vec![],
         }
     }
 
@@ -559,7 +572,7 @@ mod tests {
         let insider = header("x-canary", StringMatch::Exact("insider".into()));
         let mut ab = spec();
         ab.iterations = Some(10);
-        ab.matches = vec![insider.clone()];
+        ab.matches = vec![crate::convert::spec_match(&insider)];
         let progressing = RolloutState {
             iterations: 1,
             ..state(Phase::Progressing, 0)
@@ -569,7 +582,7 @@ mod tests {
             verdict_for(
                 &ab,
                 progressing,
-                vec![rule(ab.matches.clone(), 100), catch_all.clone()]
+                vec![rule(vec![insider.clone()], 100), catch_all.clone()]
             ),
             ""
         );
@@ -833,7 +846,10 @@ mod tests {
         assert!(action("p", &blue_green, &at, &advance(100, 3)).is_ok());
         assert!(action("p", &blue_green, &at, &advance(100, 2)).is_err());
         // Not for A/B, which has a match.
-        blue_green.matches = vec![header("x", StringMatch::Exact("y".into()))];
+        blue_green.matches = vec![crate::convert::spec_match(&header(
+            "x",
+            StringMatch::Exact("y".into()),
+        ))];
         assert!(action("p", &blue_green, &at, &advance(100, 3)).is_err());
     }
 }

@@ -24,6 +24,7 @@ use sluice_host::bindings::strategy::{
 
 mod filters;
 mod matches;
+mod plugin_filters;
 
 /// The route plan that keeps every request on the primary. The host uses it
 /// whenever it cannot trust a plugin's plan.
@@ -45,6 +46,7 @@ pub fn safe_plan() -> RoutePlan {
             ],
             mirror: None,
             set_cookie: None,
+            filters: vec![],
         }],
     }
 }
@@ -155,11 +157,19 @@ impl<'a> RouteParts<'a> {
         }
     }
 
-    /// One plan rule as an HTTPRoute rule.
+    /// One plan rule as an HTTPRoute rule; a redirecting rule answers
+    /// requests itself and has no backends.
     fn rule(&self, rule: &RouteRule) -> HttpRouteRules {
+        let backends = if sluice_host::validate::redirects(rule) {
+            None
+        } else {
+            Some(rule.backends.iter().map(|b| self.backend_ref(b)).collect())
+        };
+        let mut filters = filters::plan_rule_filters(self, rule);
+        plugin_filters::add_plugin_filters(&mut filters, &rule.filters);
         HttpRouteRules {
-            backend_refs: Some(rule.backends.iter().map(|b| self.backend_ref(b)).collect()),
-            filters: non_empty(filters::plan_rule_filters(self, rule)),
+            backend_refs: backends,
+            filters: non_empty(filters),
             matches: Some(matches::rule_matches(&rule.matches, &self.base_matches)),
             name: None,
             retry: self.retry.clone(),

@@ -110,6 +110,9 @@ impl Fault {
 pub struct CheckFailure {
     pub message: String,
     pub fault: Option<Fault>,
+    /// The evaluator needs more data (0.2's `needs-more-data`): the check
+    /// holds the rollout without failing, within the Canary's horizon.
+    pub needs_more_data: bool,
 }
 
 impl CheckFailure {
@@ -118,6 +121,7 @@ impl CheckFailure {
         Self {
             message,
             fault: None,
+            needs_more_data: false,
         }
     }
 
@@ -125,8 +129,24 @@ impl CheckFailure {
     pub fn fault(fault: Fault, message: String) -> Self {
         Self {
             message,
-            fault: Some(fault),
+            fault: None,
+            needs_more_data: false,
         }
+        .with_fault(fault)
+    }
+
+    /// A check whose evaluator needs more data to judge.
+    pub fn waiting(message: String) -> Self {
+        Self {
+            message,
+            fault: None,
+            needs_more_data: true,
+        }
+    }
+
+    fn with_fault(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
+        self
     }
 }
 
@@ -210,6 +230,7 @@ async fn run_metric<M: MetricsProvider>(
     // replaced since is held to its own schema too.
     evaluator
         .check_config(&check.evaluator_config)
+        .await
         .map_err(|why| {
             CheckFailure::fault(
                 Fault::InvalidPluginConfig,
@@ -300,6 +321,10 @@ async fn run_metric<M: MetricsProvider>(
         Verdict::Fail(reason) | Verdict::Inconclusive(reason) => Err(CheckFailure::judged(
             format!("Halt {target_label} advancement {reason}"),
         )),
+        Verdict::NeedsMoreData(reason) => Err(CheckFailure::waiting(format!(
+            "Halt {target_label} advancement metric {} needs more data: {reason}",
+            check.name
+        ))),
     }
 }
 

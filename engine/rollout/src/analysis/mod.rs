@@ -325,7 +325,10 @@ pub fn analysis_spec(settings: &RolloutSettings, status: &CanaryStatus) -> wit::
         step_weights: settings.step_weights.clone(),
         step_weight_promotion: settings.step_weight_promotion,
         iterations: settings.iterations,
-        matches: router::plan_matches(&settings.matches),
+        matches: router::plan_matches(&settings.matches)
+            .iter()
+            .map(sluice_host::spec_match)
+            .collect(),
         mirror: settings.mirror,
         mirror_weight: settings.mirror_weight,
         session_affinity: settings
@@ -506,7 +509,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         let Some(strategy) = self.resolve_strategy(t, settings).await? else {
             return Ok(());
         };
-        if let Some(why) = self.plugin_config_refusal(settings, &strategy) {
+        if let Some(why) = self.plugin_config_refusal(settings, &strategy).await {
             t.not_ready("InvalidPluginConfig", why);
             return Ok(());
         }
@@ -557,7 +560,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// schemas (`sluice:config-schema`), checked before any plugin call:
     /// the strategy's, then each metric's evaluator's (an evaluator that is
     /// unavailable is left to its check).
-    fn plugin_config_refusal(
+    async fn plugin_config_refusal(
         &self,
         settings: &RolloutSettings,
         strategy: &StrategyPlugin,
@@ -571,7 +574,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             format!("{field} for {kind} plugin {name} {why}")
         };
         let config = &settings.strategy_config;
-        if let Err(why) = strategy.check_config(config) {
+        if let Err(why) = strategy.check_config(config).await {
             let field = "spec.analysis.strategyConfig".to_string();
             return Some(refusal(field, "strategy", strategy.name(), config, why));
         }
@@ -579,7 +582,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             let Ok(evaluator) = self.plugins.evaluator(&check.evaluator) else {
                 continue;
             };
-            if let Err(why) = evaluator.check_config(&check.evaluator_config) {
+            if let Err(why) = evaluator.check_config(&check.evaluator_config).await {
                 let field = format!("spec.analysis.metrics[{i}].evaluatorConfig");
                 let config = &check.evaluator_config;
                 return Some(refusal(field, "evaluator", evaluator.name(), config, why));
@@ -736,6 +739,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         t.status.canary_weight = 0;
         t.status.iterations = 0;
         t.status.failed_checks = 0;
+        t.status.data_waits = 0;
         t.status.last_applied_spec = Some(revision.to_string());
         t.status.strategy_digest = Some(strategy.digest().to_string());
         if let Some(sa) = &settings.session_affinity {
@@ -982,13 +986,37 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         self.promote(t, settings).await
     }
 
-    /// Runs this tick's checks; true when one failed, which counts as a
-    /// failed check, raises an alert and an event per failure.
+    /// Runs this tick's checks; true when the tick must stop there. A
+    /// failed check counts, raises an alert and an event per failure.
+    /// Checks that only need more data (0.2 evaluators) hold the rollout
+    /// without counting, for at most `analysis.maxDataWaits` rounds in a
+    /// row; past that horizon they count as failed checks.
     async fn checks_failed(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> bool {
-        let failures = self.run_checks(t, settings).await;
+        let mut failures = self.run_checks(t, settings).await;
         if failures.is_empty() {
+            t.status.data_waits = 0;
             return false;
         }
+        if failures.iter().all(|f| f.needs_more_data) {
+            t.status.data_waits += 1;
+            let (round, horizon) = (t.status.data_waits, settings.max_data_waits);
+            if round <= horizon {
+                for f in failures {
+                    t.info(format!(
+                        "{} (waiting for data, round {round} of {horizon})",
+                        f.message
+                    ));
+                }
+                return true;
+            }
+            for f in &mut failures {
+                f.message = format!(
+                    "{} (still no data after {horizon} rounds: counted as a failed check)",
+                    f.message
+                );
+            }
+        }
+        t.status.data_waits = 0;
         t.status.failed_checks += 1;
         let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
         t.alert(AlertSeverity::Warn, messages.join("\n"));
@@ -1459,6 +1487,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             .await?;
         t.status.canary_weight = 0;
         t.status.failed_checks = 0;
+        t.status.data_waits = 0;
         t.status.last_promoted_spec = t.status.last_applied_spec.clone();
         retire_cookie(&mut t.status);
         t.set_phase(CanaryPhase::Succeeded);

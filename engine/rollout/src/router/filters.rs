@@ -237,7 +237,7 @@ fn add_response_header(filters: &mut Vec<HttpRouteRulesFilters>, name: &str, val
 }
 
 /// A filter with every part unset, to fill in with `..filter_default()`.
-fn filter_default() -> HttpRouteRulesFilters {
+pub(super) fn filter_default() -> HttpRouteRulesFilters {
     HttpRouteRulesFilters {
         cors: None,
         extension_ref: None,
