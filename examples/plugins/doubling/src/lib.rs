@@ -8,14 +8,18 @@
 //! {"firstStep": 5}
 //! ```
 //!
-//! `firstStep` is the weight of the first step (default 5). Promotion
+//! `firstStep` is the weight of the first step (default 5). The maximum is
+//! the Canary's `maxWeight` (or the last of `stepWeights`). Promotion
 //! (`stepWeightPromotion`) and routing work as in the built-in weighted
-//! strategy.
+//! strategy: with `analysis.match`, only the matching requests are split
+//! between primary and canary, and every other request stays on the
+//! primary.
 
 use sluice_plugin_sdk::config::Config;
+use sluice_plugin_sdk::progression;
 use sluice_plugin_sdk::strategy::{
     Action, Advance, AnalysisSpec, Level, Observation, Phase, RolloutState, RoutePlan, Strategy,
-    log, phase_name, promotion_step, weighted_route,
+    canary_active, log, phase_name, promotion_step, weighted_route,
 };
 
 /// The weight of the first step unless `firstStep` says otherwise.
@@ -42,12 +46,32 @@ impl Strategy for Doubling {
         Ok(action)
     }
 
-    fn route(_spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
-        Ok(weighted_route(state.canary_weight))
+    fn route(spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
+        Ok(route(spec, state))
     }
 }
 
 sluice_plugin_sdk::export_strategy!(Doubling);
+
+/// The routes of `state`, as the built-in weighted strategy makes them: one
+/// rule splitting traffic between primary and canary at the state's weight
+/// (none on the canary before the first step or at rest). With the
+/// Canary's `analysis.match` (Flagger's canary for a subset of users), that
+/// split applies to the matching requests only, and a last rule sends every
+/// other request to the primary.
+pub fn route(spec: &AnalysisSpec, state: &RolloutState) -> RoutePlan {
+    let weight = if canary_active(state) {
+        state.canary_weight
+    } else {
+        0
+    };
+    let mut plan = weighted_route(weight);
+    if !spec.matches.is_empty() {
+        plan.rules[0].matches = spec.matches.clone();
+        plan.rules.extend(weighted_route(0).rules);
+    }
+    plan
+}
 
 /// `firstStep` from the config string.
 pub fn first_step(config: &str) -> Result<u32, String> {
@@ -66,7 +90,7 @@ pub fn first_step(config: &str) -> Result<u32, String> {
 pub fn decide(spec: &AnalysisSpec, state: &RolloutState) -> Result<Action, String> {
     match state.phase {
         Phase::Progressing => {
-            let max = spec.max_weight;
+            let max = progression::max_weight(spec);
             if state.canary_weight >= max {
                 return Ok(Action::Promote);
             }
@@ -91,6 +115,7 @@ pub fn decide(spec: &AnalysisSpec, state: &RolloutState) -> Result<Action, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_plugin_sdk::strategy::{HeaderMatch, HttpMatch, StringMatch};
 
     fn spec(max_weight: u32, config: &str) -> AnalysisSpec {
         AnalysisSpec {
@@ -178,9 +203,50 @@ mod tests {
     }
 
     #[test]
+    fn stops_at_the_last_of_step_weights() {
+        let s = AnalysisSpec {
+            step_weights: vec![10, 30],
+            ..spec(100, "")
+        };
+        assert_eq!(progression(&s), vec![5, 10, 20, 30]);
+    }
+
+    /// (matches, primary weight, canary weight) of each rule.
+    fn rules(plan: &RoutePlan) -> Vec<(usize, u32, u32)> {
+        plan.rules
+            .iter()
+            .map(|r| (r.matches.len(), r.backends[0].weight, r.backends[1].weight))
+            .collect()
+    }
+
+    #[test]
     fn routes_like_weighted() {
         let plan = Doubling::route(&spec(80, ""), &state(Phase::Progressing, 20)).unwrap();
-        let weights: Vec<u32> = plan.rules[0].backends.iter().map(|b| b.weight).collect();
-        assert_eq!(weights, vec![80, 20]);
+        assert_eq!(rules(&plan), vec![(0, 80, 20)]);
+        // At rest, everything on the primary.
+        assert_eq!(
+            rules(&route(&spec(80, ""), &state(Phase::Succeeded, 0))),
+            vec![(0, 100, 0)]
+        );
+    }
+
+    #[test]
+    fn with_match_only_matching_requests_reach_the_canary() {
+        let insider = HttpMatch {
+            path_prefix: None,
+            headers: vec![HeaderMatch {
+                name: "x-canary".to_string(),
+                value: StringMatch::Exact("insider".to_string()),
+            }],
+            query_params: Vec::new(),
+            method: None,
+        };
+        let s = AnalysisSpec {
+            matches: vec![insider.clone()],
+            ..spec(80, "")
+        };
+        let plan = route(&s, &state(Phase::Progressing, 20));
+        assert_eq!(rules(&plan), vec![(1, 80, 20), (0, 100, 0)]);
+        assert_eq!(plan.rules[0].matches, vec![insider]);
     }
 }

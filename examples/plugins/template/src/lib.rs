@@ -11,13 +11,15 @@
 //!
 //! `firstStep` is the canary weight of the first step (default: the
 //! Canary's `stepWeight`); the following steps add `stepWeight` up to
-//! `maxWeight`, then the canary is promoted.
+//! `maxWeight`, then the canary is promoted. Routing is the built-in
+//! weighted strategy's: with the Canary's `analysis.match`, only the
+//! matching requests are split between primary and canary.
 
 use sluice_plugin_sdk::config::Config;
 use sluice_plugin_sdk::progression;
 use sluice_plugin_sdk::strategy::{
     Action, Advance, AnalysisSpec, Level, Observation, Phase, RolloutState, RoutePlan, Strategy,
-    log, phase_name, weighted_route,
+    canary_active, log, phase_name, weighted_route,
 };
 
 /// The name used in messages.
@@ -39,14 +41,40 @@ impl Strategy for TemplateStrategy {
         Ok(action)
     }
 
-    /// Must send everything to the primary at weight 0 before the first
-    /// step; the host checks every plan it gets.
-    fn route(_spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
-        Ok(weighted_route(state.canary_weight))
+    /// The routes of a state; the host checks every plan it gets (see
+    /// [`route`]).
+    fn route(spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
+        Ok(route(spec, state))
     }
 }
 
 sluice_plugin_sdk::export_strategy!(TemplateStrategy);
+
+/// The routes of `state`. The host refuses a plan unless:
+/// - the last rule matches every request and sends the state's weight to
+///   the canary: none at rest or before the first step ([`canary_active`]),
+///   and none when the Canary has `analysis.match`;
+/// - every other rule has conditions, and reaches the canary only for the
+///   Canary's own `analysis.match` (or its session-affinity cookie).
+///
+/// So with `match` (Flagger's canary for a subset of users) the weighted
+/// split applies to the matching requests only, and a last rule sends
+/// every other request to the primary, as in the built-in weighted
+/// strategy. `sluice plugin check --fuzz` tries these rules on generated
+/// Canaries.
+pub fn route(spec: &AnalysisSpec, state: &RolloutState) -> RoutePlan {
+    let weight = if canary_active(state) {
+        state.canary_weight
+    } else {
+        0
+    };
+    let mut plan = weighted_route(weight);
+    if !spec.matches.is_empty() {
+        plan.rules[0].matches = spec.matches.clone();
+        plan.rules.extend(weighted_route(0).rules);
+    }
+    plan
+}
 
 /// `firstStep` from the settings, if set. An `Err` from a plugin counts as
 /// a failed check, with this message in the Canary's events.
@@ -84,6 +112,7 @@ pub fn decide(spec: &AnalysisSpec, state: &RolloutState) -> Result<Action, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_plugin_sdk::strategy::{HeaderMatch, HttpMatch, StringMatch};
 
     fn spec(config: &str) -> AnalysisSpec {
         AnalysisSpec {
@@ -162,5 +191,30 @@ mod tests {
         // At rest: everything on the primary.
         let plan = TemplateStrategy::route(&spec(""), &state(Phase::Initialized, 0)).unwrap();
         assert_eq!(plan.rules[0].backends[1].weight, 0);
+    }
+
+    #[test]
+    fn with_match_only_matching_requests_reach_the_canary() {
+        let insider = HttpMatch {
+            path_prefix: None,
+            headers: vec![HeaderMatch {
+                name: "x-canary".to_string(),
+                value: StringMatch::Exact("insider".to_string()),
+            }],
+            query_params: Vec::new(),
+            method: None,
+        };
+        let s = AnalysisSpec {
+            matches: vec![insider.clone()],
+            ..spec("")
+        };
+        let plan = route(&s, &state(Phase::Progressing, 30));
+        assert_eq!(plan.rules.len(), 2);
+        // The matching requests: split by weight.
+        assert_eq!(plan.rules[0].matches, [insider]);
+        assert_eq!(plan.rules[0].backends[1].weight, 30);
+        // Every other request: the primary.
+        assert!(plan.rules[1].matches.is_empty());
+        assert_eq!(plan.rules[1].backends[1].weight, 0);
     }
 }

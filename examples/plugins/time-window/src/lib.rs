@@ -18,12 +18,16 @@
 //! promotion happen only inside; a promotion already under way finishes
 //! (moving traffic back to the primary is always safe). Plugins have no
 //! clock: the time is the host's, `observation.now_unix_seconds`.
+//!
+//! Routing is the built-in weighted strategy's: with the Canary's
+//! `analysis.match`, only the matching requests are split between primary
+//! and canary, and every other request stays on the primary.
 
 use sluice_plugin_sdk::config::{Config, Value};
 use sluice_plugin_sdk::progression;
 use sluice_plugin_sdk::strategy::{
-    Action, AnalysisSpec, Level, Observation, Phase, RolloutState, RoutePlan, Strategy, log,
-    phase_name, weighted_route,
+    Action, AnalysisSpec, Level, Observation, Phase, RolloutState, RoutePlan, Strategy,
+    canary_active, log, phase_name, weighted_route,
 };
 
 pub struct TimeWindow;
@@ -41,12 +45,32 @@ impl Strategy for TimeWindow {
         Ok(action)
     }
 
-    fn route(_spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
-        Ok(weighted_route(state.canary_weight))
+    fn route(spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
+        Ok(route(spec, state))
     }
 }
 
 sluice_plugin_sdk::export_strategy!(TimeWindow);
+
+/// The routes of `state`, as the built-in weighted strategy makes them: one
+/// rule splitting traffic between primary and canary at the state's weight
+/// (none on the canary before the first step or at rest). With the
+/// Canary's `analysis.match`, that split applies to the matching requests
+/// only, and a last rule sends every other request to the primary. The
+/// window does not change the routes: holding keeps the weight where it is.
+pub fn route(spec: &AnalysisSpec, state: &RolloutState) -> RoutePlan {
+    let weight = if canary_active(state) {
+        state.canary_weight
+    } else {
+        0
+    };
+    let mut plan = weighted_route(weight);
+    if !spec.matches.is_empty() {
+        plan.rules[0].matches = spec.matches.clone();
+        plan.rules.extend(weighted_route(0).rules);
+    }
+    plan
+}
 
 const STRATEGY: &str = "time-window";
 const MINUTES_PER_DAY: u32 = 24 * 60;
@@ -257,7 +281,7 @@ pub fn format_instant(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_plugin_sdk::strategy::Advance;
+    use sluice_plugin_sdk::strategy::{Advance, HeaderMatch, HttpMatch, StringMatch};
 
     /// 2026-01-01T00:00:00Z, a Thursday: the simulator's default start.
     const NEW_YEAR_2026: u64 = 1_767_225_600;
@@ -482,5 +506,37 @@ mod tests {
         let plan = TimeWindow::route(&s, &state(Phase::Progressing, 20)).unwrap();
         let weights: Vec<u32> = plan.rules[0].backends.iter().map(|b| b.weight).collect();
         assert_eq!(weights, vec![80, 20]);
+    }
+
+    #[test]
+    fn with_match_only_matching_requests_reach_the_canary() {
+        let insider = HttpMatch {
+            path_prefix: None,
+            headers: vec![HeaderMatch {
+                name: "x-canary".to_string(),
+                value: StringMatch::Exact("insider".to_string()),
+            }],
+            query_params: Vec::new(),
+            method: None,
+        };
+        let s = AnalysisSpec {
+            matches: vec![insider.clone()],
+            ..spec(OFFICE)
+        };
+        // (matches, primary weight, canary weight) of each rule.
+        let rules = |plan: RoutePlan| -> Vec<(usize, u32, u32)> {
+            plan.rules
+                .iter()
+                .map(|r| (r.matches.len(), r.backends[0].weight, r.backends[1].weight))
+                .collect()
+        };
+        let plan = route(&s, &state(Phase::Progressing, 20));
+        assert_eq!(plan.rules[0].matches, vec![insider]);
+        assert_eq!(rules(plan), vec![(1, 80, 20), (0, 100, 0)]);
+        // At rest, everything on the primary.
+        assert_eq!(
+            rules(route(&s, &state(Phase::Succeeded, 0))),
+            vec![(1, 100, 0), (0, 100, 0)]
+        );
     }
 }
