@@ -11,6 +11,7 @@ mod api;
 mod controller;
 mod crds;
 mod deploy;
+mod example_fuzz;
 mod example_plugins;
 mod golden;
 mod guest_plugins;
