@@ -704,9 +704,9 @@ fn python_baseline() -> PathBuf {
         &[
             "target/tools/venv/bin/componentize-py",
             "-d",
-            "../../../wit",
+            "../../../wit/v0.2",
             "-w",
-            "evaluator",
+            "validated-evaluator",
             "componentize",
             "app",
         ],
@@ -721,7 +721,7 @@ fn js_threshold() -> PathBuf {
             "target/tools/node/node_modules/.bin/componentize-js",
             "threshold.js",
             "--wit",
-            "../../../wit",
+            "../../../wit/v0.2",
             "--world-name",
             "evaluator",
             "--disable",
@@ -755,8 +755,8 @@ fn simulate_with_evaluator(wasm: &Path, scenario: &Path) -> Vec<serde_json::Valu
     ])
 }
 
-#[test]
-fn a_python_evaluator_passes_plugin_check_and_judges_against_the_primary() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_evaluator_passes_plugin_check_and_judges_against_the_primary() {
     let wasm = python_baseline();
     let out = sluice(&[
         "plugin",
@@ -768,6 +768,13 @@ fn a_python_evaluator_passes_plugin_check_and_judges_against_the_primary() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
     assert!(report.contains("world:    evaluator"), "{report}");
+    // Contract 0.2, world validated-evaluator: judge and settings.
+    assert!(report.contains("sluice:plugin@0.2.0"), "{report}");
+    assert!(
+        report.contains("sluice:plugin/settings@0.2.0")
+            && report.contains("sluice:plugin/judge@0.2.0"),
+        "{report}"
+    );
     // componentize-py imports most of WASI: each gets its stand-in.
     assert!(report.contains("sandbox:  wasi:sockets/tcp@"), "{report}");
     assert!(
@@ -788,6 +795,29 @@ fn a_python_evaluator_passes_plugin_check_and_judges_against_the_primary() {
         "{report}"
     );
 
+    // Its `validate-config` refuses a bad maxIncrease before it is used.
+    let bytes = std::fs::read(&wasm).expect("read the component");
+    let limits = Limits {
+        time_budget: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let plugin = common::host()
+        .load_evaluator("python-baseline", &bytes, limits)
+        .expect("the evaluator loads");
+    assert!(plugin.validates_config());
+    assert!(plugin.check_config(r#"{"maxIncrease": 0.2}"#).await.is_ok());
+    for bad in [r#"{"maxIncrease": -1}"#, r#"{"maxIncrease": "x"}"#] {
+        let why = plugin
+            .check_config(bad)
+            .await
+            .expect_err("a bad maxIncrease is refused")
+            .to_string();
+        assert!(
+            why.contains("maxIncrease must be a number of at least 0"),
+            "{bad}: {why}"
+        );
+    }
+
     let base = "ticks: 20\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\nprimaryMetrics:\n  error-rate: [0.5]\n  latency: [0.2]\n";
     let healthy = scenario_file(
         "python-healthy.yaml",
@@ -807,6 +837,28 @@ fn a_python_evaluator_passes_plugin_check_and_judges_against_the_primary() {
         "{:?}",
         events(&ticks)
     );
+
+    // No baseline for the first ticks: needs-more-data holds the rollout
+    // without a failed check, then the baseline arrives and it promotes.
+    let late_baseline = scenario_file(
+        "python-late-baseline.yaml",
+        "ticks: 20\nchanges:\n  - tick: 2\n    image: podinfod=podinfo:2\n\
+         primaryMetrics:\n  error-rate: [null, null, null, null, null, 0.5]\n  latency: [0.2]\n\
+         metrics:\n  error-rate: [0.5]\n  latency: [0.2]\n",
+    );
+    let ticks = simulate_with_evaluator(&wasm, &late_baseline);
+    let events = events(&ticks);
+    let waits: Vec<&(u64, String)> = events
+        .iter()
+        .filter(|(_, m)| m.contains("error-rate: no baseline from the primary yet"))
+        .collect();
+    assert!(!waits.is_empty(), "{events:?}");
+    assert!(waits.iter().all(|(tick, _)| *tick <= 6), "{events:?}");
+    assert!(
+        ticks.iter().all(|t| t["failedChecks"] == 0),
+        "needs-more-data is no failed check: {events:?}"
+    );
+    assert_eq!(final_phase(&ticks), "Succeeded", "{events:?}");
 }
 
 #[test]
@@ -824,6 +876,18 @@ fn a_javascript_evaluator_passes_plugin_check_and_judges_a_rollout() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
     assert!(report.contains("world:    evaluator"), "{report}");
+    // Contract 0.2, world evaluator: the settings export is optional, and
+    // this plugin has none.
+    assert!(report.contains("sluice:plugin@0.2.0"), "{report}");
+    assert!(
+        report.contains("exports:  sluice:plugin/judge@0.2.0\n"),
+        "{report}"
+    );
+    assert!(!report.contains("sluice:plugin/settings@"), "{report}");
+    assert!(
+        report.contains("requirements -> baseline false, no series"),
+        "{report}"
+    );
     assert!(
         report.contains("Verdict::Fail(\"error-rate 0.5 is outside [0, 0.4]\")"),
         "{report}"
@@ -865,7 +929,7 @@ fn a_component_importing_wasi_http_is_refused_naming_the_import() {
             "target/tools/node/node_modules/.bin/componentize-js",
             "threshold.js",
             "--wit",
-            "../../../wit",
+            "../../../wit/v0.2",
             "--world-name",
             "evaluator",
         ],

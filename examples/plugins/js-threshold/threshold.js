@@ -2,14 +2,19 @@
 //
 // It judges a metric against its threshold range, as Flagger does, and
 // refuses values outside an optional absolute band from the metric's config
-// ({"band": [low, high]}). Series are not needed.
+// ({"band": [low, high]}). Neither a baseline nor series are needed.
+//
+// It targets the contract sluice:plugin@0.2.0, world `evaluator`: only the
+// `judge` interface. The `settings` export (`validate-config`) is optional
+// and this plugin leaves it out (world `validated-evaluator` would add it):
+// a bad band is reported when a metric is evaluated.
 //
 // Build (from this directory; the default build imports wasi:http, which
 // Sluice does not give plugins):
-//   componentize-js threshold.js --wit ../../../wit --world-name evaluator \
+//   componentize-js threshold.js --wit ../../../wit/v0.2 --world-name evaluator \
 //     --disable http fetch-event -o threshold.wasm
 
-import { log } from "sluice:plugin/log@0.1.0";
+import { log } from "sluice:plugin/log@0.2.0";
 
 function band(metric) {
   if (!metric.config) return null;
@@ -28,12 +33,9 @@ function band(metric) {
 }
 
 export const judge = {
-  wantsBaseline(_metric) {
-    return false;
-  },
-
-  wantsSeries(_metric) {
-    return undefined;
+  // The canary's instant value only: no baseline, no series.
+  requirements(_metric) {
+    return { baseline: false, series: undefined };
   },
 
   evaluate(metric, samples) {
