@@ -240,6 +240,9 @@ fn scaffold_build_check(name: &str, kind: &str) -> String {
 fn a_new_strategy_builds_tests_and_passes_check_and_fuzzing() {
     let out = scaffold_build_check("acme-steady", "strategy");
     assert!(out.contains("world:    strategy"), "{out}");
+    // On the SDK's v2 API: contract 0.2, with the settings export.
+    assert!(out.contains("contract: sluice:plugin@0.2.0"), "{out}");
+    assert!(out.contains("sluice:plugin/settings@0.2.0"), "{out}");
     assert!(out.contains("result:   OK\n"), "{out}");
     assert!(
         out.contains(
@@ -253,6 +256,8 @@ fn a_new_strategy_builds_tests_and_passes_check_and_fuzzing() {
 fn a_new_evaluator_builds_tests_and_passes_check_and_fuzzing() {
     let out = scaffold_build_check("acme-judge", "evaluator");
     assert!(out.contains("world:    evaluator"), "{out}");
+    assert!(out.contains("contract: sluice:plugin@0.2.0"), "{out}");
+    assert!(out.contains("sluice:plugin/settings@0.2.0"), "{out}");
     assert!(
         out.contains("call:     requirements -> baseline true, no series"),
         "{out}"
@@ -315,6 +320,10 @@ fn plugin_new_takes_the_sdk_of_the_checkout_or_by_version() {
     );
     let lib = std::fs::read_to_string(outside.path().join("elsewhere/src/lib.rs")).unwrap();
     assert!(lib.contains("impl Evaluator for Elsewhere"), "{lib}");
+    assert!(
+        lib.contains("use sluice_plugin_sdk::v2::evaluator::*;"),
+        "{lib}"
+    );
 
     // Never over an existing crate; names cargo and the host accept.
     let again = sluice(&[

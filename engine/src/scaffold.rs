@@ -3,13 +3,14 @@
 //!
 //! The crate is stand-alone (its own Cargo workspace), depends only on the
 //! guest SDK (`sluice-plugin-sdk`, by path or by version), and holds a small
-//! working plugin of the kind asked for, its unit tests and a README with
-//! the next steps.
+//! working plugin of the kind asked for, on the SDK's `v2` API (contract
+//! `sluice:plugin@0.2.0`), its unit tests and a README with the next steps.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The two kinds of plugins.
+/// The two kinds of plugins; both are scaffolded on the SDK's `v2` API,
+/// for the contract `sluice:plugin@0.2.0`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PluginKind {
     /// Decides how traffic moves (the `strategy` world).
@@ -37,7 +38,8 @@ pub enum SdkSource {
 }
 
 /// The version requirement of the SDK when no path is known: the SDK's
-/// version follows the contract's (`sluice:plugin@0.1.x`).
+/// version follows the contract's (`sluice:plugin@0.1.x`); SDK 0.1 also
+/// carries the 0.2 contract, in its `v2` module, which scaffolds use.
 pub const SDK_VERSION: &str = "0.1";
 
 /// What to scaffold.
@@ -265,9 +267,12 @@ metric's `thresholdRange` and, when the primary's value is known, at most
 
 const README: &str = r#"# {{name}}
 
-A Sluice plugin made by `sluice plugin new`. As it is, it is {{about}}
-Replace the logic in `src/lib.rs` with yours; `docs/plugins.md` of the
-Sluice repository describes the contract, the SDK and the sandbox.
+A Sluice plugin made by `sluice plugin new`, for the contract
+`sluice:plugin@0.2.0` (the SDK's `v2` API). As it is, it is {{about}}
+Its `validate_config` checks the settings when a Canary changes, before
+they are used. Replace the logic in `src/lib.rs` with yours;
+`docs/plugins.md` of the Sluice repository describes the contract, the SDK
+and the sandbox.
 
 You need the `wasm32-wasip2` target once: `rustup target add wasm32-wasip2`.
 
@@ -287,34 +292,35 @@ The SDK comes from the `sluice-plugin-sdk` line of `Cargo.toml`: a path to a
 Sluice checkout's `plugins/sdk`, or a version once the SDK is published.
 "#;
 
-const STRATEGY_LIB: &str = r##"//! `{{name}}`: a Sluice strategy plugin.
+const STRATEGY_LIB: &str = r##"//! `{{name}}`: a Sluice strategy plugin (contract `sluice:plugin@0.2.0`).
 //!
 //! While progressing it moves traffic to the canary by `stepWeight` (or the
 //! `step` of its settings, default 5) up to `maxWeight`, then promotes;
 //! while promoting it follows `stepWeightPromotion`. With `analysis.match`,
 //! only the matching requests reach the canary.
 
-use sluice_plugin_sdk::config::Config;
-use sluice_plugin_sdk::strategy::*;
+use sluice_plugin_sdk::v2::strategy::*;
 
 pub struct {{Type}};
 
 impl Strategy for {{Type}} {
     fn decide(
-        spec: &AnalysisSpec,
+        spec: &RolloutSpec,
         state: &RolloutState,
         _observation: &Observation,
     ) -> Result<Action, String> {
+        // The Canary's Flagger settings (stepWeight, …), from JSON.
+        let analysis = analysis(spec)?;
         match state.phase {
             Phase::Progressing if state.canary_weight < spec.max_weight => {
-                let step = step(spec)?;
+                let step = step(spec, &analysis)?;
                 Ok(Action::Advance(Advance {
                     canary_weight: (state.canary_weight + step).min(spec.max_weight),
                     iterations: state.iterations,
                 }))
             }
             Phase::Progressing => Ok(Action::Promote),
-            Phase::Promoting => Ok(promotion_step(spec, state)),
+            Phase::Promoting => Ok(promotion_step(&analysis, state)),
             other => Err(format!(
                 "{{name}}: decide called in phase {}",
                 phase_name(other)
@@ -322,7 +328,7 @@ impl Strategy for {{Type}} {
         }
     }
 
-    fn route(spec: &AnalysisSpec, state: &RolloutState) -> Result<RoutePlan, String> {
+    fn route(spec: &RolloutSpec, state: &RolloutState) -> Result<RoutePlan, String> {
         let weight = if canary_active(state) {
             state.canary_weight.min(100)
         } else {
@@ -338,34 +344,43 @@ impl Strategy for {{Type}} {
         plan.rules.extend(weighted_route(0).rules);
         Ok(plan)
     }
+
+    /// Called when a Canary's settings change, before they are used: an
+    /// error refuses the Canary with this message.
+    fn validate_config(config: &str) -> Result<(), String> {
+        match Config::parse(config)?.get_u32("step")? {
+            Some(0) => Err("{{name}}: step must be at least 1".into()),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The step: the `step` setting, else `stepWeight`, else 5.
-fn step(spec: &AnalysisSpec) -> Result<u32, String> {
+fn step(spec: &RolloutSpec, analysis: &Analysis) -> Result<u32, String> {
     let config = Config::parse(&spec.config)?;
     let step = config.get_u32("step")?;
-    Ok(step.or(spec.step_weight).unwrap_or(5).max(1))
+    Ok(step.or(analysis.step_weight).unwrap_or(5).max(1))
 }
 
-sluice_plugin_sdk::export_strategy!({{Type}});
+sluice_plugin_sdk::v2::export_strategy!({{Type}});
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec() -> AnalysisSpec {
-        AnalysisSpec {
+    fn spec() -> RolloutSpec {
+        RolloutSpec {
             interval_seconds: 60,
             threshold: 5,
             max_weight: 30,
-            step_weight: Some(10),
-            step_weights: Vec::new(),
-            step_weight_promotion: None,
-            iterations: None,
             matches: Vec::new(),
-            mirror: false,
-            mirror_weight: None,
             session_affinity: None,
+            analysis: Analysis {
+                max_weight: Some(30),
+                step_weight: Some(10),
+                ..Analysis::default()
+            }
+            .to_json(),
             config: String::new(),
         }
     }
@@ -380,7 +395,7 @@ mod tests {
     }
 
     /// The weights a rollout goes through, until the promotion.
-    fn weights(spec: &AnalysisSpec) -> Vec<u32> {
+    fn weights(spec: &RolloutSpec) -> Vec<u32> {
         let mut weights = Vec::new();
         let mut weight = 0;
         loop {
@@ -401,7 +416,7 @@ mod tests {
     #[test]
     fn steps_to_the_maximum_then_promotes() {
         assert_eq!(weights(&spec()), vec![10, 20, 30]);
-        let by_config = AnalysisSpec {
+        let by_config = RolloutSpec {
             config: r#"{"step": 25}"#.into(),
             ..spec()
         };
@@ -410,35 +425,53 @@ mod tests {
 
     #[test]
     fn at_rest_everything_goes_to_the_primary() {
-        let plan = {{Type}}::route(&spec(), &state(Phase::Succeeded, 0)).unwrap();
+        let plan = {{Type}}::route(&spec(), &state(Phase::Waiting, 0)).unwrap();
         assert_eq!(plan.rules.len(), 1);
         assert_eq!(plan.rules[0].backends[1].weight, 0);
         let plan = {{Type}}::route(&spec(), &state(Phase::Progressing, 20)).unwrap();
         assert_eq!(plan.rules[0].backends[1].weight, 20);
     }
+
+    #[test]
+    fn settings_are_checked() {
+        assert_eq!({{Type}}::validate_config(r#"{"step": 5}"#), Ok(()));
+        assert_eq!({{Type}}::validate_config(""), Ok(()));
+        assert!({{Type}}::validate_config(r#"{"step": 0}"#).is_err());
+        assert!({{Type}}::validate_config(r#"{"step": "5"}"#).is_err());
+    }
 }
 "##;
 
-const EVALUATOR_LIB: &str = r#"//! `{{name}}`: a Sluice evaluator plugin.
+const EVALUATOR_LIB: &str = r##"//! `{{name}}`: a Sluice evaluator plugin (contract `sluice:plugin@0.2.0`).
 //!
 //! A metric passes when the canary's value is within the metric's
 //! `thresholdRange` and, when the primary's value is known, at most
 //! `tolerance` (a setting, default 0.1: 10 %) above the primary's.
 
-use sluice_plugin_sdk::config::Config;
-use sluice_plugin_sdk::evaluator::*;
+use sluice_plugin_sdk::v2::evaluator::*;
 
 pub struct {{Type}};
 
+/// The `tolerance` setting, default 0.1.
+fn tolerance(config: &str) -> Result<f64, String> {
+    match Config::parse(config)?.get_f64("tolerance")? {
+        None => Ok(0.1),
+        Some(t) if t >= 0.0 => Ok(t),
+        Some(t) => Err(format!("{{name}}: tolerance must be at least 0, got {t}")),
+    }
+}
+
 impl Evaluator for {{Type}} {
-    /// Ask the host for the primary's value too.
-    fn wants_baseline(_metric: &Metric) -> bool {
-        true
+    /// Ask the host for the primary's value too (no series).
+    fn requirements(_metric: &Metric) -> Result<Requirements, String> {
+        Ok(Requirements {
+            baseline: true,
+            series: None,
+        })
     }
 
     fn evaluate(metric: &Metric, samples: &Samples) -> Result<Verdict, String> {
-        let config = Config::parse(&metric.config)?;
-        let tolerance = config.get_f64("tolerance")?.unwrap_or(0.1);
+        let tolerance = tolerance(&metric.config)?;
         let (name, canary) = (&metric.name, samples.canary);
         let range = &metric.threshold_range;
         if let Some(min) = range.min
@@ -461,9 +494,15 @@ impl Evaluator for {{Type}} {
         }
         Ok(Verdict::Pass)
     }
+
+    /// Called when a Canary's settings change, before they are used: an
+    /// error refuses the Canary with this message.
+    fn validate_config(config: &str) -> Result<(), String> {
+        tolerance(config).map(|_| ())
+    }
 }
 
-sluice_plugin_sdk::export_evaluator!({{Type}});
+sluice_plugin_sdk::v2::export_evaluator!({{Type}});
 
 #[cfg(test)]
 mod tests {
@@ -500,8 +539,15 @@ mod tests {
             Ok(Verdict::Fail(_))
         ));
     }
+
+    #[test]
+    fn settings_are_checked() {
+        assert_eq!({{Type}}::validate_config(r#"{"tolerance": 0.2}"#), Ok(()));
+        assert!({{Type}}::validate_config(r#"{"tolerance": -1}"#).is_err());
+        assert!({{Type}}::validate_config("[1]").is_err());
+    }
 }
-"#;
+"##;
 
 #[cfg(test)]
 mod tests {
