@@ -8,6 +8,7 @@ mod support;
 
 mod analysis;
 mod api;
+mod contract_v2;
 mod controller;
 mod crds;
 mod deploy;

@@ -284,14 +284,14 @@ async fn a_plugin_for_another_contract_version_is_refused_naming_both_versions()
     let contract = host
         .inspect("future", common::test_plugin("future"))
         .unwrap();
-    assert_eq!(contract.version.as_deref(), Some("0.2.0"));
+    assert_eq!(contract.version.as_deref(), Some("0.3.0"));
     let fault = host
         .load_strategy("future", common::test_plugin("future"), Limits::default())
         .err()
         .unwrap();
     assert_eq!(
         fault.to_string(),
-        "plugin future could not be loaded: it targets sluice:plugin@0.2.0; this host supports sluice:plugin@0.1.x: rebuild it with the SDK of that version"
+        "plugin future could not be loaded: it targets sluice:plugin@0.3.0; this host supports sluice:plugin@0.1.x and 0.2.x: rebuild it with the SDK of one of those versions"
     );
 }
 
@@ -303,9 +303,9 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
     assert!(ok.ok(), "{ok}");
     let text = ok.to_string();
     assert!(text.contains("world:    strategy"), "{text}");
-    assert!(
-        text.contains("contract: sluice:plugin@0.1.0 (this host supports sluice:plugin@0.1.x)")
-    );
+    assert!(text.contains(
+        "contract: sluice:plugin@0.1.0 (this host supports sluice:plugin@0.1.x and 0.2.x)"
+    ));
     assert!(text.contains("exports:  sluice:plugin/rollout@0.1.0"));
     assert_eq!(ok.trial.len(), 3, "decide, route, route at rest");
     assert!(text.ends_with("result:   OK\n"));
@@ -349,7 +349,7 @@ async fn plugin_check_reports_contract_calls_and_refusals() {
     )
     .await;
     assert!(future.to_string().contains(
-        "result:   REFUSED: plugin future could not be loaded: it targets sluice:plugin@0.2.0"
+        "result:   REFUSED: plugin future could not be loaded: it targets sluice:plugin@0.3.0"
     ));
     let junk = check(&host, "junk", b"\0asm junk", Limits::default(), "").await;
     assert!(!junk.ok() && junk.contract.is_none());

@@ -139,7 +139,7 @@ async fn refusals_name_the_field_and_the_fault() {
             "wrong-version",
             "strategy",
             common::test_plugin("future"),
-            "it targets sluice:plugin@0.2.0; this host supports sluice:plugin@0.1.x",
+            "it targets sluice:plugin@0.3.0; this host supports sluice:plugin@0.1.x and 0.2.x",
         ),
         (
             "endless",

@@ -111,11 +111,20 @@ pub fn test_plugin(name: &str) -> &'static [u8] {
             "hostile_strategy",
             "hostile_evaluator",
             "schema_strategy",
+            "v2_strategy",
+            "v2_evaluator",
         ]
         .into_iter()
         .map(|n| {
-            let bytes = std::fs::read(dir.join(format!("sluice_test_{n}.wasm")))
-                .unwrap_or_else(|e| panic!("test plugin {n}: {e}"));
+            // Contract-0.1 plugins are `sluice-test-*` crates; the 0.2 ones
+            // are named after their contract.
+            let file = if n.starts_with("v2_") {
+                format!("{n}.wasm")
+            } else {
+                format!("sluice_test_{n}.wasm")
+            };
+            let bytes =
+                std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("test plugin {n}: {e}"));
             (n.to_string(), &*Vec::leak(bytes))
         })
         .collect()

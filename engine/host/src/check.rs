@@ -169,6 +169,28 @@ fn answered<R>(
     }
 }
 
+/// The plugin's own check of the settings (`validate-config`, contract
+/// 0.2): a refusal of `--config` is the check's result.
+fn settings_checked(
+    config: &str,
+    verdict: Result<(), schema::ConfigError>,
+    took: Duration,
+    trial: &mut Vec<(String, Duration)>,
+) -> Result<(), String> {
+    let what = if config.is_empty() {
+        "no settings"
+    } else {
+        "--config"
+    };
+    match verdict {
+        Ok(()) => {
+            trial.push((format!("validate-config ({what}) -> accepted"), took));
+            Ok(())
+        }
+        Err(why) => Err(format!("the settings ({what}) {why}")),
+    }
+}
+
 /// The sample calls of one check.
 struct Trial<'a> {
     host: &'a PluginHost,
@@ -186,6 +208,10 @@ impl Trial<'_> {
             .load_strategy(self.name, self.wasm, self.limits)
             .map_err(|f| f.to_string())?
             .with_log_sink(self.sink.clone());
+        if plugin.validates_config() {
+            let (verdict, took) = timed(plugin.check_config(self.config)).await;
+            settings_checked(self.config, verdict, took, trial)?;
+        }
         let spec = AnalysisSpec {
             config: self.config.to_string(),
             ..sample_spec()
@@ -240,6 +266,10 @@ impl Trial<'_> {
             .load_evaluator(self.name, self.wasm, self.limits)
             .map_err(|f| f.to_string())?
             .with_log_sink(self.sink.clone());
+        if plugin.validates_config() {
+            let (verdict, took) = timed(plugin.check_config(self.config)).await;
+            settings_checked(self.config, verdict, took, trial)?;
+        }
         let metric = Metric {
             name: "error-rate".into(),
             threshold_range: ThresholdRange {

@@ -112,6 +112,24 @@ pub(crate) fn plan_from_v1(plan: V1Plan) -> RoutePlan {
     }
 }
 
+/// The plan that keeps every request on the primary.
+pub fn primary_only() -> RoutePlan {
+    let backend = |backend, weight| WeightedBackend {
+        backend,
+        weight,
+        set_cookie: None,
+    };
+    RoutePlan {
+        rules: vec![RouteRule {
+            matches: vec![],
+            backends: vec![backend(Backend::Primary, 100), backend(Backend::Canary, 0)],
+            mirror: None,
+            set_cookie: None,
+            filters: vec![],
+        }],
+    }
+}
+
 /// The Canary's Flagger settings as 0.2 hands them to a strategy
 /// (`rollout-spec.analysis`), camelCase as in the Canary, unset ones left
 /// out.

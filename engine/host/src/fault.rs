@@ -40,6 +40,16 @@ pub struct PluginFault {
     pub kind: FaultKind,
 }
 
+impl PluginFault {
+    /// A fault of `plugin`.
+    pub fn new(plugin: &str, kind: FaultKind) -> Self {
+        Self {
+            plugin: plugin.to_string(),
+            kind,
+        }
+    }
+}
+
 impl fmt::Display for PluginFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.plugin;

@@ -42,7 +42,7 @@ pub use breaker::{BreakerPolicy, Breakers};
 pub use cache::{ArtifactCache, CacheError};
 use call::{CallState, EPOCH_TICK};
 pub use call::{Limits, LogSink, MAX_LOG_LINES};
-pub use convert::{plan_match, spec_match};
+pub use convert::{plan_match, primary_only, spec_match};
 pub use evaluator::EvaluatorPlugin;
 pub use fault::{FaultKind, PluginFault};
 pub use registry::PluginRegistry;

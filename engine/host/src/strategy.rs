@@ -230,7 +230,12 @@ impl StrategyPlugin {
                 convert::plan_from_v1(plan)
             }
             StrategyPre::V2(pre) => {
-                let state = self.visible_state(&state)?;
+                // Outside a rollout every request goes to the primary: the
+                // host says so itself rather than call a 0.2 plugin in a
+                // phase it never sees.
+                let Some(state) = convert::state_to_v2(&state) else {
+                    return Ok(convert::primary_only());
+                };
                 let spec = convert::spec_to_v2(spec);
                 run_call(self.context(), async |store| {
                     let plugin = pre.instantiate_async(&mut *store).await?;

@@ -164,8 +164,13 @@ pub fn route_plan(
                 0
             };
             if canary != expected {
+                let why = if allowed && !spec.matches.is_empty() {
+                    "with the Canary's analysis.match only matching requests may reach the canary, so it must send 0%".to_string()
+                } else {
+                    format!("the state's canary weight is {expected}%")
+                };
                 return fail(format!(
-                    "{at}: the catch-all rule sends {canary}% to the canary, but the state's canary weight is {expected}%"
+                    "{at}: the catch-all rule sends {canary}% to the canary, but {why}"
                 ));
             }
         } else {

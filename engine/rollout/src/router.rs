@@ -29,26 +29,7 @@ mod plugin_filters;
 /// The route plan that keeps every request on the primary. The host uses it
 /// whenever it cannot trust a plugin's plan.
 pub fn safe_plan() -> RoutePlan {
-    RoutePlan {
-        rules: vec![RouteRule {
-            matches: vec![],
-            backends: vec![
-                WeightedBackend {
-                    backend: Backend::Primary,
-                    weight: 100,
-                    set_cookie: None,
-                },
-                WeightedBackend {
-                    backend: Backend::Canary,
-                    weight: 0,
-                    set_cookie: None,
-                },
-            ],
-            mirror: None,
-            set_cookie: None,
-            filters: vec![],
-        }],
-    }
+    sluice_host::primary_only()
 }
 
 /// Converts Flagger's Istio-style matches to the plan's matches.

@@ -990,7 +990,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// failed check counts, raises an alert and an event per failure.
     /// Checks that only need more data (0.2 evaluators) hold the rollout
     /// without counting, for at most `analysis.maxDataWaits` rounds in a
-    /// row; past that horizon they count as failed checks.
+    /// row; past that horizon every further such round is a failed check,
+    /// until a round passes.
     async fn checks_failed(&self, t: &mut Tick<'_>, settings: &RolloutSettings) -> bool {
         let mut failures = self.run_checks(t, settings).await;
         if failures.is_empty() {
@@ -1016,7 +1017,6 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 );
             }
         }
-        t.status.data_waits = 0;
         t.status.failed_checks += 1;
         let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
         t.alert(AlertSeverity::Warn, messages.join("\n"));
@@ -1702,11 +1702,27 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
         let mut spec = spec.clone();
         spec.config = candidate.config_or_default(&t.strategy_config);
-        let answer = match candidate.decide(&spec, state, obs).await {
-            Ok(a) => validate::action(candidate.name(), &spec, &state, &a).map(|()| a),
-            Err(f) => Err(f),
+        // The new version is held to its own settings check first: one
+        // that refuses a live Canary's settings diverges, so it never takes
+        // over a Canary it would stop.
+        let refused = candidate.check_config(&t.strategy_config).await.err();
+        let answer = match &refused {
+            Some(why) => Err(PluginFault::new(
+                candidate.name(),
+                sluice_host::FaultKind::InvalidAnswer(format!("strategyConfig {why}")),
+            )),
+            None => match candidate.decide(&spec, state, obs).await {
+                Ok(a) => validate::action(candidate.name(), &spec, &state, &a).map(|()| a),
+                Err(f) => Err(f),
+            },
         };
         let divergence = match (current, &answer) {
+            _ if refused.is_some() => Some(format!(
+                "at weight {}: sha256:{} {}",
+                state.canary_weight,
+                short(candidate.digest()),
+                describe_answer(&answer)
+            )),
             (Ok(a), Ok(b)) if a == b => None,
             (Err(_), Err(_)) => None,
             _ => Some(format!(

@@ -1,4 +1,4 @@
-//! Test plugin built against `sluice:plugin@0.2.0`: the host supports 0.1.x
+//! Test plugin built against `sluice:plugin@0.3.0`: the host supports 0.1.x and 0.2.x
 //! and must say so.
 
 wit_bindgen::generate!({
