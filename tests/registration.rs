@@ -1230,3 +1230,129 @@ async fn a_rollout_in_progress_keeps_its_version_unless_the_plugin_follows_updat
         }
     }
 }
+
+/// `name`'s evaluator as a RolloutPlugin of a ConfigMap, with more spec
+/// lines.
+fn evaluator_plugin_with(name: &str, spec_lines: &str) -> RolloutPlugin {
+    plugin(&format!(
+        "apiVersion: sluice.dev/v1beta1\nkind: RolloutPlugin\nmetadata: {{name: {name}}}\nspec:\n  kind: evaluator\n  source:\n    configMap: {{name: {name}-wasm, namespace: sluice-system}}\n{spec_lines}"
+    ))
+}
+
+/// Runs the guide's Canary, its error-rate judged by the evaluator
+/// `team-judge`, through a new revision until it settles; its events.
+async fn roll_out_judged(registry: &PluginRegistry) -> (CanaryPhase, Vec<String>) {
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "        thresholdRange:\n          max: 1\n",
+        "        thresholdRange:\n          max: 1\n        evaluator: team-judge\n",
+    );
+    assert!(yaml.contains("evaluator: team-judge"));
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate_with(
+        canary,
+        common::scenario(&common::read("examples/scenarios/healthy.yaml")),
+        registry.clone(),
+    )
+    .await;
+    (sim.final_tick().unwrap().phase.unwrap(), sim.messages())
+}
+
+/// `wasm` with one more (empty) custom section: the same behaviour, a
+/// new digest — an update that judges exactly as the current version.
+fn rebuilt(wasm: &[u8]) -> Vec<u8> {
+    let name = b"sluice-test-rebuild";
+    let mut out = wasm.to_vec();
+    out.push(0);
+    out.push((name.len() + 1) as u8);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadowed_evaluator_judges_alongside_never_applied_and_takes_over_only_when_clean() {
+    let cluster = MemoryCluster::new();
+    let r = registrar(&cluster);
+    put_wasm(&cluster, "team-judge", wasm::THRESHOLD);
+    register(&r, &cluster, evaluator_plugin_with("team-judge", "")).await;
+    let current = sha(wasm::THRESHOLD);
+
+    // A 0.2 evaluator that needs 50 samples before it judges: under
+    // shadow it would hold every rollout, so every verdict diverges.
+    let waiting = common::test_plugin("v2_evaluator");
+    put_wasm(&cluster, "team-judge", waiting);
+    let status = register(
+        &r,
+        &cluster,
+        evaluator_plugin_with(
+            "team-judge",
+            "  rolloutPolicy: shadow\n  shadowTicks: 3\n  config: {minSamples: 50}\n",
+        ),
+    )
+    .await;
+    assert_eq!(status.digest.as_deref(), Some(current.as_str()));
+    let shadow = status.shadow.expect("a shadow");
+    assert_eq!((shadow.digest, shadow.required_ticks), (sha(waiting), 3));
+
+    let (phase, messages) = roll_out_judged(&r.registry).await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "the current version judges");
+    let diverged: Vec<&String> = messages
+        .iter()
+        .filter(|m| {
+            m.starts_with(
+                "Shadow evaluator team-judge of podinfo.test diverged on metric error-rate",
+            )
+        })
+        .collect();
+    assert!(diverged.len() >= 5, "{messages:#?}");
+    assert!(
+        diverged[0].contains(&format!("sha256:{} judged pass", &current[..12]))
+            && diverged[0].contains(&format!("sha256:{} would have judged", &sha(waiting)[..12])),
+        "{}",
+        diverged[0]
+    );
+    assert_eq!(
+        r.registry.host().metrics().shadow_divergences("team-judge"),
+        diverged.len() as u64
+    );
+    assert_eq!(
+        r.registry.evaluator("team-judge").unwrap().digest(),
+        current
+    );
+    let stored = cluster.rollout_plugin("team-judge").unwrap();
+    let status = r.reconcile(&stored).await.unwrap();
+    let shadow = status.shadow.expect("still under shadow");
+    assert_eq!(shadow.clean_ticks, 0);
+    assert!(shadow.divergences >= 5);
+
+    // A rebuild that judges as the current version does takes over after
+    // 3 clean verdicts.
+    let same = rebuilt(wasm::THRESHOLD);
+    put_wasm(&cluster, "team-judge", &same);
+    let status = register(
+        &r,
+        &cluster,
+        evaluator_plugin_with("team-judge", "  rolloutPolicy: shadow\n  shadowTicks: 3\n"),
+    )
+    .await;
+    assert_eq!(status.shadow.map(|s| s.digest), Some(sha(&same)));
+    let (phase, messages) = roll_out_judged(&r.registry).await;
+    assert_eq!(phase, CanaryPhase::Succeeded, "{messages:#?}");
+    let took_over: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.contains("took over"))
+        .collect();
+    assert_eq!(
+        took_over,
+        [&format!(
+            "Shadow evaluator team-judge sha256:{} took over after 3 verdicts the same as sha256:{}",
+            &sha(&same)[..12],
+            &current[..12]
+        )],
+        "{messages:#?}"
+    );
+    assert_eq!(
+        r.registry.evaluator("team-judge").unwrap().digest(),
+        sha(&same)
+    );
+}

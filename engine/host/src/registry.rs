@@ -69,6 +69,8 @@ struct Registered {
     failed: BTreeMap<String, String>,
     /// New strategy versions called alongside the current one, by name.
     shadows: BTreeMap<String, Shadow>,
+    /// New evaluator versions judging alongside the current one, by name.
+    evaluator_shadows: BTreeMap<String, Shadow<EvaluatorPlugin>>,
     /// Versions replaced lately, by digest: a rollout in progress keeps
     /// the version it started with (see [`PluginRegistry::strategy_pinned`]).
     previous: BTreeMap<String, StrategyPlugin>,
@@ -79,16 +81,92 @@ struct Registered {
 /// Versions of replaced strategies kept for the rollouts that run them.
 const MAX_PREVIOUS_VERSIONS: usize = 16;
 
-/// A new version of a strategy under shadow: it decides alongside the
-/// current one on live Canaries, its answers recorded, never applied,
-/// until it has decided as the current one did `required` times in a row.
+/// A new version of a plugin under shadow: it decides (a strategy) or
+/// judges (an evaluator) alongside the current one on live Canaries, its
+/// answers recorded, never applied, until it has answered as the current
+/// one did `required` times in a row.
 #[derive(Clone)]
-pub struct Shadow {
-    pub plugin: StrategyPlugin,
+pub struct Shadow<P = StrategyPlugin> {
+    pub plugin: P,
     pub required: u32,
     pub clean: u32,
     pub divergences: u32,
     pub last_divergence: Option<String>,
+}
+
+/// What the registry needs of a plugin version to shadow it.
+pub trait Versioned: Clone {
+    fn digest(&self) -> &str;
+    fn settings(&self) -> String;
+}
+
+impl Versioned for StrategyPlugin {
+    fn digest(&self) -> &str {
+        StrategyPlugin::digest(self)
+    }
+    fn settings(&self) -> String {
+        self.config_or_default("")
+    }
+}
+
+impl Versioned for EvaluatorPlugin {
+    fn digest(&self) -> &str {
+        EvaluatorPlugin::digest(self)
+    }
+    fn settings(&self) -> String {
+        self.config_or_default("")
+    }
+}
+
+/// `plugin` under shadow in `shadows`, keeping the counts of the same
+/// build with the same settings (a repeated registration).
+fn put_shadow<P: Versioned>(
+    shadows: &mut BTreeMap<String, Shadow<P>>,
+    name: &str,
+    plugin: P,
+    required: u32,
+) {
+    let keep = shadows
+        .get(name)
+        .filter(|s| {
+            s.plugin.digest() == plugin.digest() && s.plugin.settings() == plugin.settings()
+        })
+        .cloned();
+    let shadow = keep.unwrap_or(Shadow {
+        plugin,
+        required: required.max(1),
+        clean: 0,
+        divergences: 0,
+        last_divergence: None,
+    });
+    shadows.insert(name.to_string(), shadow);
+}
+
+/// Counts one shadowed answer; the shadow that takes over is returned.
+fn count_shadow<P: Versioned>(
+    shadows: &mut BTreeMap<String, Shadow<P>>,
+    name: &str,
+    digest: &str,
+    divergence: Option<String>,
+) -> (ShadowOutcome, Option<P>) {
+    let Some(shadow) = shadows
+        .get_mut(name)
+        .filter(|s| s.plugin.digest() == digest)
+    else {
+        return (ShadowOutcome::Gone, None);
+    };
+    if let Some(why) = divergence {
+        shadow.clean = 0;
+        shadow.divergences += 1;
+        shadow.last_divergence = Some(why);
+        return (ShadowOutcome::Diverged(shadow.divergences), None);
+    }
+    shadow.clean += 1;
+    if shadow.clean < shadow.required {
+        return (ShadowOutcome::Clean(shadow.clean), None);
+    }
+    let taken = shadows.remove(name).map(|s| s.plugin);
+    (ShadowOutcome::TookOver, taken)
 }
 
 /// What one shadowed decision did to its shadow.
@@ -190,28 +268,35 @@ impl PluginRegistry {
     /// with the same settings keeps its counts (a repeated registration).
     pub fn register_shadow_strategy(&self, plugin: StrategyPlugin, required: u32) {
         if let Ok(mut r) = self.registered.write() {
-            let keep = r
-                .shadows
-                .get(plugin.name())
-                .filter(|s| {
-                    s.plugin.digest() == plugin.digest()
-                        && s.plugin.config_or_default("") == plugin.config_or_default("")
-                })
-                .cloned();
-            let shadow = keep.unwrap_or(Shadow {
-                plugin,
-                required: required.max(1),
-                clean: 0,
-                divergences: 0,
-                last_divergence: None,
-            });
-            r.shadows.insert(shadow.plugin.name().to_string(), shadow);
+            let name = plugin.name().to_string();
+            put_shadow(&mut r.shadows, &name, plugin, required);
+        }
+    }
+
+    /// Puts the evaluator `plugin` under shadow for its name: the current
+    /// version keeps judging; `plugin` judges the same samples and takes
+    /// over after `required` verdicts like the current one's in a row
+    /// (see [`Self::record_evaluator_shadow`]) or when promoted.
+    pub fn register_shadow_evaluator(&self, plugin: EvaluatorPlugin, required: u32) {
+        if let Ok(mut r) = self.registered.write() {
+            let name = plugin.name().to_string();
+            put_shadow(&mut r.evaluator_shadows, &name, plugin, required);
         }
     }
 
     /// The shadow of the strategy `name`, if one runs.
     pub fn shadow(&self, name: &str) -> Option<Shadow> {
         self.registered.read().ok()?.shadows.get(name).cloned()
+    }
+
+    /// The shadow of the evaluator `name`, if one runs.
+    pub fn evaluator_shadow(&self, name: &str) -> Option<Shadow<EvaluatorPlugin>> {
+        self.registered
+            .read()
+            .ok()?
+            .evaluator_shadows
+            .get(name)
+            .cloned()
     }
 
     /// Records one shadowed decision of the shadow `digest` of `name`:
@@ -226,43 +311,55 @@ impl PluginRegistry {
         let Ok(mut r) = self.registered.write() else {
             return ShadowOutcome::Gone;
         };
-        let Some(shadow) = r
-            .shadows
-            .get_mut(name)
-            .filter(|s| s.plugin.digest() == digest)
-        else {
-            return ShadowOutcome::Gone;
-        };
-        if let Some(why) = divergence {
-            shadow.clean = 0;
-            shadow.divergences += 1;
-            shadow.last_divergence = Some(why);
-            return ShadowOutcome::Diverged(shadow.divergences);
+        let (outcome, taken) = count_shadow(&mut r.shadows, name, digest, divergence);
+        if let Some(plugin) = taken {
+            install_strategy(&mut r, plugin);
         }
-        shadow.clean += 1;
-        if shadow.clean < shadow.required {
-            return ShadowOutcome::Clean(shadow.clean);
-        }
-        if let Some(shadow) = r.shadows.remove(name) {
-            install_strategy(&mut r, shadow.plugin);
-        }
-        ShadowOutcome::TookOver
+        outcome
     }
 
-    /// Makes the shadow of `name` the current version now, if its digest
-    /// is `digest` (a user's promotion); whether it did.
+    /// Records one shadowed verdict of the evaluator shadow `digest` of
+    /// `name`, as [`Self::record_shadow`] does for strategies.
+    pub fn record_evaluator_shadow(
+        &self,
+        name: &str,
+        digest: &str,
+        divergence: Option<String>,
+    ) -> ShadowOutcome {
+        let Ok(mut r) = self.registered.write() else {
+            return ShadowOutcome::Gone;
+        };
+        let (outcome, taken) = count_shadow(&mut r.evaluator_shadows, name, digest, divergence);
+        if let Some(plugin) = taken {
+            r.evaluators.insert(name.to_string(), plugin);
+        }
+        outcome
+    }
+
+    /// Makes the shadow of `name` (a strategy's or an evaluator's) the
+    /// current version now, if its digest is `digest` (a user's
+    /// promotion); whether it did.
     pub fn promote_shadow(&self, name: &str, digest: &str) -> bool {
         let Ok(mut r) = self.registered.write() else {
             return false;
         };
-        match r.shadows.get(name) {
-            Some(s) if s.plugin.digest() == digest => {}
-            _ => return false,
-        }
-        if let Some(shadow) = r.shadows.remove(name) {
+        if r.shadows
+            .get(name)
+            .is_some_and(|s| s.plugin.digest() == digest)
+            && let Some(shadow) = r.shadows.remove(name)
+        {
             install_strategy(&mut r, shadow.plugin);
+            return true;
         }
-        true
+        if r.evaluator_shadows
+            .get(name)
+            .is_some_and(|s| s.plugin.digest() == digest)
+            && let Some(shadow) = r.evaluator_shadows.remove(name)
+        {
+            r.evaluators.insert(name.to_string(), shadow.plugin);
+            return true;
+        }
+        false
     }
 
     /// Whether rollouts in progress with the strategy `name` move to a
@@ -301,10 +398,13 @@ impl PluginRegistry {
         }
     }
 
+    /// Registers (or replaces) an evaluator under its name. A shadow of
+    /// that name ends.
     pub fn register_evaluator(&self, plugin: EvaluatorPlugin) {
         if let Ok(mut r) = self.registered.write() {
             r.failed.remove(plugin.name());
             r.strategies.remove(plugin.name());
+            r.evaluator_shadows.remove(plugin.name());
             r.evaluators.insert(plugin.name().to_string(), plugin);
         }
     }
@@ -326,6 +426,7 @@ impl PluginRegistry {
             r.evaluators.remove(name);
             r.failed.remove(name);
             r.shadows.remove(name);
+            r.evaluator_shadows.remove(name);
             r.previous.retain(|_, p| p.name() != name);
         }
     }

@@ -12,6 +12,9 @@ use sluice_host::evaluator::{Requirements, series_points};
 use sluice_host::journal::{Answer, Call, RecordedRequirements};
 use sluice_host::{EvaluatorPlugin, PluginRegistry};
 
+pub use super::shadow_evaluator::ShadowNote;
+use super::shadow_evaluator::{Judged, judge_in_shadow};
+
 /// Which workload a metric query is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricTarget {
@@ -196,9 +199,24 @@ pub async fn run_metrics<M: MetricsProvider>(
     checks: &[MetricCheck],
     (target_label, at): (&str, &str),
 ) -> Vec<CheckFailure> {
+    let mut notes = Vec::new();
+    let when = (target_label, at);
+    run_metrics_noting(provider, plugins, canary, checks, when, &mut notes).await
+}
+
+/// [`run_metrics`], with what the evaluators under shadow had to say
+/// added to `notes` (see [`super::shadow_evaluator`]).
+pub async fn run_metrics_noting<M: MetricsProvider>(
+    provider: &M,
+    plugins: &PluginRegistry,
+    canary: &Canary,
+    checks: &[MetricCheck],
+    (target_label, at): (&str, &str),
+    notes: &mut Vec<ShadowNote>,
+) -> Vec<CheckFailure> {
     let mut failures = Vec::new();
     for check in checks {
-        let run = run_metric(provider, plugins, canary, check, (target_label, at));
+        let run = run_metric(provider, plugins, canary, check, (target_label, at), notes);
         if let Err(reason) = run.await {
             failures.push(reason);
         }
@@ -215,6 +233,7 @@ async fn run_metric<M: MetricsProvider>(
     canary: &Canary,
     check: &MetricCheck,
     (target_label, at): (&str, &str),
+    notes: &mut Vec<ShadowNote>,
 ) -> Result<(), CheckFailure> {
     let unavailable = |message| CheckFailure::fault(Fault::MetricUnavailable, message);
     let value = canary_value(provider, canary, check, target_label)
@@ -303,7 +322,24 @@ async fn run_metric<M: MetricsProvider>(
         primary_series,
     };
     let journalled = plugins.host().journal().is_on().then(|| samples.clone());
+    let shadowed = plugins
+        .evaluator_shadow(&check.evaluator)
+        .is_some()
+        .then(|| samples.clone());
     let verdict = evaluator.evaluate(&metric, samples).await;
+    if let Some(samples) = shadowed {
+        let judged = Judged {
+            check,
+            current: &evaluator,
+            requirements: Requirements {
+                baseline: wants_baseline,
+                series: series_request,
+            },
+            samples: &samples,
+            verdict: &verdict,
+        };
+        notes.extend(judge_in_shadow(plugins, judged, target_label).await);
+    }
     if let Some(samples) = journalled {
         journal(Call::Evaluate {
             metric: metric.clone(),

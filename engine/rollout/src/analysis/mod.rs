@@ -10,6 +10,7 @@ mod error;
 mod gateway;
 mod pending;
 pub mod readiness;
+mod shadow_evaluator;
 pub mod workload;
 
 use std::sync::Arc;
@@ -1122,14 +1123,23 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 }
             }
             if failures.is_empty() {
-                failures = checks::run_metrics(
+                let mut notes = Vec::new();
+                failures = checks::run_metrics_noting(
                     &self.metrics,
                     &self.plugins,
                     t.canary,
                     &settings.metrics,
                     (&t.label, &t.now.to_string()),
+                    &mut notes,
                 )
                 .await;
+                for note in notes {
+                    if note.warning {
+                        t.warn(note.message);
+                    } else {
+                        t.info(note.message);
+                    }
+                }
             }
         }
         failures

@@ -151,16 +151,33 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
         Ok(status)
     }
 
-    /// The shadowed version of the strategy `name`, as its status shows it.
+    /// The shadowed version of the plugin `name`, as its status shows it.
     fn shadow_status(&self, name: &str) -> Option<ShadowStatus> {
-        let s = self.registry.shadow(name)?;
-        Some(ShadowStatus {
-            digest: s.plugin.digest().to_string(),
-            clean_ticks: s.clean,
-            required_ticks: s.required,
-            divergences: s.divergences,
-            last_divergence: s.last_divergence,
-        })
+        let status =
+            |digest: &str, clean, required, divergences, last: Option<String>| ShadowStatus {
+                digest: digest.to_string(),
+                clean_ticks: clean,
+                required_ticks: required,
+                divergences,
+                last_divergence: last,
+            };
+        if let Some(s) = self.registry.shadow(name) {
+            return Some(status(
+                s.plugin.digest(),
+                s.clean,
+                s.required,
+                s.divergences,
+                s.last_divergence,
+            ));
+        }
+        let s = self.registry.evaluator_shadow(name)?;
+        Some(status(
+            s.plugin.digest(),
+            s.clean,
+            s.required,
+            s.divergences,
+            s.last_divergence,
+        ))
     }
 
     /// Forgets a deleted RolloutPlugin.
@@ -299,10 +316,10 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
     }
 
     /// Ticks a new version `digest` must run under shadow, when it is to
-    /// (`rolloutPolicy: shadow`, a strategy, and another version serves).
+    /// (`rolloutPolicy: shadow` and another version serves).
     fn shadow_ticks(&self, plugin: &RolloutPlugin, digest: &str) -> Option<u32> {
         let spec = &plugin.spec;
-        if spec.rollout_policy != RolloutPolicy::Shadow || spec.kind != PluginKind::Strategy {
+        if spec.rollout_policy != RolloutPolicy::Shadow {
             return None;
         }
         let current = self.registered_digest(&plugin.name_any(), spec.kind)?;
@@ -365,7 +382,12 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
             (Loaded::Strategy(p), None) => self
                 .registry
                 .register_strategy(p.with_default_config(config)),
-            (Loaded::Evaluator(p), _) => self
+            (Loaded::Evaluator(p), Some(required)) => {
+                tracing::info!(plugin = %name, digest = %p.digest(), required, "new version under shadow");
+                self.registry
+                    .register_shadow_evaluator(p.with_default_config(config), required)
+            }
+            (Loaded::Evaluator(p), None) => self
                 .registry
                 .register_evaluator(p.with_default_config(config)),
         }
