@@ -142,7 +142,8 @@ fn a_plugin_whose_schema_is_not_json_schema_is_refused_at_load_naming_the_sectio
 }
 
 #[tokio::test]
-async fn the_sdk_macro_s_section_survives_into_the_component_and_plugins_without_one_check_nothing() {
+async fn the_sdk_macro_s_section_survives_into_the_component_and_plugins_without_one_check_nothing()
+{
     let host = common::host();
     let plugin = host
         .load_strategy(
