@@ -161,3 +161,31 @@ fn a_candidate_that_decides_otherwise_is_shown_where_and_why() {
         text(&out)
     );
 }
+
+#[test]
+fn a_rollout_of_a_0_1_strategy_replays_with_a_0_2_candidate_deciding_alike() {
+    let path = journal_of("v2", "examples/scenarios/healthy.yaml");
+    let d = dir("v2");
+    let v2 = write(
+        &d.join("v2_strategy.wasm"),
+        common::test_plugin("v2_strategy"),
+    );
+    let out = sluice(&[
+        "replay",
+        "--journal",
+        path.to_str().unwrap(),
+        "--strategy-plugin",
+        &v2,
+    ]);
+    let report = text(&out);
+    // It decides as the 0.1 weighted strategy did at every step; only its
+    // routes differ, by the response header filter 0.2 lets it add.
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let differing: Vec<&str> = report.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(!differing.is_empty(), "{report}");
+    for line in &differing {
+        assert!(line.contains(" route at "), "{line}");
+        assert!(line.contains(r#""x-sluice-weight""#), "{line}");
+    }
+    assert!(!report.contains(" decide at "), "{report}");
+}

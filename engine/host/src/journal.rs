@@ -189,12 +189,31 @@ impl Journal {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|source| JournalError::Line {
+                let line = |source| JournalError::Line {
                     line: i + 1,
                     source,
-                })
+                };
+                let mut value: serde_json::Value = serde_json::from_str(l).map_err(line)?;
+                rules_have_filters(&mut value);
+                serde_json::from_value(value).map_err(line)
             })
             .collect()
+    }
+}
+
+/// Route rules recorded before contract 0.2 have no `filters`: they had
+/// none, so a journal written then reads as it was.
+fn rules_have_filters(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let is_rule = map.contains_key("backends") && map.contains_key("matches");
+            if is_rule && !map.contains_key("filters") {
+                map.insert("filters".into(), serde_json::Value::Array(Vec::new()));
+            }
+            map.values_mut().for_each(rules_have_filters);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(rules_have_filters),
+        _ => {}
     }
 }
 
@@ -213,6 +232,16 @@ pub enum JournalError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_route_recorded_before_0_2_reads_with_no_filters() {
+        let old = r#"{"seq":0,"at":"2026-01-01T00:03:00Z","canary":"test/podinfo","plugin":"weighted","digest":"b01f","export":"route","spec":{"interval_seconds":60,"threshold":5,"max_weight":50,"step_weight":10,"step_weights":[],"step_weight_promotion":null,"iterations":null,"matches":[],"mirror":false,"mirror_weight":null,"session_affinity":null,"config":""},"state":{"phase":"Progressing","canary_weight":0,"iterations":0,"failed_checks":0},"answer":{"ok":{"rules":[{"matches":[],"backends":[{"backend":"Primary","weight":100,"set_cookie":null},{"backend":"Canary","weight":0,"set_cookie":null}],"mirror":null,"set_cookie":null}]}}}"#;
+        let entries = Journal::from_json_lines(old).unwrap();
+        let Call::Route { answer: Answer::Ok(plan), .. } = &entries[0].call else {
+            panic!("{:?}", entries[0].call);
+        };
+        assert!(plan.rules[0].filters.is_empty());
+    }
+
     use super::*;
 
     fn verdict(pass: bool) -> Call {
