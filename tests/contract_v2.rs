@@ -465,3 +465,106 @@ fn max_data_waits_is_bounded_with_a_clear_error() {
         "{e}"
     );
 }
+
+fn hostile_v2(registry: &mut PluginRegistry) {
+    let plugin = registry
+        .host()
+        .load_strategy(
+            "hostile-v2",
+            common::test_plugin("hostile_v2"),
+            Limits::default(),
+        )
+        .expect("the hostile 0.2 strategy loads");
+    registry.override_strategy(plugin);
+}
+
+/// Every filter of every rule of the stored route, as JSON text.
+fn route_filters(cluster: &MemoryCluster) -> String {
+    cluster
+        .route("test", "podinfo")
+        .and_then(|r| r.spec.rules.clone())
+        .map(|rules| {
+            rules
+                .iter()
+                .flat_map(|r| r.filters.iter().flatten())
+                .map(|f| serde_json::to_string(f).unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_0_2_plugin_s_filters_can_never_widen_traffic_or_reach_the_route() {
+    for (attack, why) in [
+        (
+            "set-cookie",
+            "header \"Set-Cookie\" is reserved to the host",
+        ),
+        (
+            "redirect-all",
+            "the catch-all rule may not redirect every request",
+        ),
+        ("redirect-to-canary", "sends no traffic to the canary"),
+        ("many-filters", "at most 16 filters per rule (got 1000)"),
+        ("crlf", "without control characters"),
+    ] {
+        let yaml = format!("{CANARY}    strategyConfig: {attack}\n");
+        let mut registry = common::registry();
+        hostile_v2(&mut registry);
+        let mut run = Run::new(&yaml, registry);
+        let (weights, statuses) = run.rollout(12).await;
+        // No step is ever taken, every route keeps everyone on the
+        // primary and none of the plugin's filters is written, and the
+        // rollout fails by its threshold.
+        assert!(weights.iter().all(|w| *w == 0), "{attack}: {weights:?}");
+        let (weight, _) = common::canary_exposure(&run.route());
+        assert_eq!(weight, 0, "{attack}");
+        let filters = route_filters(&run.cluster);
+        for smuggled in ["Set-Cookie", "requestRedirect", "x-flood", "x-ok"] {
+            assert!(!filters.contains(smuggled), "{attack}: {filters}");
+        }
+        assert_eq!(
+            statuses.last().unwrap().phase,
+            Some(CanaryPhase::Failed),
+            "{attack}"
+        );
+        let events: Vec<String> = run
+            .cluster
+            .events("test", "podinfo")
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert!(
+            events.iter().any(
+                |e| e.contains("plugin hostile-v2 returned an invalid answer") && e.contains(why)
+            ),
+            "{attack}: {events:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_settings_check_that_never_returns_is_cut_off_and_refuses_the_canary() {
+    let yaml = format!("{CANARY}    strategyConfig: validate-loops\n");
+    let mut registry = common::registry();
+    hostile_v2(&mut registry);
+    let mut run = Run::new(&yaml, registry);
+    for i in 0..3 {
+        if i == 1 {
+            common::new_image(&run.cluster, "test");
+        }
+        let out = run.tick().await;
+        let ready = out.status.condition("Ready").expect("Ready");
+        assert_eq!(ready.reason.as_deref(), Some("InvalidPluginConfig"));
+        let message = ready.message.clone().unwrap_or_default();
+        assert!(
+            message.contains(
+                "spec.analysis.strategyConfig for strategy plugin hostile-v2 could not be checked: validate-config failed: plugin hostile-v2 timed out: no answer within 100 ms"
+            ),
+            "{message}"
+        );
+        assert_eq!(out.status.canary_weight, 0);
+    }
+    assert!(run.cluster.route("test", "podinfo").is_none(), "no traffic");
+}

@@ -113,6 +113,7 @@ pub fn test_plugin(name: &str) -> &'static [u8] {
             "schema_strategy",
             "v2_strategy",
             "v2_evaluator",
+            "hostile_v2",
         ]
         .into_iter()
         .map(|n| {
