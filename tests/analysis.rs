@@ -1273,3 +1273,77 @@ async fn a_gate_that_cannot_be_asked_holds_with_the_ready_reason_and_one_event()
     assert_eq!(ready(&out.status).0, "True");
     assert!(out.status.canary_weight > 0);
 }
+
+/// The guide's Canary, without its HPA reference.
+fn plain_canary() -> String {
+    common::read("examples/podinfo-canary.yaml").replace(
+        "  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n",
+        "",
+    )
+}
+
+#[tokio::test]
+async fn idle_ticks_apply_no_service_yet_a_hand_edit_is_undone_within_the_resync_bound() {
+    use sluice_rollout::analysis::service_sync::RESYNC;
+    use sluice_rollout::cluster::Cluster;
+    let (cluster, _) = world(&plain_canary());
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let tick = async |now: Timestamp| {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        analyzer.reconcile(&canary, now).await.unwrap()
+    };
+    for _ in 0..3 {
+        tick(now).await;
+        now += jiff::SignedDuration::from_secs(60);
+    }
+    let selector = |name: &str| {
+        cluster
+            .service("test", name)
+            .and_then(|s| s.spec?.selector)
+            .and_then(|s| s.get("app").cloned())
+    };
+    assert_eq!(selector("podinfo-canary").as_deref(), Some("podinfo"));
+
+    // Someone points the canary Service at the primary's pods.
+    let mut edited = cluster.service("test", "podinfo-canary").unwrap();
+    edited
+        .spec
+        .as_mut()
+        .unwrap()
+        .selector
+        .as_mut()
+        .unwrap()
+        .insert("app".into(), "podinfo-primary".into());
+    cluster.apply_service(&edited).await.unwrap();
+    // The next idle tick does not render or apply the Services again…
+    let edited_at = now;
+    tick(now).await;
+    assert_eq!(
+        selector("podinfo-canary").as_deref(),
+        Some("podinfo-primary")
+    );
+    // …but within RESYNC of the edit they are applied again.
+    let mut restored = None;
+    while now < edited_at + RESYNC {
+        now += jiff::SignedDuration::from_secs(60);
+        tick(now).await;
+        if selector("podinfo-canary").as_deref() == Some("podinfo") {
+            restored = Some(now);
+            break;
+        }
+    }
+    assert!(restored.is_some(), "not restored by {now}");
+
+    // A change to what they are rendered from applies at the next tick.
+    let mut canary = cluster.canary("test", "podinfo").unwrap();
+    canary.spec.service.port = 9999;
+    cluster.put_canary(canary).unwrap();
+    now += jiff::SignedDuration::from_secs(60);
+    tick(now).await;
+    let port = cluster
+        .service("test", "podinfo-canary")
+        .and_then(|s| s.spec?.ports)
+        .map(|p| p[0].port);
+    assert_eq!(port, Some(9999));
+}

@@ -721,19 +721,56 @@ fn ready(server: &ApiServer, name: &str) -> Option<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_service_write_that_fails_at_bootstrap_is_retried_until_initialized() {
+    let world = World::new().await;
+    // The first Service write answers 500, the next one is held past the
+    // client's timeout (and lands late); then writes go through. Faults
+    // are met in the order they were armed.
+    world.server.inject(Fault::internal("services").times(1));
+    world
+        .server
+        .inject(Fault::delayed("services", HOLD).times(1));
+    let op = world.operator("sluice-a", &API_TIMEOUT);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
+        .await;
+    let met: Vec<FaultKind> = world
+        .server
+        .faults_met()
+        .into_iter()
+        .filter(|m| m.plural == "services")
+        .map(|m| m.kind)
+        .collect();
+    assert!(met.contains(&FaultKind::Internal), "{met:?}");
+    assert!(met.contains(&FaultKind::Delay(HOLD)), "{met:?}");
+    for name in ["podinfo", "podinfo-primary", "podinfo-canary"] {
+        let svc: Option<k8s_openapi::api::core::v1::Service> = world.server.get(NS, name).unwrap();
+        assert!(svc.is_some(), "{name} exists");
+    }
+    assert_eq!(
+        ready(&world.server, "podinfo"),
+        Some(("True".into(), "Valid".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_double_a_step() {
     let world = World::new().await;
     let op = world.operator("sluice-a", &API_TIMEOUT);
     world
         .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
         .await;
+    let before_rollout = world.server.requests().len();
     world.new_revision().await;
     // Whenever the weight or the phase changes (the new revision, each
     // weight, Promoting, Finalising), every fault is disarmed and new ones
     // are armed for the ticks that leave that step: on the status write a
-    // 500 or a hold past the client's timeout, in turn; and on the route,
-    // the Deployments and the Services whichever of the two has not been
-    // met on it yet (the other kind than the status's first).
+    // 500 or a hold past the client's timeout, in turn; and on the route
+    // and the Deployments whichever of the two has not been met on it yet
+    // (the other kind than the status's first). The Services are not
+    // written during a rollout (nothing they are rendered from changes):
+    // their faults are met at bootstrap, in
+    // `a_service_write_that_fails_at_bootstrap_is_retried_until_initialized`.
     let end = Instant::now() + Duration::from_secs(120);
     // Steps as the status records them (the status is written first in a
     // tick); the route's weights as they are seen.
@@ -743,7 +780,6 @@ async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_do
     let others = [
         ("httproutes", Fault::on_main as fn(Fault) -> Fault),
         ("deployments", Fault::on_main),
-        ("services", std::convert::identity),
     ];
     loop {
         let route_weight = world.safe_weight();
@@ -835,7 +871,12 @@ async fn api_500s_and_timeouts_at_every_step_and_phase_neither_wedge_skip_nor_do
     for (step, met) in &per_step {
         assert!(!met.is_empty(), "no fault met at {step:?}: {per_step:#?}");
     }
-    for plural in ["canaries", "httproutes", "deployments", "services"] {
+    let service_writes = world.server.requests()[before_rollout..]
+        .iter()
+        .filter(|r| r.method != "GET" && r.uri.contains("/services"))
+        .count();
+    assert_eq!(service_writes, 0, "no Service is written during a rollout");
+    for plural in ["canaries", "httproutes", "deployments"] {
         for kind in [FaultKind::Internal, FaultKind::Delay(HOLD)] {
             assert!(
                 met.iter().any(|m| m.plural == plural && m.kind == kind),

@@ -236,7 +236,11 @@ mod tests {
     fn a_route_recorded_before_0_2_reads_with_no_filters() {
         let old = r#"{"seq":0,"at":"2026-01-01T00:03:00Z","canary":"test/podinfo","plugin":"weighted","digest":"b01f","export":"route","spec":{"interval_seconds":60,"threshold":5,"max_weight":50,"step_weight":10,"step_weights":[],"step_weight_promotion":null,"iterations":null,"matches":[],"mirror":false,"mirror_weight":null,"session_affinity":null,"config":""},"state":{"phase":"Progressing","canary_weight":0,"iterations":0,"failed_checks":0},"answer":{"ok":{"rules":[{"matches":[],"backends":[{"backend":"Primary","weight":100,"set_cookie":null},{"backend":"Canary","weight":0,"set_cookie":null}],"mirror":null,"set_cookie":null}]}}}"#;
         let entries = Journal::from_json_lines(old).unwrap();
-        let Call::Route { answer: Answer::Ok(plan), .. } = &entries[0].call else {
+        let Call::Route {
+            answer: Answer::Ok(plan),
+            ..
+        } = &entries[0].call
+        else {
             panic!("{:?}", entries[0].call);
         };
         assert!(plan.rules[0].filters.is_empty());

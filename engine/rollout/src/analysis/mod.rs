@@ -10,6 +10,7 @@ mod error;
 mod gateway;
 mod pending;
 pub mod readiness;
+pub mod service_sync;
 mod shadow_evaluator;
 pub mod workload;
 
@@ -57,6 +58,9 @@ pub struct Analyzer<C, M, W> {
     /// The pending events (of each Canary's status) this engine has
     /// published, so that it publishes them once (see [`pending`]).
     published: pending::Published,
+    /// The generated Services this engine applied, and from what (see
+    /// [`service_sync`]).
+    services: service_sync::AppliedServices,
 }
 
 /// The state of one tick while it runs.
@@ -369,6 +373,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             webhooks,
             plugins,
             published: Default::default(),
+            services: Default::default(),
         }
     }
 
@@ -615,11 +620,17 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         Ok(Some(target))
     }
 
-    /// Keeps the generated Services in line with the spec.
+    /// Keeps the generated Services in line with the spec: applied again
+    /// when what they are rendered from changed, and at least every
+    /// [`service_sync::RESYNC`] (see [`service_sync`]).
     async fn sync_services(&self, t: &Tick<'_>, target: &Deployment) -> Result<()> {
+        if self.services.current(t.canary, target, t.now) {
+            return Ok(());
+        }
         for svc in workload::services(t.canary, target)? {
             self.cluster.apply_service(&svc).await?;
         }
+        self.services.record(t.canary, target, t.now);
         Ok(())
     }
 
@@ -843,6 +854,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 for svc in services {
                     self.cluster.apply_service(&svc).await?;
                 }
+                self.services.record(t.canary, target, t.now);
                 Ok(true)
             }
             Err(e) => {

@@ -16,7 +16,7 @@ use super::configs::TrackedConfigs;
 use sluice_api::{Canary, CustomMetadata};
 
 /// Labels Flagger accepts as a workload's selector, in order of preference.
-const SELECTOR_LABELS: [&str; 3] = ["app", "name", "app.kubernetes.io/name"];
+pub(crate) const SELECTOR_LABELS: [&str; 3] = ["app", "name", "app.kubernetes.io/name"];
 
 pub fn primary_name(target: &str) -> String {
     format!("{target}-primary")

@@ -1,0 +1,123 @@
+//! Which generated Services this engine has applied, and from what, so
+//! that an idle tick does not render and apply the same three Services
+//! again: in a cluster each apply is an API call (three per Canary per
+//! interval), and rendering them is a third of an idle tick's CPU.
+//!
+//! The Services are a function of the Canary's `spec.service` (name,
+//! port, target port, port name, app protocol, extra metadata), its name,
+//! namespace and uid (the owner reference) and the target's selector
+//! label. A tick applies them again when any of those changed since this
+//! engine last applied them, when it never did (a restart), and at least
+//! every [`RESYNC`], so that a Service edited or deleted by hand is put
+//! back within that bound.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sluice_api::{Canary, CustomMetadata};
+
+use super::workload::SELECTOR_LABELS;
+
+/// The longest a generated Service edited out of band stays so.
+pub const RESYNC: SignedDuration = SignedDuration::from_mins(5);
+
+/// What the Services of one Canary were rendered from: every input of
+/// `workload::services`, in full (no lossy hash).
+#[derive(Debug, Clone, PartialEq)]
+struct Inputs {
+    namespace: Option<String>,
+    name: Option<String>,
+    service_name: Option<String>,
+    target: String,
+    selector: Option<(String, String)>,
+    port: i32,
+    port_name: Option<String>,
+    target_port: Option<IntOrString>,
+    app_protocol: Option<String>,
+    metadata: [Option<CustomMetadata>; 3],
+}
+
+/// The target's selector label and value, as `workload::selector_label`
+/// picks them, borrowed.
+fn selector(target: &Deployment) -> Option<(&str, &str)> {
+    let labels = target.spec.as_ref()?.selector.match_labels.as_ref()?;
+    SELECTOR_LABELS
+        .iter()
+        .find_map(|l| labels.get(*l).map(|v| (*l, v.as_str())))
+}
+
+impl Inputs {
+    fn of(canary: &Canary, target: &Deployment) -> Self {
+        let svc = &canary.spec.service;
+        Inputs {
+            namespace: canary.metadata.namespace.clone(),
+            name: canary.metadata.name.clone(),
+            service_name: svc.name.clone(),
+            target: canary.spec.target_ref.name.clone(),
+            selector: selector(target).map(|(l, v)| (l.to_string(), v.to_string())),
+            port: svc.port,
+            port_name: svc.port_name.clone(),
+            target_port: svc.target_port.clone(),
+            app_protocol: svc.app_protocol.clone(),
+            metadata: [svc.apex.clone(), svc.primary.clone(), svc.canary.clone()],
+        }
+    }
+
+    /// Whether `canary` and `target` give these inputs (no allocation).
+    fn matches(&self, canary: &Canary, target: &Deployment) -> bool {
+        let svc = &canary.spec.service;
+        self.port == svc.port
+            && self.namespace == canary.metadata.namespace
+            && self.name == canary.metadata.name
+            && self.service_name == svc.name
+            && self.target == canary.spec.target_ref.name
+            && self
+                .selector
+                .as_ref()
+                .map(|(l, v)| (l.as_str(), v.as_str()))
+                == selector(target)
+            && self.port_name == svc.port_name
+            && self.target_port == svc.target_port
+            && self.app_protocol == svc.app_protocol
+            && self.metadata[0] == svc.apex
+            && self.metadata[1] == svc.primary
+            && self.metadata[2] == svc.canary
+    }
+}
+
+/// What the Services of each Canary (by uid: the owner reference) were
+/// last applied from, and when.
+#[derive(Default)]
+pub(crate) struct AppliedServices {
+    applied: Mutex<HashMap<String, (Inputs, Timestamp)>>,
+}
+
+impl AppliedServices {
+    /// Whether the Services of `canary` were applied from what `canary`
+    /// and `target` give now, less than [`RESYNC`] before `now`. A Canary
+    /// without a uid (never stored) is never current.
+    pub(crate) fn current(&self, canary: &Canary, target: &Deployment, now: Timestamp) -> bool {
+        let Some(uid) = canary.metadata.uid.as_deref() else {
+            return false;
+        };
+        let Ok(applied) = self.applied.lock() else {
+            return false;
+        };
+        applied.get(uid).is_some_and(|(inputs, at)| {
+            *at <= now && now.duration_since(*at) < RESYNC && inputs.matches(canary, target)
+        })
+    }
+
+    /// Records that the Services of `canary` were applied at `now`.
+    pub(crate) fn record(&self, canary: &Canary, target: &Deployment, now: Timestamp) {
+        let Some(uid) = canary.metadata.uid.clone() else {
+            return;
+        };
+        if let Ok(mut applied) = self.applied.lock() {
+            applied.insert(uid, (Inputs::of(canary, target), now));
+        }
+    }
+}
