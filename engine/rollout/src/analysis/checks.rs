@@ -235,18 +235,45 @@ async fn run_metric<M: MetricsProvider>(
     (target_label, at): (&str, &str),
     notes: &mut Vec<ShadowNote>,
 ) -> Result<(), CheckFailure> {
-    let unavailable = |message| CheckFailure::fault(Fault::MetricUnavailable, message);
     let value = canary_value(provider, canary, check, target_label)
         .await
         .map_err(unavailable)?;
-    let evaluator: EvaluatorPlugin = plugins.evaluator(&check.evaluator).map_err(|e| {
+    let evaluator = evaluator_for(plugins, check, target_label).await?;
+    let run = MetricRun {
+        provider,
+        plugins,
+        canary,
+        check,
+        target_label,
+        at,
+        metric: metric_for(check, &evaluator),
+        evaluator: &evaluator,
+    };
+    let requirements = run.requirements().await?;
+    let samples = run.samples(value, requirements).await?;
+    let verdict = run.judge(samples, requirements, notes).await?;
+    outcome(verdict, target_label, check)
+}
+
+/// A failed query, no data or a value that is not a finite number.
+fn unavailable(message: String) -> CheckFailure {
+    CheckFailure::fault(Fault::MetricUnavailable, message)
+}
+
+/// The check's evaluator, held to its settings check: the tick checked
+/// the settings before any plugin call, but a plugin replaced since is
+/// held to its own check too.
+async fn evaluator_for(
+    plugins: &PluginRegistry,
+    check: &MetricCheck,
+    target_label: &str,
+) -> Result<EvaluatorPlugin, CheckFailure> {
+    let evaluator = plugins.evaluator(&check.evaluator).map_err(|e| {
         CheckFailure::fault(
             Fault::PluginUnavailable,
             format!("Halt {target_label} advancement metric {}: {e}", check.name),
         )
     })?;
-    // The tick checked the settings before any plugin call; a plugin
-    // replaced since is held to its own schema too.
     evaluator
         .check_config(&check.evaluator_config)
         .await
@@ -259,99 +286,11 @@ async fn run_metric<M: MetricsProvider>(
                 ),
             )
         })?;
-    let plugin_fault = |f: sluice_host::PluginFault| {
-        let mut message = format!("Halt {target_label} advancement {f}");
-        let failed: Result<(), _> = Err(f);
-        let plugin = (check.evaluator.as_str(), evaluator.digest(), "evaluate");
-        if let Some(opened) = tell_breaker(plugins, canary, plugin, &failed) {
-            message = format!("{message}; {opened}");
-        }
-        CheckFailure::fault(Fault::PluginFault, message)
-    };
-    let metric = metric_for(check, &evaluator);
-    let journal = |call| {
-        let name = evaluator.name();
-        let journal = plugins.host().journal();
-        journal.record(
-            at.to_string(),
-            key_of(canary),
-            name,
-            evaluator.digest(),
-            call,
-        )
-    };
-    let requirements = evaluator.requirements(&metric).await;
-    if plugins.host().journal().is_on() {
-        journal(Call::Requirements {
-            metric: metric.clone(),
-            answer: Answer::from(
-                &requirements
-                    .as_ref()
-                    .map(|r| RecordedRequirements::from(*r)),
-            ),
-        });
-    }
-    let Requirements {
-        baseline: wants_baseline,
-        series: series_request,
-    } = requirements.map_err(plugin_fault)?;
-    let primary = if wants_baseline {
-        baseline_value(provider, canary, check, target_label)
-            .await
-            .map_err(unavailable)?
-    } else {
-        None
-    };
-    let (canary_series, primary_series) = match &series_request {
-        None => (Vec::new(), Vec::new()),
-        Some(request) => series_samples(
-            provider,
-            canary,
-            check,
-            target_label,
-            request,
-            wants_baseline,
-        )
-        .await
-        .map_err(unavailable)?,
-    };
-    let samples = Samples {
-        canary: value,
-        primary,
-        canary_series,
-        primary_series,
-    };
-    let journalled = plugins.host().journal().is_on().then(|| samples.clone());
-    let shadowed = plugins
-        .evaluator_shadow(&check.evaluator)
-        .is_some()
-        .then(|| samples.clone());
-    let verdict = evaluator.evaluate(&metric, samples).await;
-    if let Some(samples) = shadowed {
-        let judged = Judged {
-            check,
-            current: &evaluator,
-            requirements: Requirements {
-                baseline: wants_baseline,
-                series: series_request,
-            },
-            samples: &samples,
-            verdict: &verdict,
-        };
-        notes.extend(judge_in_shadow(plugins, judged, target_label).await);
-    }
-    if let Some(samples) = journalled {
-        journal(Call::Evaluate {
-            metric: metric.clone(),
-            samples,
-            answer: Answer::from(&verdict),
-        });
-    }
-    let verdict = verdict.map_err(plugin_fault)?;
-    plugins
-        .host()
-        .breakers()
-        .record_success(evaluator.digest(), "evaluate");
+    Ok(evaluator)
+}
+
+/// A verdict as the check's outcome.
+fn outcome(verdict: Verdict, target_label: &str, check: &MetricCheck) -> Result<(), CheckFailure> {
     match verdict {
         Verdict::Pass => Ok(()),
         Verdict::Fail(reason) | Verdict::Inconclusive(reason) => Err(CheckFailure::judged(
@@ -361,6 +300,135 @@ async fn run_metric<M: MetricsProvider>(
             "Halt {target_label} advancement metric {} needs more data: {reason}",
             check.name
         ))),
+    }
+}
+
+/// One metric check once its evaluator is known: what the calls of the
+/// check share.
+struct MetricRun<'a, M> {
+    provider: &'a M,
+    plugins: &'a PluginRegistry,
+    canary: &'a Canary,
+    check: &'a MetricCheck,
+    target_label: &'a str,
+    /// The tick's time (RFC 3339), for the journal.
+    at: &'a str,
+    metric: Metric,
+    evaluator: &'a EvaluatorPlugin,
+}
+
+impl<M: MetricsProvider> MetricRun<'_, M> {
+    /// A plugin fault as a failed check, told to the plugin's breaker.
+    fn plugin_fault(&self, f: sluice_host::PluginFault) -> CheckFailure {
+        let mut message = format!("Halt {} advancement {f}", self.target_label);
+        let failed: Result<(), _> = Err(f);
+        let plugin = (
+            self.check.evaluator.as_str(),
+            self.evaluator.digest(),
+            "evaluate",
+        );
+        if let Some(opened) = tell_breaker(self.plugins, self.canary, plugin, &failed) {
+            message = format!("{message}; {opened}");
+        }
+        CheckFailure::fault(Fault::PluginFault, message)
+    }
+
+    fn journal(&self, call: Call) {
+        self.plugins.host().journal().record(
+            self.at.to_string(),
+            key_of(self.canary),
+            self.evaluator.name(),
+            self.evaluator.digest(),
+            call,
+        )
+    }
+
+    /// What the evaluator needs (journalled).
+    async fn requirements(&self) -> Result<Requirements, CheckFailure> {
+        let requirements = self.evaluator.requirements(&self.metric).await;
+        if self.plugins.host().journal().is_on() {
+            let recorded = requirements
+                .as_ref()
+                .map(|r| RecordedRequirements::from(*r));
+            self.journal(Call::Requirements {
+                metric: self.metric.clone(),
+                answer: Answer::from(&recorded),
+            });
+        }
+        requirements.map_err(|f| self.plugin_fault(f))
+    }
+
+    /// The samples the evaluator asked for, around the canary's `value`.
+    async fn samples(&self, value: f64, wants: Requirements) -> Result<Samples, CheckFailure> {
+        let (provider, canary, check, label) =
+            (self.provider, self.canary, self.check, self.target_label);
+        let primary = if wants.baseline {
+            baseline_value(provider, canary, check, label)
+                .await
+                .map_err(unavailable)?
+        } else {
+            None
+        };
+        let (canary_series, primary_series) = match &wants.series {
+            None => (Vec::new(), Vec::new()),
+            Some(request) => {
+                series_samples(provider, canary, check, label, request, wants.baseline)
+                    .await
+                    .map_err(unavailable)?
+            }
+        };
+        Ok(Samples {
+            canary: value,
+            primary,
+            canary_series,
+            primary_series,
+        })
+    }
+
+    /// The evaluator's verdict on `samples` (journalled, and judged by the
+    /// evaluator's shadow too when one runs: see
+    /// [`super::shadow_evaluator`]).
+    async fn judge(
+        &self,
+        samples: Samples,
+        requirements: Requirements,
+        notes: &mut Vec<ShadowNote>,
+    ) -> Result<Verdict, CheckFailure> {
+        let journalled = self
+            .plugins
+            .host()
+            .journal()
+            .is_on()
+            .then(|| samples.clone());
+        let shadowed = self
+            .plugins
+            .evaluator_shadow(&self.check.evaluator)
+            .is_some()
+            .then(|| samples.clone());
+        let verdict = self.evaluator.evaluate(&self.metric, samples).await;
+        if let Some(samples) = shadowed {
+            let judged = Judged {
+                check: self.check,
+                current: self.evaluator,
+                requirements,
+                samples: &samples,
+                verdict: &verdict,
+            };
+            notes.extend(judge_in_shadow(self.plugins, judged, self.target_label).await);
+        }
+        if let Some(samples) = journalled {
+            self.journal(Call::Evaluate {
+                metric: self.metric.clone(),
+                samples,
+                answer: Answer::from(&verdict),
+            });
+        }
+        let verdict = verdict.map_err(|f| self.plugin_fault(f))?;
+        self.plugins
+            .host()
+            .breakers()
+            .record_success(self.evaluator.digest(), "evaluate");
+        Ok(verdict)
     }
 }
 

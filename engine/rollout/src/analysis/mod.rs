@@ -1722,24 +1722,10 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         if candidate.digest() == strategy.digest() {
             return;
         }
-        let mut spec = spec.clone();
-        spec.config = candidate.config_or_default(&t.strategy_config);
-        // The new version is held to its own settings check first: one
-        // that refuses a live Canary's settings diverges, so it never takes
-        // over a Canary it would stop.
-        let refused = candidate.check_config(&t.strategy_config).await.err();
-        let answer = match &refused {
-            Some(why) => Err(PluginFault::new(
-                candidate.name(),
-                sluice_host::FaultKind::InvalidAnswer(format!("strategyConfig {why}")),
-            )),
-            None => match candidate.decide(&spec, state, obs).await {
-                Ok(a) => validate::action(candidate.name(), &spec, &state, &a).map(|()| a),
-                Err(f) => Err(f),
-            },
-        };
+        let (answer, refused) =
+            shadow_answer(candidate, &t.strategy_config, (spec, state, obs)).await;
         let divergence = match (current, &answer) {
-            _ if refused.is_some() => Some(format!(
+            _ if refused => Some(format!(
                 "at weight {}: sha256:{} {}",
                 state.canary_weight,
                 short(candidate.digest()),
@@ -1869,6 +1855,29 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
         Ok(())
     }
+}
+
+/// A shadowed version's checked answer to the current version's question,
+/// with its own settings; true when it refused the Canary's settings (it
+/// is held to its own settings check first: one that refuses a live
+/// Canary's settings diverges, so it never takes over a Canary it would
+/// stop).
+async fn shadow_answer(
+    candidate: &StrategyPlugin,
+    strategy_config: &str,
+    (spec, state, obs): (&wit::AnalysisSpec, wit::RolloutState, wit::Observation),
+) -> (std::result::Result<wit::Action, PluginFault>, bool) {
+    if let Err(why) = candidate.check_config(strategy_config).await {
+        let kind = sluice_host::FaultKind::InvalidAnswer(format!("strategyConfig {why}"));
+        return (Err(PluginFault::new(candidate.name(), kind)), true);
+    }
+    let mut spec = spec.clone();
+    spec.config = candidate.config_or_default(strategy_config);
+    let answer = match candidate.decide(&spec, state, obs).await {
+        Ok(a) => validate::action(candidate.name(), &spec, &state, &a).map(|()| a),
+        Err(f) => Err(f),
+    };
+    (answer, false)
 }
 
 /// The first 12 hex digits of a digest.
