@@ -1,15 +1,14 @@
 //! A loaded evaluator plugin, of either contract version. Cheap to clone;
 //! every call that runs guest code gets a fresh instance.
 
-use wasmtime::component::ComponentExportIndex;
-
 use super::bindings::evaluator::{Metric, Samples, SeriesRequest, Verdict};
 use super::bindings::{evaluator_v1, evaluator_v2};
 use super::call::{CallContext, run_call};
 use super::convert;
 use super::memo::Memo;
 use super::schema::{ConfigError, ConfigSchema};
-use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost, settings};
+use super::settings::SettingsCheck;
+use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost};
 
 /// The bindings of an evaluator, by contract version.
 #[derive(Clone)]
@@ -90,19 +89,15 @@ pub struct EvaluatorPlugin {
     name: String,
     digest: String,
     pre: EvaluatorPre,
-    /// The `validate-config` export, when the plugin has one (0.2).
-    validator: Option<ComponentExportIndex>,
     limits: Limits,
     host: PluginHost,
     /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
     default_config: String,
-    /// The settings schema the component embeds, compiled once at load.
-    schema: Option<ConfigSchema>,
+    /// The plugin's settings check: schema and `validate-config`.
+    settings: SettingsCheck,
     /// Requirements by metric: `requirements` (0.2), `wants-*` (0.1) are
     /// pure functions.
     requirements: Memo<Requirements>,
-    /// The plugin's verdicts on settings: `validate-config` is pure.
-    verdicts: Memo<Result<(), String>>,
     sink: Option<LogSink>,
 }
 
@@ -111,22 +106,19 @@ impl EvaluatorPlugin {
         name: &str,
         digest: String,
         pre: EvaluatorPre,
-        validator: Option<ComponentExportIndex>,
         limits: Limits,
         host: PluginHost,
-        schema: Option<ConfigSchema>,
+        settings: SettingsCheck,
     ) -> Self {
         Self {
             name: name.to_string(),
             digest,
             pre,
-            validator,
             limits,
             host,
             default_config: String::new(),
-            schema,
+            settings,
             requirements: Memo::default(),
-            verdicts: Memo::default(),
             sink: None,
         }
     }
@@ -158,7 +150,7 @@ impl EvaluatorPlugin {
 
     /// The settings schema the component embeds (`sluice:config-schema`).
     pub fn config_schema(&self) -> Option<&ConfigSchema> {
-        self.schema.as_ref()
+        self.settings.schema()
     }
 
     /// The contract version the plugin targets: "0.1" or "0.2".
@@ -171,7 +163,7 @@ impl EvaluatorPlugin {
 
     /// Whether the plugin checks its own settings (`validate-config`).
     pub fn validates_config(&self) -> bool {
-        self.validator.is_some()
+        self.settings.validates()
     }
 
     /// Checks `config` (or, when it is empty, the plugin's default settings)
@@ -179,34 +171,12 @@ impl EvaluatorPlugin {
     /// `validate-config` when it exports one. No schema and no export, or
     /// no settings at all, passes.
     pub async fn check_config(&self, config: &str) -> Result<(), ConfigError> {
-        let effective = if config.is_empty() {
+        let settings = if config.is_empty() {
             self.default_config.as_str()
         } else {
             config
         };
-        if let Some(schema) = &self.schema
-            && !effective.is_empty()
-        {
-            schema.check(effective)?;
-        }
-        let (Some(func), EvaluatorPre::V2(pre)) = (&self.validator, &self.pre) else {
-            return Ok(());
-        };
-        let key = Memo::<Result<(), String>>::key("validate-config", &effective);
-        if let Some(verdict) = key.as_deref().and_then(|k| self.verdicts.get(k)) {
-            return verdict.map_err(ConfigError::Refused);
-        }
-        let verdict = run_call(self.context(), async |store| {
-            let answer = settings::validate(store, pre.instance_pre(), func, effective).await?;
-            Ok(Ok(answer))
-        })
-        .await
-        .map_err(|fault| ConfigError::Unchecked(fault.to_string()))?;
-        let verdict = verdict.map_err(|why| super::strategy::bounded_reason(&why));
-        if let Some(k) = key {
-            self.verdicts.put(k, verdict.clone());
-        }
-        verdict.map_err(ConfigError::Refused)
+        self.settings.check(self.context(), settings).await
     }
 
     pub fn digest(&self) -> &str {

@@ -255,33 +255,34 @@ impl PluginHost {
         };
         let load_fault = |e: wasmtime::Error| fault(anyhow::Error::from(e));
         let mut linker = self.linker().map_err(fault)?;
-        let pre = match version {
+        let (pre, settings) = match version {
             contract::Version::V0_1 => {
                 bindings::strategy_v1::Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
                     .map_err(load_fault)?;
                 let pre = linker.instantiate_pre(&component).map_err(load_fault)?;
-                strategy::StrategyPre::V1(
+                let pre = strategy::StrategyPre::V1(
                     bindings::strategy_v1::StrategyPre::new(pre).map_err(load_fault)?,
-                )
+                );
+                (pre, settings::SettingsCheck::new(schema, None))
             }
             contract::Version::V0_2 => {
                 bindings::strategy_v2::Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
                     .map_err(load_fault)?;
                 let pre = linker.instantiate_pre(&component).map_err(load_fault)?;
-                strategy::StrategyPre::V2(
+                let validator = settings::export(&component).map(|f| (pre.clone(), f));
+                let pre = strategy::StrategyPre::V2(
                     bindings::strategy_v2::StrategyPre::new(pre).map_err(load_fault)?,
-                )
+                );
+                (pre, settings::SettingsCheck::new(schema, validator))
             }
         };
-        let validator = settings::export(&component);
         Ok(StrategyPlugin::new(
             name,
             digest,
             pre,
-            validator,
             limits,
             self.clone(),
-            schema,
+            settings,
         ))
     }
 
@@ -304,7 +305,7 @@ impl PluginHost {
         };
         let load_fault = |e: wasmtime::Error| fault(anyhow::Error::from(e));
         let mut linker = self.linker().map_err(fault)?;
-        let pre = match version {
+        let (pre, settings) = match version {
             contract::Version::V0_1 => {
                 bindings::evaluator_v1::Evaluator::add_to_linker::<_, HasSelf<_>>(
                     &mut linker,
@@ -312,9 +313,10 @@ impl PluginHost {
                 )
                 .map_err(load_fault)?;
                 let pre = linker.instantiate_pre(&component).map_err(load_fault)?;
-                evaluator::EvaluatorPre::V1(
+                let pre = evaluator::EvaluatorPre::V1(
                     bindings::evaluator_v1::EvaluatorPre::new(pre).map_err(load_fault)?,
-                )
+                );
+                (pre, settings::SettingsCheck::new(schema, None))
             }
             contract::Version::V0_2 => {
                 bindings::evaluator_v2::Evaluator::add_to_linker::<_, HasSelf<_>>(
@@ -323,20 +325,20 @@ impl PluginHost {
                 )
                 .map_err(load_fault)?;
                 let pre = linker.instantiate_pre(&component).map_err(load_fault)?;
-                evaluator::EvaluatorPre::V2(
+                let validator = settings::export(&component).map(|f| (pre.clone(), f));
+                let pre = evaluator::EvaluatorPre::V2(
                     bindings::evaluator_v2::EvaluatorPre::new(pre).map_err(load_fault)?,
-                )
+                );
+                (pre, settings::SettingsCheck::new(schema, validator))
             }
         };
-        let validator = settings::export(&component);
         Ok(EvaluatorPlugin::new(
             name,
             digest,
             pre,
-            validator,
             limits,
             self.clone(),
-            schema,
+            settings,
         ))
     }
 }

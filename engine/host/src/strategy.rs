@@ -1,15 +1,14 @@
 //! A loaded strategy plugin, of either contract version. Cheap to clone;
 //! every call that runs guest code gets a fresh instance.
 
-use wasmtime::component::ComponentExportIndex;
-
 use super::bindings::strategy::{Action, AnalysisSpec, Observation, RolloutState, RoutePlan};
 use super::bindings::{strategy_v1, strategy_v2};
 use super::call::{CallContext, run_call};
 use super::convert;
 use super::memo::Memo;
 use super::schema::{ConfigError, ConfigSchema};
-use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost, settings};
+use super::settings::SettingsCheck;
+use super::{CallState, FaultKind, Limits, LogSink, PluginFault, PluginHost};
 
 /// The bindings of a strategy, by contract version.
 #[derive(Clone)]
@@ -32,18 +31,14 @@ pub struct StrategyPlugin {
     name: String,
     digest: String,
     pre: StrategyPre,
-    /// The `validate-config` export, when the plugin has one (0.2).
-    validator: Option<ComponentExportIndex>,
     limits: Limits,
     host: PluginHost,
     /// Settings used when a Canary gives none (a RolloutPlugin's `config`).
     default_config: String,
-    /// The settings schema the component embeds, compiled once at load.
-    schema: Option<ConfigSchema>,
+    /// The plugin's settings check: schema and `validate-config`.
+    settings: SettingsCheck,
     /// Route plans by spec and state: `route` is a pure function.
     routes: Memo<RoutePlan>,
-    /// The plugin's verdicts on settings: `validate-config` is pure.
-    verdicts: Memo<Result<(), String>>,
     sink: Option<LogSink>,
 }
 
@@ -52,22 +47,19 @@ impl StrategyPlugin {
         name: &str,
         digest: String,
         pre: StrategyPre,
-        validator: Option<ComponentExportIndex>,
         limits: Limits,
         host: PluginHost,
-        schema: Option<ConfigSchema>,
+        settings: SettingsCheck,
     ) -> Self {
         Self {
             name: name.to_string(),
             digest,
             pre,
-            validator,
             limits,
             host,
             default_config: String::new(),
-            schema,
+            settings,
             routes: Memo::default(),
-            verdicts: Memo::default(),
             sink: None,
         }
     }
@@ -99,7 +91,7 @@ impl StrategyPlugin {
 
     /// The settings schema the component embeds (`sluice:config-schema`).
     pub fn config_schema(&self) -> Option<&ConfigSchema> {
-        self.schema.as_ref()
+        self.settings.schema()
     }
 
     /// The contract version the plugin targets: "0.1" or "0.2".
@@ -112,7 +104,7 @@ impl StrategyPlugin {
 
     /// Whether the plugin checks its own settings (`validate-config`).
     pub fn validates_config(&self) -> bool {
-        self.validator.is_some()
+        self.settings.validates()
     }
 
     /// Checks `config` (or, when it is empty, the plugin's default settings)
@@ -120,37 +112,12 @@ impl StrategyPlugin {
     /// `validate-config` when it exports one. No schema and no export, or
     /// no settings at all, passes.
     pub async fn check_config(&self, config: &str) -> Result<(), ConfigError> {
-        let effective = if config.is_empty() {
+        let settings = if config.is_empty() {
             self.default_config.as_str()
         } else {
             config
         };
-        if let Some(schema) = &self.schema
-            && !effective.is_empty()
-        {
-            schema.check(effective)?;
-        }
-        let Some(func) = &self.validator else {
-            return Ok(());
-        };
-        let StrategyPre::V2(pre) = &self.pre else {
-            return Ok(());
-        };
-        let key = Memo::<Result<(), String>>::key("validate-config", &effective);
-        if let Some(verdict) = key.as_deref().and_then(|k| self.verdicts.get(k)) {
-            return verdict.map_err(ConfigError::Refused);
-        }
-        let verdict = run_call(self.context(), async |store| {
-            let answer = settings::validate(store, pre.instance_pre(), func, effective).await?;
-            Ok(Ok(answer))
-        })
-        .await
-        .map_err(|fault| ConfigError::Unchecked(fault.to_string()))?;
-        let verdict = verdict.map_err(|why| bounded_reason(&why));
-        if let Some(k) = key {
-            self.verdicts.put(k, verdict.clone());
-        }
-        verdict.map_err(ConfigError::Refused)
+        self.settings.check(self.context(), settings).await
     }
 
     /// sha256 of the component, hex.
@@ -266,26 +233,5 @@ impl StrategyPlugin {
                 state.phase
             )),
         })
-    }
-}
-
-/// A plugin's refusal as the host keeps it: one line of at most 1024
-/// bytes, no control characters.
-pub(crate) fn bounded_reason(why: &str) -> String {
-    let mut line: String = why
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if line.len() > 1024 {
-        let mut end = 1024;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
-    }
-    if line.trim().is_empty() {
-        "refused without a reason".to_string()
-    } else {
-        line
     }
 }
