@@ -1356,3 +1356,48 @@ async fn a_shadowed_evaluator_judges_alongside_never_applied_and_takes_over_only
         sha(&same)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadowed_strategy_that_refuses_a_live_canary_s_settings_diverges() {
+    let cluster = MemoryCluster::new();
+    let r = registrar(&cluster);
+    put_wasm(&cluster, "team-canary", wasm::WEIGHTED);
+    register(&r, &cluster, strategy_plugin_with("team-canary", "")).await;
+    // A 0.2 build whose settings check refuses the Canary's `bogus` key.
+    let strict = common::test_plugin("v2_strategy");
+    put_wasm(&cluster, "team-canary", strict);
+    let shadowed =
+        strategy_plugin_with("team-canary", "  rolloutPolicy: shadow\n  shadowTicks: 1\n");
+    register(&r, &cluster, shadowed).await;
+    let yaml = common::read("examples/podinfo-canary.yaml").replace(
+        "    stepWeight: 10\n",
+        "    stepWeight: 10\n    strategy: team-canary\n    strategyConfig: {bogus: 1}\n",
+    );
+    let canary = sluice_api::load::canary_from_yaml(&yaml).unwrap();
+    let sim = common::simulate_with(
+        canary,
+        common::scenario(&common::read("examples/scenarios/healthy.yaml")),
+        r.registry.clone(),
+    )
+    .await;
+    let messages = sim.messages();
+    assert_eq!(
+        sim.final_tick().unwrap().phase,
+        Some(CanaryPhase::Succeeded)
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("diverged")
+            && m.contains(
+                "strategyConfig is refused by the plugin: v2-strategy: unknown setting \"bogus\""
+            )),
+        "{messages:#?}"
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("took over")),
+        "{messages:#?}"
+    );
+    assert_eq!(
+        r.registry.strategy("team-canary").unwrap().digest(),
+        sha(wasm::WEIGHTED)
+    );
+}
