@@ -403,11 +403,11 @@ impl<M: MetricsProvider> MetricRun<'_, M> {
         let shadowed = self
             .plugins
             .evaluator_shadow(&self.check.evaluator)
-            .is_some()
-            .then(|| samples.clone());
+            .map(|shadow| (shadow, samples.clone()));
         let verdict = self.evaluator.evaluate(&self.metric, samples).await;
-        if let Some(samples) = shadowed {
+        if let Some((shadow, samples)) = shadowed {
             let judged = Judged {
+                shadow,
                 check: self.check,
                 current: self.evaluator,
                 requirements,

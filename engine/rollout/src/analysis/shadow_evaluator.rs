@@ -8,7 +8,7 @@
 use sluice_api::MetricCheck;
 use sluice_host::bindings::evaluator::{Metric, Samples, Verdict};
 use sluice_host::evaluator::Requirements;
-use sluice_host::registry::ShadowOutcome;
+use sluice_host::registry::{Shadow, ShadowOutcome};
 use sluice_host::{EvaluatorPlugin, PluginFault, PluginRegistry};
 
 /// What a shadowed verdict has to say on the Canary: a divergence
@@ -21,6 +21,8 @@ pub struct ShadowNote {
 
 /// What the current version was asked and answered for one metric.
 pub(super) struct Judged<'a> {
+    /// The check's evaluator under shadow.
+    pub shadow: Shadow<EvaluatorPlugin>,
     pub check: &'a MetricCheck,
     pub current: &'a EvaluatorPlugin,
     pub requirements: Requirements,
@@ -28,15 +30,15 @@ pub(super) struct Judged<'a> {
     pub verdict: &'a Result<Verdict, PluginFault>,
 }
 
-/// Asks the shadow of the check's evaluator, if one runs, to judge what
-/// the current version judged; the note to publish, if any.
+/// Asks the shadow of the check's evaluator to judge what the current
+/// version judged; the note to publish, if any.
 pub(super) async fn judge_in_shadow(
     plugins: &PluginRegistry,
     judged: Judged<'_>,
     target_label: &str,
 ) -> Option<ShadowNote> {
     let name = judged.check.evaluator.as_str();
-    let shadow = plugins.evaluator_shadow(name)?;
+    let shadow = &judged.shadow;
     let candidate = &shadow.plugin;
     if candidate.digest() == judged.current.digest() {
         return None;
