@@ -72,12 +72,33 @@ impl Apply<'_> {
             .filter(|(p, _)| self.in_scope(p))
             .collect();
         let mut managers = fields::managers(&object);
+        self.take_over_conflicts(&object, &applied_leaves, &mut managers)?;
 
-        // Conflicts with other managers.
+        let new_paths: BTreeSet<Path> = applied_leaves.iter().map(|(p, _)| p.clone()).collect();
+        let previous: BTreeSet<Path> = managers
+            .iter()
+            .filter(|m| self.is_mine(m))
+            .flat_map(|m| m.fields.iter().cloned())
+            .collect();
+        self.remove_dropped(&mut object, &managers, &previous, &new_paths);
+        merge(&mut object, &applied_leaves, applied);
+        self.record_ownership(&mut managers, previous, new_paths, applied);
+        fields::store_managers(&mut object, &managers);
+        Ok(object)
+    }
+
+    /// Checks the applied fields against other managers' fields: a conflict
+    /// is an error unless `force`, which takes the fields from them.
+    fn take_over_conflicts(
+        &self,
+        object: &Value,
+        applied_leaves: &[(Path, Value)],
+        managers: &mut [Manager],
+    ) -> Result<(), ApiError> {
         let mut conflicts = Vec::new();
         let mut taken: Vec<(usize, Path)> = Vec::new();
-        for (path, value) in &applied_leaves {
-            let current = fields::get(&object, path);
+        for (path, value) in applied_leaves {
+            let current = fields::get(object, path);
             let empty_map = value.as_object().is_some_and(Map::is_empty);
             if current == Some(value) || (empty_map && current.is_some_and(Value::is_object)) {
                 continue;
@@ -102,14 +123,18 @@ impl Apply<'_> {
                 m.fields.remove(&owned);
             }
         }
+        Ok(())
+    }
 
-        // Fields this manager applied before and no longer applies.
-        let new_paths: BTreeSet<Path> = applied_leaves.iter().map(|(p, _)| p.clone()).collect();
-        let previous: BTreeSet<Path> = managers
-            .iter()
-            .filter(|m| self.is_mine(m))
-            .flat_map(|m| m.fields.iter().cloned())
-            .collect();
+    /// Removes the fields this manager applied before (`previous`) and no
+    /// longer applies, unless another manager owns them too.
+    fn remove_dropped(
+        &self,
+        object: &mut Value,
+        managers: &[Manager],
+        previous: &BTreeSet<Path>,
+        new_paths: &BTreeSet<Path>,
+    ) {
         for old in previous.iter().filter(|p| self.in_scope(p)) {
             // Applied again, or a field inside it is.
             let still_applied = new_paths
@@ -119,29 +144,20 @@ impl Apply<'_> {
                 .iter()
                 .any(|m| !self.is_mine(m) && m.fields.iter().any(|f| fields::overlaps(f, old)));
             if !still_applied && !owned_by_other {
-                fields::remove(&mut object, old);
+                fields::remove(object, old);
             }
         }
+    }
 
-        // Merge.
-        for (path, value) in &applied_leaves {
-            // An empty map applied onto a map merges into it (keeps it).
-            let empty_map = value.as_object().is_some_and(Map::is_empty);
-            if empty_map && fields::get(&object, path).is_some_and(Value::is_object) {
-                continue;
-            }
-            fields::set(&mut object, path, value.clone());
-        }
-        if let Some(map) = object.as_object_mut() {
-            for key in ["apiVersion", "kind"] {
-                if let Some(v) = applied.get(key) {
-                    map.insert(key.into(), v.clone());
-                }
-            }
-        }
-
-        // This manager's apply entry: its out-of-scope fields, plus what it
-        // applied now.
+    /// Sets this manager's apply entry: its out-of-scope fields from
+    /// `previous`, plus what it applied now.
+    fn record_ownership(
+        &self,
+        managers: &mut Vec<Manager>,
+        previous: BTreeSet<Path>,
+        new_paths: BTreeSet<Path>,
+        applied: &Value,
+    ) {
         let mut owned: BTreeSet<Path> =
             previous.into_iter().filter(|p| !self.in_scope(p)).collect();
         owned.extend(new_paths);
@@ -165,8 +181,26 @@ impl Apply<'_> {
                 fields: owned,
             }),
         }
-        fields::store_managers(&mut object, &managers);
-        Ok(object)
+    }
+}
+
+/// Merges the applied fields into `object`, and takes `apiVersion` and
+/// `kind` from `applied`.
+fn merge(object: &mut Value, applied_leaves: &[(Path, Value)], applied: &Value) {
+    for (path, value) in applied_leaves {
+        // An empty map applied onto a map merges into it (keeps it).
+        let empty_map = value.as_object().is_some_and(Map::is_empty);
+        if empty_map && fields::get(object, path).is_some_and(Value::is_object) {
+            continue;
+        }
+        fields::set(object, path, value.clone());
+    }
+    if let Some(map) = object.as_object_mut() {
+        for key in ["apiVersion", "kind"] {
+            if let Some(v) = applied.get(key) {
+                map.insert(key.into(), v.clone());
+            }
+        }
     }
 }
 

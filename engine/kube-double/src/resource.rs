@@ -78,88 +78,92 @@ pub struct Registry {
     types: BTreeMap<(String, String, String), ResourceType>,
 }
 
+/// The built-in kinds Sluice reads or writes, plus a few common ones:
+/// (group, version, plural, kind, namespaced, has a status subresource).
+const BUILTINS: &[(&str, &str, &str, &str, bool, bool)] = &[
+    ("", "v1", "namespaces", "Namespace", false, true),
+    ("", "v1", "nodes", "Node", false, true),
+    ("", "v1", "pods", "Pod", true, true),
+    ("", "v1", "services", "Service", true, true),
+    ("", "v1", "configmaps", "ConfigMap", true, false),
+    ("", "v1", "secrets", "Secret", true, false),
+    ("", "v1", "events", "Event", true, false),
+    ("", "v1", "serviceaccounts", "ServiceAccount", true, false),
+    ("", "v1", "endpoints", "Endpoints", true, false),
+    ("apps", "v1", "deployments", "Deployment", true, true),
+    ("apps", "v1", "replicasets", "ReplicaSet", true, true),
+    ("apps", "v1", "statefulsets", "StatefulSet", true, true),
+    ("apps", "v1", "daemonsets", "DaemonSet", true, true),
+    (
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        true,
+    ),
+    ("events.k8s.io", "v1", "events", "Event", true, false),
+    ("coordination.k8s.io", "v1", "leases", "Lease", true, false),
+    (
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        "HTTPRoute",
+        true,
+        true,
+    ),
+    (
+        "gateway.networking.k8s.io",
+        "v1",
+        "gateways",
+        "Gateway",
+        true,
+        true,
+    ),
+    (
+        "gateway.networking.k8s.io",
+        "v1",
+        "gatewayclasses",
+        "GatewayClass",
+        false,
+        true,
+    ),
+    (
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        true,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        false,
+    ),
+];
+
 impl Default for Registry {
-    /// The built-in kinds Sluice reads or writes, plus a few common ones.
+    /// The [`BUILTINS`].
     fn default() -> Self {
-        let b = ResourceType::builtin;
-        let builtins = [
-            b("", "v1", "namespaces", "Namespace", false, true),
-            b("", "v1", "nodes", "Node", false, true),
-            b("", "v1", "pods", "Pod", true, true),
-            b("", "v1", "services", "Service", true, true),
-            b("", "v1", "configmaps", "ConfigMap", true, false),
-            b("", "v1", "secrets", "Secret", true, false),
-            b("", "v1", "events", "Event", true, false),
-            b("", "v1", "serviceaccounts", "ServiceAccount", true, false),
-            b("", "v1", "endpoints", "Endpoints", true, false),
-            b("apps", "v1", "deployments", "Deployment", true, true),
-            b("apps", "v1", "replicasets", "ReplicaSet", true, true),
-            b("apps", "v1", "statefulsets", "StatefulSet", true, true),
-            b("apps", "v1", "daemonsets", "DaemonSet", true, true),
-            b(
-                "autoscaling",
-                "v2",
-                "horizontalpodautoscalers",
-                "HorizontalPodAutoscaler",
-                true,
-                true,
-            ),
-            b("events.k8s.io", "v1", "events", "Event", true, false),
-            b("coordination.k8s.io", "v1", "leases", "Lease", true, false),
-            b(
-                "gateway.networking.k8s.io",
-                "v1",
-                "httproutes",
-                "HTTPRoute",
-                true,
-                true,
-            ),
-            b(
-                "gateway.networking.k8s.io",
-                "v1",
-                "gateways",
-                "Gateway",
-                true,
-                true,
-            ),
-            b(
-                "gateway.networking.k8s.io",
-                "v1",
-                "gatewayclasses",
-                "GatewayClass",
-                false,
-                true,
-            ),
-            b(
-                "apiextensions.k8s.io",
-                "v1",
-                "customresourcedefinitions",
-                "CustomResourceDefinition",
-                false,
-                true,
-            ),
-            b(
-                "rbac.authorization.k8s.io",
-                "v1",
-                "clusterroles",
-                "ClusterRole",
-                false,
-                false,
-            ),
-            b(
-                "rbac.authorization.k8s.io",
-                "v1",
-                "clusterrolebindings",
-                "ClusterRoleBinding",
-                false,
-                false,
-            ),
-        ];
         let mut registry = Self {
             types: BTreeMap::new(),
         };
-        for t in builtins {
-            registry.add(t);
+        for &(group, version, plural, kind, namespaced, status) in BUILTINS {
+            registry.add(ResourceType::builtin(
+                group, version, plural, kind, namespaced, status,
+            ));
         }
         registry
     }

@@ -32,7 +32,7 @@ use crate::faults::{Injected, RecordedRequest, lock};
 use crate::patch::{self, PatchKind};
 use crate::resource::ResourceType;
 use crate::select::Selector;
-use crate::store::{DeleteOptions, Write, now};
+use crate::store::{self, DeleteOptions, Write, now};
 use crate::watch::{self, WatchRequest};
 
 /// kube-rs' default watch timeout, when a watch names none.
@@ -49,6 +49,22 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request = receive(&shared, method, &uri, &headers, body);
+    match serve(&shared, &request, Faulty::Yes) {
+        Ok(response) => response,
+        Err(Stop::Error(error)) => error_response(&request, &error),
+        Err(Stop::Hold(hold)) => serve_held(shared, request, hold).await,
+    }
+}
+
+/// Records the request for the test, and parses it.
+fn receive(
+    shared: &Shared,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Request {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -62,7 +78,7 @@ async fn handle(
         content_type: content_type.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
-    let request = Request {
+    Request {
         method,
         path: uri.path().to_string(),
         query: parse_query(uri.query().unwrap_or_default()),
@@ -73,34 +89,32 @@ async fn handle(
             .unwrap_or_default()
             .to_string(),
         body,
-    };
-    match serve(&shared, &request, Faulty::Yes) {
-        Ok(response) => response,
-        Err(Stop::Error(error)) => error_response(&request, &error),
-        Err(Stop::Hold(hold)) => {
-            // Served by a task of its own: a client that gives up waiting
-            // does not cancel it, so the write still lands.
-            let task = tokio::spawn(async move {
-                hold.wait().await;
-                let response = match serve(&shared, &request, Faulty::No) {
-                    Ok(response) => response,
-                    Err(Stop::Error(error)) => error_response(&request, &error),
-                    Err(Stop::Hold(_)) => error_response(
-                        &request,
-                        &ApiError::internal("a held request was held again"),
-                    ),
-                };
-                shared.faults.served();
-                response
-            });
-            task.await.unwrap_or_else(|e| {
-                json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &ApiError::internal(format!("serving a held request: {e}")).to_status(),
-                )
-            })
-        }
     }
+}
+
+/// Serves a request an armed fault holds, once the fault lets it go.
+async fn serve_held(shared: Arc<Shared>, request: Request, hold: Injected) -> Response {
+    // Served by a task of its own: a client that gives up waiting
+    // does not cancel it, so the write still lands.
+    let task = tokio::spawn(async move {
+        hold.wait().await;
+        let response = match serve(&shared, &request, Faulty::No) {
+            Ok(response) => response,
+            Err(Stop::Error(error)) => error_response(&request, &error),
+            Err(Stop::Hold(_)) => error_response(
+                &request,
+                &ApiError::internal("a held request was held again"),
+            ),
+        };
+        shared.faults.served();
+        response
+    });
+    task.await.unwrap_or_else(|e| {
+        json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &ApiError::internal(format!("serving a held request: {e}")).to_status(),
+        )
+    })
 }
 
 fn error_response(request: &Request, error: &ApiError) -> Response {
@@ -307,60 +321,86 @@ fn dispatch(shared: &Arc<Shared>, request: &Request, target: Target) -> Result<R
                 .ok_or_else(|| ApiError::not_found(&resource.qualified_plural(), name))
         }
         (&Method::GET, None) => list_or_watch(shared, request, target),
-        (&Method::POST, None) => {
-            let body = request.json_body()?;
-            let manager = request.manager();
-            let write = Write {
-                manager: Some(&manager),
-                ..Write::default()
-            };
-            let created = lock(&shared.state).create(resource, &namespace, body, write)?;
-            Ok(json_response(StatusCode::CREATED, &created))
-        }
-        (&Method::PUT, Some(name)) => {
-            let body = request.json_body()?;
-            let manager = request.manager();
-            let write = Write {
-                manager: Some(&manager),
-                status_only: target.status,
-                admin: false,
-            };
-            ok(&lock(&shared.state).update(resource, &namespace, name, body, write)?)
-        }
+        (&Method::POST, None) => create(shared, request, resource, &namespace),
+        (&Method::PUT, Some(name)) => update(shared, request, &target, &namespace, name),
         (&Method::PATCH, Some(name)) => patch(shared, request, &target, name),
         (&Method::DELETE, Some(name)) => {
             let options = delete_options(request)?;
             ok(&lock(&shared.state).delete(resource, &namespace, name, &options)?)
         }
-        (&Method::DELETE, None) => {
-            let options = delete_options(request)?;
-            let labels = Selector::labels(request.query.get("labelSelector").map_or("", |s| s))?;
-            let fields = Selector::fields(request.query.get("fieldSelector").map_or("", |s| s))?;
-            let mut state = lock(&shared.state);
-            let items = state.list(resource, target.namespace.as_deref(), &labels, &fields);
-            let mut deleted = Vec::new();
-            for item in items {
-                let ns = item
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let name = item
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                if let Ok(object) = state.delete(resource, &ns, &name, &options) {
-                    deleted.push(object);
-                }
-            }
-            ok(&state.list_object(resource, deleted))
-        }
+        (&Method::DELETE, None) => delete_collection(shared, request, &target),
         _ => Err(ApiError::method_not_allowed(format!(
             "{} is not supported on {}",
             request.method, request.path
         ))),
     }
+}
+
+/// POST: creates the object in the body.
+fn create(
+    shared: &Shared,
+    request: &Request,
+    resource: &ResourceType,
+    namespace: &str,
+) -> Result<Response, ApiError> {
+    let body = request.json_body()?;
+    let manager = request.manager();
+    let write = Write {
+        manager: Some(&manager),
+        ..Write::default()
+    };
+    let created = lock(&shared.state).create(resource, namespace, body, write)?;
+    Ok(json_response(StatusCode::CREATED, &created))
+}
+
+/// PUT: replaces the object (or its status) with the body.
+fn update(
+    shared: &Shared,
+    request: &Request,
+    target: &Target,
+    namespace: &str,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let body = request.json_body()?;
+    let manager = request.manager();
+    let write = Write {
+        manager: Some(&manager),
+        status_only: target.status,
+        admin: false,
+    };
+    ok(&lock(&shared.state).update(&target.resource, namespace, name, body, write)?)
+}
+
+/// DELETE of a collection: deletes the selected objects, and answers the
+/// list of them.
+fn delete_collection(
+    shared: &Shared,
+    request: &Request,
+    target: &Target,
+) -> Result<Response, ApiError> {
+    let resource = &target.resource;
+    let options = delete_options(request)?;
+    let labels = Selector::labels(request.query.get("labelSelector").map_or("", |s| s))?;
+    let fields = Selector::fields(request.query.get("fieldSelector").map_or("", |s| s))?;
+    let mut state = lock(&shared.state);
+    let items = state.list(resource, target.namespace.as_deref(), &labels, &fields);
+    let mut deleted = Vec::new();
+    for item in items {
+        let ns = item
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let name = item
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Ok(object) = state.delete(resource, &ns, &name, &options) {
+            deleted.push(object);
+        }
+    }
+    ok(&state.list_object(resource, deleted))
 }
 
 fn list_or_watch(
@@ -416,6 +456,7 @@ fn list_or_watch(
     ok(&state.list_object(&target.resource, items))
 }
 
+/// PATCH: a merge, strategic merge or JSON patch, or a server-side apply.
 fn patch(
     shared: &Arc<Shared>,
     request: &Request,
@@ -455,30 +496,39 @@ fn patch(
                 write,
             )?
         }
-        PatchKind::Apply => {
-            let Some(manager) = request.query.get("fieldManager") else {
-                return Err(ApiError::bad_request(
-                    "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests",
-                ));
-            };
-            let applied: Value = match serde_json::from_slice(&request.body) {
-                Ok(v) => v,
-                Err(_) => yaml_serde::from_slice(&request.body).map_err(|e| {
-                    ApiError::bad_request(format!("the applied object is not valid YAML: {e}"))
-                })?,
-            };
-            let now = now();
-            let apply = Apply {
-                manager,
-                force: request.flag("force"),
-                status_only: target.status,
-                has_status_subresource: target.resource.status,
-                now: &now,
-            };
-            state.apply(&target.resource, &namespace, name, &applied, apply)?
-        }
+        PatchKind::Apply => apply(&mut state, request, target, &namespace, name)?,
     };
     ok(&result)
+}
+
+/// Server-side apply of the body (JSON or YAML), as its `fieldManager`.
+fn apply(
+    state: &mut store::State,
+    request: &Request,
+    target: &Target,
+    namespace: &str,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let Some(manager) = request.query.get("fieldManager") else {
+        return Err(ApiError::bad_request(
+            "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests",
+        ));
+    };
+    let applied: Value = match serde_json::from_slice(&request.body) {
+        Ok(v) => v,
+        Err(_) => yaml_serde::from_slice(&request.body).map_err(|e| {
+            ApiError::bad_request(format!("the applied object is not valid YAML: {e}"))
+        })?,
+    };
+    let now = now();
+    let apply = Apply {
+        manager,
+        force: request.flag("force"),
+        status_only: target.status,
+        has_status_subresource: target.resource.status,
+        now: &now,
+    };
+    state.apply(&target.resource, namespace, name, &applied, apply)
 }
 
 fn delete_options(request: &Request) -> Result<DeleteOptions, ApiError> {

@@ -201,50 +201,58 @@ pub fn translate(schema: &Value) -> Value {
     let Some(map) = schema.as_object() else {
         return schema.clone();
     };
-    let mut out = Map::new();
-    for (key, value) in map {
-        match key.as_str() {
-            "properties" | "patternProperties" | "definitions" => {
-                let translated: Map<String, Value> = value
-                    .as_object()
-                    .map(|props| {
-                        props
-                            .iter()
-                            .map(|(name, s)| (name.clone(), translate(s)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.insert(key.clone(), Value::Object(translated));
-            }
-            "items" | "additionalProperties" | "not" | "additionalItems" => {
-                out.insert(
-                    key.clone(),
-                    if value.is_object() {
-                        translate(value)
-                    } else {
-                        value.clone()
-                    },
-                );
-            }
-            "allOf" | "anyOf" | "oneOf" => {
-                let list = value
-                    .as_array()
-                    .map(|l| l.iter().map(translate).collect())
-                    .unwrap_or_default();
-                out.insert(key.clone(), Value::Array(list));
-            }
-            "nullable" | "format" | "default" | "description" | "example" | "externalDocs"
-            | "title" => {}
-            k if k.starts_with("x-kubernetes-") => {}
-            _ => {
-                out.insert(key.clone(), value.clone());
-            }
+    let mut out: Map<String, Value> = map
+        .iter()
+        .filter_map(|(key, value)| Some((key.clone(), translate_keyword(key, value)?)))
+        .collect();
+    widen_type(map, &mut out);
+    Value::Object(out)
+}
+
+/// One keyword of a schema, translated (subschemas recursively); `None`
+/// drops it.
+fn translate_keyword(key: &str, value: &Value) -> Option<Value> {
+    match key {
+        "properties" | "patternProperties" | "definitions" => {
+            let translated: Map<String, Value> = value
+                .as_object()
+                .map(|props| {
+                    props
+                        .iter()
+                        .map(|(name, s)| (name.clone(), translate(s)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(Value::Object(translated))
         }
+        "items" | "additionalProperties" | "not" | "additionalItems" => {
+            Some(if value.is_object() {
+                translate(value)
+            } else {
+                value.clone()
+            })
+        }
+        "allOf" | "anyOf" | "oneOf" => {
+            let list = value
+                .as_array()
+                .map(|l| l.iter().map(translate).collect())
+                .unwrap_or_default();
+            Some(Value::Array(list))
+        }
+        "nullable" | "format" | "default" | "description" | "example" | "externalDocs"
+        | "title" => None,
+        k if k.starts_with("x-kubernetes-") => None,
+        _ => Some(value.clone()),
     }
-    if map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+}
+
+/// The translated `type` of `x-kubernetes-int-or-string` and `nullable`
+/// schemas.
+fn widen_type(schema: &Map<String, Value>, out: &mut Map<String, Value>) {
+    if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
         out.insert("type".into(), json!(["integer", "string"]));
     }
-    if map.get("nullable") == Some(&Value::Bool(true)) {
+    if schema.get("nullable") == Some(&Value::Bool(true)) {
         match out.get("type").cloned() {
             Some(Value::String(t)) => {
                 out.insert("type".into(), json!([t, "null"]));
@@ -256,7 +264,6 @@ pub fn translate(schema: &Value) -> Value {
             _ => {}
         }
     }
-    Value::Object(out)
 }
 
 /// Drops undeclared fields and fills in defaults (see the module doc).

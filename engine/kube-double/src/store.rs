@@ -222,6 +222,173 @@ const SERVER_METADATA: &[&str] = &[
     "selfLink",
 ];
 
+/// Sets `apiVersion` and `kind` of a new object; drops its `status` when
+/// the kind has a status subresource (unless `admin`).
+fn set_type(resource: &ResourceType, object: &mut Value, write: Write<'_>) -> Result<(), ApiError> {
+    let map = object
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the object must be a JSON object"))?;
+    map.insert("apiVersion".into(), resource.api_version().into());
+    map.insert("kind".into(), resource.kind.clone().into());
+    if resource.status && !write.admin {
+        map.remove("status");
+    }
+    Ok(())
+}
+
+/// Removes the metadata the server sets from a new object's metadata
+/// (but `managedFields` when the caller has set them).
+fn strip_server_metadata(m: &mut Map<String, Value>, managed_done: bool) {
+    for key in SERVER_METADATA {
+        if !(managed_done && *key == "managedFields") {
+            m.remove(*key);
+        }
+    }
+}
+
+/// A new object's name: `metadata.name`, or `generateName` plus a random
+/// suffix.
+fn new_name(
+    resource: &ResourceType,
+    m: &Map<String, Value>,
+    salt: u64,
+) -> Result<String, ApiError> {
+    match m
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        Some(name) => Ok(name.to_string()),
+        None => match m.get("generateName").and_then(Value::as_str) {
+            Some(prefix) => Ok(format!("{prefix}{}", name_suffix(salt))),
+            None => Err(ApiError::invalid(
+                &resource.qualified_kind(),
+                "",
+                "metadata.name",
+                "Required value: name or generateName is required",
+            )),
+        },
+    }
+}
+
+/// Sets a new object's namespace to the request's (none for a
+/// cluster-scoped kind); a different namespace in the object is an error.
+fn set_namespace(
+    resource: &ResourceType,
+    m: &mut Map<String, Value>,
+    namespace: &str,
+) -> Result<(), ApiError> {
+    if resource.namespaced {
+        if let Some(given) = m.get("namespace").and_then(Value::as_str)
+            && !given.is_empty()
+            && given != namespace
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        m.insert("namespace".into(), namespace.into());
+    } else {
+        m.remove("namespace");
+    }
+    Ok(())
+}
+
+/// Checks a replacement of `old`: a JSON object, named `name`, and (unless
+/// `admin`) at `old`'s `resourceVersion` when it gives one.
+fn check_candidate(
+    resource: &ResourceType,
+    name: &str,
+    old: &Value,
+    candidate: &Value,
+    write: Write<'_>,
+) -> Result<(), ApiError> {
+    if !candidate.is_object() {
+        return Err(ApiError::bad_request("the object must be a JSON object"));
+    }
+    if let Some(given) = meta(candidate, "name")
+        && given != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({given}) does not match the name on the URL ({name})"
+        )));
+    }
+    if !write.admin
+        && let Some(rv) = meta(candidate, "resourceVersion")
+        && Some(&rv) != meta(old, "resourceVersion").as_ref()
+    {
+        return Err(ApiError::conflict(&resource.qualified_plural(), name));
+    }
+    Ok(())
+}
+
+/// A write to `/status`: `old` with the candidate's `status` (and its
+/// `managedFields` when the caller has set them).
+fn with_status_of(old: &Value, candidate: &Value, managed_done: bool) -> Result<Value, ApiError> {
+    let mut n = old.clone();
+    if let Some(map) = n.as_object_mut() {
+        match candidate.get("status") {
+            Some(status) => map.insert("status".into(), status.clone()),
+            None => map.remove("status"),
+        };
+    }
+    if managed_done && let Some(mf) = candidate.pointer("/metadata/managedFields").cloned() {
+        meta_mut(&mut n)?.insert("managedFields".into(), mf);
+    }
+    Ok(n)
+}
+
+/// A write to the main resource: the candidate with `old`'s `status` (for
+/// a kind with a status subresource, unless `admin`), `old`'s server
+/// metadata, name and namespace (but those an `admin` write gives, and
+/// `managedFields` the caller has set), and the resource's `apiVersion`
+/// and `kind`.
+fn with_stored_parts(
+    resource: &ResourceType,
+    old: &Value,
+    mut candidate: Value,
+    write: Write<'_>,
+    managed_done: bool,
+) -> Result<Value, ApiError> {
+    if resource.status
+        && !write.admin
+        && let Some(map) = candidate.as_object_mut()
+    {
+        match old.get("status") {
+            Some(status) => map.insert("status".into(), status.clone()),
+            None => map.remove("status"),
+        };
+    }
+    let old_meta = old.get("metadata").and_then(Value::as_object);
+    let m = meta_mut(&mut candidate)?;
+    for k in SERVER_METADATA.iter().chain(&["name", "namespace"]) {
+        let keep_given =
+            (write.admin && m.contains_key(*k)) || (managed_done && *k == "managedFields");
+        if keep_given || *k == "resourceVersion" {
+            continue;
+        }
+        match old_meta.and_then(|om| om.get(*k)) {
+            Some(v) => m.insert((*k).to_string(), v.clone()),
+            None => m.remove(*k),
+        };
+    }
+    if let Some(map) = candidate.as_object_mut() {
+        map.insert("apiVersion".into(), resource.api_version().into());
+        map.insert("kind".into(), resource.kind.clone().into());
+    }
+    Ok(candidate)
+}
+
+/// Sets `new`'s `generation` to one more than `old`'s.
+fn bump_generation(old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    let generation = old
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    meta_mut(new)?.insert("generation".into(), (generation + 1).into());
+    Ok(())
+}
+
 impl State {
     pub fn new(history_limit: usize, events: broadcast::Sender<Arc<Change>>) -> Self {
         Self {
@@ -341,56 +508,14 @@ impl State {
     ) -> Result<Value, ApiError> {
         let salt = self.rv;
         let now = now();
-        {
-            let map = object
-                .as_object_mut()
-                .ok_or_else(|| ApiError::bad_request("the object must be a JSON object"))?;
-            map.insert("apiVersion".into(), resource.api_version().into());
-            map.insert("kind".into(), resource.kind.clone().into());
-            if resource.status && !write.admin {
-                map.remove("status");
-            }
-        }
+        set_type(resource, &mut object, write)?;
         let m = meta_mut(&mut object)?;
         if !write.admin {
-            for key in SERVER_METADATA {
-                if !(managed_done && *key == "managedFields") {
-                    m.remove(*key);
-                }
-            }
+            strip_server_metadata(m, managed_done);
         }
-        let name = match m
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-        {
-            Some(name) => name.to_string(),
-            None => match m.get("generateName").and_then(Value::as_str) {
-                Some(prefix) => format!("{prefix}{}", name_suffix(salt)),
-                None => {
-                    return Err(ApiError::invalid(
-                        &resource.qualified_kind(),
-                        "",
-                        "metadata.name",
-                        "Required value: name or generateName is required",
-                    ));
-                }
-            },
-        };
+        let name = new_name(resource, m, salt)?;
         m.insert("name".into(), name.clone().into());
-        if resource.namespaced {
-            if let Some(given) = m.get("namespace").and_then(Value::as_str)
-                && !given.is_empty()
-                && given != namespace
-            {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
-            m.insert("namespace".into(), namespace.into());
-        } else {
-            m.remove("namespace");
-        }
+        set_namespace(resource, m, namespace)?;
         let key = key_of(resource, namespace, &name);
         if self.objects.contains_key(&key) {
             return Err(ApiError::already_exists(
@@ -402,12 +527,7 @@ impl State {
         m.entry("creationTimestamp")
             .or_insert_with(|| now.clone().into());
         m.entry("generation").or_insert_with(|| 1.into());
-        if !write.admin {
-            if let (Some(manager), false) = (write.manager, managed_done) {
-                fields::record_update(None, &mut object, manager, &now);
-            }
-            self.schemas.admit(resource, &mut object)?;
-        }
+        self.admit(resource, None, &mut object, write, managed_done, &now)?;
         let rv = self.next_rv();
         meta_mut(&mut object)?.insert("resourceVersion".into(), rv.to_string().into());
         self.objects.insert(
@@ -419,6 +539,27 @@ impl State {
         );
         self.emit(resource, EventType::Added, None, &object);
         Ok(object)
+    }
+
+    /// For a write through the API (not `admin`): records the manager's
+    /// update in `managedFields` (unless the caller has), then prunes,
+    /// defaults and validates the object ([`Schemas::admit`]).
+    fn admit(
+        &self,
+        resource: &ResourceType,
+        old: Option<&Value>,
+        object: &mut Value,
+        write: Write<'_>,
+        managed_done: bool,
+        now: &str,
+    ) -> Result<(), ApiError> {
+        if write.admin {
+            return Ok(());
+        }
+        if let (Some(manager), false) = (write.manager, managed_done) {
+            fields::record_update(old, object, manager, now);
+        }
+        self.schemas.admit(resource, object)
     }
 
     /// PUT: replaces the object (or its status) with `candidate`; also the
@@ -439,7 +580,7 @@ impl State {
         resource: &ResourceType,
         namespace: &str,
         name: &str,
-        mut candidate: Value,
+        candidate: Value,
         write: Write<'_>,
         managed_done: bool,
     ) -> Result<Value, ApiError> {
@@ -449,71 +590,14 @@ impl State {
             .get(&key)
             .map(|e| e.object.clone())
             .ok_or_else(|| ApiError::not_found(&resource.qualified_plural(), name))?;
-        if !candidate.is_object() {
-            return Err(ApiError::bad_request("the object must be a JSON object"));
-        }
-        if let Some(given) = meta(&candidate, "name")
-            && given != name
-        {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({given}) does not match the name on the URL ({name})"
-            )));
-        }
-        if !write.admin
-            && let Some(rv) = meta(&candidate, "resourceVersion")
-            && Some(&rv) != meta(&old, "resourceVersion").as_ref()
-        {
-            return Err(ApiError::conflict(&resource.qualified_plural(), name));
-        }
+        check_candidate(resource, name, &old, &candidate, write)?;
         let now = now();
         let mut new = if write.status_only && !write.admin {
-            let mut n = old.clone();
-            if let Some(map) = n.as_object_mut() {
-                match candidate.get("status") {
-                    Some(status) => map.insert("status".into(), status.clone()),
-                    None => map.remove("status"),
-                };
-            }
-            if managed_done && let Some(mf) = candidate.pointer("/metadata/managedFields").cloned()
-            {
-                meta_mut(&mut n)?.insert("managedFields".into(), mf);
-            }
-            n
+            with_status_of(&old, &candidate, managed_done)?
         } else {
-            if resource.status
-                && !write.admin
-                && let Some(map) = candidate.as_object_mut()
-            {
-                match old.get("status") {
-                    Some(status) => map.insert("status".into(), status.clone()),
-                    None => map.remove("status"),
-                };
-            }
-            let old_meta = old.get("metadata").and_then(Value::as_object);
-            let m = meta_mut(&mut candidate)?;
-            for k in SERVER_METADATA.iter().chain(&["name", "namespace"]) {
-                let keep_given =
-                    (write.admin && m.contains_key(*k)) || (managed_done && *k == "managedFields");
-                if keep_given || *k == "resourceVersion" {
-                    continue;
-                }
-                match old_meta.and_then(|om| om.get(*k)) {
-                    Some(v) => m.insert((*k).to_string(), v.clone()),
-                    None => m.remove(*k),
-                };
-            }
-            if let Some(map) = candidate.as_object_mut() {
-                map.insert("apiVersion".into(), resource.api_version().into());
-                map.insert("kind".into(), resource.kind.clone().into());
-            }
-            candidate
+            with_stored_parts(resource, &old, candidate, write, managed_done)?
         };
-        if !write.admin {
-            if let (Some(manager), false) = (write.manager, managed_done) {
-                fields::record_update(Some(&old), &mut new, manager, &now);
-            }
-            self.schemas.admit(resource, &mut new)?;
-        }
+        self.admit(resource, Some(&old), &mut new, write, managed_done, &now)?;
         if meta(&new, "deletionTimestamp").is_some() && finalizers_empty(&new) {
             return Ok(self.remove_now(&key, new));
         }
@@ -521,11 +605,7 @@ impl State {
             return Ok(old);
         }
         if spec_part(&new) != spec_part(&old) && !write.admin {
-            let generation = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            meta_mut(&mut new)?.insert("generation".into(), (generation + 1).into());
+            bump_generation(&old, &mut new)?;
         }
         let rv = self.next_rv();
         meta_mut(&mut new)?.insert("resourceVersion".into(), rv.to_string().into());

@@ -30,7 +30,7 @@ use crate::error::ApiError;
 use crate::faults::lock;
 use crate::resource::ResourceType;
 use crate::select::Selector;
-use crate::store::{Change, EventType};
+use crate::store::{Change, EventType, State};
 
 /// What a watch asked for.
 #[derive(Debug, Clone)]
@@ -98,89 +98,38 @@ fn line(event: &Value) -> Vec<u8> {
     bytes
 }
 
+/// Where a watch starts: its first events, then the changes to follow
+/// (`None`: the stream ends after the first events).
+struct Opening {
+    initial: Vec<Value>,
+    changes: Option<broadcast::Receiver<Arc<Change>>>,
+    start_rv: u64,
+}
+
 /// Starts a watch; the body streams its events.
 pub(crate) fn start(shared: &Arc<Shared>, request: WatchRequest) -> Body {
     let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
-    let mut initial: Vec<Value> = Vec::new();
-    let subscription;
-    let start_rv;
-    {
-        let state = lock(&shared.state);
-        start_rv = state.resource_version();
-        match request.from {
-            Some(from) => match state.changes_since(from) {
-                Some(changes) => {
-                    initial.extend(changes.iter().filter_map(|c| {
-                        request
-                            .event_for(c)
-                            .map(|(t, o)| json!({ "type": t, "object": o }))
-                    }));
-                    subscription = Some(state.subscribe());
-                }
-                None => {
-                    let gone = ApiError::gone(from).to_status();
-                    initial.push(json!({ "type": "ERROR", "object": gone }));
-                    subscription = None;
-                }
-            },
-            None => {
-                let namespace = request.namespace.as_deref();
-                let objects = state.list(
-                    &request.resource,
-                    namespace,
-                    &request.labels,
-                    &request.fields,
-                );
-                initial.extend(
-                    objects
-                        .into_iter()
-                        .map(|o| json!({ "type": "ADDED", "object": o })),
-                );
-                if request.send_initial_events {
-                    initial.push(request.bookmark(start_rv, true));
-                }
-                subscription = Some(state.subscribe());
-            }
-        }
-    }
-    let mut closed = shared.closer.subscribe();
+    let opening = open(&lock(&shared.state), &request);
+    let closed = shared.closer.subscribe();
     let bookmark_every = shared.bookmark_interval;
     tokio::spawn(async move {
-        for event in &initial {
+        for event in &opening.initial {
             if tx.send(line(event)).await.is_err() {
                 return;
             }
         }
-        let Some(mut changes) = subscription else {
+        let Some(changes) = opening.changes else {
             return;
         };
-        let deadline = tokio::time::sleep(request.timeout);
-        tokio::pin!(deadline);
-        let mut ticker = tokio::time::interval(bookmark_every);
-        ticker.reset();
-        let mut last_rv = start_rv;
-        loop {
-            let event = tokio::select! {
-                _ = &mut deadline => return,
-                _ = closed.changed() => return,
-                _ = ticker.tick(), if request.bookmarks => request.bookmark(last_rv, false),
-                received = changes.recv() => match received {
-                    Ok(change) => {
-                        last_rv = change.rv;
-                        match request.event_for(&change) {
-                            Some((t, o)) => json!({ "type": t, "object": o }),
-                            None => continue,
-                        }
-                    }
-                    // Fell behind, or the server stops: end the watch; the
-                    // client watches again from its last version.
-                    Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
-                },
-            };
-            if tx.send(line(&event)).await.is_err() {
-                return;
-            }
-        }
+        follow(
+            &tx,
+            &request,
+            changes,
+            closed,
+            bookmark_every,
+            opening.start_rv,
+        )
+        .await;
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -188,4 +137,97 @@ pub(crate) fn start(shared: &Arc<Shared>, request: WatchRequest) -> Body {
             .map(|bytes| (Ok::<_, std::io::Error>(bytes), rx))
     });
     Body::from_stream(stream)
+}
+
+/// The opening of a watch on the current `state`.
+fn open(state: &State, request: &WatchRequest) -> Opening {
+    let start_rv = state.resource_version();
+    match request.from {
+        Some(from) => match state.changes_since(from) {
+            Some(changes) => Opening {
+                initial: changes
+                    .iter()
+                    .filter_map(|c| {
+                        request
+                            .event_for(c)
+                            .map(|(t, o)| json!({ "type": t, "object": o }))
+                    })
+                    .collect(),
+                changes: Some(state.subscribe()),
+                start_rv,
+            },
+            None => {
+                let gone = ApiError::gone(from).to_status();
+                Opening {
+                    initial: vec![json!({ "type": "ERROR", "object": gone })],
+                    changes: None,
+                    start_rv,
+                }
+            }
+        },
+        None => Opening {
+            initial: current_objects(state, request, start_rv),
+            changes: Some(state.subscribe()),
+            start_rv,
+        },
+    }
+}
+
+/// A synthetic ADDED for each current object, then the initial-events-end
+/// bookmark when asked for.
+fn current_objects(state: &State, request: &WatchRequest, start_rv: u64) -> Vec<Value> {
+    let objects = state.list(
+        &request.resource,
+        request.namespace.as_deref(),
+        &request.labels,
+        &request.fields,
+    );
+    let mut initial: Vec<Value> = objects
+        .into_iter()
+        .map(|o| json!({ "type": "ADDED", "object": o }))
+        .collect();
+    if request.send_initial_events {
+        initial.push(request.bookmark(start_rv, true));
+    }
+    initial
+}
+
+/// Sends the watch's events for live `changes`, and bookmarks, until the
+/// timeout, the test closes all watches, the watch falls behind or the
+/// client goes.
+async fn follow(
+    tx: &mpsc::Sender<Vec<u8>>,
+    request: &WatchRequest,
+    mut changes: broadcast::Receiver<Arc<Change>>,
+    mut closed: tokio::sync::watch::Receiver<u64>,
+    bookmark_every: Duration,
+    start_rv: u64,
+) {
+    let deadline = tokio::time::sleep(request.timeout);
+    tokio::pin!(deadline);
+    let mut ticker = tokio::time::interval(bookmark_every);
+    ticker.reset();
+    let mut last_rv = start_rv;
+    loop {
+        let event = tokio::select! {
+            _ = &mut deadline => return,
+            _ = closed.changed() => return,
+            _ = ticker.tick(), if request.bookmarks => request.bookmark(last_rv, false),
+            received = changes.recv() => match received {
+                Ok(change) => {
+                    last_rv = change.rv;
+                    match request.event_for(&change) {
+                        Some((t, o)) => json!({ "type": t, "object": o }),
+                        None => continue,
+                    }
+                }
+                // Fell behind, or the server stops: end the watch; the
+                // client watches again from its last version.
+                Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if tx.send(line(&event)).await.is_err() {
+            return;
+        }
+    }
 }

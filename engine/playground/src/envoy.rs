@@ -161,6 +161,23 @@ struct Precedence {
     query: std::cmp::Reverse<usize>,
 }
 
+impl Precedence {
+    /// The precedence of match `m`, whose path is `path`.
+    fn of(path: &PathMatch, m: &HttpRouteRulesMatches) -> Self {
+        Precedence {
+            path_kind: match path.kind {
+                PathKind::Exact => 0,
+                PathKind::Regex => 1,
+                PathKind::Prefix => 2,
+            },
+            path_len: std::cmp::Reverse(path.value.len()),
+            no_method: m.method.is_none(),
+            headers: std::cmp::Reverse(m.headers.as_ref().map_or(0, Vec::len)),
+            query: std::cmp::Reverse(m.query_params.as_ref().map_or(0, Vec::len)),
+        }
+    }
+}
+
 /// One Envoy route per match of `rule`, each with its precedence.
 fn translate_rule(
     rule: &HttpRouteRules,
@@ -172,7 +189,6 @@ fn translate_rule(
     }
     let filters = RuleFilters::new(rule.filters.as_deref().unwrap_or_default(), ns, services)?;
     let backends = weighted_clusters(rule, ns, services)?;
-    let timeouts = rule.timeouts.as_ref();
     let default_match = [HttpRouteRulesMatches {
         headers: None,
         method: None,
@@ -186,17 +202,7 @@ fn translate_rule(
     let mut out = Vec::new();
     for (mi, m) in matches.iter().enumerate() {
         let (path, envoy_match) = translate_match(m).map_err(|e| format!("match {mi}: {e}"))?;
-        let precedence = Precedence {
-            path_kind: match path.kind {
-                PathKind::Exact => 0,
-                PathKind::Regex => 1,
-                PathKind::Prefix => 2,
-            },
-            path_len: std::cmp::Reverse(path.value.len()),
-            no_method: m.method.is_none(),
-            headers: std::cmp::Reverse(m.headers.as_ref().map_or(0, Vec::len)),
-            query: std::cmp::Reverse(m.query_params.as_ref().map_or(0, Vec::len)),
-        };
+        let precedence = Precedence::of(&path, m);
         let mut entry = json!({ "match": envoy_match });
         filters.header_modifiers(&mut entry);
         match &backends {
@@ -209,20 +215,32 @@ fn translate_rule(
                 entry["direct_response"] = json!({ "status": 500 });
             }
             Some(clusters) => {
-                let mut action = json!({ "weighted_clusters": { "clusters": clusters } });
-                if !filters.mirrors.is_empty() {
-                    action["request_mirror_policies"] = json!(filters.mirrors);
-                }
-                if let Some(rw) = filters.rewrite {
-                    rewrite(rw, &path, &mut action).map_err(|e| format!("match {mi}: {e}"))?;
-                }
-                timeouts_and_retry(timeouts, rule.retry.as_ref(), &mut action)?;
-                entry["route"] = action;
+                entry["route"] = route_action(rule, &filters, clusters, &path, mi)?;
             }
         }
         out.push((precedence, entry));
     }
     Ok(out)
+}
+
+/// The Envoy route action of match `mi` of `rule` (whose path is `path`)
+/// to its weighted `clusters`: mirrors, rewrite, timeouts and retry policy.
+fn route_action(
+    rule: &HttpRouteRules,
+    filters: &RuleFilters,
+    clusters: &[Value],
+    path: &PathMatch,
+    mi: usize,
+) -> Result<Value, String> {
+    let mut action = json!({ "weighted_clusters": { "clusters": clusters } });
+    if !filters.mirrors.is_empty() {
+        action["request_mirror_policies"] = json!(filters.mirrors);
+    }
+    if let Some(rw) = filters.rewrite {
+        rewrite(rw, path, &mut action).map_err(|e| format!("match {mi}: {e}"))?;
+    }
+    timeouts_and_retry(rule.timeouts.as_ref(), rule.retry.as_ref(), &mut action)?;
+    Ok(action)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -239,35 +257,63 @@ struct PathMatch {
 
 /// A Gateway API match as an Envoy `RouteMatch`, with its path.
 fn translate_match(m: &HttpRouteRulesMatches) -> Result<(PathMatch, Value), String> {
-    let (kind, value) = match &m.path {
-        None => (PathKind::Prefix, "/".to_string()),
-        Some(p) => {
-            let value = p.value.clone().unwrap_or_else(|| "/".into());
-            let kind = match p.r#type {
-                None | Some(HttpRouteRulesMatchesPathType::PathPrefix) => PathKind::Prefix,
-                Some(HttpRouteRulesMatchesPathType::Exact) => PathKind::Exact,
-                Some(HttpRouteRulesMatchesPathType::RegularExpression) => PathKind::Regex,
-            };
-            (kind, value)
-        }
-    };
-    let mut out = json!({});
-    match kind {
-        PathKind::Exact => out["path"] = json!(value),
-        PathKind::Regex => out["safe_regex"] = json!({ "regex": value }),
-        PathKind::Prefix => {
-            if !value.starts_with('/') || value.contains(['?', '#']) {
-                return Err(format!("path prefix {value:?} is not a path"));
-            }
-            let trimmed = value.trim_end_matches('/');
-            if trimmed.is_empty() {
-                out["prefix"] = json!("/");
-            } else {
-                // Gateway API prefixes match whole path segments.
-                out["path_separated_prefix"] = json!(trimmed);
-            }
-        }
+    let path = PathMatch::of(m);
+    let mut out = path.envoy_match()?;
+    let headers = header_matches(m)?;
+    if !headers.is_empty() {
+        out["headers"] = json!(headers);
     }
+    let query = query_matches(m);
+    if !query.is_empty() {
+        out["query_parameters"] = json!(query);
+    }
+    Ok((path, out))
+}
+
+impl PathMatch {
+    /// The path match of `m`; a prefix of "/" when it has none.
+    fn of(m: &HttpRouteRulesMatches) -> Self {
+        let (kind, value) = match &m.path {
+            None => (PathKind::Prefix, "/".to_string()),
+            Some(p) => {
+                let value = p.value.clone().unwrap_or_else(|| "/".into());
+                let kind = match p.r#type {
+                    None | Some(HttpRouteRulesMatchesPathType::PathPrefix) => PathKind::Prefix,
+                    Some(HttpRouteRulesMatchesPathType::Exact) => PathKind::Exact,
+                    Some(HttpRouteRulesMatchesPathType::RegularExpression) => PathKind::Regex,
+                };
+                (kind, value)
+            }
+        };
+        PathMatch { kind, value }
+    }
+
+    /// An Envoy `RouteMatch` of this path alone.
+    fn envoy_match(&self) -> Result<Value, String> {
+        let value = &self.value;
+        let mut out = json!({});
+        match self.kind {
+            PathKind::Exact => out["path"] = json!(value),
+            PathKind::Regex => out["safe_regex"] = json!({ "regex": value }),
+            PathKind::Prefix => {
+                if !value.starts_with('/') || value.contains(['?', '#']) {
+                    return Err(format!("path prefix {value:?} is not a path"));
+                }
+                let trimmed = value.trim_end_matches('/');
+                if trimmed.is_empty() {
+                    out["prefix"] = json!("/");
+                } else {
+                    // Gateway API prefixes match whole path segments.
+                    out["path_separated_prefix"] = json!(trimmed);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The Envoy header matchers of `m`'s header matches, then of its method.
+fn header_matches(m: &HttpRouteRulesMatches) -> Result<Vec<Value>, String> {
     let mut headers = Vec::new();
     for h in m.headers.iter().flatten() {
         let string_match = match h.r#type {
@@ -282,9 +328,11 @@ fn translate_match(m: &HttpRouteRulesMatches) -> Result<(PathMatch, Value), Stri
         let name = serde_json::to_value(method).map_err(|e| e.to_string())?;
         headers.push(json!({ "name": ":method", "string_match": { "exact": name } }));
     }
-    if !headers.is_empty() {
-        out["headers"] = json!(headers);
-    }
+    Ok(headers)
+}
+
+/// The Envoy query parameter matchers of `m`'s query parameter matches.
+fn query_matches(m: &HttpRouteRulesMatches) -> Vec<Value> {
     let mut query = Vec::new();
     for q in m.query_params.iter().flatten() {
         let string_match = match q.r#type {
@@ -295,10 +343,7 @@ fn translate_match(m: &HttpRouteRulesMatches) -> Result<(PathMatch, Value), Stri
         };
         query.push(json!({ "name": q.name, "string_match": string_match }));
     }
-    if !query.is_empty() {
-        out["query_parameters"] = json!(query);
-    }
-    Ok((PathMatch { kind, value }, out))
+    query
 }
 
 /// A reference to a Service, as backends and mirrors make them.
@@ -488,7 +533,6 @@ impl<'a> RuleFilters<'a> {
         ns: Option<&str>,
         services: &Services,
     ) -> Result<Self, String> {
-        use HttpRouteRulesFiltersType as T;
         let mut out = Self {
             request_set: vec![],
             request_add: vec![],
@@ -500,65 +544,64 @@ impl<'a> RuleFilters<'a> {
             rewrite: None,
         };
         for f in filters {
-            match f.r#type {
-                T::RequestHeaderModifier => {
-                    let m = f
-                        .request_header_modifier
-                        .as_ref()
-                        .ok_or("RequestHeaderModifier without its settings")?;
-                    out.request_set
-                        .extend(pairs(m.set.iter().flatten().map(|h| (&h.name, &h.value))));
-                    out.request_add
-                        .extend(pairs(m.add.iter().flatten().map(|h| (&h.name, &h.value))));
-                    out.request_remove
-                        .extend(m.remove.iter().flatten().cloned());
-                }
-                T::ResponseHeaderModifier => {
-                    let m = f
-                        .response_header_modifier
-                        .as_ref()
-                        .ok_or("ResponseHeaderModifier without its settings")?;
-                    out.response_set
-                        .extend(pairs(m.set.iter().flatten().map(|h| (&h.name, &h.value))));
-                    out.response_add
-                        .extend(pairs(m.add.iter().flatten().map(|h| (&h.name, &h.value))));
-                    out.response_remove
-                        .extend(m.remove.iter().flatten().cloned());
-                }
-                T::RequestMirror => {
-                    let m = f
-                        .request_mirror
-                        .as_ref()
-                        .ok_or("RequestMirror without its settings")?;
-                    let r = &m.backend_ref;
-                    let r = ServiceRef {
-                        group: r.group.as_deref(),
-                        kind: r.kind.as_deref(),
-                        name: &r.name,
-                        namespace: r.namespace.as_deref(),
-                        port: r.port,
-                    };
-                    let cluster = service_cluster("RequestMirror", r, ns, services)?;
-                    let mut policy = json!({ "cluster": cluster });
-                    if let Some(fraction) = mirror_fraction(m)? {
-                        policy["runtime_fraction"] = json!({ "default_value": fraction });
-                    }
-                    out.mirrors.push(policy);
-                }
-                T::UrlRewrite => {
-                    if out.rewrite.is_some() {
-                        return Err("more than one URLRewrite filter".into());
-                    }
-                    out.rewrite = Some(
-                        f.url_rewrite
-                            .as_ref()
-                            .ok_or("URLRewrite without its settings")?,
-                    );
-                }
-                ref other => return Err(format!("filter {other:?} is not supported")),
-            }
+            out.add(f, ns, services)?;
         }
         Ok(out)
+    }
+
+    /// Adds the filter `f`.
+    fn add(
+        &mut self,
+        f: &'a HttpRouteRulesFilters,
+        ns: Option<&str>,
+        services: &Services,
+    ) -> Result<(), String> {
+        use HttpRouteRulesFiltersType as T;
+        match f.r#type {
+            T::RequestHeaderModifier => {
+                let m = f
+                    .request_header_modifier
+                    .as_ref()
+                    .ok_or("RequestHeaderModifier without its settings")?;
+                self.request_set
+                    .extend(pairs(m.set.iter().flatten().map(|h| (&h.name, &h.value))));
+                self.request_add
+                    .extend(pairs(m.add.iter().flatten().map(|h| (&h.name, &h.value))));
+                self.request_remove
+                    .extend(m.remove.iter().flatten().cloned());
+            }
+            T::ResponseHeaderModifier => {
+                let m = f
+                    .response_header_modifier
+                    .as_ref()
+                    .ok_or("ResponseHeaderModifier without its settings")?;
+                self.response_set
+                    .extend(pairs(m.set.iter().flatten().map(|h| (&h.name, &h.value))));
+                self.response_add
+                    .extend(pairs(m.add.iter().flatten().map(|h| (&h.name, &h.value))));
+                self.response_remove
+                    .extend(m.remove.iter().flatten().cloned());
+            }
+            T::RequestMirror => {
+                let m = f
+                    .request_mirror
+                    .as_ref()
+                    .ok_or("RequestMirror without its settings")?;
+                self.mirrors.push(mirror_policy(m, ns, services)?);
+            }
+            T::UrlRewrite => {
+                if self.rewrite.is_some() {
+                    return Err("more than one URLRewrite filter".into());
+                }
+                self.rewrite = Some(
+                    f.url_rewrite
+                        .as_ref()
+                        .ok_or("URLRewrite without its settings")?,
+                );
+            }
+            ref other => return Err(format!("filter {other:?} is not supported")),
+        }
+        Ok(())
     }
 
     /// The header modifiers on an Envoy route.
@@ -578,6 +621,28 @@ impl<'a> RuleFilters<'a> {
             &self.response_remove,
         );
     }
+}
+
+/// A RequestMirror filter as an Envoy `RequestMirrorPolicy`.
+fn mirror_policy(
+    m: &HttpRouteRulesFiltersRequestMirror,
+    ns: Option<&str>,
+    services: &Services,
+) -> Result<Value, String> {
+    let r = &m.backend_ref;
+    let r = ServiceRef {
+        group: r.group.as_deref(),
+        kind: r.kind.as_deref(),
+        name: &r.name,
+        namespace: r.namespace.as_deref(),
+        port: r.port,
+    };
+    let cluster = service_cluster("RequestMirror", r, ns, services)?;
+    let mut policy = json!({ "cluster": cluster });
+    if let Some(fraction) = mirror_fraction(m)? {
+        policy["runtime_fraction"] = json!({ "default_value": fraction });
+    }
+    Ok(policy)
 }
 
 /// A mirror's share as an Envoy `FractionalPercent`; `None` for all.
@@ -820,6 +885,76 @@ fn listener(routes_path: &Path) -> Value {
     })
 }
 
+/// Writes Envoy's configuration into `dir`: no routes yet, a cluster per
+/// Service of `services`, the listener, and the bootstrap reading them.
+fn write_config(dir: &Path, services: &Services) -> Result<(), EnvoyError> {
+    let p = |name: &str| dir.join(name);
+    let routes_path = p("routes.json");
+    write_atomically(
+        &routes_path,
+        &discovery(
+            0,
+            vec![json!({ "@type": ROUTE_TYPE, "name": ROUTE_CONFIG, "virtual_hosts": [] })],
+        ),
+    )?;
+    let clusters = services.clusters().map(|(n, p)| cluster(&n, p)).collect();
+    write_atomically(&p("cds.json"), &discovery(0, clusters))?;
+    write_atomically(&p("lds.json"), &discovery(0, vec![listener(&routes_path)]))?;
+    write_atomically(&p("bootstrap.json"), &bootstrap(dir))
+}
+
+/// The bootstrap: the admin on a free loopback port, the listener and the
+/// clusters from the files in `dir`.
+fn bootstrap(dir: &Path) -> Value {
+    let p = |name: &str| dir.join(name);
+    json!({
+        "node": { "id": "sluice-playground", "cluster": "sluice-playground" },
+        // Histograms reach /stats/prometheus at each flush (5 s by
+        // default): every second, as often as Prometheus scrapes.
+        "stats_flush_interval": "1s",
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+        "dynamic_resources": {
+            "lds_config": { "path_config_source": { "path": p("lds.json") }, "resource_api_version": "V3" },
+            "cds_config": { "path_config_source": { "path": p("cds.json") }, "resource_api_version": "V3" },
+        },
+    })
+}
+
+/// Runs `binary` on the bootstrap in `dir`, its output to `envoy.log`
+/// there, its admin address written to `admin.txt`.
+fn spawn(binary: &Path, dir: &Path) -> Result<Child, EnvoyError> {
+    let p = |name: &str| dir.join(name);
+    let log_path = p("envoy.log");
+    let log = std::fs::File::create(&log_path).map_err(|source| EnvoyError::Config {
+        path: log_path.clone(),
+        source,
+    })?;
+    let log2 = log.try_clone().map_err(|source| EnvoyError::Config {
+        path: log_path,
+        source,
+    })?;
+    Command::new(binary)
+        .arg("-c")
+        .arg(p("bootstrap.json"))
+        .arg("--admin-address-path")
+        .arg(p("admin.txt"))
+        .args([
+            "--disable-hot-restart",
+            "--concurrency",
+            "1",
+            "--log-level",
+            "warn",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .map_err(|source| EnvoyError::Spawn {
+            binary: binary.to_path_buf(),
+            source,
+        })
+}
+
 impl Envoy {
     /// Starts `binary` with one cluster per Service of `services`, every
     /// request answered 404 until the first [`apply`](Self::apply).
@@ -828,59 +963,8 @@ impl Envoy {
             path: std::env::temp_dir(),
             source,
         })?;
-        let p = |name: &str| dir.path().join(name);
-        let routes_path = p("routes.json");
-        write_atomically(
-            &routes_path,
-            &discovery(
-                0,
-                vec![json!({ "@type": ROUTE_TYPE, "name": ROUTE_CONFIG, "virtual_hosts": [] })],
-            ),
-        )?;
-        let clusters = services.clusters().map(|(n, p)| cluster(&n, p)).collect();
-        write_atomically(&p("cds.json"), &discovery(0, clusters))?;
-        write_atomically(&p("lds.json"), &discovery(0, vec![listener(&routes_path)]))?;
-        let bootstrap = json!({
-            "node": { "id": "sluice-playground", "cluster": "sluice-playground" },
-            // Histograms reach /stats/prometheus at each flush (5 s by
-            // default): every second, as often as Prometheus scrapes.
-            "stats_flush_interval": "1s",
-            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
-            "dynamic_resources": {
-                "lds_config": { "path_config_source": { "path": p("lds.json") }, "resource_api_version": "V3" },
-                "cds_config": { "path_config_source": { "path": p("cds.json") }, "resource_api_version": "V3" },
-            },
-        });
-        write_atomically(&p("bootstrap.json"), &bootstrap)?;
-        let log_path = p("envoy.log");
-        let log = std::fs::File::create(&log_path).map_err(|source| EnvoyError::Config {
-            path: log_path.clone(),
-            source,
-        })?;
-        let log2 = log.try_clone().map_err(|source| EnvoyError::Config {
-            path: log_path,
-            source,
-        })?;
-        let child = Command::new(binary)
-            .arg("-c")
-            .arg(p("bootstrap.json"))
-            .arg("--admin-address-path")
-            .arg(p("admin.txt"))
-            .args([
-                "--disable-hot-restart",
-                "--concurrency",
-                "1",
-                "--log-level",
-                "warn",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .map_err(|source| EnvoyError::Spawn {
-                binary: binary.to_path_buf(),
-                source,
-            })?;
+        write_config(dir.path(), services)?;
+        let child = spawn(binary, dir.path())?;
         let mut envoy = Envoy {
             child,
             dir,

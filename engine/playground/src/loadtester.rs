@@ -355,7 +355,7 @@ fn add_task(s: &Arc<Shared>, canary: &str, cmd: &str) -> (StatusCode, String) {
     let task = if cmd.trim_start().starts_with("hey ") {
         let hey = match Hey::parse(cmd) {
             Ok(h) => h,
-            Err(e) => return (StatusCode::BAD_REQUEST, e),
+            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
         };
         match hey.start() {
             Ok(load) => Task::Load(load),
@@ -386,81 +386,134 @@ pub struct Hey {
     pub duration: Duration,
 }
 
-impl Hey {
-    /// Parses `hey [-z D] [-n N] [-q QPS] [-c C] [-host H] [-H "K: V"]… URL`.
-    pub fn parse(cmd: &str) -> Result<Hey, String> {
-        let words = split_words(cmd)?;
+/// Why a `hey` command is not played.
+#[derive(Debug, thiserror::Error)]
+pub enum HeyError {
+    #[error("unterminated quote in {0:?}")]
+    UnterminatedQuote(String),
+    #[error("hey: {0} needs a value")]
+    NoValue(String),
+    #[error("hey -z {value}: {source}")]
+    Duration {
+        value: String,
+        source: sluice_api::duration::DurationError,
+    },
+    #[error("hey -n: {0}")]
+    Requests(std::num::ParseIntError),
+    #[error("hey -q: {0}")]
+    Rate(std::num::ParseFloatError),
+    #[error("hey -c: {0}")]
+    Workers(std::num::ParseIntError),
+    #[error("hey -H {0:?}: not \"Name: value\"")]
+    Header(String),
+    #[error("hey -m {0}: the playground sends GET only")]
+    Method(String),
+    #[error("hey {0}: not supported by the playground")]
+    Unsupported(String),
+    #[error("hey: no URL")]
+    NoUrl,
+    #[error("hey {0}: only http:// URLs")]
+    NotHttp(String),
+}
+
+/// The flags of a `hey` command, as given.
+struct HeyFlags {
+    /// `-z`.
+    duration: Option<Duration>,
+    /// `-n`.
+    requests: Option<u64>,
+    /// `-q`: per worker.
+    rate: Option<f64>,
+    /// `-c`.
+    workers: usize,
+    /// `-host` and `-H`.
+    headers: Vec<(String, String)>,
+    url: Option<String>,
+}
+
+impl HeyFlags {
+    /// Reads the words after `hey`.
+    fn parse(words: &[String]) -> Result<HeyFlags, HeyError> {
+        let mut flags = HeyFlags {
+            duration: None,
+            requests: None,
+            rate: None,
+            workers: 50,
+            headers: Vec::new(),
+            url: None,
+        };
         let mut it = words.iter().skip(1);
-        let (mut z, mut n, mut q, mut c) = (None, None, None, 50usize);
-        let mut headers = Vec::new();
-        let mut url = None;
         while let Some(w) = it.next() {
-            let mut value = || {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("hey: {w} needs a value"))
-            };
-            match w.as_str() {
-                "-z" => {
-                    let v = value()?;
-                    z = Some(
-                        sluice_api::duration::parse(&v).map_err(|e| format!("hey -z {v}: {e}"))?,
-                    );
-                }
-                "-n" => {
-                    n = Some(
-                        value()?
-                            .parse::<u64>()
-                            .map_err(|e| format!("hey -n: {e}"))?,
-                    )
-                }
-                "-q" => {
-                    q = Some(
-                        value()?
-                            .parse::<f64>()
-                            .map_err(|e| format!("hey -q: {e}"))?,
-                    )
-                }
-                "-c" => {
-                    c = value()?
-                        .parse::<usize>()
-                        .map_err(|e| format!("hey -c: {e}"))?
-                }
-                "-host" => headers.push(("host".to_string(), value()?)),
-                "-H" => {
-                    let v = value()?;
-                    let (k, val) = v
-                        .split_once(':')
-                        .ok_or_else(|| format!("hey -H {v:?}: not \"Name: value\""))?;
-                    headers.push((k.trim().to_ascii_lowercase(), val.trim().to_string()));
-                }
-                "-m" => {
-                    let m = value()?;
-                    if !m.eq_ignore_ascii_case("GET") {
-                        return Err(format!("hey -m {m}: the playground sends GET only"));
-                    }
-                }
-                other if other.starts_with('-') => {
-                    return Err(format!("hey {other}: not supported by the playground"));
-                }
-                other => url = Some(other.to_string()),
+            if w.starts_with('-') {
+                flags.set(w, || {
+                    it.next()
+                        .cloned()
+                        .ok_or_else(|| HeyError::NoValue(w.clone()))
+                })?;
+            } else {
+                flags.url = Some(w.clone());
             }
         }
-        let url = url.ok_or("hey: no URL")?;
+        Ok(flags)
+    }
+
+    /// Sets `flag`, taking its value from `value`.
+    fn set(
+        &mut self,
+        flag: &str,
+        value: impl FnOnce() -> Result<String, HeyError>,
+    ) -> Result<(), HeyError> {
+        match flag {
+            "-z" => {
+                let v = value()?;
+                let parsed = sluice_api::duration::parse(&v);
+                self.duration =
+                    Some(parsed.map_err(|source| HeyError::Duration { value: v, source })?);
+            }
+            "-n" => self.requests = Some(value()?.parse().map_err(HeyError::Requests)?),
+            "-q" => self.rate = Some(value()?.parse().map_err(HeyError::Rate)?),
+            "-c" => self.workers = value()?.parse().map_err(HeyError::Workers)?,
+            "-host" => self.headers.push(("host".to_string(), value()?)),
+            "-H" => {
+                let v = value()?;
+                let (k, val) = v
+                    .split_once(':')
+                    .ok_or_else(|| HeyError::Header(v.clone()))?;
+                self.headers
+                    .push((k.trim().to_ascii_lowercase(), val.trim().to_string()));
+            }
+            "-m" => {
+                let m = value()?;
+                if !m.eq_ignore_ascii_case("GET") {
+                    return Err(HeyError::Method(m));
+                }
+            }
+            other => return Err(HeyError::Unsupported(other.to_string())),
+        }
+        Ok(())
+    }
+}
+
+impl Hey {
+    /// Parses `hey [-z D] [-n N] [-q QPS] [-c C] [-host H] [-H "K: V"]… URL`.
+    pub fn parse(cmd: &str) -> Result<Hey, HeyError> {
+        let flags = HeyFlags::parse(&split_words(cmd)?)?;
+        let url = flags.url.ok_or(HeyError::NoUrl)?;
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| format!("hey {url}: only http:// URLs"))?;
+            .ok_or_else(|| HeyError::NotHttp(url.clone()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let workers = c.max(1);
-        let rate = q.map_or(100.0, |q| q * workers as f64);
-        let duration = match (z, n) {
+        let workers = flags.workers.max(1);
+        let rate = flags.rate.map_or(100.0, |q| q * workers as f64);
+        let duration = match (flags.duration, flags.requests) {
             (Some(z), _) => z,
             (None, Some(n)) => Duration::from_secs_f64(n as f64 / rate),
             (None, None) => Duration::from_secs_f64(200.0 / rate),
         };
+        let mut headers = flags.headers;
         if !headers.iter().any(|(k, _)| k == "host") {
             headers.insert(0, ("host".to_string(), authority.to_string()));
         }
@@ -493,7 +546,7 @@ impl Hey {
 }
 
 /// Splits a command line into words, with single and double quotes.
-fn split_words(cmd: &str) -> Result<Vec<String>, String> {
+fn split_words(cmd: &str) -> Result<Vec<String>, HeyError> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -519,7 +572,7 @@ fn split_words(cmd: &str) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err(format!("unterminated quote in {cmd:?}"));
+        return Err(HeyError::UnterminatedQuote(cmd.to_string()));
     }
     if in_word {
         words.push(word);
@@ -551,6 +604,34 @@ mod tests {
         assert!(Hey::parse("hey -x 1 http://a/").is_err());
         assert!(Hey::parse("hey -z 1m https://a/").is_err());
     }
+
+    #[test]
+    fn hey_errors_say_what_is_wrong() {
+        let err = |cmd| Hey::parse(cmd).unwrap_err().to_string();
+        assert_eq!(
+            err("hey -x 1 http://a/"),
+            "hey -x: not supported by the playground"
+        );
+        assert_eq!(err("hey -z"), "hey: -z needs a value");
+        assert_eq!(
+            err("hey -c many http://a/"),
+            "hey -c: invalid digit found in string"
+        );
+        assert_eq!(
+            err("hey -H nocolon http://a/"),
+            "hey -H \"nocolon\": not \"Name: value\""
+        );
+        assert_eq!(
+            err("hey -m POST http://a/"),
+            "hey -m POST: the playground sends GET only"
+        );
+        assert_eq!(err("hey -z 1m"), "hey: no URL");
+        assert_eq!(err("hey https://a/"), "hey https://a/: only http:// URLs");
+        assert_eq!(
+            err("hey 'http://a/"),
+            "unterminated quote in \"hey 'http://a/\""
+        );
+    }
 }
 
 #[cfg(test)]
@@ -572,42 +653,52 @@ mod server_tests {
     #[tokio::test]
     async fn it_answers_as_flaggers_load_tester() {
         let lt = LoadTester::start(Duration::from_secs(5)).await.unwrap();
+        answers_gates(&lt).await;
+        answers_commands(&lt).await;
+    }
+
+    /// The approve, halt, gate and rollback-gate endpoints.
+    async fn answers_gates(lt: &LoadTester) {
         let canary = serde_json::json!({"name": "podinfo", "namespace": "test"});
-        assert_eq!(post(&lt, "/gate/approve", canary.clone()).await.0, 200);
-        assert_eq!(post(&lt, "/gate/halt", canary.clone()).await.0, 403);
+        assert_eq!(post(lt, "/gate/approve", canary.clone()).await.0, 200);
+        assert_eq!(post(lt, "/gate/halt", canary.clone()).await.0, 403);
         // Gates start closed, per Canary.
         assert_eq!(
-            post(&lt, "/gate/check", canary.clone()).await,
+            post(lt, "/gate/check", canary.clone()).await,
             (403, "Forbidden".into())
         );
-        assert_eq!(post(&lt, "/gate/open", canary.clone()).await.0, 202);
+        assert_eq!(post(lt, "/gate/open", canary.clone()).await.0, 202);
         assert_eq!(
-            post(&lt, "/gate/check", canary.clone()).await,
+            post(lt, "/gate/check", canary.clone()).await,
             (200, "Approved".into())
         );
         let other = serde_json::json!({"name": "other", "namespace": "test"});
-        assert_eq!(post(&lt, "/gate/check", other).await.0, 403);
+        assert_eq!(post(lt, "/gate/check", other).await.0, 403);
         // The rollback gate is another.
-        assert_eq!(post(&lt, "/rollback/check", canary.clone()).await.0, 403);
-        assert_eq!(post(&lt, "/rollback/open", canary.clone()).await.0, 202);
-        assert_eq!(post(&lt, "/rollback/check", canary.clone()).await.0, 200);
-        assert_eq!(post(&lt, "/gate/close", canary.clone()).await.0, 202);
-        assert_eq!(post(&lt, "/gate/check", canary.clone()).await.0, 403);
-        // Commands.
+        assert_eq!(post(lt, "/rollback/check", canary.clone()).await.0, 403);
+        assert_eq!(post(lt, "/rollback/open", canary.clone()).await.0, 202);
+        assert_eq!(post(lt, "/rollback/check", canary.clone()).await.0, 200);
+        assert_eq!(post(lt, "/gate/close", canary.clone()).await.0, 202);
+        assert_eq!(post(lt, "/gate/check", canary.clone()).await.0, 403);
+    }
+
+    /// Hooks' commands: `bash` blocking, `cmd` in the background.
+    async fn answers_commands(lt: &LoadTester) {
+        let canary = serde_json::json!({"name": "podinfo", "namespace": "test"});
         assert_eq!(
-            post(&lt, "/", canary.clone()).await,
+            post(lt, "/", canary).await,
             (400, "metadata not found in payload".into())
         );
         let hook = |metadata: serde_json::Value| serde_json::json!({"name": "podinfo", "namespace": "test", "metadata": metadata});
         let (status, body) = post(
-            &lt,
+            lt,
             "/",
             hook(serde_json::json!({"type": "bash", "cmd": "echo ok"})),
         )
         .await;
         assert_eq!((status, body.trim()), (200, "ok"));
         let (status, body) = post(
-            &lt,
+            lt,
             "/",
             hook(serde_json::json!({"type": "bash", "cmd": "echo no; exit 3"})),
         )
@@ -616,7 +707,7 @@ mod server_tests {
         assert!(body.contains("no"), "{body}");
         assert_eq!(
             post(
-                &lt,
+                lt,
                 "/",
                 hook(serde_json::json!({"type": "helm", "cmd": "ls"}))
             )
@@ -624,13 +715,13 @@ mod server_tests {
             (400, "unknown task type helm".into())
         );
         assert_eq!(
-            post(&lt, "/", hook(serde_json::json!({"cmd": "sleep 2"})))
+            post(lt, "/", hook(serde_json::json!({"cmd": "sleep 2"})))
                 .await
                 .0,
             202
         );
         assert_eq!(
-            post(&lt, "/", hook(serde_json::json!({"cmd": "sleep 2"})))
+            post(lt, "/", hook(serde_json::json!({"cmd": "sleep 2"})))
                 .await
                 .0,
             202
