@@ -1347,3 +1347,85 @@ async fn idle_ticks_apply_no_service_yet_a_hand_edit_is_undone_within_the_resync
         .map(|p| p[0].port);
     assert_eq!(port, Some(9999));
 }
+
+#[tokio::test]
+async fn a_route_at_rest_is_not_rewritten_yet_a_hand_edit_or_a_canary_change_reaches_it_at_the_next_tick()
+ {
+    use sluice_rollout::cluster::Cluster;
+    let (cluster, _) = world(&plain_canary());
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut tick = async || {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        let out = analyzer.reconcile(&canary, now).await.unwrap();
+        now += jiff::SignedDuration::from_secs(60);
+        out
+    };
+    let route = || cluster.route("test", "podinfo").expect("the route");
+    let canary_weight = |route: &sluice_rollout::router::HttpRoute| -> i32 {
+        route
+            .spec
+            .rules
+            .iter()
+            .flatten()
+            .flat_map(|rule| rule.backend_refs.iter().flatten())
+            .filter(|b| b.name == "podinfo-canary")
+            .map(|b| b.weight.unwrap_or(1))
+            .sum()
+    };
+    for _ in 0..3 {
+        tick().await;
+    }
+    assert_eq!(
+        cluster
+            .canary("test", "podinfo")
+            .unwrap()
+            .status
+            .unwrap()
+            .phase,
+        Some(CanaryPhase::Initialized)
+    );
+    // At rest the route is found as rendered, and not written again.
+    let at_rest = route();
+    for _ in 0..3 {
+        tick().await;
+        assert_eq!(route(), at_rest);
+    }
+
+    // Someone sends half the traffic to the canary by hand: the next tick
+    // puts every request back on the primary.
+    let mut edited = at_rest.clone();
+    for rule in edited.spec.rules.iter_mut().flatten() {
+        for backend in rule.backend_refs.iter_mut().flatten() {
+            backend.weight = Some(50);
+        }
+    }
+    cluster.apply_http_route(&edited).await.unwrap();
+    assert_eq!(canary_weight(&route()), 50);
+    tick().await;
+    assert_eq!(canary_weight(&route()), 0);
+    assert_eq!(route().spec, at_rest.spec);
+
+    // A Gateway controller rewriting the route's status changes nothing.
+    cluster.set_route_rejection(Some(("NotAllowedByListeners".into(), "no".into())));
+    cluster.set_route_rejection(None);
+    tick().await;
+    assert_eq!(route().spec, at_rest.spec);
+
+    // A change to the Canary reaches the route at the next tick.
+    let mut canary = cluster.canary("test", "podinfo").unwrap();
+    canary.spec.service.timeout = Some("7s".into());
+    cluster.put_canary(canary).unwrap();
+    tick().await;
+    let timeouts: Vec<Option<String>> = route()
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .map(|rule| rule.timeouts.as_ref().and_then(|t| t.request.clone()))
+        .collect();
+    assert!(
+        !timeouts.is_empty() && timeouts.iter().all(|t| t.as_deref() == Some("7s")),
+        "{timeouts:?}"
+    );
+}

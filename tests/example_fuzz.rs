@@ -15,6 +15,7 @@ const SEED: &str = "20260101";
 /// Builds the example in `examples/plugins/{dir}` and fuzzes its
 /// `{stem}.wasm` with `config` as its `strategyConfig`; it must pass.
 fn passes_fuzzing(dir: &str, stem: &str, config: &str) {
+    let _heavy = common::cpu_heavy();
     let wasm = common::build_example_plugin(dir, stem);
     let wasm = wasm.to_str().expect("UTF-8 path");
     let out = sluice(&[

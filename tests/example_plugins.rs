@@ -756,7 +756,12 @@ fn simulate_with_evaluator(wasm: &Path, scenario: &Path) -> Vec<serde_json::Valu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::await_holding_lock,
+    reason = "the guard keeps other CPU-heavy tests (on other threads, each with its own runtime) from running beside this one; nothing in this runtime waits for it"
+)]
 async fn a_python_evaluator_passes_plugin_check_and_judges_against_the_primary() {
+    let _heavy = common::cpu_heavy();
     let wasm = python_baseline();
     let out = sluice(&[
         "plugin",
@@ -863,6 +868,7 @@ async fn a_python_evaluator_passes_plugin_check_and_judges_against_the_primary()
 
 #[test]
 fn a_javascript_evaluator_passes_plugin_check_and_judges_a_rollout() {
+    let _heavy = common::cpu_heavy();
     let wasm = js_threshold();
     let out = sluice(&[
         "plugin",
@@ -921,6 +927,7 @@ fn a_javascript_evaluator_passes_plugin_check_and_judges_a_rollout() {
 
 #[test]
 fn a_component_importing_wasi_http_is_refused_naming_the_import() {
+    let _heavy = common::cpu_heavy();
     // componentize-js's default build imports wasi:http, which plugins do
     // not get: the refusal says which import and how to rebuild.
     let wasm = build_foreign_plugin(

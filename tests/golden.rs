@@ -84,9 +84,10 @@ async fn routes_of(canary: &Canary, scenario: &str, tag: &str) -> Vec<(String, H
     let mut out: Vec<(String, HttpRoute)> = Vec::new();
     for t in &sim.ticks {
         let mut route = t.http_route.clone().expect("a route at every tick");
-        // What Sluice writes: the generation and the status are the API
-        // server's and the Gateway's.
+        // What Sluice writes: the generation, the resourceVersion and the
+        // status are the API server's and the Gateway's.
         route.metadata.generation = None;
+        route.metadata.resource_version = None;
         route.status = None;
         if out.last().is_some_and(|(_, r)| *r == route) {
             continue;

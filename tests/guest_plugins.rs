@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn cargo_test(manifest: &str) {
+    let _heavy = crate::common::cpu_heavy();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)

@@ -47,12 +47,13 @@ spec:
     stepWeight: 10
 "#;
 
-/// One operator test at a time: each runs `sluice run` processes on a
-/// shared machine, and their timings should not depend on each other.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// At most two operator tests at a time: each runs `sluice run` processes
+/// that mostly wait (on their intervals, leases and injected timeouts), and
+/// two keep their timings well inside the tests' bounds on two cores.
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 struct World {
-    _serial: tokio::sync::MutexGuard<'static, ()>,
+    _running: tokio::sync::SemaphorePermit<'static>,
     server: Arc<ApiServer>,
     dir: tempfile::TempDir,
     client: kube::Client,
@@ -65,7 +66,10 @@ impl World {
     }
 
     async fn with_canary(canary_yaml: &str) -> Self {
-        let serial = SERIAL.lock().await;
+        let running = RUNNING
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let server = ApiServer::with_crds(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds"))
             .await
             .expect("API server double");
@@ -83,7 +87,7 @@ impl World {
             .await
             .expect("create the Canary (the CRD schema accepts it)");
         Self {
-            _serial: serial,
+            _running: running,
             server,
             dir: tempfile::tempdir().unwrap(),
             client,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{repo_root, sluice, test_plugin};
+use crate::common::{self, repo_root, sluice, test_plugin};
 
 /// `target/scaffold-test`: the scaffolds and their shared target dir, kept
 /// across runs so that rebuilding them is incremental.
@@ -182,6 +182,7 @@ fn copy_sources(from: &Path, to: &Path) {
 /// --release --target wasm32-wasip2`, `sluice plugin check --fuzz` and
 /// `sluice simulate` with the component; returns the check's output.
 fn scaffold_build_check(name: &str, kind: &str) -> String {
+    let _heavy = common::cpu_heavy();
     let dir = scaffold_root().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     let sdk = sdk_copy();

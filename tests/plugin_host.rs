@@ -783,3 +783,48 @@ fn the_simulator_shows_a_plugins_log_lines_and_its_panic_message() {
         "{stdout}"
     );
 }
+
+#[test]
+fn plugin_check_keeps_the_compiled_component_in_the_plugin_cache_and_reuses_it() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let file = dir.path().join("weighted.wasm");
+    let component = wasm::WEIGHTED;
+    std::fs::write(&file, component).unwrap();
+    let digest = hex::encode(sha2::Sha256::digest(component));
+    let check = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["plugin", "check", file.to_str().unwrap()])
+            .env("SLUICE_PLUGIN_CACHE", &cache)
+            .output()
+            .expect("run sluice");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    let compiled = || -> Vec<(std::path::PathBuf, u64)> {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::read_dir(&cache)
+            .expect("the cache directory exists")
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(&digest) && name.ends_with(".cwasm")
+            })
+            .map(|p| {
+                let inode = std::fs::metadata(&p).unwrap().ino();
+                (p, inode)
+            })
+            .collect()
+    };
+    check();
+    let first = compiled();
+    assert_eq!(first.len(), 1, "one compiled artifact, named by digest");
+    // A second check loads it: the artifact is not written again (a write
+    // goes through a new file renamed over it).
+    check();
+    assert_eq!(compiled(), first);
+}

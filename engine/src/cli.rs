@@ -138,6 +138,10 @@ pub struct PluginCheckArgs {
     /// evaluator's metric config (as a RolloutPlugin's `config` would give).
     #[arg(long, default_value = "")]
     pub config: String,
+    /// Where compiled plugins are cached (default: ~/.cache/sluice); a
+    /// second check of the same component skips its compilation.
+    #[arg(long, env = "SLUICE_PLUGIN_CACHE")]
+    pub plugin_cache: Option<PathBuf>,
     /// Also run this many generated inputs through the plugin, with the
     /// host's answer checks as the oracle; the first failing input is
     /// printed, shrunk.
@@ -152,7 +156,7 @@ pub struct PluginCheckArgs {
 pub async fn plugin_check(args: &PluginCheckArgs) -> Result<(String, bool)> {
     let wasm =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let host = PluginHost::new(None)?;
+    let host = PluginHost::new(artifact_cache(args.plugin_cache.clone()))?;
     let limits = Limits {
         time_budget: std::time::Duration::from_millis(args.plugin_timeout_ms),
         memory_bytes: args.plugin_memory_mib * 1024 * 1024,
@@ -262,6 +266,15 @@ fn read(path: &PathBuf) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// The compiled-plugin cache in `dir`, else in the default directory;
+/// none (every load compiles) when neither can be used.
+pub fn artifact_cache(dir: Option<PathBuf>) -> Option<ArtifactCache> {
+    let dir = dir.or_else(ArtifactCache::default_dir)?;
+    ArtifactCache::new(dir)
+        .inspect_err(|e| tracing::warn!(error = %e, "plugin cache disabled"))
+        .ok()
+}
+
 /// Builds the plugin registry: built-ins plus the command line's overrides.
 pub fn registry(args: &SimulateArgs) -> Result<PluginRegistry> {
     registry_with_journal(args, Journal::default())
@@ -269,21 +282,7 @@ pub fn registry(args: &SimulateArgs) -> Result<PluginRegistry> {
 
 /// [`registry`], its plugin calls recorded in `journal`.
 fn registry_with_journal(args: &SimulateArgs, journal: Journal) -> Result<PluginRegistry> {
-    let cache = match args
-        .plugin_cache
-        .clone()
-        .or_else(ArtifactCache::default_dir)
-    {
-        Some(dir) => match ArtifactCache::new(dir) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "plugin cache disabled");
-                None
-            }
-        },
-        None => None,
-    };
-    let host = PluginHost::new(cache)?.with_journal(journal);
+    let host = PluginHost::new(artifact_cache(args.plugin_cache.clone()))?.with_journal(journal);
     let limits = Limits {
         time_budget: std::time::Duration::from_millis(args.plugin_timeout_ms),
         memory_bytes: args.plugin_memory_mib * 1024 * 1024,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sluice_api::CanaryPhase;
-use sluice_host::{ArtifactCache, PluginHost, PluginRegistry};
+use sluice_host::{PluginHost, PluginRegistry};
 use sluice_playground::{Playground, Rollout, TickReport, Tools, examples};
 
 #[derive(clap::Args, Debug)]
@@ -159,7 +159,7 @@ async fn run(
 /// The built-in plugins, compiled once and cached as `sluice simulate`
 /// caches them.
 fn registry() -> Result<PluginRegistry> {
-    let cache = ArtifactCache::default_dir().and_then(|dir| ArtifactCache::new(dir).ok());
+    let cache = crate::cli::artifact_cache(None);
     let host = PluginHost::new(cache)?;
     Ok(PluginRegistry::with_builtins(host)?)
 }

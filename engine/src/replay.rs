@@ -11,9 +11,7 @@ use anyhow::{Context, Result};
 use sluice_host::bindings::evaluator::Verdict;
 use sluice_host::bindings::strategy::Action;
 use sluice_host::journal::{Answer, Call, Entry, Journal, RecordedRequirements};
-use sluice_host::{
-    ArtifactCache, EvaluatorPlugin, Limits, PluginFault, PluginHost, StrategyPlugin, validate,
-};
+use sluice_host::{EvaluatorPlugin, Limits, PluginFault, PluginHost, StrategyPlugin, validate};
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -102,8 +100,7 @@ fn candidate(kind: &str, name: &str, digest: &str) -> String {
 }
 
 fn load(args: &ReplayArgs) -> Result<Candidates> {
-    let host =
-        PluginHost::new(ArtifactCache::default_dir().and_then(|d| ArtifactCache::new(d).ok()))?;
+    let host = PluginHost::new(crate::cli::artifact_cache(None))?;
     let limits = Limits {
         time_budget: std::time::Duration::from_millis(args.plugin_timeout_ms),
         ..Limits::default()

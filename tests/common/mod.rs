@@ -7,6 +7,15 @@ use sluice::simulate::{self, Simulation, scenario::Scenario};
 use sluice_api::{Canary, MetricTemplate, load};
 use sluice_host::{ArtifactCache, Limits, PluginHost, PluginRegistry};
 
+/// Held by the tests that use every core for seconds (cargo builds of
+/// plugins, compiling componentize-py and componentize-js components,
+/// fuzzing): one of them at a time, so that the tests running beside it,
+/// whose plugin calls have 100 ms budgets, keep their timings.
+pub fn cpu_heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

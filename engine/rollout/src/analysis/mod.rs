@@ -10,6 +10,7 @@ mod error;
 mod gateway;
 mod pending;
 pub mod readiness;
+mod route_sync;
 pub mod service_sync;
 mod shadow_evaluator;
 pub mod workload;
@@ -61,6 +62,9 @@ pub struct Analyzer<C, M, W> {
     /// The generated Services this engine applied, and from what (see
     /// [`service_sync`]).
     services: service_sync::AppliedServices,
+    /// The routes this engine found already as resting Canaries render
+    /// them, and from what (see [`route_sync`]).
+    routes: route_sync::ConfirmedRoutes,
 }
 
 /// The state of one tick while it runs.
@@ -374,6 +378,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             plugins,
             published: Default::default(),
             services: Default::default(),
+            routes: Default::default(),
         }
     }
 
@@ -1826,35 +1831,69 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         strategy: &StrategyPlugin,
     ) -> Result<()> {
         let state = t.rollout_state();
+        let current = self.current_route(t).await?;
+        if route_inputs(t, state, strategy, current.as_deref())
+            .is_some_and(|seen| self.routes.current(&seen))
+        {
+            return Ok(());
+        }
         let spec = spec_for(settings, &t.status, strategy);
         let plan = match self.checked_plan(t, strategy, &spec, state).await {
             Ok(plan) => plan,
             Err(fault) => {
-                let existing = self.current_route(t).await?;
-                if canary_traffic_allowed(&state) && existing.is_some() {
-                    tracing::warn!(canary = %t.label, %fault, "keeping the current route");
-                    let message = format!(
-                        "Route of {} not updated, keeping the current one: {fault}",
-                        t.label
-                    );
-                    t.record_fault(Fault::PluginFault, &message);
-                    t.warn(message);
-                    return Ok(());
+                keep_or_reset_route(t, &state, current.is_some(), &fault);
+                if !(canary_traffic_allowed(&state) && current.is_some()) {
+                    t.route = Some(router::render(t.canary, &router::safe_plan()))
+                        .filter(|r| current.as_ref().map(|c| &c.spec) != Some(&r.spec));
                 }
-                tracing::warn!(canary = %t.label, %fault, "using the all-primary route");
-                let message = format!("Route of {} set to the primary only: {fault}", t.label);
-                t.record_fault(Fault::PluginFault, &message);
-                t.warn(message);
-                router::safe_plan()
+                return Ok(());
             }
         };
         let route = router::render(t.canary, &plan);
-        let current = self.current_route(t).await?;
         if current.as_ref().map(|r| &r.spec) != Some(&route.spec) {
             t.route = Some(route);
+        } else if let Some(seen) = route_inputs(t, state, strategy, current.as_deref()) {
+            self.routes.record(&seen);
         }
         Ok(())
     }
+}
+
+/// The inputs of the route of a Canary at rest, as [`route_sync`] compares
+/// them; `None` during a rollout (every route call is then made).
+fn route_inputs<'t>(
+    t: &'t Tick<'_>,
+    state: wit::RolloutState,
+    strategy: &'t StrategyPlugin,
+    current: Option<&'t router::HttpRoute>,
+) -> Option<route_sync::Seen<'t>> {
+    if t.in_rollout() {
+        return None;
+    }
+    route_sync::Seen::of(t.canary, &t.status, state, strategy.digest(), current)
+}
+
+/// After a route fault, the event and fault of the tick: the current route
+/// is kept while the canary may have traffic and one is stored, else the
+/// route is set to the primary only.
+fn keep_or_reset_route(
+    t: &mut Tick<'_>,
+    state: &wit::RolloutState,
+    has_route: bool,
+    fault: &PluginFault,
+) {
+    let message = if canary_traffic_allowed(state) && has_route {
+        tracing::warn!(canary = %t.label, %fault, "keeping the current route");
+        format!(
+            "Route of {} not updated, keeping the current one: {fault}",
+            t.label
+        )
+    } else {
+        tracing::warn!(canary = %t.label, %fault, "using the all-primary route");
+        format!("Route of {} set to the primary only: {fault}", t.label)
+    };
+    t.record_fault(Fault::PluginFault, &message);
+    t.warn(message);
 }
 
 /// A shadowed version's checked answer to the current version's question,

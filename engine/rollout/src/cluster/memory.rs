@@ -2,7 +2,8 @@
 //! `k8s-openapi` and Gateway API objects and plays the part of the
 //! Deployment controller: a Deployment whose pod template or replica count
 //! changes rolls out, and becomes available after a configurable number of
-//! ticks.
+//! ticks. Canaries and HTTPRoutes carry a `resourceVersion` that changes on
+//! every write, as an API server's does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +45,8 @@ struct SimDeployment {
 #[derive(Default)]
 struct World {
     tick: u64,
+    /// The last `resourceVersion` given out.
+    version: u64,
     deployments: BTreeMap<Key, SimDeployment>,
     /// Ticks a Deployment needs to become available after a change.
     ready_after: BTreeMap<Key, u64>,
@@ -78,6 +81,12 @@ fn replicas_of(d: &Deployment) -> i32 {
 }
 
 impl World {
+    /// A new `resourceVersion`, for an object being written.
+    fn next_version(&mut self) -> Option<String> {
+        self.version += 1;
+        Some(self.version.to_string())
+    }
+
     /// Recomputes a Deployment's status from how long its rollout has run.
     fn refresh(&mut self, k: &Key) {
         let ready_after = self.ready_after.get(k).copied().unwrap_or(0);
@@ -169,8 +178,14 @@ impl MemoryCluster {
     pub fn set_route_rejection(&self, rejection: Option<(String, String)>) {
         let mut w = self.lock();
         let tick = w.tick;
-        for route in w.routes.values_mut() {
-            report_route_status(Arc::make_mut(route), rejection.as_ref(), tick);
+        let keys: Vec<Key> = w.routes.keys().cloned().collect();
+        for k in keys {
+            let version = w.next_version();
+            if let Some(route) = w.routes.get_mut(&k) {
+                let route = Arc::make_mut(route);
+                report_route_status(route, rejection.as_ref(), tick);
+                route.metadata.resource_version = version;
+            }
         }
         w.route_rejection = rejection;
     }
@@ -220,6 +235,7 @@ impl MemoryCluster {
         if let Some(old) = w.canaries.get(&k) {
             c.status = old.status.clone();
         }
+        c.metadata.resource_version = w.next_version();
         w.canaries.insert(k, Arc::new(c.clone()));
         Ok(c)
     }
@@ -451,6 +467,7 @@ impl Cluster for MemoryCluster {
         }
         let rejection = w.route_rejection.clone();
         report_route_status(&mut next, rejection.as_ref(), w.tick);
+        next.metadata.resource_version = w.next_version();
         w.routes.insert(k, Arc::new(next));
         Ok(())
     }
@@ -478,10 +495,13 @@ impl Cluster for MemoryCluster {
     async fn update_canary_status(&self, canary: &Canary, status: &CanaryStatus) -> Result<()> {
         let k = key_of(&canary.metadata)?;
         let mut w = self.lock();
+        let version = w.next_version();
         let stored = w.canaries.get_mut(&k).ok_or_else(|| {
             ClusterError::not_found(format!("writing the status of Canary {}/{}", k.0, k.1))
         })?;
-        Arc::make_mut(stored).status = Some(status.clone());
+        let stored = Arc::make_mut(stored);
+        stored.status = Some(status.clone());
+        stored.metadata.resource_version = version;
         Ok(())
     }
 
