@@ -7,6 +7,7 @@
 //! (the `CARGO` variable) and a cleaned environment.
 
 use std::env;
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -76,63 +77,73 @@ const REMOVED_PREFIXES: &[&str] = &[
     "__CARGO",
 ];
 
+/// Builds the guest plugins and writes the constants that embed them.
 fn main() {
+    let root = repository_root();
+    let plugins_dir = root.join("plugins");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let target_dir = plugins_target_dir(&out_dir);
+    rerun_if_sources_change(&plugins_dir, &root.join("wit"));
+    require_wasm_target();
+    let hint = failure_hint(&plugins_dir);
+    build_plugins(&plugins_dir, &target_dir, &hint);
+    let src = builtin_plugins_source(&target_dir.join(WASM_TARGET).join("release"), &hint);
+    write_if_changed(&out_dir.join("builtin_plugins.rs"), &src);
+}
+
+/// The repository's root: the host crate is `engine/host`, two levels below.
+fn repository_root() -> PathBuf {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir
+    manifest_dir
         .ancestors()
         .nth(2)
         .expect("the host crate is engine/host, two levels below the repository root")
-        .to_path_buf();
-    let plugins_dir = root.join("plugins");
-    let wit_dir = root.join("wit");
-    // Inside this build's own target directory, wherever it is
-    // (`CARGO_TARGET_DIR`): OUT_DIR is <target>/<profile>/build/<crate>/out,
-    // and the profile directory is shared by every build of that profile.
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
-    let target_dir = out_dir
+        .to_path_buf()
+}
+
+/// The inner build's target directory, inside this build's own target
+/// directory, wherever it is (`CARGO_TARGET_DIR`): `out_dir` is
+/// `<target>/<profile>/build/<crate>/out`, and the profile directory is
+/// shared by every build of that profile.
+fn plugins_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
         .ancestors()
         .nth(3)
-        .unwrap_or(&out_dir)
-        .join("wasm-plugins");
+        .unwrap_or(out_dir)
+        .join("wasm-plugins")
+}
 
-    // Sources and manifests only: never the plugins' own target dirs.
+/// Tells Cargo to run this script again when the build script, the WIT
+/// files or the plugins' sources and manifests change: never on the
+/// plugins' own target dirs.
+fn rerun_if_sources_change(plugins_dir: &Path, wit_dir: &Path) {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", wit_dir.display());
     let mut files = Vec::new();
-    watch(&plugins_dir, &mut files);
+    watch(plugins_dir, &mut files);
     files.sort();
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
+}
 
-    require_wasm_target();
-
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    cmd.arg("build")
-        .arg("--release")
-        .arg("--target")
-        .arg(WASM_TARGET)
-        .arg("--manifest-path")
-        .arg(plugins_dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(&plugins_dir);
-    for (key, _) in env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        if REMOVED_VARS.contains(&key) || REMOVED_PREFIXES.iter().any(|p| key.starts_with(p)) {
-            cmd.env_remove(key);
-        }
-    }
-
-    let hint = format!(
+/// The first lines of every message of a failed inner build: what failed
+/// and the likely fix.
+fn failure_hint(plugins_dir: &Path) -> String {
+    format!(
         "failed to build the Sluice Wasm plugins ({}) for {WASM_TARGET}.\n\
          Is the target installed? Run `rustup target add {WASM_TARGET}`.\n\
          The inner build's output is above.",
         plugins_dir.join("Cargo.toml").display()
-    );
-    match cmd.status() {
+    )
+}
+
+/// Runs the inner `cargo build` of the plugins into `target_dir`, and stops
+/// the build with `hint` when it fails.
+fn build_plugins(plugins_dir: &Path, target_dir: &Path, hint: &str) {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    match inner_build(&cargo, plugins_dir, target_dir).status() {
         Ok(status) if status.success() => {}
         Ok(status) => panic!("{hint}\n(`cargo build` exited with {status})"),
         Err(e) => panic!(
@@ -140,8 +151,35 @@ fn main() {
             Path::new(&cargo).display()
         ),
     }
+}
 
-    let wasm_dir = target_dir.join(WASM_TARGET).join("release");
+/// The inner build's command: a release build for the Wasm target, with
+/// the outer build's variables ([`REMOVED_VARS`], [`REMOVED_PREFIXES`])
+/// removed from its environment.
+fn inner_build(cargo: &OsStr, plugins_dir: &Path, target_dir: &Path) -> Command {
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--release")
+        .arg("--target")
+        .arg(WASM_TARGET)
+        .arg("--manifest-path")
+        .arg(plugins_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(plugins_dir);
+    for (key, _) in env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if REMOVED_VARS.contains(&key) || REMOVED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// The text of `builtin_plugins.rs`: one constant per plugin, embedding its
+/// component from `wasm_dir`; stops the build with `hint` when one is
+/// missing, and when one is not a component.
+fn builtin_plugins_source(wasm_dir: &Path, hint: &str) -> String {
     let mut src =
         String::from("// @generated by engine/host/build.rs: the built-in Wasm plugins.\n");
     for (name, stem) in PLUGINS {
@@ -157,18 +195,22 @@ fn main() {
         let path = wasm
             .to_str()
             .unwrap_or_else(|| panic!("non-UTF-8 path {}", wasm.display()));
-        writeln!(
+        // Writing to a String cannot fail.
+        let _ = writeln!(
             src,
             "/// The `{stem}` component (`plugins/`), {} bytes.",
             bytes.len()
-        )
-        .unwrap();
-        writeln!(src, "pub const {name}: &[u8] = include_bytes!({path:?});").unwrap();
+        );
+        let _ = writeln!(src, "pub const {name}: &[u8] = include_bytes!({path:?});");
     }
-    let generated = out_dir.join("builtin_plugins.rs");
-    // Rewrite only on change, so the engine is not rebuilt for nothing.
-    if fs::read_to_string(&generated).ok().as_deref() != Some(src.as_str()) {
-        fs::write(&generated, src)
+    src
+}
+
+/// Writes `src` to `generated` only when it changed, so the engine is not
+/// rebuilt for nothing.
+fn write_if_changed(generated: &Path, src: &str) {
+    if fs::read_to_string(generated).ok().as_deref() != Some(src) {
+        fs::write(generated, src)
             .unwrap_or_else(|e| panic!("writing {}: {e}", generated.display()));
     }
 }

@@ -6,10 +6,16 @@ use sluice::cli::{self, Cli, Command};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The operator logs at info by default; the CLI only its errors.
-    // `SLUICE_LOG` (e.g. "debug", "sluice=debug") overrides both, and
-    // `SLUICE_LOG_FORMAT=json` gives one JSON object per line.
-    let default_level = match cli.command {
+    init_logging(&cli.command);
+    let result = execute(&cli.command).await;
+    finish(result)
+}
+
+/// Logs to stderr: the operator at info by default, the CLI only its
+/// errors. `SLUICE_LOG` (e.g. "debug", "sluice=debug") overrides both, and
+/// `SLUICE_LOG_FORMAT=json` gives one JSON object per line.
+fn init_logging(command: &Command) {
+    let default_level = match command {
         Command::Run(_) => "info",
         _ => "error",
     };
@@ -25,7 +31,12 @@ async fn main() -> ExitCode {
     } else {
         builder.init();
     }
-    let result = match &cli.command {
+}
+
+/// Runs `command`: what to print, and the exit code after it (1 for a
+/// journal replay or a plugin check that did not pass).
+async fn execute(command: &Command) -> anyhow::Result<(String, ExitCode)> {
+    let output = match command {
         Command::Simulate(args) => cli::simulate(args).await,
         Command::Run(args) => sluice_operator::run::run(args.clone())
             .await
@@ -36,28 +47,32 @@ async fn main() -> ExitCode {
         Command::Journal(sluice::replay::JournalCommand::Export(args)) => {
             sluice::replay::export(args).await
         }
-        Command::Replay(args) => match sluice::replay::replay(args).await {
-            Ok((report, true)) => Ok(report),
-            Ok((report, false)) => {
-                print!("{report}");
-                return ExitCode::from(1);
-            }
-            Err(e) => Err(e),
-        },
+        Command::Replay(args) => return sluice::replay::replay(args).await.map(passed),
         Command::Plugin(cli::PluginCommand::New(args)) => cli::plugin_new(args),
-        Command::Plugin(cli::PluginCommand::Check(args)) => match cli::plugin_check(args).await {
-            Ok((report, true)) => Ok(report),
-            Ok((report, false)) => {
-                print!("{report}");
-                return ExitCode::from(1);
-            }
-            Err(e) => Err(e),
-        },
+        Command::Plugin(cli::PluginCommand::Check(args)) => {
+            return cli::plugin_check(args).await.map(passed);
+        }
     };
+    output.map(|out| (out, ExitCode::SUCCESS))
+}
+
+/// A report and the exit code of its verdict: 0 when it passed, else 1.
+fn passed((report, ok): (String, bool)) -> (String, ExitCode) {
+    let code = if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    (report, code)
+}
+
+/// Prints the command's output and exits with its code, or prints its
+/// error and exits with 2.
+fn finish(result: anyhow::Result<(String, ExitCode)>) -> ExitCode {
     match result {
-        Ok(out) => {
+        Ok((out, code)) => {
             print!("{out}");
-            ExitCode::SUCCESS
+            code
         }
         Err(e) => {
             eprintln!("error: {e:#}");

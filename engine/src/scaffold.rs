@@ -139,7 +139,23 @@ pub fn create(s: &Scaffold) -> Result<Created, ScaffoldError> {
     if !valid_name(&s.name) {
         return Err(ScaffoldError::Name(s.name.clone()));
     }
-    let sdk_dependency = match &s.sdk {
+    let sdk_dependency = sdk_dependency(&s.sdk)?;
+    ensure_empty(&s.dir)?;
+    let lib = lib_name(&s.name);
+    let wasm = PathBuf::from(format!("target/wasm32-wasip2/release/{lib}.wasm"));
+    let files = crate_files(s, &lib, &wasm, &sdk_dependency);
+    let written = write_files(&s.dir, files)?;
+    Ok(Created {
+        dir: s.dir.clone(),
+        files: written,
+        wasm,
+    })
+}
+
+/// The `Cargo.toml` dependency line on the SDK, with the other way to
+/// depend on it in a comment; a path must hold the SDK.
+fn sdk_dependency(sdk: &SdkSource) -> Result<String, ScaffoldError> {
+    Ok(match sdk {
         SdkSource::Path(path) => {
             if !is_sdk(path) {
                 return Err(ScaffoldError::NoSdk(path.clone()));
@@ -158,22 +174,35 @@ pub fn create(s: &Scaffold) -> Result<Created, ScaffoldError> {
              # sluice-plugin-sdk = {{ path = \"../sluice/plugins/sdk\" }}",
             toml_string(version)
         ),
-    };
-    if s.dir.exists() {
-        let mut entries = std::fs::read_dir(&s.dir).map_err(io(&s.dir))?;
+    })
+}
+
+/// Refuses a `dir` that exists and is not empty.
+fn ensure_empty(dir: &Path) -> Result<(), ScaffoldError> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(io(dir))?;
         if entries.next().is_some() {
-            return Err(ScaffoldError::NotEmpty(s.dir.clone()));
+            return Err(ScaffoldError::NotEmpty(dir.to_path_buf()));
         }
     }
-    let lib = lib_name(&s.name);
-    let wasm = PathBuf::from(format!("target/wasm32-wasip2/release/{lib}.wasm"));
+    Ok(())
+}
+
+/// The crate's files, by path within it: the templates of `s.kind` filled
+/// in with the crate's names, the SDK dependency and the component's path.
+fn crate_files(
+    s: &Scaffold,
+    lib: &str,
+    wasm: &Path,
+    sdk_dependency: &str,
+) -> [(&'static str, String); 4] {
     let fill = |template: &str| {
         template
             .replace("{{name}}", &s.name)
-            .replace("{{lib}}", &lib)
+            .replace("{{lib}}", lib)
             .replace("{{Type}}", &type_name(&s.name))
             .replace("{{kind}}", &s.kind.to_string())
-            .replace("{{sdk}}", &sdk_dependency)
+            .replace("{{sdk}}", sdk_dependency)
             .replace("{{wasm}}", &wasm.to_string_lossy())
             .replace(
                 "{{simulate_flag}}",
@@ -191,25 +220,25 @@ pub fn create(s: &Scaffold) -> Result<Created, ScaffoldError> {
         PluginKind::Strategy => README.replace("{{about}}", STRATEGY_ABOUT),
         PluginKind::Evaluator => README.replace("{{about}}", EVALUATOR_ABOUT),
     };
-    let files = [
+    [
         ("Cargo.toml", fill(CARGO_TOML)),
         ("src/lib.rs", fill(lib_rs)),
         ("README.md", fill(&readme)),
         (".gitignore", "/target\n/Cargo.lock\n".to_string()),
-    ];
-    let src = s.dir.join("src");
+    ]
+}
+
+/// Writes `files` under `dir`, creating `dir/src`; the paths written.
+fn write_files(dir: &Path, files: [(&str, String); 4]) -> Result<Vec<PathBuf>, ScaffoldError> {
+    let src = dir.join("src");
     std::fs::create_dir_all(&src).map_err(io(&src))?;
     let mut written = Vec::new();
     for (file, text) in files {
-        let path = s.dir.join(file);
+        let path = dir.join(file);
         std::fs::write(&path, text).map_err(io(&path))?;
         written.push(path);
     }
-    Ok(Created {
-        dir: s.dir.clone(),
-        files: written,
-        wasm,
-    })
+    Ok(written)
 }
 
 /// A TOML basic string.

@@ -71,71 +71,106 @@ pub async fn check(
     limits: Limits,
     config: &str,
 ) -> Report {
-    let mut report = Report {
-        size_bytes: wasm.len(),
-        sha256: hex::encode(Sha256::digest(wasm)),
-        contract: None,
-        schema: None,
-        config_matched: false,
-        problem: None,
-        trial: Vec::new(),
-        logs: Vec::new(),
-    };
-    let compiled = {
-        let (host, name, wasm) = (host.clone(), name.to_string(), wasm.to_vec());
-        tokio::task::spawn_blocking(move || host.inspect(&name, &wasm)).await
-    };
-    let contract = match compiled {
-        Ok(Ok(c)) => c,
-        Ok(Err(fault)) => {
-            report.problem = Some(fault.to_string());
-            return report;
-        }
-        Err(e) => {
-            report.problem = Some(format!("plugin {name} could not be compiled: {e}"));
-            return report;
-        }
-    };
-    let world = contract.world;
-    report.contract = Some(contract);
-    match schema::read(wasm) {
-        Ok(schema) => {
-            report.schema = Some(schema.as_ref().map(schema::ConfigSchema::pretty));
-            if let Some(schema) = schema
-                && !config.is_empty()
-            {
-                if let Err(why) = schema.check(config) {
-                    report.problem = Some(format!("the settings (--config) {why}"));
-                    return report;
-                }
-                report.config_matched = true;
-            }
-        }
-        Err(why) => {
-            report.problem = Some(format!("plugin {name} could not be loaded: {why}"));
-            return report;
-        }
-    }
-    let sink = LogSink::default();
-    let trial = Trial {
-        host,
-        name,
-        wasm,
-        limits,
-        config,
-        sink: sink.clone(),
-    };
-    let outcome = match world {
-        Some(World::Evaluator) => trial.evaluator(&mut report.trial).await,
-        // A component with no sluice export fails the strategy check with
-        // the message that says so.
-        _ => trial.strategy(&mut report.trial).await,
-    };
-    if let Err(problem) = outcome {
+    let mut report = Report::of(wasm);
+    if let Err(problem) = report.examine(host, name, wasm, limits, config).await {
         report.problem = Some(problem);
     }
-    report.logs = sink.lock().map(|l| l.clone()).unwrap_or_default();
     report
+}
+
+impl Report {
+    /// The report of `wasm` before any check: its size and digest.
+    fn of(wasm: &[u8]) -> Self {
+        Report {
+            size_bytes: wasm.len(),
+            sha256: hex::encode(Sha256::digest(wasm)),
+            contract: None,
+            schema: None,
+            config_matched: false,
+            problem: None,
+            trial: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+
+    /// Compiles, reads the settings schema and makes the sample calls,
+    /// recording what each step finds; the first problem ends the check.
+    async fn examine(
+        &mut self,
+        host: &PluginHost,
+        name: &str,
+        wasm: &[u8],
+        limits: Limits,
+        config: &str,
+    ) -> Result<(), String> {
+        let world = self.compile(host, name, wasm).await?;
+        self.read_schema(name, wasm, config)?;
+        let trial = Trial {
+            host,
+            name,
+            wasm,
+            limits,
+            config,
+            sink: LogSink::default(),
+        };
+        self.sample_calls(&trial, world).await
+    }
+
+    /// Compiles `wasm` off the async executor and records its contract;
+    /// the world it targets, if any.
+    async fn compile(
+        &mut self,
+        host: &PluginHost,
+        name: &str,
+        wasm: &[u8],
+    ) -> Result<Option<World>, String> {
+        let compiled = {
+            let (host, name, wasm) = (host.clone(), name.to_string(), wasm.to_vec());
+            tokio::task::spawn_blocking(move || host.inspect(&name, &wasm)).await
+        };
+        let contract = match compiled {
+            Ok(Ok(c)) => c,
+            Ok(Err(fault)) => return Err(fault.to_string()),
+            Err(e) => return Err(format!("plugin {name} could not be compiled: {e}")),
+        };
+        let world = contract.world;
+        self.contract = Some(contract);
+        Ok(world)
+    }
+
+    /// Records the settings schema `wasm` embeds, and checks a non-empty
+    /// `config` against it.
+    fn read_schema(&mut self, name: &str, wasm: &[u8], config: &str) -> Result<(), String> {
+        let schema = schema::read(wasm)
+            .map_err(|why| format!("plugin {name} could not be loaded: {why}"))?;
+        self.schema = Some(schema.as_ref().map(schema::ConfigSchema::pretty));
+        if let Some(schema) = schema
+            && !config.is_empty()
+        {
+            schema
+                .check(config)
+                .map_err(|why| format!("the settings (--config) {why}"))?;
+            self.config_matched = true;
+        }
+        Ok(())
+    }
+
+    /// Makes the sample calls of a plugin of `world`, recording them and
+    /// the plugin's log lines.
+    async fn sample_calls(
+        &mut self,
+        trial: &Trial<'_>,
+        world: Option<World>,
+    ) -> Result<(), String> {
+        let outcome = match world {
+            Some(World::Evaluator) => trial.evaluator(&mut self.trial).await,
+            // A component with no sluice export fails the strategy check with
+            // the message that says so.
+            _ => trial.strategy(&mut self.trial).await,
+        };
+        self.logs = trial.sink.lock().map(|l| l.clone()).unwrap_or_default();
+        outcome
+    }
 }
 
 async fn timed<R>(f: impl Future<Output = R>) -> (R, Duration) {

@@ -479,7 +479,39 @@ fn phases() -> impl Strategy<Value = Phase> {
 /// afterwards (a step no larger than the maximum, a weight within it), so
 /// that each part shrinks on its own.
 pub fn strategy_cases(config: String) -> impl Strategy<Value = StrategyCase> {
-    let schedule = (
+    (schedules(), traffic(), states(), observations()).prop_map(
+        move |(schedule, traffic, state, observation)| {
+            let spec = analysis_spec(schedule, traffic, config.clone());
+            let state = rollout_state(&spec, state);
+            StrategyCase {
+                spec,
+                state,
+                observation: observation_of(observation),
+            }
+        },
+    )
+}
+
+/// A drawn schedule, in this order: `maxWeight`; which steps (0:
+/// `stepWeight`, 1: none, else `stepWeights`); `stepWeight`;
+/// `stepWeights`; `stepWeightPromotion`; `iterations`; `threshold`;
+/// `interval` in seconds.
+type Schedule = (u32, u8, u32, Vec<u32>, Option<u32>, Option<u32>, u32, u64);
+
+/// Drawn traffic settings: `match`, `mirror`, `mirrorWeight`,
+/// `sessionAffinity`.
+type Traffic = (Vec<HttpMatch>, bool, Option<u32>, Option<SessionAffinity>);
+
+/// A drawn rollout state: phase, canary weight, iterations, failed checks.
+type DrawnState = (Phase, u32, u32, u32);
+
+/// A drawn observation: now, and the seconds since the phase started.
+type DrawnObservation = (u64, u64);
+
+/// The schedule part of the analysis spec, drawn before it is made
+/// consistent.
+fn schedules() -> impl Strategy<Value = Schedule> {
+    (
         1u32..=100,
         0u8..3,
         1u32..=100,
@@ -488,81 +520,103 @@ pub fn strategy_cases(config: String) -> impl Strategy<Value = StrategyCase> {
         option::of(1u32..=20),
         1u32..=10,
         1u64..=3600,
-    );
-    let traffic = (
+    )
+}
+
+/// The traffic part of the analysis spec: header matches, mirroring and
+/// session affinity.
+fn traffic() -> impl Strategy<Value = Traffic> {
+    (
         vec(header_matches(), 0..=2),
         any::<bool>(),
         option::of(1u32..=100),
         option::of(session_affinity()),
-    );
-    let state = (phases(), 0u32..=100, 0u32..=25, 0u32..=10);
-    let observation = (1_700_000_000u64..=1_900_000_000, 0u64..=86_400);
-    (schedule, traffic, state, observation).prop_map(
-        move |(
-            (
-                max_weight,
-                steps,
-                step_weight,
-                step_weights,
-                promotion,
-                iterations,
-                threshold,
-                interval,
-            ),
-            (matches, mirror, mirror_weight, session_affinity),
-            (phase, weight, iterations_done, failed_checks),
-            (now, in_phase),
-        )| {
-            // Either stepWeight (at most maxWeight), or increasing
-            // stepWeights whose last is the maximum, or neither.
-            let (step_weight, step_weights, max_weight) = match steps {
-                0 => (Some(step_weight.min(max_weight)), Vec::new(), max_weight),
-                1 => (None, Vec::new(), max_weight),
-                _ => {
-                    let mut weights = step_weights;
-                    weights.sort_unstable();
-                    weights.dedup();
-                    let max = weights.last().copied().unwrap_or(max_weight);
-                    (None, weights, max)
-                }
-            };
-            let spec = AnalysisSpec {
-                interval_seconds: interval,
-                threshold,
-                max_weight,
-                step_weight,
-                step_weights,
-                step_weight_promotion: promotion,
-                iterations,
-                matches,
-                mirror,
-                mirror_weight: mirror_weight.filter(|_| mirror),
-                session_affinity,
-                config: config.clone(),
-            };
-            let active = matches!(phase, Phase::Progressing | Phase::Promoting);
-            let canary_weight = if active {
-                weight.min(weight_limit(&spec, iterations_done))
-            } else {
-                0
-            };
-            let state = RolloutState {
-                phase,
-                canary_weight,
-                iterations: iterations_done,
-                failed_checks: failed_checks.min(threshold),
-            };
-            let observation = Observation {
-                now_unix_seconds: now,
-                phase_started_unix_seconds: now - in_phase,
-            };
-            StrategyCase {
-                spec,
-                state,
-                observation,
-            }
-        },
     )
+}
+
+/// Rollout states, before the canary weight and failed checks are bounded.
+fn states() -> impl Strategy<Value = DrawnState> {
+    (phases(), 0u32..=100, 0u32..=25, 0u32..=10)
+}
+
+/// Observations: a time between 2023 and 2030, up to a day into the phase.
+fn observations() -> impl Strategy<Value = DrawnObservation> {
+    (1_700_000_000u64..=1_900_000_000, 0u64..=86_400)
+}
+
+/// The analysis spec of a drawn schedule and traffic, its steps made
+/// consistent ([`consistent_steps`]) and its `mirrorWeight` only with
+/// `mirror`.
+fn analysis_spec(schedule: Schedule, traffic: Traffic, config: String) -> AnalysisSpec {
+    let (max_weight, steps, step_weight, step_weights, promotion, iterations, threshold, interval) =
+        schedule;
+    let (matches, mirror, mirror_weight, session_affinity) = traffic;
+    let (step_weight, step_weights, max_weight) =
+        consistent_steps(steps, step_weight, step_weights, max_weight);
+    AnalysisSpec {
+        interval_seconds: interval,
+        threshold,
+        max_weight,
+        step_weight,
+        step_weights,
+        step_weight_promotion: promotion,
+        iterations,
+        matches,
+        mirror,
+        mirror_weight: mirror_weight.filter(|_| mirror),
+        session_affinity,
+        config,
+    }
+}
+
+/// `stepWeight`, `stepWeights` and `maxWeight` as a valid Canary has them:
+/// by `steps`, either stepWeight (at most maxWeight), or neither, or
+/// increasing stepWeights whose last is the maximum.
+fn consistent_steps(
+    steps: u8,
+    step_weight: u32,
+    step_weights: Vec<u32>,
+    max_weight: u32,
+) -> (Option<u32>, Vec<u32>, u32) {
+    match steps {
+        0 => (Some(step_weight.min(max_weight)), Vec::new(), max_weight),
+        1 => (None, Vec::new(), max_weight),
+        _ => {
+            let mut weights = step_weights;
+            weights.sort_unstable();
+            weights.dedup();
+            let max = weights.last().copied().unwrap_or(max_weight);
+            (None, weights, max)
+        }
+    }
+}
+
+/// The rollout state of a drawn one under `spec`: a canary weight only
+/// while progressing or promoting, within what the host holds, and no more
+/// failed checks than the threshold.
+fn rollout_state(spec: &AnalysisSpec, state: DrawnState) -> RolloutState {
+    let (phase, weight, iterations, failed_checks) = state;
+    let active = matches!(phase, Phase::Progressing | Phase::Promoting);
+    let canary_weight = if active {
+        weight.min(weight_limit(spec, iterations))
+    } else {
+        0
+    };
+    RolloutState {
+        phase,
+        canary_weight,
+        iterations,
+        failed_checks: failed_checks.min(spec.threshold),
+    }
+}
+
+/// The observation of a drawn one: the phase started `in_phase` seconds
+/// before `now`.
+fn observation_of((now, in_phase): DrawnObservation) -> Observation {
+    Observation {
+        now_unix_seconds: now,
+        phase_started_unix_seconds: now - in_phase,
+    }
 }
 
 // ---- evaluators ------------------------------------------------------------

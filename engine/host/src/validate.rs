@@ -132,58 +132,97 @@ pub fn route_plan(
     state: &RolloutState,
     plan: &RoutePlan,
 ) -> Result<(), PluginFault> {
-    let fail = |why: String| Err(invalid(plugin, why));
     if plan.rules.is_empty() || plan.rules.len() > MAX_RULES {
-        return fail(format!(
-            "a route plan needs 1 to {MAX_RULES} rules (got {})",
-            plan.rules.len()
+        return Err(invalid(
+            plugin,
+            format!(
+                "a route plan needs 1 to {MAX_RULES} rules (got {})",
+                plan.rules.len()
+            ),
         ));
     }
     let allowed = canary_traffic_allowed(state);
     let last = plan.rules.len() - 1;
     for (i, rule) in plan.rules.iter().enumerate() {
-        let at = format!("rule {i}");
-        route_rule(rule, spec, allowed).map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
-        filters::rule_filters(rule, i == last)
-            .map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
-        for (j, m) in rule.matches.iter().enumerate() {
-            http_match(m).map_err(|why| invalid(plugin, format!("{at}, match {j}: {why}")))?;
-        }
-        let canary = canary_weight(rule);
-        if i == last {
-            if !rule.matches.is_empty() {
-                return fail(
-                    "the last rule must match every request, so that none is left unrouted"
-                        .to_string(),
-                );
-            }
-            // With `match`, only matching requests may reach the canary.
-            let expected = if allowed && spec.matches.is_empty() {
-                state.canary_weight
-            } else {
-                0
-            };
-            if canary != expected {
-                let why = if allowed && !spec.matches.is_empty() {
-                    "with the Canary's analysis.match only matching requests may reach the canary, so it must send 0%".to_string()
-                } else {
-                    format!("the state's canary weight is {expected}%")
-                };
-                return fail(format!(
-                    "{at}: the catch-all rule sends {canary}% to the canary, but {why}"
-                ));
-            }
+        plan_rule(i, rule, i == last, spec, state, allowed).map_err(|why| invalid(plugin, why))?;
+    }
+    Ok(())
+}
+
+/// Rule `i` of a route plan, the catch-all when `last`; `allowed`: whether
+/// traffic may reach the canary. The message names the rule.
+fn plan_rule(
+    i: usize,
+    rule: &RouteRule,
+    last: bool,
+    spec: &AnalysisSpec,
+    state: &RolloutState,
+    allowed: bool,
+) -> Result<(), String> {
+    let at = format!("rule {i}");
+    route_rule(rule, spec, allowed).map_err(|why| format!("{at}: {why}"))?;
+    filters::rule_filters(rule, last).map_err(|why| format!("{at}: {why}"))?;
+    for (j, m) in rule.matches.iter().enumerate() {
+        http_match(m).map_err(|why| format!("{at}, match {j}: {why}"))?;
+    }
+    if last {
+        catch_all_rule(&at, rule, spec, state, allowed)
+    } else {
+        conditional_rule(&at, rule, spec, state, allowed)
+    }
+}
+
+/// The last rule, named `at`: it matches every request, and sends the
+/// state's canary weight to the canary (0 when no traffic may reach it, or
+/// with the Canary's `match`, where only matching requests may).
+fn catch_all_rule(
+    at: &str,
+    rule: &RouteRule,
+    spec: &AnalysisSpec,
+    state: &RolloutState,
+    allowed: bool,
+) -> Result<(), String> {
+    if !rule.matches.is_empty() {
+        return Err(
+            "the last rule must match every request, so that none is left unrouted".to_string(),
+        );
+    }
+    let canary = canary_weight(rule);
+    // With `match`, only matching requests may reach the canary.
+    let expected = if allowed && spec.matches.is_empty() {
+        state.canary_weight
+    } else {
+        0
+    };
+    if canary != expected {
+        let why = if allowed && !spec.matches.is_empty() {
+            "with the Canary's analysis.match only matching requests may reach the canary, so it must send 0%".to_string()
         } else {
-            if rule.matches.is_empty() || rule.matches.iter().any(is_unconditional) {
-                return fail(format!(
-                    "{at}: only the last rule may match every request; this one needs a condition"
-                ));
-            }
-            if canary > 0 {
-                matched_canary_rule(rule, spec, state, allowed)
-                    .map_err(|why| invalid(plugin, format!("{at}: {why}")))?;
-            }
-        }
+            format!("the state's canary weight is {expected}%")
+        };
+        return Err(format!(
+            "{at}: the catch-all rule sends {canary}% to the canary, but {why}"
+        ));
+    }
+    Ok(())
+}
+
+/// A rule before the last, named `at`: it carries a condition, and sends
+/// requests to the canary only as [`matched_canary_rule`] allows.
+fn conditional_rule(
+    at: &str,
+    rule: &RouteRule,
+    spec: &AnalysisSpec,
+    state: &RolloutState,
+    allowed: bool,
+) -> Result<(), String> {
+    if rule.matches.is_empty() || rule.matches.iter().any(is_unconditional) {
+        return Err(format!(
+            "{at}: only the last rule may match every request; this one needs a condition"
+        ));
+    }
+    if canary_weight(rule) > 0 {
+        matched_canary_rule(rule, spec, state, allowed).map_err(|why| format!("{at}: {why}"))?;
     }
     Ok(())
 }

@@ -76,74 +76,86 @@ fn status_value(phase: Option<CanaryPhase>) -> i64 {
 }
 
 impl Telemetry {
+    /// The operator's metrics, registered in the order `/metrics` lists
+    /// them: Flagger's, the operator's own, the failed checks', then the
+    /// plugin host's.
     pub fn new(plugins: &PluginMetrics) -> Self {
-        let mut registry = Registry::default();
-        let status = Family::<CanaryLabels, Gauge>::default();
-        let weight = Family::<WorkloadLabels, Gauge>::default();
-        let total = Family::<NamespaceLabels, Gauge>::default();
-        let duration = Family::<CanaryLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            analysis_duration,
-        );
-        registry.register(
+        let mut telemetry = Self {
+            registry: Registry::default(),
+            status: Family::default(),
+            weight: Family::default(),
+            total: Family::default(),
+            duration: Family::<CanaryLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                analysis_duration,
+            ),
+            reconcile_errors: Family::default(),
+            leading: Gauge::default(),
+            check_faults: CheckFaults::default(),
+            known: Mutex::default(),
+        };
+        telemetry.register_flagger_metrics();
+        telemetry.register_operator_metrics();
+        telemetry.register_check_faults();
+        plugins.register(&mut telemetry.registry);
+        telemetry
+    }
+
+    /// The metrics Flagger exposes, under Sluice's names: the version, and
+    /// the Canaries' status, weights, count and analysis durations.
+    fn register_flagger_metrics(&mut self) {
+        self.registry.register(
             "sluice_info",
             "Sluice version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
-        registry.register(
+        self.registry.register(
             "sluice_canary_status",
             "Last canary analysis result: 0 running, 1 successful, 2 failed, 3 initialized",
-            status.clone(),
+            self.status.clone(),
         );
-        registry.register(
+        self.registry.register(
             "sluice_canary_weight",
             "Traffic weight of the primary and canary workloads",
-            weight.clone(),
+            self.weight.clone(),
         );
-        registry.register(
+        self.registry.register(
             "sluice_canary_total",
             "Canaries, by namespace",
-            total.clone(),
+            self.total.clone(),
         );
-        registry.register(
+        self.registry.register(
             "sluice_canary_duration_seconds",
             "Duration of one analysis tick",
-            duration.clone(),
+            self.duration.clone(),
         );
-        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register(
+    }
+
+    /// The operator's own health: failed reconciles and leadership.
+    fn register_operator_metrics(&mut self) {
+        self.registry.register(
             "sluice_reconcile_errors",
             "Reconciles that failed and were retried, by kind",
-            reconcile_errors.clone(),
+            self.reconcile_errors.clone(),
         );
-        let leading = Gauge::default();
-        registry.register(
+        self.registry.register(
             "sluice_leader",
             "1 while this replica holds the leader election Lease (or runs without one), else 0",
-            leading.clone(),
+            self.leading.clone(),
         );
-        let check_faults = CheckFaults::default();
-        registry.register(
+    }
+
+    /// The failed metric queries and webhook calls of Canaries' checks.
+    fn register_check_faults(&mut self) {
+        self.registry.register(
             "sluice_metric_query_failures",
             "Metric queries that gave no value, by Canary, metric and cause (timeout, unreachable, http_status, bad_query, bad_response, no_data, config)",
-            check_faults.metrics.clone(),
+            self.check_faults.metrics.clone(),
         );
-        registry.register(
+        self.registry.register(
             "sluice_webhook_failures",
             "Webhook calls that did not pass, by Canary, webhook and cause (timeout, unreachable, http_status, other)",
-            check_faults.webhooks.clone(),
+            self.check_faults.webhooks.clone(),
         );
-        plugins.register(&mut registry);
-        Self {
-            registry,
-            status,
-            weight,
-            total,
-            duration,
-            reconcile_errors,
-            leading,
-            check_faults,
-            known: Mutex::default(),
-        }
     }
 
     /// Counts the failures of `inner`'s metric queries or webhook calls

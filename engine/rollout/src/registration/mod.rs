@@ -87,6 +87,48 @@ fn config_of(plugin: &RolloutPlugin) -> String {
     }
 }
 
+/// The sha256 digest of `bytes`, in hex; refused when it is not the
+/// `expected` one (given in hex, optionally prefixed `sha256:`).
+fn verified_digest(expected: Option<&str>, bytes: &[u8]) -> Result<String, String> {
+    let digest = hex::encode(Sha256::digest(bytes));
+    if let Some(expected) = expected {
+        let expected = expected
+            .trim()
+            .trim_start_matches("sha256:")
+            .to_ascii_lowercase();
+        if expected != digest {
+            return Err(format!(
+                "spec.sha256: mismatch: expected {expected}, the component's is {digest}; refusing it"
+            ));
+        }
+    }
+    Ok(digest)
+}
+
+/// The contract version of a checked component, or why it is refused: a
+/// component of another kind than `kind`, or the check's problem.
+fn accepted_version(report: check::Report, kind: PluginKind) -> Result<Option<String>, String> {
+    let version = report.contract.as_ref().and_then(|c| c.version.clone());
+    let world = report.contract.as_ref().and_then(|c| c.world);
+    let wanted = match kind {
+        PluginKind::Strategy => contract::World::Strategy,
+        PluginKind::Evaluator => contract::World::Evaluator,
+    };
+    if let Some(world) = world
+        && world != wanted
+    {
+        return Err(format!(
+            "spec.kind: the component is {} plugin, not {}",
+            world.with_article(),
+            wanted.with_article()
+        ));
+    }
+    if let Some(problem) = report.problem {
+        return Err(problem);
+    }
+    Ok(version)
+}
+
 impl<C: Cluster + PluginStatusWriter> Registrar<C> {
     pub fn new(cluster: C, registry: PluginRegistry, fetcher: Fetcher) -> Self {
         Self {
@@ -249,7 +291,28 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
     /// version on success.
     async fn load(&self, plugin: &RolloutPlugin) -> Result<(String, Option<String>), String> {
         let name = plugin.name_any();
-        if self.registry.is_builtin(&name) {
+        self.admissible(plugin, &name)?;
+        let spec = &plugin.spec;
+        let limits = limits_of(plugin)?;
+        let bytes = self
+            .fetcher
+            .fetch(&self.cluster, &spec.source)
+            .await
+            .map_err(|e| e.to_string())?;
+        let digest = verified_digest(spec.sha256.as_deref(), &bytes)?;
+        let config = config_of(plugin);
+        let report = check::check(self.registry.host(), &name, &bytes, limits, &config).await;
+        let version = accepted_version(report, spec.kind)?;
+        let serving = self
+            .register(plugin, &name, bytes, digest, limits, config)
+            .await?;
+        Ok((serving, version))
+    }
+
+    /// Refuses, before fetching, a plugin named like a built-in, or from a
+    /// remote source without a digest to verify.
+    fn admissible(&self, plugin: &RolloutPlugin, name: &str) -> Result<(), String> {
+        if self.registry.is_builtin(name) {
             return Err(format!(
                 "metadata.name: {name:?} is a built-in plugin; register yours under another name"
             ));
@@ -261,58 +324,36 @@ impl<C: Cluster + PluginStatusWriter> Registrar<C> {
                 "spec.sha256: required for url and oci sources (sha256sum plugin.wasm)".into(),
             );
         }
-        let limits = limits_of(plugin)?;
-        let bytes = self
-            .fetcher
-            .fetch(&self.cluster, &spec.source)
-            .await
-            .map_err(|e| e.to_string())?;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        if let Some(expected) = &spec.sha256 {
-            let expected = expected
-                .trim()
-                .trim_start_matches("sha256:")
-                .to_ascii_lowercase();
-            if expected != digest {
-                return Err(format!(
-                    "spec.sha256: mismatch: expected {expected}, the component's is {digest}; refusing it"
-                ));
-            }
-        }
-        let config = config_of(plugin);
-        let report = check::check(self.registry.host(), &name, &bytes, limits, &config).await;
-        let version = report.contract.as_ref().and_then(|c| c.version.clone());
-        let world = report.contract.as_ref().and_then(|c| c.world);
-        let wanted = match spec.kind {
-            PluginKind::Strategy => contract::World::Strategy,
-            PluginKind::Evaluator => contract::World::Evaluator,
-        };
-        if let Some(world) = world
-            && world != wanted
-        {
-            return Err(format!(
-                "spec.kind: the component is {} plugin, not {}",
-                world.with_article(),
-                wanted.with_article()
-            ));
-        }
-        if let Some(problem) = report.problem {
-            return Err(problem);
-        }
+        Ok(())
+    }
+
+    /// Registers a checked component of `plugin` under `name`: under
+    /// shadow when its policy asks for it (and promoted at once if its
+    /// annotation asks for that), else in service. The digest of the
+    /// version that serves.
+    async fn register(
+        &self,
+        plugin: &RolloutPlugin,
+        name: &str,
+        bytes: Vec<u8>,
+        digest: String,
+        limits: Limits,
+        config: String,
+    ) -> Result<String, String> {
+        let spec = &plugin.spec;
         if spec.kind == PluginKind::Strategy {
-            self.registry.set_follow_updates(&name, spec.follow_updates);
+            self.registry.set_follow_updates(name, spec.follow_updates);
         }
         if let Some(required) = self.shadow_ticks(plugin, &digest) {
-            self.install(&name, spec.kind, bytes, limits, config, Some(required))
+            self.install(name, spec.kind, bytes, limits, config, Some(required))
                 .await?;
             self.promote_if_asked(plugin, &digest);
-            let serving = self.registered_digest(&name, spec.kind).unwrap_or(digest);
-            return Ok((serving, version));
+            return Ok(self.registered_digest(name, spec.kind).unwrap_or(digest));
         }
-        self.install(&name, spec.kind, bytes, limits, config, None)
+        self.install(name, spec.kind, bytes, limits, config, None)
             .await?;
         tracing::info!(plugin = %name, %digest, "plugin registered");
-        Ok((digest, version))
+        Ok(digest)
     }
 
     /// Ticks a new version `digest` must run under shadow, when it is to
