@@ -947,4 +947,15 @@ fn a_component_importing_wasi_http_is_refused_naming_the_import() {
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(report.contains("it imports wasi:http/"), "{report}");
     assert!(report.contains("--disable http fetch-event"), "{report}");
+    // Refused from its import names, before it is compiled: nothing of it
+    // reaches the plugin cache (`common::sluice`'s).
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&wasm).unwrap()));
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    let cached = std::fs::read_dir(&cache)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with(&digest));
+    assert!(!cached, "{digest} was compiled into {}", cache.display());
 }

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use wasmparser::{Parser, Payload};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -184,6 +185,45 @@ pub fn check(contract: &Contract, expected: World) -> Result<Version, ContractEr
     Ok(version)
 }
 
+/// The names a component imports at its top level, read from its bytes
+/// without compiling it; `None` when they are not a readable component
+/// (compiling it then says why).
+pub(crate) fn top_level_imports(wasm: &[u8]) -> Option<Vec<String>> {
+    let mut depth = 0usize;
+    let mut imports = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.ok()? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) if depth == 0 => break,
+            Payload::End(_) => depth -= 1,
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    imports.push(import.ok()?.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(imports)
+}
+
+/// The first of `imports` that no plugin gets, whatever its world and
+/// contract version: a WASI interface the sandbox does not link, or an
+/// interface of another package. [`check`] refuses each of them too; this
+/// lets the host refuse such a component before it spends seconds and
+/// hundreds of MiB compiling it.
+pub(crate) fn refused_import(imports: &[String]) -> Option<ContractError> {
+    imports.iter().find_map(|import| {
+        if import.starts_with("wasi:") {
+            (!super::sandbox::links(import)).then(|| ContractError::WasiImport(import.clone()))
+        } else if sluice_interface(import).is_none_or(|(i, _)| !HOST_INTERFACES.contains(&i)) {
+            Some(ContractError::Import(import.clone()))
+        } else {
+            None
+        }
+    })
+}
+
 fn list(names: &[String]) -> String {
     if names.is_empty() {
         "none".into()
@@ -221,6 +261,33 @@ mod tests {
             Some(("rollout", Some("0.1.0")))
         );
         assert_eq!(sluice_interface("wasi:cli/stdout@0.2.0"), None);
+    }
+
+    #[test]
+    fn imports_no_plugin_gets_are_found_without_compiling() {
+        let weighted = crate::builtin::strategy("weighted").expect("built in");
+        let imports = top_level_imports(weighted).expect("a component");
+        assert!(
+            imports
+                .iter()
+                .any(|i| i.starts_with("sluice:plugin/types@")),
+            "{imports:?}"
+        );
+        assert_eq!(refused_import(&imports), None);
+        assert_eq!(top_level_imports(b"not wasm"), None);
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            refused_import(&names(&["wasi:io/poll@0.2.6", "wasi:http/types@0.2.6"])),
+            Some(ContractError::WasiImport("wasi:http/types@0.2.6".into()))
+        );
+        assert_eq!(
+            refused_import(&names(&["acme:net/http@1.0.0"])),
+            Some(ContractError::Import("acme:net/http@1.0.0".into()))
+        );
+        assert_eq!(
+            refused_import(&names(&["sluice:plugin/secrets@0.2.0"])),
+            Some(ContractError::Import("sluice:plugin/secrets@0.2.0".into()))
+        );
     }
 
     #[test]
