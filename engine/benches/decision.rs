@@ -125,10 +125,8 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn main() {
-    if let Ok(socket) = std::env::var(CHILD_SOCKET) {
-        return serve(&socket);
-    }
+/// The inputs of the measured decision: the seed Canary's analysis at 20%.
+fn seed_inputs() -> (AnalysisSpec, RolloutState, Observation) {
     let canary =
         sluice_api::load::canary_from_yaml(include_str!("../../examples/podinfo-canary.yaml"))
             .expect("seed canary");
@@ -143,6 +141,53 @@ fn main() {
         now_unix_seconds: 0,
         phase_started_unix_seconds: 0,
     };
+    (spec, state, obs)
+}
+
+/// `-- --wasm-only N`: the number of wasm decisions to make and nothing
+/// else, for a profiler.
+fn wasm_only() -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == "--wasm-only")?;
+    Some(
+        args.get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000),
+    )
+}
+
+/// The three medians and p99s, and the last line.
+fn report(compile: Duration, wasm: &Figures, native: &Figures, out_of_process: &Figures) {
+    println!("weighted strategy, one decision:");
+    println!("  compile (once per digest)  {:>10.1?}", compile);
+    for (name, f) in [
+        ("wasm, through the host", wasm),
+        ("native", native),
+        ("out-of-process (socket)", out_of_process),
+    ] {
+        println!(
+            "  {name:<26} median {:>8.2} µs   p99 {:>8.2} µs",
+            us(f.median),
+            us(f.p99)
+        );
+    }
+    println!(
+        "  wasm is {:.1}x faster than the process model",
+        us(out_of_process.median) / us(wasm.median)
+    );
+    println!(
+        "decision: wasm_us={:.2} native_us={:.3} process_us={:.2}",
+        us(wasm.median),
+        us(native.median),
+        us(out_of_process.median)
+    );
+}
+
+fn main() {
+    if let Ok(socket) = std::env::var(CHILD_SOCKET) {
+        return serve(&socket);
+    }
+    let (spec, state, obs) = seed_inputs();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -153,13 +198,7 @@ fn main() {
         .load_strategy("weighted", wasm::WEIGHTED, Limits::default())
         .expect("weighted");
     let compile = compile_start.elapsed();
-    // `-- --wasm-only N`: N wasm decisions and nothing else, for a profiler.
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--wasm-only") {
-        let n = args
-            .get(i + 1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(100_000);
+    if let Some(n) = wasm_only() {
         for _ in 0..n {
             black_box(
                 rt.block_on(plugin.decide(&spec, state, obs))
@@ -192,27 +231,5 @@ fn main() {
     let out_of_process = measure(5000, || {
         black_box(process.decide(black_box(&spec), black_box(state), obs));
     });
-    println!("weighted strategy, one decision:");
-    println!("  compile (once per digest)  {:>10.1?}", compile);
-    for (name, f) in [
-        ("wasm, through the host", &wasm),
-        ("native", &native),
-        ("out-of-process (socket)", &out_of_process),
-    ] {
-        println!(
-            "  {name:<26} median {:>8.2} µs   p99 {:>8.2} µs",
-            us(f.median),
-            us(f.p99)
-        );
-    }
-    println!(
-        "  wasm is {:.1}x faster than the process model",
-        us(out_of_process.median) / us(wasm.median)
-    );
-    println!(
-        "decision: wasm_us={:.2} native_us={:.3} process_us={:.2}",
-        us(wasm.median),
-        us(native.median),
-        us(out_of_process.median)
-    );
+    report(compile, &wasm, &native, &out_of_process);
 }

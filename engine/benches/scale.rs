@@ -147,7 +147,10 @@ fn count(phases: &[Option<CanaryPhase>], phase: CanaryPhase) -> usize {
     phases.iter().filter(|p| **p == Some(phase)).count()
 }
 
-async fn run(n: usize) {
+/// The bench over an in-memory cluster holding N targets and their
+/// Canaries, and the peak RSS once the cluster held them (before the engine
+/// started).
+fn populate(n: usize) -> (Bench, u64) {
     let cluster = MemoryCluster::new();
     let names: Vec<String> = (0..n).map(|i| format!("app{i}")).collect();
     for name in &names {
@@ -162,19 +165,63 @@ async fn run(n: usize) {
     let registry = PluginRegistry::with_builtins(PluginHost::new(None).expect("host"))
         .expect("built-in plugins");
     let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, registry);
-    let mut bench = Bench {
+    let bench = Bench {
         cluster,
         analyzer,
         names,
         now: "2026-01-01T00:00:00Z".parse().expect("time"),
     };
+    (bench, cluster_rss_mib)
+}
+
+/// `-- N --idle-rounds R`: the R idle rounds to run and nothing else, for
+/// a profiler.
+fn idle_rounds_only() -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == "--idle-rounds")?;
+    Some(args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(10))
+}
+
+/// The CPU time of each measured round.
+struct Rounds {
+    bootstrap: Duration,
+    first_idle: Duration,
+    idle: Duration,
+    analysis: Duration,
+}
+
+/// Prints the figures, and the last line.
+fn report(n: usize, r: &Rounds, rss_mib: u64, cluster_rss_mib: u64) {
+    let per_canary = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    println!("{n} Canaries, 2 metrics each, in-memory cluster:");
+    for (name, d) in [
+        ("bootstrap round", r.bootstrap),
+        ("first round at rest", r.first_idle),
+        ("idle round", r.idle),
+        ("analysis round", r.analysis),
+    ] {
+        println!(
+            "  {name:<20} {:>8.3} s CPU ({:.1} µs per Canary)",
+            d.as_secs_f64(),
+            per_canary(d)
+        );
+    }
+    println!(
+        "  peak RSS             {rss_mib:>8} MiB ({cluster_rss_mib} MiB once the in-memory cluster held the objects, before the engine started)"
+    );
+    println!(
+        "scale: canaries={n} analysis_round_cpu_s={:.3} idle_round_cpu_s={:.3} rss_mib={rss_mib}",
+        r.analysis.as_secs_f64(),
+        r.idle.as_secs_f64()
+    );
+}
+
+async fn run(n: usize) {
+    let (mut bench, cluster_rss_mib) = populate(n);
     // Bootstrap: primaries, services, routes.
     let (bootstrap, phases) = bench.round().await;
     assert_eq!(count(&phases, CanaryPhase::Initialized), n);
-    // `-- N --idle-rounds R`: R idle rounds and nothing else, for a profiler.
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--idle-rounds") {
-        let rounds = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(10);
+    if let Some(rounds) = idle_rounds_only() {
         for _ in 0..rounds {
             bench.round().await;
         }
@@ -199,34 +246,13 @@ async fn run(n: usize) {
     let (analysis, phases) = bench.round().await;
     assert_eq!(count(&phases, CanaryPhase::Progressing), n, "all progress");
     let (_, rss_mib) = usage();
-    println!("{n} Canaries, 2 metrics each, in-memory cluster:");
-    println!(
-        "  bootstrap round      {:>8.3} s CPU",
-        bootstrap.as_secs_f64()
-    );
-    println!(
-        "  first round at rest  {:>8.3} s CPU ({:.1} µs per Canary)",
-        first_idle.as_secs_f64(),
-        first_idle.as_secs_f64() * 1e6 / n as f64
-    );
-    println!(
-        "  idle round           {:>8.3} s CPU ({:.1} µs per Canary)",
-        idle.as_secs_f64(),
-        idle.as_secs_f64() * 1e6 / n as f64
-    );
-    println!(
-        "  analysis round       {:>8.3} s CPU ({:.1} µs per Canary)",
-        analysis.as_secs_f64(),
-        analysis.as_secs_f64() * 1e6 / n as f64
-    );
-    println!(
-        "  peak RSS             {rss_mib:>8} MiB ({cluster_rss_mib} MiB once the in-memory cluster held the objects, before the engine started)"
-    );
-    println!(
-        "scale: canaries={n} analysis_round_cpu_s={:.3} idle_round_cpu_s={:.3} rss_mib={rss_mib}",
-        analysis.as_secs_f64(),
-        idle.as_secs_f64()
-    );
+    let rounds = Rounds {
+        bootstrap,
+        first_idle,
+        idle,
+        analysis,
+    };
+    report(n, &rounds, rss_mib, cluster_rss_mib);
 }
 
 fn main() {
