@@ -110,7 +110,21 @@ fn usage() -> (Duration, u64) {
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
-    (tv(u.ru_utime) + tv(u.ru_stime), u.ru_maxrss as u64 / 1024)
+    (tv(u.ru_utime) + tv(u.ru_stime), peak_rss_mib())
+}
+
+/// The peak RSS of this process image, in MiB: `VmHWM` of
+/// `/proc/self/status`. Not `ru_maxrss`, which Linux carries over an
+/// `execve` from the process that forked (under `cargo bench`, cargo's own
+/// hundred MiB).
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM in /proc/self/status");
+    kib / 1024
 }
 
 struct Bench {
