@@ -1157,13 +1157,7 @@ async fn a_plugin_build_that_faults_on_every_canary_is_failed_fleet_wide_and_the
             }
             let route = cluster.route(ns, "podinfo");
             if teams.contains(&ns) {
-                let canary_weight: i32 = route
-                    .iter()
-                    .flat_map(|r| r.spec.rules.iter().flatten())
-                    .flat_map(|rule| rule.backend_refs.iter().flatten())
-                    .filter(|b| b.name == "podinfo-canary")
-                    .map(|b| b.weight.unwrap_or(1))
-                    .sum();
+                let canary_weight: i32 = route.iter().map(canary_weight).sum();
                 assert_eq!(canary_weight, 0, "{ns}: no request reaches its canary");
             }
         }
@@ -1274,6 +1268,19 @@ async fn a_gate_that_cannot_be_asked_holds_with_the_ready_reason_and_one_event()
     assert!(out.status.canary_weight > 0);
 }
 
+/// The weight `route` sends to `podinfo-canary`, over all its rules.
+fn canary_weight(route: &sluice_rollout::router::HttpRoute) -> i32 {
+    route
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|rule| rule.backend_refs.iter().flatten())
+        .filter(|b| b.name == "podinfo-canary")
+        .map(|b| b.weight.unwrap_or(1))
+        .sum()
+}
+
 /// The guide's Canary, without its HPA reference.
 fn plain_canary() -> String {
     common::read("examples/podinfo-canary.yaml").replace(
@@ -1362,17 +1369,6 @@ async fn a_route_at_rest_is_not_rewritten_yet_a_hand_edit_or_a_canary_change_rea
         out
     };
     let route = || cluster.route("test", "podinfo").expect("the route");
-    let canary_weight = |route: &sluice_rollout::router::HttpRoute| -> i32 {
-        route
-            .spec
-            .rules
-            .iter()
-            .flatten()
-            .flat_map(|rule| rule.backend_refs.iter().flatten())
-            .filter(|b| b.name == "podinfo-canary")
-            .map(|b| b.weight.unwrap_or(1))
-            .sum()
-    };
     for _ in 0..3 {
         tick().await;
     }

@@ -527,6 +527,18 @@ struct RuleFilters<'a> {
     rewrite: Option<&'a HttpRouteRulesFiltersUrlRewrite>,
 }
 
+/// Adds a header modifier's `set`, `add` and `remove` to the rule's lists.
+macro_rules! add_headers {
+    ($modifier:expr, $kind:literal, $set:expr, $add:expr, $remove:expr) => {{
+        let m = $modifier
+            .as_ref()
+            .ok_or(concat!($kind, " without its settings"))?;
+        $set.extend(pairs(m.set.iter().flatten().map(|h| (&h.name, &h.value))));
+        $add.extend(pairs(m.add.iter().flatten().map(|h| (&h.name, &h.value))));
+        $remove.extend(m.remove.iter().flatten().cloned());
+    }};
+}
+
 impl<'a> RuleFilters<'a> {
     fn new(
         filters: &'a [HttpRouteRulesFilters],
@@ -558,30 +570,22 @@ impl<'a> RuleFilters<'a> {
     ) -> Result<(), String> {
         use HttpRouteRulesFiltersType as T;
         match f.r#type {
-            T::RequestHeaderModifier => {
-                let m = f
-                    .request_header_modifier
-                    .as_ref()
-                    .ok_or("RequestHeaderModifier without its settings")?;
-                self.request_set
-                    .extend(pairs(m.set.iter().flatten().map(|h| (&h.name, &h.value))));
-                self.request_add
-                    .extend(pairs(m.add.iter().flatten().map(|h| (&h.name, &h.value))));
+            // Gateway API generates one type per direction, with the same
+            // fields: one body for both.
+            T::RequestHeaderModifier => add_headers!(
+                f.request_header_modifier,
+                "RequestHeaderModifier",
+                self.request_set,
+                self.request_add,
                 self.request_remove
-                    .extend(m.remove.iter().flatten().cloned());
-            }
-            T::ResponseHeaderModifier => {
-                let m = f
-                    .response_header_modifier
-                    .as_ref()
-                    .ok_or("ResponseHeaderModifier without its settings")?;
-                self.response_set
-                    .extend(pairs(m.set.iter().flatten().map(|h| (&h.name, &h.value))));
-                self.response_add
-                    .extend(pairs(m.add.iter().flatten().map(|h| (&h.name, &h.value))));
+            ),
+            T::ResponseHeaderModifier => add_headers!(
+                f.response_header_modifier,
+                "ResponseHeaderModifier",
+                self.response_set,
+                self.response_add,
                 self.response_remove
-                    .extend(m.remove.iter().flatten().cloned());
-            }
+            ),
             T::RequestMirror => {
                 let m = f
                     .request_mirror
