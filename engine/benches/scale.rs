@@ -188,8 +188,8 @@ fn populate(n: usize) -> (Bench, u64) {
     (bench, cluster_rss_mib)
 }
 
-/// `-- N --idle-rounds R`: the R idle rounds to run and nothing else, for
-/// a profiler.
+/// `-- N --idle-rounds R`: the R idle rounds to run and nothing else (each
+/// one's CPU time printed), for a profiler.
 fn idle_rounds_only() -> Option<usize> {
     let args: Vec<String> = std::env::args().collect();
     let i = args.iter().position(|a| a == "--idle-rounds")?;
@@ -236,8 +236,9 @@ async fn run(n: usize) {
     let (bootstrap, phases) = bench.round().await;
     assert_eq!(count(&phases, CanaryPhase::Initialized), n);
     if let Some(rounds) = idle_rounds_only() {
-        for _ in 0..rounds {
-            bench.round().await;
+        for i in 1..=rounds {
+            let (cpu, _) = bench.round().await;
+            println!("idle round {i}: {:.3} s CPU", cpu.as_secs_f64());
         }
         return;
     }

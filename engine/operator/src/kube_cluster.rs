@@ -322,12 +322,12 @@ impl KubeCluster {
             + DeserializeOwned
             + Debug,
     {
-        self.apply_at(object, None).await
+        self.apply_at(object, None).await.map(drop)
     }
 
     /// [`Self::apply`], preconditioned on `version` (the `resourceVersion`
     /// read) when given: it fails with 409 if the object changed since.
-    async fn apply_at<K>(&self, object: &K, version: Option<String>) -> Result<()>
+    async fn apply_at<K>(&self, object: &K, version: Option<String>) -> Result<Option<String>>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -352,11 +352,12 @@ impl KubeCluster {
             meta.insert("resourceVersion".into(), version.into());
         }
         let params = PatchParams::apply(&self.field_manager).force();
-        self.api::<K>(&namespace)
+        let applied = self
+            .api::<K>(&namespace)
             .patch(&name, &params, &Patch::Apply(&body))
             .await
             .map_err(|e| kube_error(action(), e))?;
-        Ok(())
+        Ok(applied.meta().resource_version.clone())
     }
 }
 
@@ -528,7 +529,7 @@ impl Cluster for KubeCluster {
     /// server later, and without it, once a newer route was written, it
     /// would move the traffic back to an old step (onto a canary already
     /// scaled down). With it, such a late write fails with 409.
-    async fn apply_http_route(&self, route: &HttpRoute) -> Result<()> {
+    async fn apply_http_route(&self, route: &HttpRoute) -> Result<Option<String>> {
         let namespace = route
             .metadata
             .namespace
@@ -564,13 +565,18 @@ impl Cluster for KubeCluster {
         self.get(namespace, name).await
     }
 
-    async fn update_canary_status(&self, canary: &Canary, status: &CanaryStatus) -> Result<()> {
+    async fn update_canary_status(
+        &self,
+        canary: &Canary,
+        status: &CanaryStatus,
+    ) -> Result<Option<String>> {
         let namespace = namespace_of(canary);
         let name = canary.name_any();
         self.may_write(|| format!("writing the status of Canary {namespace}/{name}"))?;
         let body = status_patch(canary, status)?;
         let params = PatchParams::apply(&self.field_manager).force();
-        self.api::<Canary>(&namespace)
+        let written = self
+            .api::<Canary>(&namespace)
             .patch_status(&name, &params, &Patch::Apply(&body))
             .await
             .map_err(|e| {
@@ -579,7 +585,7 @@ impl Cluster for KubeCluster {
                     e,
                 )
             })?;
-        Ok(())
+        Ok(written.metadata.resource_version)
     }
 
     async fn publish_event(&self, canary: &Canary, event: &Event) -> Result<()> {

@@ -85,6 +85,9 @@ struct Tick<'a> {
     /// The route of the new state, written only once that state is: a
     /// tick whose status write fails leaves the route where it was.
     route: Option<router::HttpRoute>,
+    /// What the route of a Canary at rest was rendered from this tick, to
+    /// be recorded once the writes are done (see [`route_sync`]).
+    rendered: Option<route_sync::Rendered>,
     /// Whether the spec, plugin, target and configs were all there.
     ready: bool,
     /// The Canary's own `strategyConfig` (a shadowed version gets its own
@@ -115,6 +118,7 @@ impl<'a> Tick<'a> {
             configs: Default::default(),
             alerts: Vec::new(),
             route: None,
+            rendered: None,
             ready: false,
             strategy_config: String::new(),
             fault: None,
@@ -398,8 +402,14 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         // then the route it implies. A lost race writes neither, and the
         // redone tick starts from the stored status: no step runs twice
         // and the route is never ahead of the recorded state.
-        self.write_status(&tick).await?;
-        self.write_route(&tick).await?;
+        let written = route_sync::Written {
+            status: self.write_status(&tick).await?,
+            route: self.write_route(&tick).await?,
+        };
+        if let Some(rendered) = &tick.rendered {
+            self.routes
+                .record(tick.canary, &tick.status, rendered, written);
+        }
         self.publish_events(&tick).await?;
         let settings = settings.ok();
         self.send_event_webhooks(&tick, settings.as_ref()).await;
@@ -413,22 +423,26 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     }
 
     /// Writes the tick's status, if it changed (with the resourceVersion
-    /// precondition of the Canary read at the start of the tick).
-    async fn write_status(&self, t: &Tick<'_>) -> Result<()> {
-        if pending::changes(t.canary, &t.status) {
-            self.cluster
-                .update_canary_status(t.canary, &t.status)
-                .await?;
+    /// precondition of the Canary read at the start of the tick); returns
+    /// the Canary's new `resourceVersion` when it wrote it.
+    async fn write_status(&self, t: &Tick<'_>) -> Result<Option<Option<String>>> {
+        if !pending::changes(t.canary, &t.status) {
+            return Ok(None);
         }
-        Ok(())
+        let version = self
+            .cluster
+            .update_canary_status(t.canary, &t.status)
+            .await?;
+        Ok(Some(version))
     }
 
-    /// Writes the route staged for the tick's new state, if any.
-    async fn write_route(&self, t: &Tick<'_>) -> Result<()> {
-        if let Some(route) = &t.route {
-            self.cluster.apply_http_route(route).await?;
-        }
-        Ok(())
+    /// Writes the route staged for the tick's new state, if any; returns
+    /// its new `resourceVersion` when it wrote it.
+    async fn write_route(&self, t: &Tick<'_>) -> Result<Option<Option<String>>> {
+        let Some(route) = &t.route else {
+            return Ok(None);
+        };
+        Ok(Some(self.cluster.apply_http_route(route).await?))
     }
 
     /// Publishes the tick's events on the Canary, in order.
@@ -1832,6 +1846,14 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     ) -> Result<()> {
         let state = t.rollout_state();
         let current = self.current_route(t).await?;
+        let at_rest = !t.in_rollout();
+        if at_rest {
+            t.rendered = Some(route_sync::Rendered::new(
+                state,
+                strategy.digest(),
+                current.as_deref(),
+            ));
+        }
         if route_inputs(t, state, strategy, current.as_deref())
             .is_some_and(|seen| self.routes.current(&seen))
         {
@@ -1841,6 +1863,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         let plan = match self.checked_plan(t, strategy, &spec, state).await {
             Ok(plan) => plan,
             Err(fault) => {
+                t.rendered = None;
                 keep_or_reset_route(t, &state, current.is_some(), &fault);
                 if !(canary_traffic_allowed(&state) && current.is_some()) {
                     t.route = Some(router::render(t.canary, &router::safe_plan()))
@@ -1852,8 +1875,6 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         let route = router::render(t.canary, &plan);
         if current.as_ref().map(|r| &r.spec) != Some(&route.spec) {
             t.route = Some(route);
-        } else if let Some(seen) = route_inputs(t, state, strategy, current.as_deref()) {
-            self.routes.record(&seen);
         }
         Ok(())
     }

@@ -11,9 +11,11 @@
 //! `resourceVersion`), the strategy's digest, the state and cookies this
 //! tick gives the plugin, and the stored route (its `resourceVersion`)
 //! are all as they were when a tick last rendered the route and found it
-//! already stored. Any write to the route (this engine's, a hand edit, a
-//! Gateway controller's status) gives it a new `resourceVersion`, so the
-//! next tick renders and compares again. Only Canaries at rest are
+//! stored, or wrote it. A tick records the inputs after its writes, with
+//! the `resourceVersion`s the cluster gave its status and route writes, so
+//! the tick after a write skips too. Any other write to the route (a hand
+//! edit, a Gateway controller's status) gives it a new `resourceVersion`,
+//! so the next tick renders and compares again. Only Canaries at rest are
 //! skipped: during a rollout every route call is made (and journalled).
 
 use std::collections::HashMap;
@@ -67,19 +69,6 @@ impl<'a> Seen<'a> {
             route_version: route?.metadata.resource_version.as_deref()?,
         })
     }
-
-    fn owned(&self) -> Inputs {
-        Inputs {
-            canary_version: self.canary_version.to_string(),
-            strategy_digest: self.strategy_digest.to_string(),
-            state: self.state,
-            cookies: (
-                self.cookies.0.map(str::to_string),
-                self.cookies.1.map(str::to_string),
-            ),
-            route_version: self.route_version.to_string(),
-        }
-    }
 }
 
 impl Inputs {
@@ -92,6 +81,37 @@ impl Inputs {
             && self.cookies.0.as_deref() == seen.cookies.0
             && self.cookies.1.as_deref() == seen.cookies.1
     }
+}
+
+/// What a tick at rest rendered its route from (or found it current for),
+/// kept until its writes are done.
+#[derive(Debug, Clone)]
+pub(crate) struct Rendered {
+    state: wit::RolloutState,
+    strategy_digest: String,
+    /// The stored route's `resourceVersion` when the tick read it.
+    route_version: Option<String>,
+}
+
+impl Rendered {
+    pub(crate) fn new(
+        state: wit::RolloutState,
+        strategy_digest: &str,
+        route: Option<&HttpRoute>,
+    ) -> Self {
+        Rendered {
+            state,
+            strategy_digest: strategy_digest.to_string(),
+            route_version: route.and_then(|r| r.metadata.resource_version.clone()),
+        }
+    }
+}
+
+/// The `resourceVersion`s a tick's writes gave: `None` when it did not
+/// write that object, `Some(version)` when it did.
+pub(crate) struct Written {
+    pub(crate) status: Option<Option<String>>,
+    pub(crate) route: Option<Option<String>>,
 }
 
 /// The inputs each Canary's route (by the Canary's uid) was last found
@@ -112,10 +132,58 @@ impl ConfirmedRoutes {
             .is_some_and(|inputs| inputs.matches(seen))
     }
 
-    /// Records that the stored route is what `seen` renders.
-    pub(crate) fn record(&self, seen: &Seen<'_>) {
+    /// Records, once a tick's writes are done, that the stored route is
+    /// what `rendered` (with the tick's final `status`) renders: the
+    /// versions are those the writes gave, else those the tick read.
+    pub(crate) fn record(
+        &self,
+        canary: &Canary,
+        status: &CanaryStatus,
+        rendered: &Rendered,
+        written: Written,
+    ) {
+        let canary_version = match &written.status {
+            Some(version) => version.as_deref(),
+            None => canary.metadata.resource_version.as_deref(),
+        };
+        let route_version = match &written.route {
+            Some(version) => version.as_deref(),
+            None => rendered.route_version.as_deref(),
+        };
+        let (Some(uid), Some(canary_version), Some(route_version)) = (
+            canary.metadata.uid.as_deref(),
+            canary_version,
+            route_version,
+        ) else {
+            return;
+        };
+        let seen = Seen {
+            uid,
+            canary_version,
+            strategy_digest: &rendered.strategy_digest,
+            state: rendered.state,
+            cookies: (
+                status.session_affinity_cookie.as_deref(),
+                status.previous_session_affinity_cookie.as_deref(),
+            ),
+            route_version,
+        };
+        // At rest nothing changes from tick to tick: no new copy then.
+        if self.current(&seen) {
+            return;
+        }
+        let inputs = Inputs {
+            canary_version: canary_version.to_string(),
+            strategy_digest: rendered.strategy_digest.clone(),
+            state: rendered.state,
+            cookies: (
+                seen.cookies.0.map(str::to_string),
+                seen.cookies.1.map(str::to_string),
+            ),
+            route_version: route_version.to_string(),
+        };
         if let Ok(mut confirmed) = self.confirmed.lock() {
-            confirmed.insert(seen.uid.to_string(), seen.owned());
+            confirmed.insert(uid.to_string(), inputs);
         }
     }
 }
@@ -155,6 +223,16 @@ mod tests {
         failed_checks: 0,
     };
 
+    /// Records `canary` at rest with `route` found stored (no write).
+    fn found(routes: &ConfirmedRoutes, canary: &Canary, route: &HttpRoute) {
+        let rendered = Rendered::new(STATE, "d1", Some(route));
+        let written = Written {
+            status: None,
+            route: None,
+        };
+        routes.record(canary, &CanaryStatus::default(), &rendered, written);
+    }
+
     #[test]
     fn only_the_same_canary_plugin_state_cookies_and_stored_route_are_current() {
         let routes = ConfirmedRoutes::default();
@@ -162,7 +240,7 @@ mod tests {
         let (c1, r1) = (canary("1"), route(Some("7")));
         let seen = Seen::of(&c1, &status, STATE, "d1", Some(&r1)).expect("inputs");
         assert!(!routes.current(&seen), "nothing recorded yet");
-        routes.record(&seen);
+        found(&routes, &c1, &r1);
         assert!(routes.current(&seen));
 
         let c2 = canary("2");
@@ -185,6 +263,33 @@ mod tests {
         for seen in changed {
             assert!(!routes.current(&seen.expect("inputs")));
         }
+    }
+
+    #[test]
+    fn the_versions_a_tick_s_writes_gave_are_recorded() {
+        let routes = ConfirmedRoutes::default();
+        let status = CanaryStatus::default();
+        let (c1, r1) = (canary("1"), route(Some("7")));
+        // The tick wrote its status (version 2) and its route (version 9).
+        let rendered = Rendered::new(STATE, "d1", Some(&r1));
+        let written = Written {
+            status: Some(Some("2".into())),
+            route: Some(Some("9".into())),
+        };
+        routes.record(&c1, &status, &rendered, written);
+        let (c2, r9) = (canary("2"), route(Some("9")));
+        let next = Seen::of(&c2, &status, STATE, "d1", Some(&r9)).expect("inputs");
+        assert!(routes.current(&next));
+        let before = Seen::of(&c1, &status, STATE, "d1", Some(&r1)).expect("inputs");
+        assert!(!routes.current(&before));
+        // A write that gave no version records nothing.
+        let routes = ConfirmedRoutes::default();
+        let written = Written {
+            status: None,
+            route: Some(None),
+        };
+        routes.record(&c1, &status, &rendered, written);
+        assert!(!routes.current(&before));
     }
 
     #[test]

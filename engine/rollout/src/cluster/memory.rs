@@ -445,7 +445,7 @@ impl Cluster for MemoryCluster {
         Ok(self.shared_route(namespace, name))
     }
 
-    async fn apply_http_route(&self, route: &HttpRoute) -> Result<()> {
+    async fn apply_http_route(&self, route: &HttpRoute) -> Result<Option<String>> {
         let k = key_of(&route.metadata)?;
         let mut w = self.lock();
         let mut next = route.clone();
@@ -468,8 +468,9 @@ impl Cluster for MemoryCluster {
         let rejection = w.route_rejection.clone();
         report_route_status(&mut next, rejection.as_ref(), w.tick);
         next.metadata.resource_version = w.next_version();
+        let version = next.metadata.resource_version.clone();
         w.routes.insert(k, Arc::new(next));
-        Ok(())
+        Ok(version)
     }
 
     async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>> {
@@ -492,7 +493,11 @@ impl Cluster for MemoryCluster {
         Ok(self.lock().templates.get(&key(namespace, name)).cloned())
     }
 
-    async fn update_canary_status(&self, canary: &Canary, status: &CanaryStatus) -> Result<()> {
+    async fn update_canary_status(
+        &self,
+        canary: &Canary,
+        status: &CanaryStatus,
+    ) -> Result<Option<String>> {
         let k = key_of(&canary.metadata)?;
         let mut w = self.lock();
         let version = w.next_version();
@@ -501,8 +506,8 @@ impl Cluster for MemoryCluster {
         })?;
         let stored = Arc::make_mut(stored);
         stored.status = Some(status.clone());
-        stored.metadata.resource_version = version;
-        Ok(())
+        stored.metadata.resource_version = version.clone();
+        Ok(version)
     }
 
     async fn publish_event(&self, canary: &Canary, event: &Event) -> Result<()> {

@@ -123,7 +123,12 @@ pub trait Cluster: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<Arc<HttpRoute>>>> + Send;
-    fn apply_http_route(&self, route: &HttpRoute) -> impl Future<Output = Result<()>> + Send;
+    /// Writes `route`; returns its new `resourceVersion`, when the cluster
+    /// gives one.
+    fn apply_http_route(
+        &self,
+        route: &HttpRoute,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
 
     fn config_map(
         &self,
@@ -145,12 +150,13 @@ pub trait Cluster: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Option<MetricTemplate>>> + Send;
 
-    /// Writes the status subresource of `canary`.
+    /// Writes the status subresource of `canary`; returns the Canary's new
+    /// `resourceVersion`, when the cluster gives one.
     fn update_canary_status(
         &self,
         canary: &Canary,
         status: &CanaryStatus,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Publishes an event about `canary`. An event with a
     /// [name](Event::name) the cluster already has is not published again.
     fn publish_event(
