@@ -808,11 +808,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             return Ok(());
         }
         t.set_phase(CanaryPhase::Initializing);
-        self.sync_route(t, settings, strategy).await?;
         if !self.primary_initialized(t).await? {
-            return Ok(());
+            return self.sync_route(t, settings, strategy).await;
         }
-        self.finish_initialization(t, strategy, target).await
+        self.finish_initialization(t, strategy, target).await?;
+        // Rendered for the state the tick records, so that the next tick
+        // at rest finds it current (see `route_sync`).
+        self.sync_route(t, settings, strategy).await
     }
 
     /// Creates the primary Deployment (and its copies of the tracked
