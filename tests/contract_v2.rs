@@ -125,6 +125,15 @@ impl Run {
     fn route(&self) -> HttpRoute {
         self.cluster.route("test", "podinfo").expect("a route")
     }
+
+    /// The messages of the events published on the Canary, oldest first.
+    fn messages(&self) -> Vec<String> {
+        self.cluster
+            .events("test", "podinfo")
+            .into_iter()
+            .map(|e| e.message)
+            .collect()
+    }
 }
 
 fn v2_strategy(registry: &PluginRegistry) -> sluice_host::StrategyPlugin {
@@ -344,12 +353,7 @@ async fn needs_more_data_holds_without_a_failed_check_until_the_data_comes() {
         vec![(0, 0, 0), (10, 0, 0), (10, 0, 1), (10, 0, 2), (10, 0, 3)],
         "held at 10 with no failed check"
     );
-    let events: Vec<String> = run
-        .cluster
-        .events("test", "podinfo")
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+    let events = run.messages();
     assert!(
         events.iter().any(|e| e.contains(
             "Halt podinfo.test advancement metric latency-trend needs more data: only 2 samples, need 5 (waiting for data, round 1 of 5)"
@@ -417,12 +421,7 @@ async fn needs_more_data_past_the_horizon_counts_as_failed_checks_and_rolls_back
         Some(CanaryPhase::Failed),
         "{trail:?}"
     );
-    let events: Vec<String> = run
-        .cluster
-        .events("test", "podinfo")
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+    let events = run.messages();
     assert!(
         events
             .iter()
@@ -529,12 +528,7 @@ async fn a_0_2_plugin_s_filters_can_never_widen_traffic_or_reach_the_route() {
             Some(CanaryPhase::Failed),
             "{attack}"
         );
-        let events: Vec<String> = run
-            .cluster
-            .events("test", "podinfo")
-            .into_iter()
-            .map(|e| e.message)
-            .collect();
+        let events = run.messages();
         assert!(
             events.iter().any(
                 |e| e.contains("plugin hostile-v2 returned an invalid answer") && e.contains(why)

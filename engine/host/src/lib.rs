@@ -204,16 +204,17 @@ impl PluginHost {
                 MAX_COMPONENT_BYTES / (1024 * 1024)
             )));
         }
+        let digest = hex::encode(Sha256::digest(wasm));
+        let _one_at_a_time = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(component) = self.compiled_component(&digest) {
+            return Ok((component, digest));
+        }
+        // Read from the bytes, before seconds of compiling.
         if let Some(why) = contract::top_level_imports(wasm)
             .as_deref()
             .and_then(contract::refused_import)
         {
             return Err(fault(why.to_string()));
-        }
-        let digest = hex::encode(Sha256::digest(wasm));
-        let _one_at_a_time = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(component) = self.compiled_component(&digest) {
-            return Ok((component, digest));
         }
         let compiled = match &self.cache {
             Some(cache) => cache.load_or_compile(&self.engine, &digest, wasm),

@@ -1848,30 +1848,27 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     ) -> Result<()> {
         let state = t.rollout_state();
         let current = self.current_route(t).await?;
-        let at_rest = !t.in_rollout();
-        if at_rest {
-            t.rendered = Some(route_sync::Rendered::new(
-                state,
-                strategy.digest(),
-                current.as_deref(),
-            ));
-        }
-        if route_inputs(t, state, strategy, current.as_deref())
-            .is_some_and(|seen| self.routes.current(&seen))
-        {
-            return Ok(());
+        // At rest, a route found current is not rendered again (see
+        // `route_sync`); during a rollout every route call is made.
+        if !t.in_rollout() {
+            let digest = strategy.digest();
+            t.rendered = Some(route_sync::Rendered::new(state, digest, current.as_deref()));
+            let seen = route_sync::Seen::of(t.canary, &t.status, state, digest, current.as_deref());
+            if seen.is_some_and(|seen| self.routes.current(&seen)) {
+                return Ok(());
+            }
         }
         let spec = spec_for(settings, &t.status, strategy);
         let plan = match self.checked_plan(t, strategy, &spec, state).await {
             Ok(plan) => plan,
             Err(fault) => {
                 t.rendered = None;
-                keep_or_reset_route(t, &state, current.is_some(), &fault);
-                if !(canary_traffic_allowed(&state) && current.is_some()) {
-                    t.route = Some(router::render(t.canary, &router::safe_plan()))
-                        .filter(|r| current.as_ref().map(|c| &c.spec) != Some(&r.spec));
+                let keep = canary_traffic_allowed(&state) && current.is_some();
+                report_route_fault(t, keep, &fault);
+                if keep {
+                    return Ok(());
                 }
-                return Ok(());
+                router::safe_plan()
             }
         };
         let route = router::render(t.canary, &plan);
@@ -1882,30 +1879,11 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     }
 }
 
-/// The inputs of the route of a Canary at rest, as [`route_sync`] compares
-/// them; `None` during a rollout (every route call is then made).
-fn route_inputs<'t>(
-    t: &'t Tick<'_>,
-    state: wit::RolloutState,
-    strategy: &'t StrategyPlugin,
-    current: Option<&'t router::HttpRoute>,
-) -> Option<route_sync::Seen<'t>> {
-    if t.in_rollout() {
-        return None;
-    }
-    route_sync::Seen::of(t.canary, &t.status, state, strategy.digest(), current)
-}
-
-/// After a route fault, the event and fault of the tick: the current route
-/// is kept while the canary may have traffic and one is stored, else the
-/// route is set to the primary only.
-fn keep_or_reset_route(
-    t: &mut Tick<'_>,
-    state: &wit::RolloutState,
-    has_route: bool,
-    fault: &PluginFault,
-) {
-    let message = if canary_traffic_allowed(state) && has_route {
+/// The event and fault of a tick whose route plan faulted: the current
+/// route is kept (`keep`: the canary may have traffic and a route is
+/// stored), else it is set to the primary only.
+fn report_route_fault(t: &mut Tick<'_>, keep: bool, fault: &PluginFault) {
+    let message = if keep {
         tracing::warn!(canary = %t.label, %fault, "keeping the current route");
         format!(
             "Route of {} not updated, keeping the current one: {fault}",
