@@ -5,8 +5,14 @@
 //! ticks. Canaries and HTTPRoutes carry a `resourceVersion` that changes on
 //! every write, as an API server's does.
 
+mod encoded;
+mod events;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use encoded::Encoded;
+use events::EventLog;
 
 use crate::router::HttpRoute;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
@@ -53,7 +59,8 @@ struct World {
     /// Statuses a test set by hand, kept instead of the simulated ones.
     pinned_status: BTreeMap<Key, DeploymentStatus>,
     autoscalers: BTreeMap<Key, HorizontalPodAutoscaler>,
-    services: BTreeMap<Key, Arc<Service>>,
+    /// Serialized: the engine writes them and does not read them back.
+    services: BTreeMap<Key, Encoded>,
     routes: BTreeMap<Key, Arc<HttpRoute>>,
     config_maps: BTreeMap<Key, ConfigMap>,
     secrets: BTreeMap<Key, Secret>,
@@ -61,9 +68,7 @@ struct World {
     canaries: BTreeMap<Key, Arc<Canary>>,
     /// Cluster-scoped, by name.
     rollout_plugins: BTreeMap<String, RolloutPlugin>,
-    events: Vec<(Key, super::Event)>,
-    /// Names of the named events published (see [`super::Event::name`]).
-    event_names: std::collections::BTreeSet<String>,
+    events: EventLog,
     /// How many of the next event publications fail (an API outage).
     event_failures: usize,
     /// Why the simulated Gateways refuse routes (reason, message), if they do.
@@ -277,9 +282,12 @@ impl MemoryCluster {
         self.lock().canaries.get(&key(namespace, name)).cloned()
     }
 
+    /// The stored Service; `None` also when it cannot be decoded (it was
+    /// encoded from a `Service`, so it always can).
     pub fn service(&self, namespace: &str, name: &str) -> Option<Service> {
-        let service = self.lock().services.get(&key(namespace, name)).cloned();
-        service.map(Arc::unwrap_or_clone)
+        let w = self.lock();
+        let stored = w.services.get(&key(namespace, name))?;
+        stored.decode(&format!("service {namespace}/{name}")).ok()
     }
 
     pub fn route(&self, namespace: &str, name: &str) -> Option<HttpRoute> {
@@ -308,13 +316,7 @@ impl MemoryCluster {
 
     /// Events recorded for a Canary, oldest first.
     pub fn events(&self, namespace: &str, name: &str) -> Vec<Event> {
-        let k = key(namespace, name);
-        self.lock()
-            .events
-            .iter()
-            .filter(|(ek, _)| *ek == k)
-            .map(|(_, e)| e.clone())
-            .collect()
+        self.lock().events.of(&key(namespace, name))
     }
 
     /// Names of every object, "kind/namespace/name", for tests and `simulate`.
@@ -423,21 +425,23 @@ impl Cluster for MemoryCluster {
 
     async fn apply_service(&self, service: &Service) -> Result<()> {
         let k = key_of(&service.metadata)?;
+        let what = format!("service {}/{}", k.0, k.1);
         let mut w = self.lock();
-        if w.services
-            .get(&k)
+        let old: Option<Service> = w.services.get(&k).map(|s| s.decode(&what)).transpose()?;
+        if old
+            .as_ref()
             .is_some_and(|old| applies_nothing(old, service))
         {
             // A no-op apply: the API server writes nothing either.
             return Ok(());
         }
         let mut next = service.clone();
-        if let Some(old) = w.services.get(&k) {
+        if let Some(old) = &old {
             let mut annotations = old.annotations().clone();
             annotations.extend(next.annotations().clone());
             next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
         }
-        w.services.insert(k, Arc::new(next));
+        w.services.insert(k, Encoded::new(&next, &what)?);
         Ok(())
     }
 
@@ -520,14 +524,7 @@ impl Cluster for MemoryCluster {
                 "the API server refused it (simulated)",
             ));
         }
-        if let Some(name) = &event.name
-            && !w.event_names.insert(format!("{}/{name}", k.0))
-        {
-            return Ok(());
-        }
-        let mut event = event.clone();
-        event.name = None;
-        w.events.push((k, event));
+        w.events.publish(&k, event);
         Ok(())
     }
 }
