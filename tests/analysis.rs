@@ -257,15 +257,7 @@ async fn a_changed_config_map_is_a_new_revision_and_reaches_the_primary_on_promo
     for _ in 0..3 {
         tick().await;
     }
-    assert_eq!(
-        cluster
-            .canary("test", "podinfo")
-            .unwrap()
-            .status
-            .unwrap()
-            .phase,
-        Some(CanaryPhase::Initialized)
-    );
+    assert_eq!(stored_phase(&cluster), Some(CanaryPhase::Initialized));
     assert_eq!(primary_color(&cluster).await, "blue");
     let primary = cluster.get_deployment("test", "podinfo-primary").unwrap();
     let env_from = &primary.spec.unwrap().template.spec.unwrap().containers[0]
@@ -1110,6 +1102,11 @@ async fn the_events_of_a_tick_cut_off_after_its_status_write_are_published_once_
 }
 
 /// A Canary of `yaml` and its Deployment in namespace `ns` of `cluster`.
+/// The phase of the stored Canary test/podinfo.
+fn stored_phase(cluster: &MemoryCluster) -> Option<CanaryPhase> {
+    cluster.canary("test", "podinfo")?.status?.phase
+}
+
 fn put_in_namespace(cluster: &MemoryCluster, yaml: &str, ns: &str) {
     let canary = sluice_api::load::canary_from_yaml(
         &yaml.replace("namespace: test", &format!("namespace: {ns}")),
@@ -1372,15 +1369,7 @@ async fn a_route_at_rest_is_not_rewritten_yet_a_hand_edit_or_a_canary_change_rea
     for _ in 0..3 {
         tick().await;
     }
-    assert_eq!(
-        cluster
-            .canary("test", "podinfo")
-            .unwrap()
-            .status
-            .unwrap()
-            .phase,
-        Some(CanaryPhase::Initialized)
-    );
+    assert_eq!(stored_phase(&cluster), Some(CanaryPhase::Initialized));
     // At rest the route is found as rendered, and not written again.
     let at_rest = route();
     for _ in 0..3 {

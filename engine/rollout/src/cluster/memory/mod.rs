@@ -606,3 +606,49 @@ fn report_route_status(route: &mut HttpRoute, rejection: Option<&(String, String
         .collect();
     route.status = Some(HttpRouteStatus { parents });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(annotations: &[(&str, &str)], port: i32) -> Service {
+        let mut s: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "podinfo-canary", "namespace": "test"},
+            "spec": {"selector": {"app": "podinfo"}, "ports": [{"port": port}]}
+        }))
+        .expect("service");
+        let annotations: BTreeMap<String, String> = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+        s
+    }
+
+    #[tokio::test]
+    async fn a_stored_service_keeps_annotations_others_set_across_applies() {
+        let cluster = MemoryCluster::new();
+        cluster
+            .apply_service(&service(&[("mesh/inject", "true")], 9898))
+            .await
+            .expect("first apply");
+        // Sluice applies its own render, without the other writer's key.
+        cluster
+            .apply_service(&service(&[("sluice.dev/owner", "podinfo")], 9999))
+            .await
+            .expect("second apply");
+        let stored = cluster.service("test", "podinfo-canary").expect("stored");
+        let annotations = stored.metadata.annotations.expect("annotations");
+        assert_eq!(
+            annotations.get("mesh/inject").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            annotations.get("sluice.dev/owner").map(String::as_str),
+            Some("podinfo")
+        );
+        let port = stored.spec.and_then(|s| s.ports).map(|p| p[0].port);
+        assert_eq!(port, Some(9999));
+        assert!(cluster.service("test", "missing").is_none());
+    }
+}
