@@ -3,9 +3,10 @@
 //!
 //! How a call is bounded, whatever the guest does:
 //! - it runs asynchronously on the caller's executor thread (no thread hop);
-//! - the engine's epoch advances every [`EPOCH_TICK`]; at each tick the
-//!   guest yields to the executor, so other Canaries' work interleaves, and
-//!   once the call's budget has passed the guest traps (`Timeout`);
+//! - the engine's epoch advances every [`EPOCH_TICK`]; after the call's
+//!   first [`RUN_BEFORE_YIELD`], at each tick the guest yields to the
+//!   executor, so other Canaries' work interleaves, and once the call's
+//!   budget has passed the guest traps (`Timeout`);
 //! - the whole call, instantiation included, sits inside a
 //!   `tokio::time::timeout` of the budget plus [`SLACK`]: a host call that
 //!   waits (none of the stand-ins do, see `sandbox.rs`) is cut off there;
@@ -25,6 +26,11 @@ use super::{FaultKind, PluginFault, PluginMetrics};
 
 /// How often the epoch advances; the granularity of time budgets.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(2);
+/// A call runs this long before it first yields to other Canaries' work:
+/// a short call (most take microseconds) ends without ever waiting
+/// behind another guest's slice, however many hostile guests share the
+/// executor thread.
+const RUN_BEFORE_YIELD: Duration = Duration::from_millis(10);
 /// How much past its budget a call may end: the epoch's granularity and
 /// the executor's scheduling.
 const SLACK: Duration = Duration::from_millis(50);
@@ -227,8 +233,11 @@ fn new_store(cx: &CallContext<'_>, started: Instant) -> Store<CallState> {
     let budget = cx.limits.time_budget;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        Ok(if started.elapsed() >= budget {
+        let ran = started.elapsed();
+        Ok(if ran >= budget {
             UpdateDeadline::Interrupt
+        } else if ran < RUN_BEFORE_YIELD {
+            UpdateDeadline::Continue(1)
         } else {
             UpdateDeadline::Yield(1)
         })
