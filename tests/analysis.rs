@@ -1420,3 +1420,112 @@ async fn a_route_at_rest_is_not_rewritten_yet_a_hand_edit_or_a_canary_change_rea
         "{timeouts:?}"
     );
 }
+
+/// Ticks the Canary of `cluster` once a minute from 2026-01-01, advancing
+/// the simulated Deployment controller after each; each tick gives its
+/// events' messages.
+fn ticker(cluster: &MemoryCluster) -> impl AsyncFnMut() -> Vec<String> {
+    let analyzer = Analyzer::new(cluster.clone(), Healthy, Healthy, common::registry());
+    let mut now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let cluster = cluster.clone();
+    async move || {
+        let canary = cluster.canary("test", "podinfo").unwrap();
+        let out = analyzer.reconcile(&canary, now).await.unwrap();
+        now += jiff::SignedDuration::from_secs(60);
+        cluster.advance_tick();
+        out.events.into_iter().map(|e| e.message).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_canary_at_rest_sees_at_its_next_tick_its_primary_becoming_unavailable_or_a_new_revision()
+{
+    use k8s_openapi::api::apps::v1::DeploymentStatus;
+    let (cluster, _) = world(&plain_canary());
+    let mut tick = ticker(&cluster);
+    for _ in 0..3 {
+        tick().await;
+    }
+    assert_eq!(stored_phase(&cluster), Some(CanaryPhase::Initialized));
+    assert_eq!(tick().await, Vec::<String>::new());
+
+    // A write to the target that is no new revision: still at rest.
+    let mut annotated = cluster.get_deployment("test", "podinfo").unwrap();
+    annotated
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("team".into(), "web".into());
+    cluster.put_deployment(annotated).unwrap();
+    assert_eq!(tick().await, Vec::<String>::new());
+    assert_eq!(tick().await, Vec::<String>::new());
+
+    // The primary stops being available: the next tick waits for it.
+    let unavailable = DeploymentStatus {
+        observed_generation: Some(1),
+        replicas: Some(1),
+        updated_replicas: Some(1),
+        available_replicas: Some(0),
+        ..Default::default()
+    };
+    cluster.pin_deployment_status("test", "podinfo-primary", Some(unavailable));
+    let events = tick().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("Waiting for podinfo-primary.test rollout to finish")),
+        "{events:?}"
+    );
+    cluster.pin_deployment_status("test", "podinfo-primary", None);
+    assert_eq!(tick().await, Vec::<String>::new());
+    assert_eq!(tick().await, Vec::<String>::new());
+
+    new_revision(&cluster);
+    let events = tick().await;
+    assert!(
+        events.contains(&"New revision detected podinfo.test".to_string()),
+        "{events:?}"
+    );
+    assert_eq!(stored_phase(&cluster), Some(CanaryPhase::Progressing));
+}
+
+#[tokio::test]
+async fn an_optional_config_map_that_appears_while_the_canary_rests_is_a_new_revision_at_the_next_tick()
+ {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    // The target's pods read an optional ConfigMap that does not exist yet.
+    let (cluster, _) = world(&plain_canary());
+    let mut target = common::podinfo_deployment("test");
+    let pod = target
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap();
+    pod.containers[0].env_from = Some(vec![
+        serde_json::from_value(
+            serde_json::json!({"configMapRef": {"name": "extra", "optional": true}}),
+        )
+        .unwrap(),
+    ]);
+    cluster.put_deployment(target).unwrap();
+    let mut tick = ticker(&cluster);
+    // Well inside the Services' resync period, which reads the target.
+    for _ in 0..3 {
+        tick().await;
+    }
+    assert_eq!(stored_phase(&cluster), Some(CanaryPhase::Initialized));
+
+    // It appears, with no write to the target.
+    let extra: ConfigMap =
+        yaml_serde::from_str("metadata: {name: extra, namespace: test}\ndata: {k: v}\n").unwrap();
+    cluster.put_config_map(extra).unwrap();
+    let events = tick().await;
+    assert!(
+        events.contains(&"New revision detected podinfo.test".to_string()),
+        "{events:?}"
+    );
+    assert_eq!(stored_phase(&cluster), Some(CanaryPhase::Progressing));
+}

@@ -265,6 +265,51 @@ async fn sluice_run_rolls_out_a_new_revision_through_the_kubernetes_api() {
     }
 }
 
+/// The GETs of one object (not lists or watches) of the Deployment
+/// `name`, each with whether it asked for the metadata alone.
+fn deployment_reads(server: &ApiServer, name: &str) -> Vec<bool> {
+    let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/{name}");
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.uri.split('?').next() == Some(path.as_str()))
+        .map(|r| {
+            r.accept
+                .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_rest_the_operator_reads_its_deployments_metadata_only_and_still_sees_a_new_revision() {
+    let world = World::new().await;
+    let op = world.operator("sluice-a", &[]);
+    world
+        .wait_phase(CanaryPhase::Initialized, Duration::from_secs(60), &op)
+        .await;
+    // Past the tick that reads the scaled-down target once more (the
+    // Deployment controller rewrote its status), ticks at rest (1 s
+    // interval) read the target and the primary metadata-only.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    world.server.clear_requests();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for name in ["podinfo", "podinfo-primary"] {
+        let reads = deployment_reads(&world.server, name);
+        assert!(reads.len() >= 2, "{name} read at each tick: {reads:?}");
+        assert!(
+            reads.iter().all(|metadata_only| *metadata_only),
+            "{name} is read metadata-only at rest: {reads:?}"
+        );
+    }
+    // A new revision gives the target a new version: the next tick reads
+    // it whole and starts the rollout.
+    world.new_revision().await;
+    world
+        .wait_phase(CanaryPhase::Progressing, Duration::from_secs(10), &op)
+        .await;
+    assert!(deployment_reads(&world.server, "podinfo").contains(&false));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_status_write_lost_to_a_409_is_redone_at_once_and_never_advances_twice() {
     let world = World::new().await;

@@ -153,6 +153,9 @@ pub struct RecordedRequest {
     /// Path and query: `/apis/apps/v1/namespaces/x/deployments?watch=true&…`.
     pub uri: String,
     pub content_type: Option<String>,
+    /// The `Accept` header (`…;as=PartialObjectMetadata;…` for a
+    /// metadata-only read).
+    pub accept: Option<String>,
     /// The body as text (lossy UTF-8).
     pub body: String,
 }

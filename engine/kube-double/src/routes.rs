@@ -65,10 +65,14 @@ fn receive(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Request {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let content_type = text(header::CONTENT_TYPE);
+    let accept = text(header::ACCEPT);
     shared.faults.record(RecordedRequest {
         method: method.to_string(),
         uri: uri
@@ -76,6 +80,7 @@ fn receive(
             .map(|pq| pq.as_str().to_string())
             .unwrap_or_default(),
         content_type: content_type.clone(),
+        accept: accept.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
     Request {
@@ -83,6 +88,7 @@ fn receive(
         path: uri.path().to_string(),
         query: parse_query(uri.query().unwrap_or_default()),
         content_type: content_type.unwrap_or_default(),
+        metadata_only: accept.as_deref().is_some_and(asks_for_metadata_only),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -150,6 +156,8 @@ struct Request {
     path: String,
     query: HashMap<String, String>,
     content_type: String,
+    /// Whether the client asked for the object's metadata alone.
+    metadata_only: bool,
     user_agent: String,
     body: Bytes,
 }
@@ -315,10 +323,13 @@ fn dispatch(shared: &Arc<Shared>, request: &Request, target: Target) -> Result<R
     match (&request.method, &target.name) {
         (&Method::GET, Some(name)) => {
             let state = lock(&shared.state);
-            state
+            let object = state
                 .get(resource, &namespace, name)
-                .map(|o| json_response(StatusCode::OK, o))
-                .ok_or_else(|| ApiError::not_found(&resource.qualified_plural(), name))
+                .ok_or_else(|| ApiError::not_found(&resource.qualified_plural(), name))?;
+            if request.metadata_only {
+                return ok(&partial_object_metadata(object));
+            }
+            ok(object)
         }
         (&Method::GET, None) => list_or_watch(shared, request, target),
         (&Method::POST, None) => create(shared, request, resource, &namespace),
@@ -334,6 +345,26 @@ fn dispatch(shared: &Arc<Shared>, request: &Request, target: Target) -> Result<R
             request.method, request.path
         ))),
     }
+}
+
+/// Whether an `Accept` header asks for `PartialObjectMetadata` (as kube's
+/// `Api::get_metadata` does: `application/json;as=PartialObjectMetadata;
+/// g=meta.k8s.io;v=v1`).
+fn asks_for_metadata_only(accept: &str) -> bool {
+    accept.split(',').any(|media| {
+        let mut params = media.split(';').map(str::trim);
+        params.next() == Some("application/json") && params.any(|p| p == "as=PartialObjectMetadata")
+    })
+}
+
+/// The object's metadata alone, as the API server answers a metadata-only
+/// GET.
+fn partial_object_metadata(object: &Value) -> Value {
+    serde_json::json!({
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": object.get("metadata").cloned().unwrap_or(Value::Null),
+    })
 }
 
 /// POST: creates the object in the body.

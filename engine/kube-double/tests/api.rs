@@ -181,6 +181,38 @@ async fn replace_with_a_stale_resource_version_conflicts() {
 }
 
 #[tokio::test]
+async fn a_metadata_only_get_answers_partial_object_metadata() {
+    let (_server, client) = server().await;
+    let api: Api<Deployment> = Api::default_namespaced(client);
+    let created = api
+        .create(&PostParams::default(), &deployment("web", 2))
+        .await
+        .unwrap();
+    let meta = api.get_metadata("web").await.unwrap();
+    let types = meta.types.expect("apiVersion and kind");
+    assert_eq!(
+        (types.api_version.as_str(), types.kind.as_str()),
+        ("meta.k8s.io/v1", "PartialObjectMetadata")
+    );
+    assert_eq!(meta.metadata.name.as_deref(), Some("web"));
+    assert_eq!(
+        meta.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    // A write, a status one included, gives a new version.
+    let status = json!({"status": {"replicas": 2, "availableReplicas": 2}});
+    api.patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let after = api.get_metadata("web").await.unwrap();
+    assert_ne!(
+        after.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    assert!(api.get_metadata_opt("absent").await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn merge_and_json_patches() {
     let (_server, client) = server().await;
     let api: Api<Deployment> = Api::default_namespaced(client);

@@ -478,6 +478,17 @@ impl Cluster for KubeCluster {
         Ok(self.get(namespace, name).await?.map(Arc::new))
     }
 
+    /// A metadata-only GET (`as=PartialObjectMetadata`): the API server
+    /// sends the object's metadata, not its spec and status.
+    async fn deployment_version(&self, namespace: &str, name: &str) -> Result<Option<String>> {
+        let meta = self
+            .api::<Deployment>(namespace)
+            .get_metadata_opt(name)
+            .await
+            .map_err(|e| kube_error(format!("reading Deployment {namespace}/{name}"), e))?;
+        Ok(meta.and_then(|m| m.metadata.resource_version))
+    }
+
     async fn apply_deployment(&self, deployment: &Deployment) -> Result<()> {
         self.apply(deployment).await
     }
@@ -485,14 +496,20 @@ impl Cluster for KubeCluster {
     /// A merge patch of `spec.replicas` alone: the target belongs to the
     /// user, so nothing else of it is touched (and it is not applied, which
     /// would take ownership of its whole spec).
-    async fn scale_deployment(&self, namespace: &str, name: &str, replicas: i32) -> Result<()> {
+    async fn scale_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: i32,
+    ) -> Result<Option<Arc<Deployment>>> {
         let params = PatchParams {
             field_manager: Some(self.field_manager.clone()),
             ..PatchParams::default()
         };
         self.may_write(|| format!("scaling Deployment {namespace}/{name} to {replicas}"))?;
         let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-        self.api::<Deployment>(namespace)
+        let scaled = self
+            .api::<Deployment>(namespace)
             .patch(name, &params, &Patch::Merge(&patch))
             .await
             .map_err(|e| {
@@ -501,7 +518,7 @@ impl Cluster for KubeCluster {
                     e,
                 )
             })?;
-        Ok(())
+        Ok(Some(Arc::new(scaled)))
     }
 
     async fn autoscaler(

@@ -116,6 +116,17 @@ pub(crate) struct MissingConfig {
     user: String,
 }
 
+/// Whether the pods of `target` reference no ConfigMap or Secret at all
+/// (optional ones included): its revision is then a function of the
+/// Deployment alone.
+pub(crate) fn references_none(target: &Deployment) -> bool {
+    target
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .is_none_or(|pod| references(pod).is_empty())
+}
+
 /// Reads the tracked objects of `target`. The outer error is cluster I/O;
 /// the inner one says which object a non-optional reference needs and
 /// cannot find (the pods could not start).

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod configs;
 mod error;
 mod gateway;
+mod observed;
 mod pending;
 pub mod readiness;
 mod route_sync;
@@ -65,6 +66,9 @@ pub struct Analyzer<C, M, W> {
     /// The routes this engine found already as resting Canaries render
     /// them, and from what (see [`route_sync`]).
     routes: route_sync::ConfirmedRoutes,
+    /// What ticks at rest derived from each Canary's target and primary,
+    /// by their versions (see [`observed`]).
+    workloads: observed::ObservedWorkloads,
 }
 
 /// The state of one tick while it runs.
@@ -141,6 +145,14 @@ impl Tick<'_> {
 
     fn phase(&self) -> Option<CanaryPhase> {
         self.status.phase
+    }
+
+    /// Whether the Canary is at rest: initialised, promoted or rolled back.
+    fn at_rest(&self) -> bool {
+        matches!(
+            self.status.phase,
+            Some(CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed)
+        )
     }
 
     /// Whether a rollout is under way (its plugin calls are journalled).
@@ -383,6 +395,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             published: Default::default(),
             services: Default::default(),
             routes: Default::default(),
+            workloads: Default::default(),
         }
     }
 
@@ -538,6 +551,10 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             t.not_ready("InvalidPluginConfig", why);
             return Ok(());
         }
+        if self.workloads_unchanged(t).await? {
+            t.mark_ready();
+            return self.sync_route(t, settings, &strategy).await;
+        }
         let Some(target) = self.read_target_and_configs(t).await? else {
             return Ok(());
         };
@@ -616,6 +633,30 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         None
     }
 
+    /// Whether the Canary is at rest and its target and primary are as a
+    /// tick last found them (by their `resourceVersion`s, read alone), at
+    /// the applied revision, with the Services current: the tick then
+    /// knows all it would read them for, and only syncs the route (see
+    /// [`observed`]).
+    async fn workloads_unchanged(&self, t: &Tick<'_>) -> Result<bool> {
+        if !t.at_rest() {
+            return Ok(false);
+        }
+        let Some(seen) = self.workloads.of(t.canary) else {
+            return Ok(false);
+        };
+        if !seen.shows(&t.target, t.status.last_applied_spec.as_deref())
+            || !self.services.current(t.canary, seen.selector(), t.now)
+        {
+            return Ok(false);
+        }
+        let primary_name = workload::primary_name(&t.target);
+        let target = self.cluster.deployment_version(&t.namespace, &t.target);
+        let target = target.await?;
+        let primary = self.cluster.deployment_version(&t.namespace, &primary_name);
+        Ok(seen.still_at(target.as_deref(), primary.await?.as_deref()))
+    }
+
     /// The target Deployment, with its tracked ConfigMaps and Secrets read
     /// into the tick; `None` (and the Canary not ready) when one is missing.
     async fn read_target_and_configs(&self, t: &mut Tick<'_>) -> Result<Option<Arc<Deployment>>> {
@@ -643,7 +684,10 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
     /// when what they are rendered from changed, and at least every
     /// [`service_sync::RESYNC`] (see [`service_sync`]).
     async fn sync_services(&self, t: &Tick<'_>, target: &Deployment) -> Result<()> {
-        if self.services.current(t.canary, target, t.now) {
+        if self
+            .services
+            .current(t.canary, service_sync::selector(target), t.now)
+        {
             return Ok(());
         }
         for svc in workload::services(t.canary, target)? {
@@ -696,6 +740,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     t.info(format!("New revision detected {}", t.label));
                     self.scale_up_target(t, primary).await?;
                     self.start_rollout(t, settings, &revision, strategy);
+                } else {
+                    self.workloads.record(t.canary, target, primary);
                 }
                 Ok(true)
             }
@@ -808,10 +854,11 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             return Ok(());
         }
         t.set_phase(CanaryPhase::Initializing);
-        if !self.primary_initialized(t).await? {
+        let Some(primary) = self.primary_initialized(t).await? else {
             return self.sync_route(t, settings, strategy).await;
-        }
-        self.finish_initialization(t, strategy, target).await?;
+        };
+        self.finish_initialization(t, strategy, target, primary.as_deref())
+            .await?;
         // Rendered for the state the tick records, so that the next tick
         // at rest finds it current (see `route_sync`).
         self.sync_route(t, settings, strategy).await
@@ -885,9 +932,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         }
     }
 
-    /// Whether the primary's rollout has finished (or the primary cannot
-    /// be read back); otherwise an event says what it waits for.
-    async fn primary_initialized(&self, t: &mut Tick<'_>) -> Result<bool> {
+    /// The primary, as read, once its rollout has finished (`Some(None)`
+    /// when it cannot be read back); `None`, with an event saying what it
+    /// waits for, while it rolls out.
+    async fn primary_initialized(
+        &self,
+        t: &mut Tick<'_>,
+    ) -> Result<Option<Option<Arc<Deployment>>>> {
         let primary_name = workload::primary_name(&t.target);
         let primary = self.cluster.deployment(&t.namespace, &primary_name).await?;
         if let Some(Err(why)) = primary.as_deref().map(readiness::rollout_finished) {
@@ -895,23 +946,30 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                 "Waiting for {primary_name}.{} rollout to finish: {why}",
                 t.namespace
             ));
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(true)
+        Ok(Some(primary))
     }
 
     /// The primary serves: traffic off the target, the target scaled down,
     /// and its revision recorded as applied and promoted (Initialized).
+    /// What the scaled-down target and the `primary` read give is kept for
+    /// the ticks at rest (see [`observed`]).
     async fn finish_initialization(
         &self,
         t: &mut Tick<'_>,
         strategy: &StrategyPlugin,
         target: &Deployment,
+        primary: Option<&Deployment>,
     ) -> Result<()> {
         self.drain_canary(t).await?;
-        self.cluster
+        let scaled = self
+            .cluster
             .scale_deployment(&t.namespace, &t.target, 0)
             .await?;
+        if let (Some(scaled), Some(primary)) = (scaled, primary) {
+            self.workloads.record(t.canary, &scaled, primary);
+        }
         let revision = workload::revision_checksum(target, &t.configs);
         t.status.last_applied_spec = Some(revision.clone());
         t.status.last_promoted_spec = Some(revision);

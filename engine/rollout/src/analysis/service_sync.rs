@@ -42,7 +42,7 @@ struct Inputs {
 
 /// The target's selector label and value, as `workload::selector_label`
 /// picks them, borrowed.
-fn selector(target: &Deployment) -> Option<(&str, &str)> {
+pub(crate) fn selector(target: &Deployment) -> Option<(&str, &str)> {
     let labels = target.spec.as_ref()?.selector.match_labels.as_ref()?;
     SELECTOR_LABELS
         .iter()
@@ -66,8 +66,9 @@ impl Inputs {
         }
     }
 
-    /// Whether `canary` and `target` give these inputs (no allocation).
-    fn matches(&self, canary: &Canary, target: &Deployment) -> bool {
+    /// Whether `canary` and a target of `selector` give these inputs (no
+    /// allocation).
+    fn matches(&self, canary: &Canary, selector: Option<(&str, &str)>) -> bool {
         let svc = &canary.spec.service;
         self.port == svc.port
             && self.namespace == canary.metadata.namespace
@@ -78,7 +79,7 @@ impl Inputs {
                 .selector
                 .as_ref()
                 .map(|(l, v)| (l.as_str(), v.as_str()))
-                == selector(target)
+                == selector
             && self.port_name == svc.port_name
             && self.target_port == svc.target_port
             && self.app_protocol == svc.app_protocol
@@ -97,9 +98,15 @@ pub(crate) struct AppliedServices {
 
 impl AppliedServices {
     /// Whether the Services of `canary` were applied from what `canary`
-    /// and `target` give now, less than [`RESYNC`] before `now`. A Canary
-    /// without a uid (never stored) is never current.
-    pub(crate) fn current(&self, canary: &Canary, target: &Deployment, now: Timestamp) -> bool {
+    /// and a target of `selector` (see [`selector`]) give now, less than
+    /// [`RESYNC`] before `now`. A Canary without a uid (never stored) is
+    /// never current.
+    pub(crate) fn current(
+        &self,
+        canary: &Canary,
+        selector: Option<(&str, &str)>,
+        now: Timestamp,
+    ) -> bool {
         let Some(uid) = canary.metadata.uid.as_deref() else {
             return false;
         };
@@ -107,7 +114,7 @@ impl AppliedServices {
             return false;
         };
         applied.get(uid).is_some_and(|(inputs, at)| {
-            *at <= now && now.duration_since(*at) < RESYNC && inputs.matches(canary, target)
+            *at <= now && now.duration_since(*at) < RESYNC && inputs.matches(canary, selector)
         })
     }
 

@@ -98,13 +98,22 @@ pub trait Cluster: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<Arc<Deployment>>>> + Send;
+    /// The Deployment's `resourceVersion` alone (a metadata-only read);
+    /// `None` when it does not exist or has none.
+    fn deployment_version(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
     fn apply_deployment(&self, deployment: &Deployment) -> impl Future<Output = Result<()>> + Send;
+    /// Sets the Deployment's replicas; returns it as the write left it,
+    /// when the cluster gives it back.
     fn scale_deployment(
         &self,
         namespace: &str,
         name: &str,
         replicas: i32,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Option<Arc<Deployment>>>> + Send;
 
     fn autoscaler(
         &self,

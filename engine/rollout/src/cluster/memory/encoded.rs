@@ -1,23 +1,29 @@
 //! Objects the in-memory cluster keeps serialized, as an API server keeps
-//! them in etcd: the kinds the engine writes but does not read on every
-//! tick (Services). A typed `k8s-openapi` object is mostly inline
-//! `Option`s of nested structs (a `Service` is 824 bytes before any of its
-//! strings); its JSON is what it holds, a few hundred bytes in one
-//! allocation. Reads decode.
+//! them in etcd: the kinds the engine does not read whole on every tick
+//! (Services, which it writes and does not read back, and Deployments,
+//! which a tick at rest knows by their `resourceVersion`). A typed
+//! `k8s-openapi` object is mostly inline `Option`s of nested structs (a
+//! `Service` is 824 bytes before any of its strings, a `Deployment` 2,400
+//! and each of its containers 2,120); its JSON is what it holds, a few
+//! hundred bytes in one allocation. Reads decode.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cluster::{ClusterError, Result};
 
-/// One object's JSON.
-pub(super) struct Encoded(Box<[u8]>);
+/// One object's JSON, shared: a reader takes a reference and decodes
+/// outside the cluster's lock.
+#[derive(Clone)]
+pub(super) struct Encoded(Arc<[u8]>);
 
 impl Encoded {
     /// `object` serialized; `what` names it in the error.
     pub(super) fn new<T: Serialize>(object: &T, what: &str) -> Result<Self> {
         serde_json::to_vec(object)
-            .map(|bytes| Self(bytes.into_boxed_slice()))
+            .map(|bytes| Self(bytes.into()))
             .map_err(|e| ClusterError::invalid(format!("storing {what}"), e.to_string()))
     }
 

@@ -2,8 +2,9 @@
 //! `k8s-openapi` and Gateway API objects and plays the part of the
 //! Deployment controller: a Deployment whose pod template or replica count
 //! changes rolls out, and becomes available after a configurable number of
-//! ticks. Canaries and HTTPRoutes carry a `resourceVersion` that changes on
-//! every write, as an API server's does.
+//! ticks. Deployments, Canaries and HTTPRoutes carry a `resourceVersion`
+//! that changes on every write (a Deployment's status included), as an API
+//! server's does.
 
 mod encoded;
 mod events;
@@ -38,14 +39,47 @@ fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> 
     Ok((namespace, name))
 }
 
-/// A Deployment and where its simulated rollout stands.
-#[derive(Clone)]
+/// A Deployment and where its simulated rollout stands. Its metadata and
+/// spec are kept serialized (see [`encoded`]); its status, which the
+/// simulated controller rewrites, typed.
 struct SimDeployment {
-    /// Shared with readers: a read is a reference count, not a deep copy
-    /// (as a kube-rs reflector store hands out `Arc`s).
-    object: Arc<Deployment>,
+    /// The Deployment without its status and `resourceVersion`.
+    stored: Encoded,
+    status: Option<DeploymentStatus>,
+    /// Its `resourceVersion`, new on every write (the status's too).
+    version: u64,
+    /// Its `metadata.generation` and `spec.replicas`, which the simulated
+    /// controller reads.
+    generation: Option<i64>,
+    replicas: i32,
     /// Tick at which the current rollout started.
     rollout_started: u64,
+}
+
+/// A stored Deployment as a reader gets it: decoded outside the lock.
+struct DeploymentRead {
+    stored: Encoded,
+    status: Option<DeploymentStatus>,
+    version: u64,
+}
+
+impl DeploymentRead {
+    fn of(sim: &SimDeployment) -> Self {
+        DeploymentRead {
+            stored: sim.stored.clone(),
+            status: sim.status.clone(),
+            version: sim.version,
+        }
+    }
+
+    fn decode(self, namespace: &str, name: &str) -> Result<Deployment> {
+        let mut d: Deployment = self
+            .stored
+            .decode(&format!("deployment {namespace}/{name}"))?;
+        d.status = self.status;
+        d.metadata.resource_version = Some(self.version.to_string());
+        Ok(d)
+    }
 }
 
 #[derive(Default)]
@@ -85,6 +119,26 @@ fn replicas_of(d: &Deployment) -> i32 {
     d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
 }
 
+/// The status the simulated Deployment controller reports for `sim` at
+/// `tick`, when it becomes available `ready_after` ticks after a change.
+fn simulated_status(sim: &SimDeployment, tick: u64, ready_after: u64) -> DeploymentStatus {
+    let replicas = sim.replicas;
+    let done = tick.saturating_sub(sim.rollout_started) >= ready_after;
+    let available = if done {
+        replicas
+    } else {
+        (replicas - 1).max(0)
+    };
+    DeploymentStatus {
+        observed_generation: sim.generation,
+        replicas: Some(replicas),
+        updated_replicas: Some(replicas),
+        ready_replicas: Some(available),
+        available_replicas: Some(available),
+        ..Default::default()
+    }
+}
+
 impl World {
     /// A new `resourceVersion`, for an object being written.
     fn next_version(&mut self) -> Option<String> {
@@ -92,37 +146,24 @@ impl World {
         Some(self.version.to_string())
     }
 
-    /// Recomputes a Deployment's status from how long its rollout has run.
+    /// Recomputes a Deployment's status from how long its rollout has run
+    /// (or sets the one a test pinned); a new status is a write.
     fn refresh(&mut self, k: &Key) {
         let ready_after = self.ready_after.get(k).copied().unwrap_or(0);
         let tick = self.tick;
-        if let (Some(sim), Some(pinned)) = (self.deployments.get_mut(k), self.pinned_status.get(k))
-        {
-            if sim.object.status.as_ref() != Some(pinned) {
-                Arc::make_mut(&mut sim.object).status = Some(pinned.clone());
-            }
+        let pinned = self.pinned_status.get(k);
+        let Some(sim) = self.deployments.get_mut(k) else {
             return;
-        }
-        if let Some(sim) = self.deployments.get_mut(k) {
-            let replicas = replicas_of(&sim.object);
-            let done = tick.saturating_sub(sim.rollout_started) >= ready_after;
-            let available = if done {
-                replicas
-            } else {
-                (replicas - 1).max(0)
-            };
-            let status = Some(DeploymentStatus {
-                observed_generation: sim.object.metadata.generation,
-                replicas: Some(replicas),
-                updated_replicas: Some(replicas),
-                ready_replicas: Some(available),
-                available_replicas: Some(available),
-                ..Default::default()
-            });
-            // Unchanged status, no write (and no copy of a shared object).
-            if sim.object.status != status {
-                Arc::make_mut(&mut sim.object).status = status;
-            }
+        };
+        let status = match pinned {
+            Some(pinned) => pinned.clone(),
+            None => simulated_status(sim, tick, ready_after),
+        };
+        // Unchanged status, no write.
+        if sim.status.as_ref() != Some(&status) {
+            sim.status = Some(status);
+            self.version += 1;
+            sim.version = self.version;
         }
     }
 }
@@ -298,16 +339,19 @@ impl MemoryCluster {
         self.lock().routes.get(&key(namespace, name)).cloned()
     }
 
+    /// The stored Deployment; `None` also when it cannot be decoded (it
+    /// was encoded from a `Deployment`, so it always can).
     pub fn get_deployment(&self, namespace: &str, name: &str) -> Option<Deployment> {
-        self.shared_deployment(namespace, name)
-            .map(Arc::unwrap_or_clone)
+        self.read_deployment(namespace, name).ok().flatten()
     }
 
-    fn shared_deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
-        self.lock()
+    fn read_deployment(&self, namespace: &str, name: &str) -> Result<Option<Deployment>> {
+        let read = self
+            .lock()
             .deployments
             .get(&key(namespace, name))
-            .map(|d| d.object.clone())
+            .map(DeploymentRead::of);
+        read.map(|r| r.decode(namespace, name)).transpose()
     }
 
     fn get_autoscaler(&self, namespace: &str, name: &str) -> Option<HorizontalPodAutoscaler> {
@@ -342,44 +386,61 @@ impl MemoryCluster {
         out
     }
 
+    /// Writes `d` (its status and `resourceVersion` are the cluster's);
+    /// a write that changes nothing is no write, as with an API server.
     fn apply_deployment_sync(&self, d: &Deployment) -> Result<()> {
         let k = key_of(&d.metadata)?;
-        let mut w = self.lock();
-        let tick = w.tick;
+        let what = format!("deployment {}/{}", k.0, k.1);
         let mut next = d.clone();
         next.metadata.namespace = Some(k.0.clone());
+        next.metadata.resource_version = None;
         next.status = None;
-        match w.deployments.get(&k) {
+        // Decoded outside the lock; a write in between is lost, as the
+        // simulator and tests write one Deployment from one place.
+        let old = self.lock().deployments.get(&k).map(|d| d.stored.clone());
+        let old = old.map(|o| o.decode::<Deployment>(&what)).transpose()?;
+        let changed = match &old {
+            Some(old) => old.spec != next.spec,
+            None => true,
+        };
+        match &old {
             Some(old) => {
-                let changed = old.object.spec != next.spec;
-                let generation = old.object.metadata.generation.unwrap_or(1);
+                let generation = old.metadata.generation.unwrap_or(1);
                 next.metadata.generation = Some(if changed { generation + 1 } else { generation });
-                next.metadata.uid = old.object.metadata.uid.clone();
+                next.metadata.uid = old.metadata.uid.clone();
                 // Keep what others set, as server-side apply does.
-                let mut annotations = old.object.annotations().clone();
+                let mut annotations = old.annotations().clone();
                 annotations.extend(next.annotations().clone());
                 next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
-                let started = if changed { tick } else { old.rollout_started };
-                w.deployments.insert(
-                    k.clone(),
-                    SimDeployment {
-                        object: Arc::new(next),
-                        rollout_started: started,
-                    },
-                );
             }
             None => {
                 next.metadata.generation = Some(1);
                 next.metadata.uid = Some(format!("uid-deploy-{}-{}", k.0, k.1));
-                w.deployments.insert(
-                    k.clone(),
-                    SimDeployment {
-                        object: Arc::new(next),
-                        rollout_started: tick,
-                    },
-                );
             }
         }
+        if old.as_ref() == Some(&next) {
+            return Ok(());
+        }
+        let stored = Encoded::new(&next, &what)?;
+        let mut w = self.lock();
+        let tick = w.tick;
+        let version = w.version + 1;
+        w.version = version;
+        let (status, started) = match w.deployments.get(&k) {
+            Some(old) if !changed => (old.status.clone(), old.rollout_started),
+            _ => (None, tick),
+        };
+        w.deployments.insert(
+            k.clone(),
+            SimDeployment {
+                stored,
+                status,
+                version,
+                generation: next.metadata.generation,
+                replicas: replicas_of(&next),
+                rollout_started: started,
+            },
+        );
         w.refresh(&k);
         Ok(())
     }
@@ -387,28 +448,39 @@ impl MemoryCluster {
 
 impl Cluster for MemoryCluster {
     async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<Arc<Deployment>>> {
-        Ok(self.shared_deployment(namespace, name))
+        Ok(self.read_deployment(namespace, name)?.map(Arc::new))
+    }
+
+    async fn deployment_version(&self, namespace: &str, name: &str) -> Result<Option<String>> {
+        let w = self.lock();
+        let version = w.deployments.get(&key(namespace, name)).map(|d| d.version);
+        Ok(version.map(|v| v.to_string()))
     }
 
     async fn apply_deployment(&self, deployment: &Deployment) -> Result<()> {
         self.apply_deployment_sync(deployment)
     }
 
-    async fn scale_deployment(&self, namespace: &str, name: &str, replicas: i32) -> Result<()> {
-        let Some(current) = self.shared_deployment(namespace, name) else {
+    async fn scale_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: i32,
+    ) -> Result<Option<Arc<Deployment>>> {
+        let Some(mut d) = self.read_deployment(namespace, name)? else {
             return Err(ClusterError::not_found(format!(
                 "scaling Deployment {namespace}/{name}"
             )));
         };
-        if current.spec.as_ref().and_then(|s| s.replicas) == Some(replicas) {
+        if d.spec.as_ref().and_then(|s| s.replicas) == Some(replicas) {
             // Already at that scale: the merge patch would change nothing.
-            return Ok(());
+            return Ok(Some(Arc::new(d)));
         }
-        let mut d = Arc::unwrap_or_clone(current);
         if let Some(spec) = d.spec.as_mut() {
             spec.replicas = Some(replicas);
         }
-        self.apply_deployment_sync(&d)
+        self.apply_deployment_sync(&d)?;
+        Ok(self.read_deployment(namespace, name)?.map(Arc::new))
     }
 
     async fn autoscaler(
@@ -650,5 +722,72 @@ mod tests {
         let port = stored.spec.and_then(|s| s.ports).map(|p| p[0].port);
         assert_eq!(port, Some(9999));
         assert!(cluster.service("test", "missing").is_none());
+    }
+
+    fn deployment(image: &str) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "podinfo", "namespace": "test", "labels": {"app": "podinfo"}},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "podinfo"}},
+                "template": {
+                    "metadata": {"labels": {"app": "podinfo"}},
+                    "spec": {"containers": [{"name": "app", "image": image}]}
+                }
+            }
+        }))
+        .expect("deployment")
+    }
+
+    #[tokio::test]
+    async fn a_stored_deployment_reads_back_whole_with_a_version_every_write_changes() {
+        let cluster = MemoryCluster::new();
+        let version = async || {
+            cluster
+                .deployment_version("test", "podinfo")
+                .await
+                .expect("version")
+        };
+        assert_eq!(version().await, None);
+        cluster.set_ready_after("test", "podinfo", 1);
+        cluster
+            .put_deployment(deployment("podinfo:1"))
+            .expect("put");
+        let read = cluster.get_deployment("test", "podinfo").expect("stored");
+        assert_eq!(read.spec, deployment("podinfo:1").spec);
+        assert_eq!(
+            read.metadata.labels,
+            deployment("podinfo:1").metadata.labels
+        );
+        assert_eq!(read.metadata.generation, Some(1));
+        let v1 = version().await;
+        assert!(v1.is_some());
+        assert_eq!(read.metadata.resource_version, v1);
+        let available = |d: &Deployment| d.status.as_ref().and_then(|s| s.available_replicas);
+        assert_eq!(available(&read), Some(1), "still rolling out");
+
+        // The simulated controller's status write is a write…
+        cluster.advance_tick();
+        let rolled_out = cluster.get_deployment("test", "podinfo").expect("stored");
+        assert_eq!(available(&rolled_out), Some(2));
+        let v2 = version().await;
+        assert_ne!(v2, v1);
+        // …a tick that changes no status is none, nor an apply of the same.
+        cluster.advance_tick();
+        cluster
+            .put_deployment(deployment("podinfo:1"))
+            .expect("put");
+        assert_eq!(version().await, v2);
+
+        // Scaling returns the Deployment as written.
+        let scaled = cluster
+            .scale_deployment("test", "podinfo", 0)
+            .await
+            .expect("scale")
+            .expect("returned");
+        assert_eq!(scaled.spec.as_ref().and_then(|s| s.replicas), Some(0));
+        assert_eq!(scaled.metadata.generation, Some(2));
+        assert_eq!(scaled.metadata.resource_version, version().await);
+        assert_ne!(version().await, v2);
     }
 }
