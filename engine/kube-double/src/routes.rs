@@ -5,9 +5,12 @@
 //! `/apis/{group}/{version}[/namespaces/{ns}]/{plural}[/{name}[/status]]`;
 //! a list without a namespace spans all namespaces. Verbs: GET (get, list,
 //! watch), POST (create), PUT (replace), PATCH (merge, strategic merge,
-//! JSON patch, apply), DELETE (one object, or a collection).
+//! JSON patch, apply), DELETE (one object, or a collection). A GET of one
+//! object whose `Accept` asks for `as=PartialObjectMetadata` (kube's
+//! `Api::get_metadata`) gets its metadata alone.
 //!
 //! Simplified: no subresources but `status` (no `scale`, `log`, `exec`),
+//! metadata-only answers for single GETs only (not lists or watches),
 //! no `limit`/`continue` paging (a list returns everything), no
 //! `resourceVersionMatch` (lists are always served from the latest state),
 //! no protobuf, no authentication or authorization; `dryRun` is refused
