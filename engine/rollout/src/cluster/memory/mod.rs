@@ -391,38 +391,16 @@ impl MemoryCluster {
     fn apply_deployment_sync(&self, d: &Deployment) -> Result<()> {
         let k = key_of(&d.metadata)?;
         let what = format!("deployment {}/{}", k.0, k.1);
-        let mut next = d.clone();
-        next.metadata.namespace = Some(k.0.clone());
-        next.metadata.resource_version = None;
-        next.status = None;
-        // Decoded outside the lock; a write in between is lost, as the
-        // simulator and tests write one Deployment from one place.
-        let old = self.lock().deployments.get(&k).map(|d| d.stored.clone());
-        let old = old.map(|o| o.decode::<Deployment>(&what)).transpose()?;
-        let changed = match &old {
-            Some(old) => old.spec != next.spec,
-            None => true,
-        };
-        match &old {
-            Some(old) => {
-                let generation = old.metadata.generation.unwrap_or(1);
-                next.metadata.generation = Some(if changed { generation + 1 } else { generation });
-                next.metadata.uid = old.metadata.uid.clone();
-                // Keep what others set, as server-side apply does.
-                let mut annotations = old.annotations().clone();
-                annotations.extend(next.annotations().clone());
-                next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
-            }
-            None => {
-                next.metadata.generation = Some(1);
-                next.metadata.uid = Some(format!("uid-deploy-{}-{}", k.0, k.1));
-            }
-        }
+        let mut w = self.lock();
+        let old = w.deployments.get(&k);
+        let old = old
+            .map(|o| o.stored.decode::<Deployment>(&what))
+            .transpose()?;
+        let (next, changed) = applied(old.as_ref(), d, &k);
         if old.as_ref() == Some(&next) {
             return Ok(());
         }
         let stored = Encoded::new(&next, &what)?;
-        let mut w = self.lock();
         let tick = w.tick;
         let version = w.version + 1;
         w.version = version;
@@ -444,6 +422,30 @@ impl MemoryCluster {
         w.refresh(&k);
         Ok(())
     }
+}
+
+/// `d` as applying it over `old` stores it (without status and
+/// `resourceVersion`), and whether its spec changed: the generation moves
+/// with the spec, the uid stays, and annotations others set are kept, as
+/// server-side apply does.
+fn applied(old: Option<&Deployment>, d: &Deployment, k: &Key) -> (Deployment, bool) {
+    let mut next = d.clone();
+    next.metadata.namespace = Some(k.0.clone());
+    next.metadata.resource_version = None;
+    next.status = None;
+    let Some(old) = old else {
+        next.metadata.generation = Some(1);
+        next.metadata.uid = Some(format!("uid-deploy-{}-{}", k.0, k.1));
+        return (next, true);
+    };
+    let changed = old.spec != next.spec;
+    let generation = old.metadata.generation.unwrap_or(1);
+    next.metadata.generation = Some(if changed { generation + 1 } else { generation });
+    next.metadata.uid = old.metadata.uid.clone();
+    let mut annotations = old.annotations().clone();
+    annotations.extend(next.annotations().clone());
+    next.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+    (next, changed)
 }
 
 impl Cluster for MemoryCluster {
