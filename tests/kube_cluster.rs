@@ -39,6 +39,9 @@ struct Step {
     status: StatusCode,
     /// The answer; `None` echoes the request body, as an apply would.
     response: Option<Value>,
+    /// Whether the request asks for the object's metadata alone
+    /// (`Accept: …;as=PartialObjectMetadata;…`).
+    metadata_only: bool,
 }
 
 impl Step {
@@ -50,6 +53,7 @@ impl Step {
             body: None,
             status: StatusCode::OK,
             response: None,
+            metadata_only: false,
         }
     }
 
@@ -67,6 +71,14 @@ impl Step {
             status,
             response: Some(response),
             ..Self::new(Method::GET, path)
+        }
+    }
+
+    /// A metadata-only GET, answered as the API server answers one.
+    fn metadata(path: impl Into<String>, status: StatusCode, response: Value) -> Self {
+        Self {
+            metadata_only: true,
+            ..Self::get(path, status, response)
         }
     }
 
@@ -107,6 +119,16 @@ impl ApiServerVerifier {
                     .collect();
                 want.sort();
                 assert_eq!(query, want, "step {i}: query of {}", request.uri());
+                let accept = request
+                    .headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                assert_eq!(
+                    accept.contains("as=PartialObjectMetadata"),
+                    step.metadata_only,
+                    "step {i}: metadata only? Accept: {accept}"
+                );
                 if step.method == Method::PATCH {
                     let content_type = request
                         .headers()
@@ -611,6 +633,52 @@ async fn reads_map_not_found_to_none_and_name_the_object_in_errors() {
     finish(cluster, verifier).await;
 }
 
+/// The metadata-only answer for the object `name` at `version`.
+fn partial_metadata(name: &str, version: &str) -> Value {
+    json!({
+        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+        "metadata": { "name": name, "namespace": "test", "resourceVersion": version }
+    })
+}
+
+#[tokio::test]
+async fn versions_are_read_metadata_only_and_a_missing_object_has_none() {
+    use sluice_rollout::cluster::Kind;
+    let not_found = json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "message": "secrets \"db\" not found", "reason": "NotFound", "code": 404
+    });
+    let (cluster, server) = cluster();
+    let verifier = server.run(vec![
+        Step::metadata(
+            "/apis/apps/v1/namespaces/test/deployments/podinfo",
+            StatusCode::OK,
+            partial_metadata("podinfo", "1200"),
+        ),
+        Step::metadata(
+            "/api/v1/namespaces/test/configmaps/podinfo-config",
+            StatusCode::OK,
+            partial_metadata("podinfo-config", "7"),
+        ),
+        Step::metadata(
+            "/api/v1/namespaces/test/secrets/db",
+            StatusCode::NOT_FOUND,
+            not_found,
+        ),
+    ]);
+    let version = async |kind, name| cluster.version(kind, "test", name).await.expect("read");
+    assert_eq!(
+        version(Kind::Deployment, "podinfo").await.as_deref(),
+        Some("1200")
+    );
+    assert_eq!(
+        version(Kind::ConfigMap, "podinfo-config").await.as_deref(),
+        Some("7")
+    );
+    assert_eq!(version(Kind::Secret, "db").await, None);
+    finish(cluster, verifier).await;
+}
+
 #[tokio::test]
 async fn scaling_is_a_merge_patch_of_replicas_only() {
     let (cluster, server) = cluster();
@@ -632,10 +700,11 @@ async fn scaling_is_a_merge_patch_of_replicas_only() {
                     "message": "deployments.apps \"gone\" not found" }),
         ),
     ]);
-    cluster
+    let scaled = cluster
         .scale_deployment("test", "podinfo", 0)
         .await
         .expect("scaled");
+    assert_eq!(scaled.as_deref(), Some(&target()), "the answer is returned");
     let err = cluster
         .scale_deployment("test", "gone", 2)
         .await

@@ -38,7 +38,7 @@ use sluice_rollout::router::HttpRoute;
 
 use crate::leader::Fence;
 use sluice_api::{AlertProvider, Canary, CanaryStatus, MetricTemplate};
-use sluice_rollout::cluster::{Cluster, ClusterError, Event, EventType, Result};
+use sluice_rollout::cluster::{Cluster, ClusterError, Event, EventType, Kind, Result};
 
 /// The field manager (and event reporter) Sluice writes as by default.
 const DEFAULT_FIELD_MANAGER: &str = "sluice";
@@ -312,6 +312,22 @@ impl KubeCluster {
             .map_err(|e| kube_error(format!("reading {} {namespace}/{name}", K::kind(&())), e))
     }
 
+    /// The `resourceVersion` of a `K`, by a metadata-only GET.
+    async fn version_of<K>(&self, namespace: &str, name: &str) -> Result<Option<String>>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let meta = self
+            .api::<K>(namespace)
+            .get_metadata_opt(name)
+            .await
+            .map_err(|e| kube_error(format!("reading {} {namespace}/{name}", K::kind(&())), e))?;
+        Ok(meta.and_then(|m| m.metadata.resource_version))
+    }
+
     /// Server-side applies `object` as this cluster's field manager, forcing
     /// ownership of the fields it sets.
     async fn apply<K>(&self, object: &K) -> Result<()>
@@ -479,14 +495,13 @@ impl Cluster for KubeCluster {
     }
 
     /// A metadata-only GET (`as=PartialObjectMetadata`): the API server
-    /// sends the object's metadata, not its spec and status.
-    async fn deployment_version(&self, namespace: &str, name: &str) -> Result<Option<String>> {
-        let meta = self
-            .api::<Deployment>(namespace)
-            .get_metadata_opt(name)
-            .await
-            .map_err(|e| kube_error(format!("reading Deployment {namespace}/{name}"), e))?;
-        Ok(meta.and_then(|m| m.metadata.resource_version))
+    /// sends the object's metadata, not its spec, data or status.
+    async fn version(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<String>> {
+        match kind {
+            Kind::Deployment => self.version_of::<Deployment>(namespace, name).await,
+            Kind::ConfigMap => self.version_of::<ConfigMap>(namespace, name).await,
+            Kind::Secret => self.version_of::<Secret>(namespace, name).await,
+        }
     }
 
     async fn apply_deployment(&self, deployment: &Deployment) -> Result<()> {

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Kind};
 use sluice_api::Canary;
 
 /// Annotation on a ConfigMap or Secret that opts it out of tracking, with
@@ -27,6 +27,18 @@ enum ConfigKind {
     Secret,
 }
 
+impl From<ConfigKind> for Kind {
+    fn from(kind: ConfigKind) -> Self {
+        match kind {
+            ConfigKind::ConfigMap => Kind::ConfigMap,
+            ConfigKind::Secret => Kind::Secret,
+        }
+    }
+}
+
+/// An object's kind, name and `resourceVersion` (`None`: it does not exist).
+pub(crate) type Version = (Kind, String, Option<String>);
+
 /// Names referenced by a pod spec, per kind, with whether every reference
 /// to it is optional.
 type References = BTreeMap<(ConfigKind, String), bool>;
@@ -36,6 +48,9 @@ type References = BTreeMap<(ConfigKind, String), bool>;
 pub struct TrackedConfigs {
     config_maps: Vec<ConfigMap>,
     secrets: Vec<Secret>,
+    /// The version of every object the pods reference, tracked or not,
+    /// absent ones included: what the revision can change with.
+    versions: Vec<Version>,
 }
 
 fn note(refs: &mut References, kind: ConfigKind, name: Option<&String>, optional: Option<bool>) {
@@ -116,17 +131,6 @@ pub(crate) struct MissingConfig {
     user: String,
 }
 
-/// Whether the pods of `target` reference no ConfigMap or Secret at all
-/// (optional ones included): its revision is then a function of the
-/// Deployment alone.
-pub(crate) fn references_none(target: &Deployment) -> bool {
-    target
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .is_none_or(|pod| references(pod).is_empty())
-}
-
 /// Reads the tracked objects of `target`. The outer error is cluster I/O;
 /// the inner one says which object a non-optional reference needs and
 /// cannot find (the pods could not start).
@@ -140,10 +144,15 @@ pub(crate) async fn collect<C: Cluster>(
     };
     let mut tracked = TrackedConfigs::default();
     for ((kind, name), optional) in references(pod) {
+        let mut version = None;
         match kind {
             ConfigKind::ConfigMap => match cluster.config_map(namespace, &name).await? {
-                Some(c) if !tracking_disabled(c.annotations()) => tracked.config_maps.push(c),
-                Some(_) => {}
+                Some(c) => {
+                    version.clone_from(&c.metadata.resource_version);
+                    if !tracking_disabled(c.annotations()) {
+                        tracked.config_maps.push(c);
+                    }
+                }
                 None if optional => {}
                 None => {
                     return Ok(Err(MissingConfig {
@@ -155,8 +164,12 @@ pub(crate) async fn collect<C: Cluster>(
                 }
             },
             ConfigKind::Secret => match cluster.secret(namespace, &name).await? {
-                Some(s) if !tracking_disabled(s.annotations()) => tracked.secrets.push(s),
-                Some(_) => {}
+                Some(s) => {
+                    version.clone_from(&s.metadata.resource_version);
+                    if !tracking_disabled(s.annotations()) {
+                        tracked.secrets.push(s);
+                    }
+                }
                 None if optional => {}
                 None => {
                     return Ok(Err(MissingConfig {
@@ -168,6 +181,7 @@ pub(crate) async fn collect<C: Cluster>(
                 }
             },
         }
+        tracked.versions.push((kind.into(), name, version));
     }
     Ok(Ok(tracked))
 }
@@ -178,6 +192,12 @@ fn primary_config_name(name: &str) -> String {
 }
 
 impl TrackedConfigs {
+    /// The version of every object the target's pods reference (see
+    /// [`collect`]).
+    pub(crate) fn versions(&self) -> &[Version] {
+        &self.versions
+    }
+
     fn tracks(&self, kind: ConfigKind, name: &str) -> bool {
         match kind {
             ConfigKind::ConfigMap => self.config_maps.iter().any(|c| c.name_any() == name),
@@ -375,7 +395,7 @@ mod tests {
         };
         let tracked = TrackedConfigs {
             config_maps: vec![cm("settings")],
-            secrets: vec![],
+            ..Default::default()
         };
         let mut spec = pod();
         tracked.use_primary_copies(&mut spec);

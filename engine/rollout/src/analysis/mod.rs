@@ -633,11 +633,11 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         None
     }
 
-    /// Whether the Canary is at rest and its target and primary are as a
-    /// tick last found them (by their `resourceVersion`s, read alone), at
-    /// the applied revision, with the Services current: the tick then
-    /// knows all it would read them for, and only syncs the route (see
-    /// [`observed`]).
+    /// Whether the Canary is at rest and its target, primary and the
+    /// target's configs are as a tick last found them (by their
+    /// `resourceVersion`s, read alone), at the applied revision, with the
+    /// Services current: the tick then knows all it would read them for,
+    /// and only syncs the route (see [`observed`]).
     async fn workloads_unchanged(&self, t: &Tick<'_>) -> Result<bool> {
         if !t.at_rest() {
             return Ok(false);
@@ -650,11 +650,13 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         {
             return Ok(false);
         }
-        let primary_name = workload::primary_name(&t.target);
-        let target = self.cluster.deployment_version(&t.namespace, &t.target);
-        let target = target.await?;
-        let primary = self.cluster.deployment_version(&t.namespace, &primary_name);
-        Ok(seen.still_at(target.as_deref(), primary.await?.as_deref()))
+        for (kind, name, version) in seen.versions() {
+            let now = self.cluster.version(kind, &t.namespace, name).await?;
+            if now.as_deref() != version {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The target Deployment, with its tracked ConfigMaps and Secrets read
@@ -741,7 +743,7 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
                     self.scale_up_target(t, primary).await?;
                     self.start_rollout(t, settings, &revision, strategy);
                 } else {
-                    self.workloads.record(t.canary, target, primary);
+                    self.workloads.record(t.canary, target, primary, &t.configs);
                 }
                 Ok(true)
             }
@@ -953,8 +955,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
 
     /// The primary serves: traffic off the target, the target scaled down,
     /// and its revision recorded as applied and promoted (Initialized).
-    /// What the scaled-down target and the `primary` read give is kept for
-    /// the ticks at rest (see [`observed`]).
+    /// What the scaled-down target, the `primary` read and the target's
+    /// configs give is kept for the ticks at rest (see [`observed`]).
     async fn finish_initialization(
         &self,
         t: &mut Tick<'_>,
@@ -968,7 +970,8 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             .scale_deployment(&t.namespace, &t.target, 0)
             .await?;
         if let (Some(scaled), Some(primary)) = (scaled, primary) {
-            self.workloads.record(t.canary, &scaled, primary);
+            self.workloads
+                .record(t.canary, &scaled, primary, &t.configs);
         }
         let revision = workload::revision_checksum(target, &t.configs);
         t.status.last_applied_spec = Some(revision.clone());

@@ -1,20 +1,21 @@
-//! What a tick derived from a resting Canary's target and primary, kept by
-//! their `resourceVersion`s, so that a tick at rest need not read the two
-//! Deployments whole: in a cluster that is two full GETs per Canary per
-//! interval, and in the in-memory cluster, which keeps Deployments
-//! serialized, two decodes.
+//! What a tick derived from a resting Canary's target, primary and the
+//! configs the target's pods reference, kept by their `resourceVersion`s,
+//! so that a tick at rest need not read those objects whole: in a cluster
+//! that is a full GET of each per Canary per interval (Secrets included),
+//! and in the in-memory cluster, which keeps Deployments serialized, a
+//! decode of each Deployment.
 //!
-//! At rest (Initialized, Succeeded, Failed) a tick reads the target and
-//! the primary only to find out three things: that the target's revision
-//! is still the applied one, what selector its Services are rendered from,
-//! and that the primary's rollout has finished. When the target's pods
-//! reference no ConfigMap or Secret (optional ones included), all three
-//! are functions of the two objects alone, and any write to an object,
-//! its status included, gives it a new `resourceVersion`. So a tick at
-//! rest that finds both versions unchanged (a metadata-only read each)
-//! knows the three answers without reading the objects. A target that
-//! references configs is never recorded: a config can change without the
-//! target's version changing.
+//! At rest (Initialized, Succeeded, Failed) a tick reads those objects
+//! only to find out three things: that the target's revision (its pod
+//! template and the data of its tracked ConfigMaps and Secrets) is still
+//! the applied one, what selector its Services are rendered from, and that
+//! the primary's rollout has finished. All three are functions of the
+//! objects alone, and any write to an object (its status, or a config's
+//! tracking annotation, included) gives it a new `resourceVersion`. So a
+//! tick at rest that finds every version unchanged (a metadata-only read
+//! each) knows the three answers without reading the objects. A config the
+//! pods reference but that does not exist is recorded as absent: creating
+//! it is a change too.
 //!
 //! Exact, with no resync period of its own: a tick records the facts from
 //! objects it read (or, at the end of a bootstrap, from the target its
@@ -26,19 +27,20 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::apps::v1::Deployment;
 use sluice_api::Canary;
 
-use super::configs::{self, TrackedConfigs};
+use super::configs::{TrackedConfigs, Version};
 use super::{readiness, service_sync, workload};
+use crate::cluster::Kind;
 
-/// What one Canary's tick derived from its target and primary.
+/// What one Canary's tick derived from its target, primary and configs.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Observed {
     target: String,
-    target_version: String,
-    primary_version: String,
     /// The target's revision checksum.
     revision: String,
     /// The target's selector label and value (see [`service_sync`]).
     selector: Option<(String, String)>,
+    /// The target's, the primary's and every referenced config's version.
+    versions: Vec<Version>,
 }
 
 impl Observed {
@@ -54,26 +56,31 @@ impl Observed {
             .map(|(l, v)| (l.as_str(), v.as_str()))
     }
 
-    /// Whether the target and the primary still have the versions these
-    /// facts were derived at.
-    pub(crate) fn still_at(&self, target: Option<&str>, primary: Option<&str>) -> bool {
-        target == Some(self.target_version.as_str())
-            && primary == Some(self.primary_version.as_str())
+    /// The objects these facts were derived from, with the version each
+    /// must still have (`None`: must still be absent) for them to hold.
+    pub(crate) fn versions(&self) -> impl Iterator<Item = (Kind, &str, Option<&str>)> {
+        self.versions
+            .iter()
+            .map(|(kind, name, version)| (*kind, name.as_str(), version.as_deref()))
     }
 
-    /// The facts of `target` and `primary`; `None` when they cannot stand
-    /// for the objects: either has no `resourceVersion`, the target's pods
-    /// reference configs, or the primary's rollout has not finished.
-    fn of(target: &Deployment, primary: &Deployment) -> Option<Self> {
-        if !configs::references_none(target) || readiness::rollout_finished(primary).is_err() {
-            return None;
-        }
+    /// The facts of `target` and `primary` with the `configs` read for the
+    /// target; `None` when they cannot stand for the objects: either
+    /// Deployment has no name or `resourceVersion`, or the primary's
+    /// rollout has not finished.
+    fn of(target: &Deployment, primary: &Deployment, configs: &TrackedConfigs) -> Option<Self> {
+        readiness::rollout_finished(primary).ok()?;
+        let deployment = |d: &Deployment| -> Option<Version> {
+            let version = d.metadata.resource_version.clone()?;
+            Some((Kind::Deployment, d.metadata.name.clone()?, Some(version)))
+        };
+        let mut versions = vec![deployment(target)?, deployment(primary)?];
+        versions.extend_from_slice(configs.versions());
         Some(Observed {
             target: target.metadata.name.clone()?,
-            target_version: target.metadata.resource_version.clone()?,
-            primary_version: primary.metadata.resource_version.clone()?,
-            revision: workload::revision_checksum(target, &TrackedConfigs::default()),
+            revision: workload::revision_checksum(target, configs),
             selector: service_sync::selector(target).map(|(l, v)| (l.to_string(), v.to_string())),
+            versions,
         })
     }
 }
@@ -91,16 +98,23 @@ impl ObservedWorkloads {
         self.observed.lock().ok()?.get(uid).cloned()
     }
 
-    /// Records what `target` and `primary` (as read, with their versions)
-    /// give for `canary`; forgets what it knew when they give nothing.
-    pub(crate) fn record(&self, canary: &Canary, target: &Deployment, primary: &Deployment) {
+    /// Records what `target`, `primary` and the target's `configs` (as
+    /// read, with their versions) give for `canary`; forgets what it knew
+    /// when they give nothing.
+    pub(crate) fn record(
+        &self,
+        canary: &Canary,
+        target: &Deployment,
+        primary: &Deployment,
+        configs: &TrackedConfigs,
+    ) {
         let Some(uid) = canary.metadata.uid.as_deref() else {
             return;
         };
         let Ok(mut observed) = self.observed.lock() else {
             return;
         };
-        match Observed::of(target, primary) {
+        match Observed::of(target, primary, configs) {
             Some(facts) if observed.get(uid).is_some_and(|o| **o == facts) => {}
             Some(facts) => {
                 observed.insert(uid.to_string(), Arc::new(facts));
@@ -115,7 +129,10 @@ impl ObservedWorkloads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::Cluster;
+    use crate::cluster::memory::MemoryCluster;
     use k8s_openapi::api::apps::v1::DeploymentStatus;
+    use k8s_openapi::api::core::v1::ConfigMap;
 
     fn canary() -> Canary {
         serde_json::from_value(serde_json::json!({
@@ -129,12 +146,11 @@ mod tests {
         .expect("a Canary")
     }
 
-    fn deployment(name: &str, version: &str, env_from: Option<&str>) -> Deployment {
-        let mut container = serde_json::json!({"name": "app", "image": "podinfo:1"});
-        if let Some(config) = env_from {
-            container["envFrom"] =
-                serde_json::json!([{"configMapRef": {"name": config, "optional": true}}]);
-        }
+    fn deployment(name: &str, version: &str, env_from: &[&str]) -> Deployment {
+        let refs: Vec<_> = env_from
+            .iter()
+            .map(|c| serde_json::json!({"configMapRef": {"name": c, "optional": true}}))
+            .collect();
         serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "namespace": "test", "resourceVersion": version,
                          "generation": 1},
@@ -143,7 +159,8 @@ mod tests {
                 "selector": {"matchLabels": {"app": name}},
                 "template": {
                     "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [container]}
+                    "spec": {"containers": [{"name": "app", "image": "podinfo:1",
+                                             "envFrom": refs}]}
                 }
             },
             "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
@@ -152,47 +169,68 @@ mod tests {
         .expect("a Deployment")
     }
 
-    #[test]
-    fn facts_hold_only_for_the_same_versions_target_and_revision() {
+    /// The configs of `target` as a tick reads them from `cluster`.
+    async fn configs(cluster: &MemoryCluster, target: &Deployment) -> TrackedConfigs {
+        super::super::configs::collect(cluster, "test", target)
+            .await
+            .expect("read")
+            .expect("found")
+    }
+
+    #[tokio::test]
+    async fn facts_name_every_object_they_came_from_with_its_version() {
+        let cluster = MemoryCluster::new();
+        let present: ConfigMap =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "present",
+                "namespace": "test"}, "data": {"k": "v"}}))
+            .expect("a ConfigMap");
+        cluster.put_config_map(present).expect("stored");
+        let target = deployment("podinfo", "5", &["present", "absent"]);
+        let configs = configs(&cluster, &target).await;
         let observed = ObservedWorkloads::default();
         let c = canary();
         assert!(observed.of(&c).is_none(), "nothing recorded yet");
-        let target = deployment("podinfo", "5", None);
-        observed.record(&c, &target, &deployment("podinfo-primary", "6", None));
+        observed.record(
+            &c,
+            &target,
+            &deployment("podinfo-primary", "6", &[]),
+            &configs,
+        );
         let facts = observed.of(&c).expect("recorded");
-        let revision = workload::revision_checksum(&target, &TrackedConfigs::default());
+
+        let present_version = cluster
+            .config_map("test", "present")
+            .await
+            .expect("read")
+            .and_then(|c| c.metadata.resource_version);
+        let versions: Vec<_> = facts.versions().collect();
+        assert_eq!(
+            versions,
+            [
+                (Kind::Deployment, "podinfo", Some("5")),
+                (Kind::Deployment, "podinfo-primary", Some("6")),
+                (Kind::ConfigMap, "absent", None),
+                (Kind::ConfigMap, "present", present_version.as_deref()),
+            ]
+        );
+        let revision = workload::revision_checksum(&target, &configs);
         assert!(facts.shows("podinfo", Some(&revision)));
         assert!(!facts.shows("podinfo", Some("another")));
         assert!(!facts.shows("podinfo", None));
         assert!(!facts.shows("other", Some(&revision)));
-        assert!(facts.still_at(Some("5"), Some("6")));
-        assert!(
-            !facts.still_at(Some("7"), Some("6")),
-            "the target was written"
-        );
-        assert!(
-            !facts.still_at(Some("5"), Some("7")),
-            "the primary was written"
-        );
-        assert!(!facts.still_at(None, Some("6")), "the target is gone");
-        assert!(!facts.still_at(Some("5"), None), "the primary is gone");
         assert_eq!(facts.selector(), Some(("app", "podinfo")));
     }
 
     #[test]
-    fn a_target_with_configs_or_a_primary_rolling_out_is_forgotten_not_recorded() {
+    fn a_primary_rolling_out_or_an_unversioned_deployment_is_forgotten_not_recorded() {
         let observed = ObservedWorkloads::default();
         let c = canary();
-        let primary = deployment("podinfo-primary", "6", None);
-        observed.record(&c, &deployment("podinfo", "5", None), &primary);
+        let none = TrackedConfigs::default();
+        let primary = deployment("podinfo-primary", "6", &[]);
+        observed.record(&c, &deployment("podinfo", "5", &[]), &primary, &none);
         assert!(observed.of(&c).is_some());
-        // An optional reference counts: creating that ConfigMap would
-        // change the revision without a write to the target.
-        observed.record(&c, &deployment("podinfo", "8", Some("settings")), &primary);
-        assert!(observed.of(&c).is_none());
 
-        observed.record(&c, &deployment("podinfo", "5", None), &primary);
-        let mut rolling = deployment("podinfo-primary", "9", None);
+        let mut rolling = deployment("podinfo-primary", "9", &[]);
         rolling.status = Some(DeploymentStatus {
             observed_generation: Some(1),
             replicas: Some(1),
@@ -200,12 +238,13 @@ mod tests {
             available_replicas: Some(0),
             ..Default::default()
         });
-        observed.record(&c, &deployment("podinfo", "5", None), &rolling);
+        observed.record(&c, &deployment("podinfo", "5", &[]), &rolling, &none);
         assert!(observed.of(&c).is_none());
 
-        let mut unversioned = deployment("podinfo", "5", None);
+        observed.record(&c, &deployment("podinfo", "5", &[]), &primary, &none);
+        let mut unversioned = deployment("podinfo", "5", &[]);
         unversioned.metadata.resource_version = None;
-        observed.record(&c, &unversioned, &primary);
+        observed.record(&c, &unversioned, &primary, &none);
         assert!(observed.of(&c).is_none());
     }
 }

@@ -20,6 +20,15 @@ use serde::Serialize;
 
 use sluice_api::{Canary, CanaryStatus, MetricTemplate};
 
+/// The kinds whose `resourceVersion` alone a tick reads: what a Canary at
+/// rest derives its revision and readiness from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Deployment,
+    ConfigMap,
+    Secret,
+}
+
 /// Kubernetes event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum EventType {
@@ -98,10 +107,11 @@ pub trait Cluster: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<Arc<Deployment>>>> + Send;
-    /// The Deployment's `resourceVersion` alone (a metadata-only read);
+    /// The object's `resourceVersion` alone (a metadata-only read);
     /// `None` when it does not exist or has none.
-    fn deployment_version(
+    fn version(
         &self,
+        kind: Kind,
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<String>>> + Send;

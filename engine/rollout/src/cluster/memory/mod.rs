@@ -21,7 +21,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::ResourceExt;
 
-use super::{Cluster, ClusterError, Event, Result};
+use super::{Cluster, ClusterError, Event, Kind, Result};
 use sluice_api::{Canary, CanaryStatus, MetricTemplate, RolloutPlugin, RolloutPluginStatus};
 
 type Key = (String, String);
@@ -255,13 +255,15 @@ impl MemoryCluster {
 
     pub fn put_config_map(&self, c: ConfigMap) -> Result<()> {
         let k = key_of(&c.metadata)?;
-        self.lock().config_maps.insert(k, c);
+        let w = &mut *self.lock();
+        put_versioned(&mut w.version, &mut w.config_maps, k, c);
         Ok(())
     }
 
     pub fn put_secret(&self, s: Secret) -> Result<()> {
         let k = key_of(&s.metadata)?;
-        self.lock().secrets.insert(k, s);
+        let w = &mut *self.lock();
+        put_versioned(&mut w.version, &mut w.secrets, k, s);
         Ok(())
     }
 
@@ -424,6 +426,23 @@ impl MemoryCluster {
     }
 }
 
+/// Stores `object` under `k` with a new `resourceVersion` (taken from the
+/// cluster's `version`), unless it is what is stored already: a write that
+/// changes nothing keeps the version, as with an API server.
+fn put_versioned<T>(version: &mut u64, objects: &mut BTreeMap<Key, T>, k: Key, mut object: T)
+where
+    T: kube::Resource + PartialEq,
+{
+    let old = objects.get(&k);
+    object.meta_mut().resource_version = old.and_then(|o| o.meta().resource_version.clone());
+    if old == Some(&object) {
+        return;
+    }
+    *version += 1;
+    object.meta_mut().resource_version = Some(version.to_string());
+    objects.insert(k, object);
+}
+
 /// `d` as applying it over `old` stores it (without status and
 /// `resourceVersion`), and whether its spec changed: the generation moves
 /// with the spec, the uid stays, and annotations others set are kept, as
@@ -453,10 +472,15 @@ impl Cluster for MemoryCluster {
         Ok(self.read_deployment(namespace, name)?.map(Arc::new))
     }
 
-    async fn deployment_version(&self, namespace: &str, name: &str) -> Result<Option<String>> {
+    async fn version(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<String>> {
         let w = self.lock();
-        let version = w.deployments.get(&key(namespace, name)).map(|d| d.version);
-        Ok(version.map(|v| v.to_string()))
+        let k = key(namespace, name);
+        let version = match kind {
+            Kind::Deployment => w.deployments.get(&k).map(|d| d.version.to_string()),
+            Kind::ConfigMap => w.config_maps.get(&k).and_then(|c| c.resource_version()),
+            Kind::Secret => w.secrets.get(&k).and_then(|s| s.resource_version()),
+        };
+        Ok(version)
     }
 
     async fn apply_deployment(&self, deployment: &Deployment) -> Result<()> {
@@ -746,7 +770,7 @@ mod tests {
         let cluster = MemoryCluster::new();
         let version = async || {
             cluster
-                .deployment_version("test", "podinfo")
+                .version(Kind::Deployment, "test", "podinfo")
                 .await
                 .expect("version")
         };
@@ -791,5 +815,43 @@ mod tests {
         assert_eq!(scaled.metadata.generation, Some(2));
         assert_eq!(scaled.metadata.resource_version, version().await);
         assert_ne!(version().await, v2);
+    }
+
+    #[tokio::test]
+    async fn a_config_map_or_secret_gets_a_new_version_only_when_it_changes() {
+        let cluster = MemoryCluster::new();
+        let config = |value: &str| -> ConfigMap {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "settings", "namespace": "test"}, "data": {"k": value}
+            }))
+            .expect("a ConfigMap")
+        };
+        let version = async |kind| {
+            cluster
+                .version(kind, "test", "settings")
+                .await
+                .expect("read")
+        };
+        assert_eq!(version(Kind::ConfigMap).await, None);
+        cluster.put_config_map(config("1")).expect("put");
+        let v1 = version(Kind::ConfigMap).await;
+        assert!(v1.is_some());
+        cluster.put_config_map(config("1")).expect("put");
+        assert_eq!(version(Kind::ConfigMap).await, v1, "no change, no write");
+        cluster.put_config_map(config("2")).expect("put");
+        assert_ne!(version(Kind::ConfigMap).await, v1);
+        let stored = cluster.config_map("test", "settings").await.expect("read");
+        assert_eq!(
+            stored.and_then(|c| c.metadata.resource_version),
+            version(Kind::ConfigMap).await
+        );
+
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "settings", "namespace": "test"}, "stringData": {"k": "v"}
+        }))
+        .expect("a Secret");
+        assert_eq!(version(Kind::Secret).await, None);
+        cluster.put_secret(secret).expect("put");
+        assert!(version(Kind::Secret).await.is_some());
     }
 }
