@@ -665,6 +665,11 @@ async fn versions_are_read_metadata_only_and_a_missing_object_has_none() {
             StatusCode::NOT_FOUND,
             not_found,
         ),
+        Step::metadata(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/test/httproutes/podinfo",
+            StatusCode::OK,
+            partial_metadata("podinfo", "88"),
+        ),
     ]);
     let version = async |kind, name| cluster.version(kind, "test", name).await.expect("read");
     assert_eq!(
@@ -676,6 +681,10 @@ async fn versions_are_read_metadata_only_and_a_missing_object_has_none() {
         Some("7")
     );
     assert_eq!(version(Kind::Secret, "db").await, None);
+    assert_eq!(
+        version(Kind::HttpRoute, "podinfo").await.as_deref(),
+        Some("88")
+    );
     finish(cluster, verifier).await;
 }
 

@@ -265,14 +265,13 @@ async fn sluice_run_rolls_out_a_new_revision_through_the_kubernetes_api() {
     }
 }
 
-/// The GETs of one object (not lists or watches) of the Deployment
-/// `name`, each with whether it asked for the metadata alone.
-fn deployment_reads(server: &ApiServer, name: &str) -> Vec<bool> {
-    let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/{name}");
+/// The GETs of the object at `path` (not lists or watches), each with
+/// whether it asked for the metadata alone.
+fn reads(server: &ApiServer, path: &str) -> Vec<bool> {
     server
         .requests()
         .into_iter()
-        .filter(|r| r.method == "GET" && r.uri.split('?').next() == Some(path.as_str()))
+        .filter(|r| r.method == "GET" && r.uri.split('?').next() == Some(path))
         .map(|r| {
             r.accept
                 .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
@@ -281,7 +280,8 @@ fn deployment_reads(server: &ApiServer, name: &str) -> Vec<bool> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn at_rest_the_operator_reads_its_deployments_metadata_only_and_still_sees_a_new_revision() {
+async fn at_rest_the_operator_reads_its_deployments_and_route_metadata_only_and_still_sees_a_new_revision()
+ {
     let world = World::new().await;
     let op = world.operator("sluice-a", &[]);
     world
@@ -289,16 +289,18 @@ async fn at_rest_the_operator_reads_its_deployments_metadata_only_and_still_sees
         .await;
     // Past the tick that reads the scaled-down target once more (the
     // Deployment controller rewrote its status), ticks at rest (1 s
-    // interval) read the target and the primary metadata-only.
+    // interval) read the target, the primary and the route metadata-only.
     tokio::time::sleep(Duration::from_secs(3)).await;
     world.server.clear_requests();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for name in ["podinfo", "podinfo-primary"] {
-        let reads = deployment_reads(&world.server, name);
-        assert!(reads.len() >= 2, "{name} read at each tick: {reads:?}");
+    let deployment = |name| format!("/apis/apps/v1/namespaces/{NS}/deployments/{name}");
+    let route = format!("/apis/gateway.networking.k8s.io/v1/namespaces/{NS}/httproutes/podinfo");
+    for path in [deployment("podinfo"), deployment("podinfo-primary"), route] {
+        let reads = reads(&world.server, &path);
+        assert!(reads.len() >= 2, "{path} read at each tick: {reads:?}");
         assert!(
             reads.iter().all(|metadata_only| *metadata_only),
-            "{name} is read metadata-only at rest: {reads:?}"
+            "{path} is read metadata-only at rest: {reads:?}"
         );
     }
     // A new revision gives the target a new version: the next tick reads
@@ -307,7 +309,7 @@ async fn at_rest_the_operator_reads_its_deployments_metadata_only_and_still_sees
     world
         .wait_phase(CanaryPhase::Progressing, Duration::from_secs(10), &op)
         .await;
-    assert!(deployment_reads(&world.server, "podinfo").contains(&false));
+    assert!(reads(&world.server, &deployment("podinfo")).contains(&false));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -501,6 +501,7 @@ impl Cluster for KubeCluster {
             Kind::Deployment => self.version_of::<Deployment>(namespace, name).await,
             Kind::ConfigMap => self.version_of::<ConfigMap>(namespace, name).await,
             Kind::Secret => self.version_of::<Secret>(namespace, name).await,
+            Kind::HttpRoute => self.version_of::<HttpRoute>(namespace, name).await,
         }
     }
 

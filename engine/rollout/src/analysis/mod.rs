@@ -22,7 +22,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
-use crate::cluster::{Cluster, Event};
+use crate::cluster::{Cluster, Event, Kind};
 use crate::router;
 use checks::{CheckFailure, Fault, MetricsProvider, WebhookCaller};
 pub use error::{Result, TickError, WorkloadError};
@@ -1659,6 +1659,26 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
             .await?)
     }
 
+    /// Whether the stored route (by its `resourceVersion`, read alone) was
+    /// found to be what this tick at rest renders (see [`route_sync`]);
+    /// then the tick records it again once its writes are done.
+    async fn route_current(
+        &self,
+        t: &mut Tick<'_>,
+        state: wit::RolloutState,
+        digest: &str,
+    ) -> Result<bool> {
+        let apex = workload::apex_name(t.canary);
+        let version = self.cluster.version(Kind::HttpRoute, &t.namespace, &apex);
+        let version = version.await?;
+        let seen = route_sync::Seen::of(t.canary, &t.status, state, digest, version.as_deref());
+        if !seen.is_some_and(|seen| self.routes.current(&seen)) {
+            return Ok(false);
+        }
+        t.rendered = Some(route_sync::Rendered::new(state, digest, version.as_deref()));
+        Ok(true)
+    }
+
     /// Writes the host's all-primary route now, asking no plugin.
     async fn route_all_to_primary(&self, t: &Tick<'_>) -> Result<()> {
         self.cluster
@@ -1908,16 +1928,18 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         strategy: &StrategyPlugin,
     ) -> Result<()> {
         let state = t.rollout_state();
+        // At rest, a route found current by its version is not read whole
+        // or rendered again (see `route_sync`); during a rollout every
+        // route call is made.
+        if !t.in_rollout() && self.route_current(t, state, strategy.digest()).await? {
+            return Ok(());
+        }
         let current = self.current_route(t).await?;
-        // At rest, a route found current is not rendered again (see
-        // `route_sync`); during a rollout every route call is made.
         if !t.in_rollout() {
-            let digest = strategy.digest();
-            t.rendered = Some(route_sync::Rendered::new(state, digest, current.as_deref()));
-            let seen = route_sync::Seen::of(t.canary, &t.status, state, digest, current.as_deref());
-            if seen.is_some_and(|seen| self.routes.current(&seen)) {
-                return Ok(());
-            }
+            let version = current
+                .as_ref()
+                .and_then(|r| r.metadata.resource_version.as_deref());
+            t.rendered = Some(route_sync::Rendered::new(state, strategy.digest(), version));
         }
         let spec = spec_for(settings, &t.status, strategy);
         let plan = match self.checked_plan(t, strategy, &spec, state).await {

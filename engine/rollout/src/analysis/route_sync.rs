@@ -17,14 +17,15 @@
 //! edit, a Gateway controller's status) gives it a new `resourceVersion`,
 //! so the next tick renders and compares again. Only Canaries at rest are
 //! skipped: during a rollout every route call is made (and journalled).
+//! A tick at rest reads the route's `resourceVersion` alone (a
+//! metadata-only read) and reads the route whole only when it is not
+//! current.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use sluice_api::{Canary, CanaryStatus};
 use sluice_host::bindings::strategy as wit;
-
-use crate::router::HttpRoute;
 
 /// What one Canary's route was last rendered from and found stored as.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,14 +49,14 @@ pub(crate) struct Seen<'a> {
 
 impl<'a> Seen<'a> {
     /// The inputs of `canary`'s route in a tick whose status is `status`,
-    /// with `route` stored; `None` when the Canary or the route has no
-    /// uid or `resourceVersion` (never stored), or no route is stored.
+    /// with a route of `route_version` stored; `None` when the Canary has
+    /// no uid or `resourceVersion` (never stored), or no route is stored.
     pub(crate) fn of(
         canary: &'a Canary,
         status: &'a CanaryStatus,
         state: wit::RolloutState,
         strategy_digest: &'a str,
-        route: Option<&'a HttpRoute>,
+        route_version: Option<&'a str>,
     ) -> Option<Self> {
         Some(Seen {
             uid: canary.metadata.uid.as_deref()?,
@@ -66,7 +67,7 @@ impl<'a> Seen<'a> {
                 status.session_affinity_cookie.as_deref(),
                 status.previous_session_affinity_cookie.as_deref(),
             ),
-            route_version: route?.metadata.resource_version.as_deref()?,
+            route_version: route_version?,
         })
     }
 }
@@ -97,12 +98,12 @@ impl Rendered {
     pub(crate) fn new(
         state: wit::RolloutState,
         strategy_digest: &str,
-        route: Option<&HttpRoute>,
+        route_version: Option<&str>,
     ) -> Self {
         Rendered {
             state,
             strategy_digest: strategy_digest.to_string(),
-            route_version: route.and_then(|r| r.metadata.resource_version.clone()),
+            route_version: route_version.map(str::to_string),
         }
     }
 }
@@ -191,6 +192,7 @@ impl ConfirmedRoutes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::HttpRoute;
 
     fn canary(version: &str) -> Canary {
         let mut c: Canary = serde_json::from_value(serde_json::json!({
@@ -216,6 +218,10 @@ mod tests {
         r
     }
 
+    fn version(route: &HttpRoute) -> Option<&str> {
+        route.metadata.resource_version.as_deref()
+    }
+
     const STATE: wit::RolloutState = wit::RolloutState {
         phase: wit::Phase::Succeeded,
         canary_weight: 0,
@@ -225,7 +231,7 @@ mod tests {
 
     /// Records `canary` at rest with `route` found stored (no write).
     fn found(routes: &ConfirmedRoutes, canary: &Canary, route: &HttpRoute) {
-        let rendered = Rendered::new(STATE, "d1", Some(route));
+        let rendered = Rendered::new(STATE, "d1", version(route));
         let written = Written {
             status: None,
             route: None,
@@ -238,7 +244,7 @@ mod tests {
         let routes = ConfirmedRoutes::default();
         let status = CanaryStatus::default();
         let (c1, r1) = (canary("1"), route(Some("7")));
-        let seen = Seen::of(&c1, &status, STATE, "d1", Some(&r1)).expect("inputs");
+        let seen = Seen::of(&c1, &status, STATE, "d1", version(&r1)).expect("inputs");
         assert!(!routes.current(&seen), "nothing recorded yet");
         found(&routes, &c1, &r1);
         assert!(routes.current(&seen));
@@ -254,11 +260,11 @@ mod tests {
             ..STATE
         };
         let changed = [
-            Seen::of(&c2, &status, STATE, "d1", Some(&r1)),
-            Seen::of(&c1, &status, STATE, "d2", Some(&r1)),
-            Seen::of(&c1, &status, progressing, "d1", Some(&r1)),
-            Seen::of(&c1, &cookie, STATE, "d1", Some(&r1)),
-            Seen::of(&c1, &status, STATE, "d1", Some(&r2)),
+            Seen::of(&c2, &status, STATE, "d1", version(&r1)),
+            Seen::of(&c1, &status, STATE, "d2", version(&r1)),
+            Seen::of(&c1, &status, progressing, "d1", version(&r1)),
+            Seen::of(&c1, &cookie, STATE, "d1", version(&r1)),
+            Seen::of(&c1, &status, STATE, "d1", version(&r2)),
         ];
         for seen in changed {
             assert!(!routes.current(&seen.expect("inputs")));
@@ -271,16 +277,16 @@ mod tests {
         let status = CanaryStatus::default();
         let (c1, r1) = (canary("1"), route(Some("7")));
         // The tick wrote its status (version 2) and its route (version 9).
-        let rendered = Rendered::new(STATE, "d1", Some(&r1));
+        let rendered = Rendered::new(STATE, "d1", version(&r1));
         let written = Written {
             status: Some(Some("2".into())),
             route: Some(Some("9".into())),
         };
         routes.record(&c1, &status, &rendered, written);
         let (c2, r9) = (canary("2"), route(Some("9")));
-        let next = Seen::of(&c2, &status, STATE, "d1", Some(&r9)).expect("inputs");
+        let next = Seen::of(&c2, &status, STATE, "d1", version(&r9)).expect("inputs");
         assert!(routes.current(&next));
-        let before = Seen::of(&c1, &status, STATE, "d1", Some(&r1)).expect("inputs");
+        let before = Seen::of(&c1, &status, STATE, "d1", version(&r1)).expect("inputs");
         assert!(!routes.current(&before));
         // A write that gave no version records nothing.
         let routes = ConfirmedRoutes::default();
@@ -297,9 +303,9 @@ mod tests {
         let status = CanaryStatus::default();
         let c = canary("1");
         assert!(Seen::of(&c, &status, STATE, "d", None).is_none());
-        assert!(Seen::of(&c, &status, STATE, "d", Some(&route(None))).is_none());
+        assert!(Seen::of(&c, &status, STATE, "d", version(&route(None))).is_none());
         let mut unversioned = canary("1");
         unversioned.metadata.resource_version = None;
-        assert!(Seen::of(&unversioned, &status, STATE, "d", Some(&route(Some("1")))).is_none());
+        assert!(Seen::of(&unversioned, &status, STATE, "d", Some("1")).is_none());
     }
 }

@@ -20,13 +20,14 @@ use serde::Serialize;
 
 use sluice_api::{Canary, CanaryStatus, MetricTemplate};
 
-/// The kinds whose `resourceVersion` alone a tick reads: what a Canary at
-/// rest derives its revision and readiness from.
+/// The kinds whose `resourceVersion` alone a tick at rest reads: what it
+/// derives the revision and readiness from, and its route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Deployment,
     ConfigMap,
     Secret,
+    HttpRoute,
 }
 
 /// Kubernetes event types.

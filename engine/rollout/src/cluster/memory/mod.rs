@@ -479,6 +479,7 @@ impl Cluster for MemoryCluster {
             Kind::Deployment => w.deployments.get(&k).map(|d| d.version.to_string()),
             Kind::ConfigMap => w.config_maps.get(&k).and_then(|c| c.resource_version()),
             Kind::Secret => w.secrets.get(&k).and_then(|s| s.resource_version()),
+            Kind::HttpRoute => w.routes.get(&k).and_then(|r| r.resource_version()),
         };
         Ok(version)
     }
