@@ -2,9 +2,10 @@
 //! `k8s-openapi` and Gateway API objects and plays the part of the
 //! Deployment controller: a Deployment whose pod template or replica count
 //! changes rolls out, and becomes available after a configurable number of
-//! ticks. Deployments, Canaries and HTTPRoutes carry a `resourceVersion`
-//! that changes on every write (a Deployment's status included), as an API
-//! server's does.
+//! ticks. Deployments, ConfigMaps, Secrets, Canaries and HTTPRoutes carry
+//! a `resourceVersion` that changes on every write (a Deployment's status
+//! included; a write that changes nothing is none), as an API server's
+//! does.
 
 mod encoded;
 mod events;
