@@ -319,6 +319,7 @@ async fn reconcile(canary: Arc<Canary>, ctx: Arc<KubeContext>) -> Result<Action,
                     Cleanup::Done => {
                         ctx.schedule.forget(&key(&canary));
                         ctx.telemetry.forget(&canary);
+                        ctx.analyzer.forget(&canary);
                         Ok(Action::await_change())
                     }
                     Cleanup::Waiting(why) => Err(ReconcileError::Waiting(why)),

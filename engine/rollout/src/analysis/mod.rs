@@ -435,6 +435,16 @@ impl<C: Cluster, M: MetricsProvider, W: WebhookCaller> Analyzer<C, M, W> {
         })
     }
 
+    /// Forgets what this engine kept about `canary` (deleted): its
+    /// published events, applied Services, confirmed route and observed
+    /// workloads, so that a fleet that churns Canaries does not grow it.
+    pub fn forget(&self, canary: &Canary) {
+        self.published.forget(canary);
+        self.services.forget(canary);
+        self.routes.forget(canary);
+        self.workloads.forget(canary);
+    }
+
     /// Writes the tick's status, if it changed (with the resourceVersion
     /// precondition of the Canary read at the start of the tick); returns
     /// the Canary's new `resourceVersion` when it wrote it.

@@ -98,6 +98,15 @@ impl ObservedWorkloads {
         self.observed.lock().ok()?.get(uid).cloned()
     }
 
+    /// Forgets `canary` (deleted).
+    pub(crate) fn forget(&self, canary: &Canary) {
+        if let (Some(uid), Ok(mut observed)) =
+            (canary.metadata.uid.as_deref(), self.observed.lock())
+        {
+            observed.remove(uid);
+        }
+    }
+
     /// Records what `target`, `primary` and the target's `configs` (as
     /// read, with their versions) give for `canary`; forgets what it knew
     /// when they give nothing.
@@ -219,6 +228,8 @@ mod tests {
         assert!(!facts.shows("podinfo", None));
         assert!(!facts.shows("other", Some(&revision)));
         assert_eq!(facts.selector(), Some(("app", "podinfo")));
+        observed.forget(&c);
+        assert!(observed.of(&c).is_none(), "a deleted Canary is forgotten");
     }
 
     #[test]

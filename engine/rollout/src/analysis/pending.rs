@@ -99,6 +99,12 @@ impl Published {
         map.get(&key(canary)) == Some(&fingerprint(status))
     }
 
+    /// Forgets `canary` (deleted).
+    pub(super) fn forget(&self, canary: &Canary) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&key(canary));
+    }
+
     /// Notes that the pending events of `status` are published.
     pub(super) fn record(&self, canary: &Canary, status: &CanaryStatus) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -203,5 +209,10 @@ mod tests {
         let next = staged(&canary("9", 20), 30).0;
         assert!(!published.knows(&c, &next));
         assert!(published.knows(&c, &CanaryStatus::default()));
+        published.forget(&c);
+        assert!(
+            !published.knows(&c, &status),
+            "a deleted Canary is forgotten"
+        );
     }
 }

@@ -133,6 +133,15 @@ impl ConfirmedRoutes {
             .is_some_and(|inputs| inputs.matches(seen))
     }
 
+    /// Forgets `canary` (deleted).
+    pub(crate) fn forget(&self, canary: &Canary) {
+        if let (Some(uid), Ok(mut confirmed)) =
+            (canary.metadata.uid.as_deref(), self.confirmed.lock())
+        {
+            confirmed.remove(uid);
+        }
+    }
+
     /// Records, once a tick's writes are done, that the stored route is
     /// what `rendered` (with the tick's final `status`) renders: the
     /// versions are those the writes gave, else those the tick read.
@@ -269,6 +278,8 @@ mod tests {
         for seen in changed {
             assert!(!routes.current(&seen.expect("inputs")));
         }
+        routes.forget(&c1);
+        assert!(!routes.current(&seen), "a deleted Canary is forgotten");
     }
 
     #[test]

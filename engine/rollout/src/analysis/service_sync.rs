@@ -118,6 +118,14 @@ impl AppliedServices {
         })
     }
 
+    /// Forgets `canary` (deleted).
+    pub(crate) fn forget(&self, canary: &Canary) {
+        if let (Some(uid), Ok(mut applied)) = (canary.metadata.uid.as_deref(), self.applied.lock())
+        {
+            applied.remove(uid);
+        }
+    }
+
     /// Records that the Services of `canary` were applied at `now`.
     pub(crate) fn record(&self, canary: &Canary, target: &Deployment, now: Timestamp) {
         let Some(uid) = canary.metadata.uid.clone() else {
@@ -126,5 +134,39 @@ impl AppliedServices {
         if let Ok(mut applied) = self.applied.lock() {
             applied.insert(uid, (Inputs::of(canary, target), now));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_are_current_for_the_same_inputs_within_the_resync_and_until_forgotten() {
+        let canary: Canary = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "podinfo", "namespace": "test", "uid": "u1"},
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "service": {"port": 9898},
+                "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10}
+            }
+        }))
+        .expect("a Canary");
+        let target: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {"selector": {"matchLabels": {"app": "podinfo"}},
+                     "template": {"metadata": {"labels": {"app": "podinfo"}}}}
+        }))
+        .expect("a Deployment");
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
+        let services = AppliedServices::default();
+        let selector = Some(("app", "podinfo"));
+        assert!(!services.current(&canary, selector, now), "never applied");
+        services.record(&canary, &target, now);
+        assert!(services.current(&canary, selector, now));
+        assert!(!services.current(&canary, Some(("app", "other")), now));
+        assert!(!services.current(&canary, selector, now + RESYNC));
+        services.forget(&canary);
+        assert!(!services.current(&canary, selector, now), "forgotten");
     }
 }
