@@ -7,9 +7,12 @@
 pub mod checks;
 pub mod configs;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod gateway;
 mod observed;
 mod pending;
+mod per_canary;
 pub mod readiness;
 mod route_sync;
 pub mod service_sync;

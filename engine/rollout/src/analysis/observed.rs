@@ -21,13 +21,13 @@
 //! objects it read (or, at the end of a bootstrap, from the target its
 //! scale-down returned), with the versions those objects carried.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use sluice_api::Canary;
 
 use super::configs::{TrackedConfigs, Version};
+use super::per_canary::PerCanary;
 use super::{readiness, service_sync, workload};
 use crate::cluster::Kind;
 
@@ -88,23 +88,19 @@ impl Observed {
 /// The facts of each Canary (by uid) at rest.
 #[derive(Default)]
 pub(crate) struct ObservedWorkloads {
-    observed: Mutex<HashMap<String, Arc<Observed>>>,
+    observed: PerCanary<Arc<Observed>>,
 }
 
 impl ObservedWorkloads {
     /// The facts last recorded for `canary`, shared (no copy).
     pub(crate) fn of(&self, canary: &Canary) -> Option<Arc<Observed>> {
         let uid = canary.metadata.uid.as_deref()?;
-        self.observed.lock().ok()?.get(uid).cloned()
+        self.observed.get(uid, Arc::clone)
     }
 
     /// Forgets `canary` (deleted).
     pub(crate) fn forget(&self, canary: &Canary) {
-        if let (Some(uid), Ok(mut observed)) =
-            (canary.metadata.uid.as_deref(), self.observed.lock())
-        {
-            observed.remove(uid);
-        }
+        self.observed.forget(canary);
     }
 
     /// Records what `target`, `primary` and the target's `configs` (as
@@ -120,17 +116,11 @@ impl ObservedWorkloads {
         let Some(uid) = canary.metadata.uid.as_deref() else {
             return;
         };
-        let Ok(mut observed) = self.observed.lock() else {
-            return;
-        };
         match Observed::of(target, primary, configs) {
-            Some(facts) if observed.get(uid).is_some_and(|o| **o == facts) => {}
-            Some(facts) => {
-                observed.insert(uid.to_string(), Arc::new(facts));
-            }
-            None => {
-                observed.remove(uid);
-            }
+            // At rest nothing changes from tick to tick: no new copy then.
+            Some(facts) if self.observed.get(uid, |o| **o == facts) == Some(true) => {}
+            Some(facts) => self.observed.insert(uid, Arc::new(facts)),
+            None => self.observed.remove(uid),
         }
     }
 }
@@ -138,22 +128,11 @@ impl ObservedWorkloads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::fixtures::canary;
     use crate::cluster::Cluster;
     use crate::cluster::memory::MemoryCluster;
     use k8s_openapi::api::apps::v1::DeploymentStatus;
     use k8s_openapi::api::core::v1::ConfigMap;
-
-    fn canary() -> Canary {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "podinfo", "namespace": "test", "uid": "u1"},
-            "spec": {
-                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-                "service": {"port": 9898},
-                "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10}
-            }
-        }))
-        .expect("a Canary")
-    }
 
     fn deployment(name: &str, version: &str, env_from: &[&str]) -> Deployment {
         let refs: Vec<_> = env_from

@@ -21,11 +21,10 @@
 //! metadata-only read) and reads the route whole only when it is not
 //! current.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use sluice_api::{Canary, CanaryStatus};
 use sluice_host::bindings::strategy as wit;
+
+use super::per_canary::PerCanary;
 
 /// What one Canary's route was last rendered from and found stored as.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,27 +118,20 @@ pub(crate) struct Written {
 /// stored for.
 #[derive(Default)]
 pub(crate) struct ConfirmedRoutes {
-    confirmed: Mutex<HashMap<String, Inputs>>,
+    confirmed: PerCanary<Inputs>,
 }
 
 impl ConfirmedRoutes {
     /// Whether the stored route was found to be what `seen` renders.
     pub(crate) fn current(&self, seen: &Seen<'_>) -> bool {
-        let Ok(confirmed) = self.confirmed.lock() else {
-            return false;
-        };
-        confirmed
-            .get(seen.uid)
-            .is_some_and(|inputs| inputs.matches(seen))
+        self.confirmed
+            .get(seen.uid, |inputs| inputs.matches(seen))
+            .unwrap_or(false)
     }
 
     /// Forgets `canary` (deleted).
     pub(crate) fn forget(&self, canary: &Canary) {
-        if let (Some(uid), Ok(mut confirmed)) =
-            (canary.metadata.uid.as_deref(), self.confirmed.lock())
-        {
-            confirmed.remove(uid);
-        }
+        self.confirmed.forget(canary);
     }
 
     /// Records, once a tick's writes are done, that the stored route is
@@ -192,9 +184,7 @@ impl ConfirmedRoutes {
             ),
             route_version: route_version.to_string(),
         };
-        if let Ok(mut confirmed) = self.confirmed.lock() {
-            confirmed.insert(uid.to_string(), inputs);
-        }
+        self.confirmed.insert(uid, inputs);
     }
 }
 
@@ -204,15 +194,7 @@ mod tests {
     use crate::router::HttpRoute;
 
     fn canary(version: &str) -> Canary {
-        let mut c: Canary = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "podinfo", "namespace": "test", "uid": "u1"},
-            "spec": {
-                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-                "service": {"port": 9898},
-                "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10}
-            }
-        }))
-        .expect("a Canary");
+        let mut c = crate::analysis::fixtures::canary();
         c.metadata.resource_version = Some(version.into());
         c
     }

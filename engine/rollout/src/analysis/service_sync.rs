@@ -11,14 +11,12 @@
 //! every [`RESYNC`], so that a Service edited or deleted by hand is put
 //! back within that bound.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sluice_api::{Canary, CustomMetadata};
 
+use super::per_canary::PerCanary;
 use super::workload::SELECTOR_LABELS;
 
 /// The longest a generated Service edited out of band stays so.
@@ -93,7 +91,7 @@ impl Inputs {
 /// last applied from, and when.
 #[derive(Default)]
 pub(crate) struct AppliedServices {
-    applied: Mutex<HashMap<String, (Inputs, Timestamp)>>,
+    applied: PerCanary<(Inputs, Timestamp)>,
 }
 
 impl AppliedServices {
@@ -110,29 +108,21 @@ impl AppliedServices {
         let Some(uid) = canary.metadata.uid.as_deref() else {
             return false;
         };
-        let Ok(applied) = self.applied.lock() else {
-            return false;
-        };
-        applied.get(uid).is_some_and(|(inputs, at)| {
+        let current = |(inputs, at): &(Inputs, Timestamp)| {
             *at <= now && now.duration_since(*at) < RESYNC && inputs.matches(canary, selector)
-        })
+        };
+        self.applied.get(uid, current).unwrap_or(false)
     }
 
     /// Forgets `canary` (deleted).
     pub(crate) fn forget(&self, canary: &Canary) {
-        if let (Some(uid), Ok(mut applied)) = (canary.metadata.uid.as_deref(), self.applied.lock())
-        {
-            applied.remove(uid);
-        }
+        self.applied.forget(canary);
     }
 
     /// Records that the Services of `canary` were applied at `now`.
     pub(crate) fn record(&self, canary: &Canary, target: &Deployment, now: Timestamp) {
-        let Some(uid) = canary.metadata.uid.clone() else {
-            return;
-        };
-        if let Ok(mut applied) = self.applied.lock() {
-            applied.insert(uid, (Inputs::of(canary, target), now));
+        if let Some(uid) = canary.metadata.uid.as_deref() {
+            self.applied.insert(uid, (Inputs::of(canary, target), now));
         }
     }
 }
@@ -143,15 +133,7 @@ mod tests {
 
     #[test]
     fn services_are_current_for_the_same_inputs_within_the_resync_and_until_forgotten() {
-        let canary: Canary = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "podinfo", "namespace": "test", "uid": "u1"},
-            "spec": {
-                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-                "service": {"port": 9898},
-                "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10}
-            }
-        }))
-        .expect("a Canary");
+        let canary = crate::analysis::fixtures::canary();
         let target: Deployment = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "podinfo", "namespace": "test"},
             "spec": {"selector": {"matchLabels": {"app": "podinfo"}},
