@@ -1443,11 +1443,15 @@ async fn a_canary_at_rest_sees_at_its_next_tick_its_primary_becoming_unavailable
     use k8s_openapi::api::apps::v1::DeploymentStatus;
     let (cluster, _) = world(&plain_canary());
     let mut tick = ticker(&cluster);
-    for _ in 0..3 {
+    while stored_phase(&cluster) != Some(CanaryPhase::Initialized) {
         tick().await;
     }
-    assert_eq!(stored_phase(&cluster), Some(CanaryPhase::Initialized));
+    // From the first tick after the bootstrap, ticks at rest read no
+    // Deployment whole: their versions stand for them.
+    let reads = cluster.deployment_reads();
     assert_eq!(tick().await, Vec::<String>::new());
+    assert_eq!(tick().await, Vec::<String>::new());
+    assert_eq!(cluster.deployment_reads(), reads);
 
     // A write to the target that is no new revision: still at rest.
     let mut annotated = cluster.get_deployment("test", "podinfo").unwrap();

@@ -280,7 +280,7 @@ fn reads(server: &ApiServer, path: &str) -> Vec<bool> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn at_rest_the_operator_reads_its_deployments_and_route_metadata_only_and_still_sees_a_new_revision()
+async fn at_rest_the_operator_reads_metadata_only_retries_a_failed_read_and_still_sees_a_new_revision()
  {
     let world = World::new().await;
     let op = world.operator("sluice-a", &[]);
@@ -303,6 +303,28 @@ async fn at_rest_the_operator_reads_its_deployments_and_route_metadata_only_and_
             "{path} is read metadata-only at rest: {reads:?}"
         );
     }
+    // The metadata read of the primary fails (503) for a few ticks: those
+    // ticks fail and are retried; nothing moves meanwhile.
+    world.server.inject(
+        Fault::unavailable("deployments")
+            .named("podinfo-primary")
+            .times(3),
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    while world
+        .server
+        .faults_met()
+        .iter()
+        .filter(|m| m.plural == "deployments")
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < end, "log:\n{}", op.log_text());
+        assert_eq!(world.safe_weight(), 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(world.phase(), Some(CanaryPhase::Initialized));
+    assert_eq!(world.safe_weight(), 0);
     // A new revision gives the target a new version: the next tick reads
     // it whole and starts the rollout.
     world.new_revision().await;
@@ -415,7 +437,17 @@ async fn when_the_leader_is_killed_mid_rollout_the_standby_finishes_it() {
         .await;
     let leader = lease_holder(&world.server).expect("a leader");
     let (leader, standby) = if leader == "sluice-a" { (a, b) } else { (b, a) };
-    assert_eq!(standby.readyz().await, Some(200), "a standby is ready");
+    // The standby may still be loading its plugins when the leader has
+    // initialised the Canary: it turns ready once it waits for the Lease.
+    let end = Instant::now() + Duration::from_secs(30);
+    while standby.readyz().await != Some(200) {
+        assert!(
+            Instant::now() < end,
+            "a standby is ready: {}",
+            standby.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(standby.metrics().await.contains("sluice_leader 0"));
     assert!(leader.metrics().await.contains("sluice_leader 1"));
     world.new_revision().await;

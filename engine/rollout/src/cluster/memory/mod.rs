@@ -106,6 +106,8 @@ struct World {
     events: EventLog,
     /// How many of the next event publications fail (an API outage).
     event_failures: usize,
+    /// How many times the engine read a Deployment whole.
+    deployment_reads: u64,
     /// Why the simulated Gateways refuse routes (reason, message), if they do.
     route_rejection: Option<(String, String)>,
 }
@@ -235,6 +237,12 @@ impl MemoryCluster {
             }
         }
         w.route_rejection = rejection;
+    }
+
+    /// How many times the engine has read a Deployment whole (through
+    /// [`Cluster::deployment`]), for tests of what a tick reads.
+    pub fn deployment_reads(&self) -> u64 {
+        self.lock().deployment_reads
     }
 
     /// Makes the next `n` event publications fail, as when the API server
@@ -470,6 +478,7 @@ fn applied(old: Option<&Deployment>, d: &Deployment, k: &Key) -> (Deployment, bo
 
 impl Cluster for MemoryCluster {
     async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<Arc<Deployment>>> {
+        self.lock().deployment_reads += 1;
         Ok(self.read_deployment(namespace, name)?.map(Arc::new))
     }
 
